@@ -1,0 +1,83 @@
+# otelcol-dora: the dora receiver and its collector distribution.
+#
+#   make run       build otelcol-dora and run it on config/local.yaml
+#   make test      every test, the real kube-apiserver ones included
+#   make build     the otelcol-dora binary (ocb on builder-config.yaml)
+#   make tools     etcd, kube-apiserver, kube-controller-manager, ocb
+#   make generate  regenerate internal/metadata and the generated tests
+#   make lint      gofmt and go vet
+
+SHELL := /bin/bash
+ROOT  := $(abspath .)
+TOOLS := $(ROOT)/.tools/bin
+BIN   := $(ROOT)/bin/otelcol-dora
+GO    ?= go
+
+OCB_VERSION := v0.165.0
+K8S_VERSION := v1.37.2
+K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
+               -X k8s.io/component-base/version.gitMajor=1 \
+               -X k8s.io/component-base/version.gitMinor=37
+
+# What the tests read to find the binaries.
+export DORA_TOOLS_BIN := $(TOOLS)
+export OTELCOL_DORA_BIN := $(BIN)
+
+# Packages of the receiver module (the helper modules under tools/ are
+# separate modules and hold no tests).
+PKGS := ./...
+TEST_TIMEOUT ?= 25m
+
+.PHONY: all run test unit build tools generate lint clean kubectl
+
+all: build
+
+## tools: control-plane binaries for the tests and `make run`, and ocb.
+## go build skips the relink when nothing changed, so this is fast when warm.
+tools: $(TOOLS)/builder
+	@mkdir -p $(TOOLS)
+	cd tools/etcd && $(GO) build -o $(TOOLS)/etcd go.etcd.io/etcd/server/v3
+	cd tools/kube && $(GO) build -ldflags '$(K8S_LDFLAGS)' -o $(TOOLS)/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+	cd tools/kube && $(GO) build -ldflags '$(K8S_LDFLAGS)' -o $(TOOLS)/kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
+
+$(TOOLS)/builder:
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) $(GO) install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
+
+## kubectl: only `make run` users need it, to change Deployments by hand.
+kubectl: $(TOOLS)/kubectl
+$(TOOLS)/kubectl:
+	cd tools/kube && $(GO) build -ldflags '$(K8S_LDFLAGS)' -o $(TOOLS)/kubectl k8s.io/kubernetes/cmd/kubectl
+
+## build: the otelcol-dora distribution.
+build: $(TOOLS)/builder
+	@mkdir -p build bin
+	$(TOOLS)/builder --config builder-config.yaml
+	cp build/otelcol-dora/otelcol-dora $(BIN)
+
+## test: unit tests, the real API server tests and the end-to-end test of
+## the built binary.
+test: tools build
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+## unit: the fast tests only (no control plane, no binary).
+unit:
+	$(GO) test -count=1 -short $(PKGS)
+
+## run: otelcol-dora on config/local.yaml, against the current kubeconfig's
+## cluster, or against a local control plane started here when there is none.
+run: build kubectl tools
+	@bash scripts/run.sh
+
+generate:
+	$(GO) tool mdatagen metadata.yaml
+	@# mdatagen names the generated test package after the folder; the
+	@# receiver's package is dorareceiver whatever the checkout is called.
+	sed -i 's/^package .*/package dorareceiver/' generated_component_test.go generated_package_test.go
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+clean:
+	rm -rf build bin .run

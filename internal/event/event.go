@@ -1,0 +1,100 @@
+// Package event defines the normalized delivery events that every source
+// (Kubernetes, webhooks, CI/CD spans) produces and the engine consumes.
+//
+// Sources do I/O and read clocks; the events they emit carry every time the
+// engine needs, so that the engine stays a pure function of its input.
+package event
+
+import "time"
+
+// Kind says what happened.
+type Kind uint8
+
+const (
+	// KindUnknown is the zero value; the engine rejects it.
+	KindUnknown Kind = iota
+	// DeploymentStarted: a deployment (rollout) of a new revision began.
+	DeploymentStarted
+	// DeploymentSucceeded: the deployment reached production and is serving.
+	DeploymentSucceeded
+	// DeploymentFailed: the deployment did not complete (for example
+	// ProgressDeadlineExceeded) or was reported failed by CI.
+	DeploymentFailed
+	// DeploymentRolledBack: a rollback to an earlier revision began; the
+	// deployment named by PreviousDeploymentID is abandoned as failed and the
+	// rollback itself is the deployment named by DeploymentID.
+	DeploymentRolledBack
+	// ChangeCommitted: a commit reached version control.
+	ChangeCommitted
+	// IncidentOpened: an incident started affecting a service.
+	IncidentOpened
+	// IncidentResolved: the incident ended.
+	IncidentResolved
+)
+
+var kindNames = [...]string{
+	KindUnknown:          "unknown",
+	DeploymentStarted:    "deployment_started",
+	DeploymentSucceeded:  "deployment_succeeded",
+	DeploymentFailed:     "deployment_failed",
+	DeploymentRolledBack: "deployment_rolled_back",
+	ChangeCommitted:      "change_committed",
+	IncidentOpened:       "incident_opened",
+	IncidentResolved:     "incident_resolved",
+}
+
+// Valid reports whether k is one of the kinds above, other than KindUnknown.
+func (k Kind) Valid() bool { return k > KindUnknown && k <= IncidentResolved }
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// Source names, used in Event.Source and in logs.
+const (
+	SourceKubernetes = "kubernetes"
+)
+
+// Service is what is deployed where. Its fields are the attributes of every
+// metric (namespace, deployment, environment).
+type Service struct {
+	Namespace   string
+	Name        string
+	Environment string
+}
+
+// Event is one normalized delivery event.
+type Event struct {
+	Kind Kind
+	// Source is the producer (SourceKubernetes, "github", ...).
+	Source string
+	// ID identifies this event within Source (a webhook delivery id, a
+	// rollout transition); the engine ignores an ID it has already applied,
+	// so redeliveries and replays are counted once. Empty disables the check.
+	ID string
+	// Time is when the event happened at its origin, not when it was received.
+	Time time.Time
+	// Service is the workload the event is about. Changes may leave it empty
+	// when they are not yet tied to a service.
+	Service Service
+
+	// DeploymentID identifies one deployment across its started, succeeded
+	// and failed events (for Kubernetes: the Deployment and its pod-template
+	// revision).
+	DeploymentID string
+	// PreviousDeploymentID is the deployment a rollback abandons.
+	PreviousDeploymentID string
+	// Revision is the commit SHA deployed (deployment events) or committed
+	// (change events), when known.
+	Revision string
+	// CommitTime is when Revision was committed, when the source knows it.
+	CommitTime time.Time
+	// Reason says why a deployment failed (ProgressDeadlineExceeded, ...).
+	Reason string
+
+	// IncidentID identifies an incident across its opened and resolved events.
+	IncidentID string
+}

@@ -1,0 +1,184 @@
+package k8s
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/otelcol-dora/dorareceiver/internal/event"
+)
+
+// Sink receives the events the source produces.
+type Sink func(event.Event)
+
+// Source watches Deployments and sends their rollouts to a Sink.
+type Source struct {
+	cfg    *Config
+	client kubernetes.Interface
+	logger *zap.Logger
+	sink   Sink
+	now    func() time.Time
+	// onWatchError is told of list/watch failures (the receiver reports
+	// them as component status); nil ignores them.
+	onWatchError func(error)
+
+	tracker *tracker
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	synced  []cache.InformerSynced
+}
+
+// Option customizes a Source.
+type Option func(*Source)
+
+// WithClock replaces time.Now, for tests.
+func WithClock(now func() time.Time) Option { return func(s *Source) { s.now = now } }
+
+// WithWatchErrorHandler is told of each list or watch failure; the informer
+// retries on its own with backoff.
+func WithWatchErrorHandler(f func(error)) Option { return func(s *Source) { s.onWatchError = f } }
+
+// New returns a Source that uses client. Use NewClient to build one from cfg.
+func New(cfg *Config, client kubernetes.Interface, logger *zap.Logger, sink Sink, opts ...Option) *Source {
+	s := &Source{cfg: cfg, client: client, logger: logger, sink: sink, now: time.Now, tracker: newTracker(&cfg.Environment)}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// NewClient builds a Kubernetes client from the auth settings of cfg.
+func NewClient(cfg *Config) (kubernetes.Interface, error) {
+	var rc *rest.Config
+	var err error
+	switch cfg.AuthType {
+	case AuthTypeServiceAccount:
+		rc, err = rest.InClusterConfig()
+	case AuthTypeKubeConfig:
+		rules := clientcmd.NewDefaultClientConfigLoadingRules()
+		if cfg.KubeConfig != "" {
+			rules.ExplicitPath = cfg.KubeConfig
+		}
+		rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
+			&clientcmd.ConfigOverrides{CurrentContext: cfg.Context}).ClientConfig()
+	default:
+		err = fmt.Errorf("unknown auth_type %q", cfg.AuthType)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client (auth_type %s): %w", cfg.AuthType, err)
+	}
+	rc.UserAgent = "otelcol-dora"
+	// Protobuf is smaller and cheaper to decode than JSON for large lists.
+	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	rc.ContentType = "application/vnd.kubernetes.protobuf"
+	return kubernetes.NewForConfig(rc)
+}
+
+// Start starts one Deployment informer per watched namespace (one for all
+// namespaces when none are listed). It does not wait for the initial sync:
+// an unreachable API server is retried in the background, and Deployments
+// listed first are still recognized as existing ones whenever the list
+// succeeds.
+func (s *Source) Start(context.Context) error {
+	// The informers outlive Start's context, which only bounds start-up.
+	var ctx context.Context
+	ctx, s.cancel = context.WithCancel(context.Background())
+	namespaces := s.cfg.Namespaces
+	if len(namespaces) == 0 {
+		namespaces = []string{metav1.NamespaceAll}
+	}
+	for _, ns := range namespaces {
+		factory := informers.NewSharedInformerFactoryWithOptions(s.client, 0,
+			informers.WithNamespace(ns),
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = s.cfg.LabelSelector }),
+			informers.WithTransform(transformer(s.cfg)),
+		)
+		inf := factory.Apps().V1().Deployments().Informer()
+		if err := inf.SetWatchErrorHandlerWithContext(s.watchError); err != nil {
+			return err
+		}
+		reg, err := inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+			AddFunc:    func(obj any, initial bool) { s.handle(obj, initial) },
+			UpdateFunc: func(_, obj any) { s.handle(obj, false) },
+			DeleteFunc: s.handleDelete,
+		})
+		if err != nil {
+			return err
+		}
+		s.synced = append(s.synced, reg.HasSynced)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			inf.RunWithContext(ctx)
+		}()
+	}
+	return nil
+}
+
+// WaitForSync blocks until every informer has delivered its initial list,
+// or ctx ends.
+func (s *Source) WaitForSync(ctx context.Context) bool {
+	return cache.WaitForCacheSync(ctx.Done(), s.synced...)
+}
+
+// Watched is the number of Deployments being tracked.
+func (s *Source) Watched() int { return s.tracker.len() }
+
+// Shutdown stops the informers and waits for them.
+func (s *Source) Shutdown(context.Context) error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Source) handle(obj any, initial bool) {
+	d, ok := obj.(*Deployment)
+	if !ok {
+		s.logger.Warn("Unexpected object from the Deployment informer", zap.String("type", fmt.Sprintf("%T", obj)))
+		return
+	}
+	for _, ev := range s.tracker.observe(d, initial, s.now()) {
+		s.logger.Debug("Rollout event",
+			zap.Stringer("kind", ev.Kind),
+			zap.String("namespace", d.Namespace),
+			zap.String("deployment", d.Name),
+			zap.String("environment", ev.Service.Environment),
+			zap.String("rollout", ev.DeploymentID),
+			zap.String("revision", ev.Revision))
+		s.sink(ev)
+	}
+}
+
+func (s *Source) handleDelete(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	if d, ok := obj.(*Deployment); ok {
+		s.tracker.forget(d.Namespace, d.Name)
+	}
+}
+
+func (s *Source) watchError(ctx context.Context, r *cache.Reflector, err error) {
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	// Keep client-go's own handling (it recognizes expired watches and
+	// logs), and tell the receiver so it can report component status.
+	cache.DefaultWatchErrorHandler(ctx, r, err)
+	s.logger.Warn("Kubernetes list/watch failed; retrying", zap.Error(err))
+	if s.onWatchError != nil {
+		s.onWatchError(err)
+	}
+}

@@ -1,0 +1,203 @@
+package k8s
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/otelcol-dora/dorareceiver/internal/event"
+)
+
+// Reasons the Deployment controller writes on the Progressing condition.
+const (
+	reasonNewReplicaSetAvailable   = "NewReplicaSetAvailable"
+	reasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
+)
+
+// maxHistory is how many earlier template revisions are remembered per
+// Deployment for rollback detection; it matches the Deployment default
+// revisionHistoryLimit.
+const maxHistory = 10
+
+type phase uint8
+
+const (
+	phasePending phase = iota
+	phaseSucceeded
+	phaseFailed
+)
+
+// rollout is one pod-template revision being rolled out.
+type rollout struct {
+	id      string
+	started time.Time
+	phase   phase
+	// preexisting marks a rollout that had already finished when the
+	// receiver started: it was counted (or not) by an earlier run, so none
+	// of its transitions are counted now.
+	preexisting bool
+}
+
+type tracked struct {
+	uid        types.UID
+	generation int64
+	hash       uint64
+	// history holds earlier template hashes, oldest first.
+	history []uint64
+	rollout rollout
+}
+
+// tracker turns successive observations of Deployments into rollout events.
+// It keeps its own per-Deployment state rather than trusting the informer's
+// old object, so that relists after a watch expiry or an API server restart
+// are compared with what was last seen, not re-counted.
+type tracker struct {
+	env *EnvironmentConfig
+
+	mu         sync.Mutex
+	deployments map[types.NamespacedName]*tracked
+}
+
+func newTracker(env *EnvironmentConfig) *tracker {
+	return &tracker{env: env, deployments: map[types.NamespacedName]*tracked{}}
+}
+
+// observe folds one observation of d, made at now, into the tracker and
+// returns the events it implies. initial is true for objects of the
+// informer's first list: Deployments that existed when the receiver started.
+func (t *tracker) observe(d *Deployment, initial bool, now time.Time) []event.Event {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+
+	key := types.NamespacedName{Namespace: d.Namespace, Name: d.Name}
+	tr, ok := t.deployments[key]
+	var out []event.Event
+	switch {
+	case !ok || tr.uid != d.UID:
+		tr = &tracked{uid: d.UID, generation: d.Generation, hash: d.TemplateHash}
+		tr.rollout = rollout{id: rolloutID(d), started: now}
+		t.deployments[key] = tr
+		if initial {
+			// Existing before the receiver: only an unfinished rollout can
+			// still be counted, when it finishes.
+			if p := evaluate(d); p != phasePending {
+				tr.rollout.phase = p
+				tr.rollout.preexisting = true
+			}
+			return nil
+		}
+		out = append(out, t.newEvent(event.DeploymentStarted, d, tr.rollout, now))
+	case d.Generation > tr.generation && d.TemplateHash != tr.hash:
+		// A new pod-template revision. Both checks matter: a scale bumps
+		// the generation but not the template, and an API server upgrade
+		// can change defaulted template fields without a new generation.
+		previous := tr.rollout
+		rollback := slices.Contains(tr.history, d.TemplateHash)
+		tr.history = append(tr.history, tr.hash)
+		if len(tr.history) > maxHistory {
+			tr.history = tr.history[1:]
+		}
+		tr.hash = d.TemplateHash
+		tr.rollout = rollout{id: rolloutID(d), started: now}
+		if rollback {
+			ev := t.newEvent(event.DeploymentRolledBack, d, tr.rollout, now)
+			ev.PreviousDeploymentID = previous.id
+			out = append(out, ev)
+		} else {
+			// A rollout superseded before it finished never reached
+			// production as such; only its successor is counted.
+			out = append(out, t.newEvent(event.DeploymentStarted, d, tr.rollout, now))
+		}
+	}
+	if d.Generation > tr.generation {
+		tr.generation = d.Generation
+	}
+
+	if tr.rollout.preexisting {
+		return out
+	}
+	switch p := evaluate(d); {
+	case p == phaseSucceeded && tr.rollout.phase != phaseSucceeded:
+		// From pending: a successful deployment. From failed: the rollout
+		// completed after its deadline, which the engine takes as recovery.
+		tr.rollout.phase = phaseSucceeded
+		out = append(out, t.newEvent(event.DeploymentSucceeded, d, tr.rollout, conditionTime(d, tr.rollout, now)))
+	case p == phaseFailed && tr.rollout.phase == phasePending:
+		tr.rollout.phase = phaseFailed
+		ev := t.newEvent(event.DeploymentFailed, d, tr.rollout, conditionTime(d, tr.rollout, now))
+		ev.Reason = reasonProgressDeadlineExceeded
+		out = append(out, ev)
+	}
+	return out
+}
+
+// forget drops a deleted Deployment. An unfinished rollout of it is not
+// counted.
+func (t *tracker) forget(namespace, name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.deployments, types.NamespacedName{Namespace: namespace, Name: name})
+}
+
+func (t *tracker) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.deployments)
+}
+
+func (t *tracker) newEvent(kind event.Kind, d *Deployment, r rollout, at time.Time) event.Event {
+	return event.Event{
+		Kind:         kind,
+		Source:       event.SourceKubernetes,
+		ID:           r.id + "/" + kind.String(),
+		Time:         at,
+		Service:      event.Service{Namespace: d.Namespace, Name: d.Name, Environment: t.env.environmentFor(d.Namespace, d.Environment)},
+		DeploymentID: r.id,
+		Revision:     d.CommitSHA,
+		CommitTime:   d.CommitTime,
+	}
+}
+
+// rolloutID names a rollout across restarts: the object (UID, so a
+// re-created Deployment is another) and the generation that introduced the
+// template (so a rollback to an old template is a new rollout).
+func rolloutID(d *Deployment) string {
+	return fmt.Sprintf("%s/%s/%s@%d", d.Namespace, d.Name, d.UID, d.Generation)
+}
+
+// evaluate reads a rollout's outcome from the Deployment's status, as
+// `kubectl rollout status` does.
+func evaluate(d *Deployment) phase {
+	if d.ObservedGeneration < d.Generation {
+		// The controller has not acted on the latest spec yet.
+		return phasePending
+	}
+	if d.Progressing.Status == corev1.ConditionFalse && d.Progressing.Reason == reasonProgressDeadlineExceeded {
+		return phaseFailed
+	}
+	if d.Progressing.Reason == reasonNewReplicaSetAvailable &&
+		d.UpdatedReplicas == d.Replicas && d.AvailableReplicas == d.Replicas {
+		return phaseSucceeded
+	}
+	return phasePending
+}
+
+// conditionTime is when the outcome happened: the Progressing condition's
+// update time, which the controller sets when the reason changes, so a
+// transition seen late (after a watch gap) keeps its real time. It is
+// clamped to the rollout's observed start (second granularity, or a
+// condition older than the rollout) and to now (clock skew).
+func conditionTime(d *Deployment, r rollout, now time.Time) time.Time {
+	t := d.Progressing.LastUpdateTime
+	switch {
+	case t.IsZero() || t.After(now):
+		return now
+	case t.Before(r.started):
+		return r.started
+	}
+	return t
+}
