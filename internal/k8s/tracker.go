@@ -58,7 +58,7 @@ type tracked struct {
 type tracker struct {
 	env *EnvironmentConfig
 
-	mu         sync.Mutex
+	mu          sync.Mutex
 	deployments map[types.NamespacedName]*tracked
 }
 
