@@ -208,7 +208,10 @@ func (c cluster) status(ns, name string, complete bool, reason string) {
 	require.NoError(c.t, err)
 }
 
-func (c cluster) complete(ns, name string) { c.t.Helper(); c.status(ns, name, true, "NewReplicaSetAvailable") }
+func (c cluster) complete(ns, name string) {
+	c.t.Helper()
+	c.status(ns, name, true, "NewReplicaSetAvailable")
+}
 func (c cluster) progressing(ns, name string) {
 	c.t.Helper()
 	c.status(ns, name, false, "ReplicaSetUpdated")
