@@ -14,6 +14,9 @@ BIN   := $(ROOT)/bin/otelcol-dora
 GO    ?= go
 
 OCB_VERSION := v0.165.0
+# A real webhook sender for the Alertmanager source's tests. v0.28.1 builds
+# from the module proxy; newer releases need web UI assets it does not have.
+ALERTMANAGER_VERSION := v0.28.1
 K8S_VERSION := v1.37.2
 K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
                -X k8s.io/component-base/version.gitMajor=1 \
@@ -32,9 +35,10 @@ TEST_TIMEOUT ?= 25m
 
 all: build
 
-## tools: control-plane binaries for the tests and `make run`, and ocb.
-## go build skips the relink when nothing changed, so this is fast when warm.
-tools: $(TOOLS)/builder
+## tools: control-plane binaries for the tests and `make run`, Alertmanager
+## and ocb. go build skips the relink when nothing changed, so this is fast
+## when warm.
+tools: $(TOOLS)/builder $(TOOLS)/alertmanager
 	@mkdir -p $(TOOLS)
 	cd tools/etcd && $(GO) build -o $(TOOLS)/etcd go.etcd.io/etcd/server/v3
 	cd tools/kube && $(GO) build -ldflags '$(K8S_LDFLAGS)' -o $(TOOLS)/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
@@ -43,6 +47,10 @@ tools: $(TOOLS)/builder
 $(TOOLS)/builder:
 	@mkdir -p $(TOOLS)
 	GOBIN=$(TOOLS) $(GO) install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
+
+$(TOOLS)/alertmanager:
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) $(GO) install github.com/prometheus/alertmanager/cmd/alertmanager@$(ALERTMANAGER_VERSION)
 
 ## kubectl: only `make run` users need it, to change Deployments by hand.
 kubectl: $(TOOLS)/kubectl

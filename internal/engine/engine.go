@@ -200,9 +200,9 @@ func validate(ev event.Event) error {
 		if ev.DeploymentID == "" && ev.Revision == "" {
 			return fmt.Errorf("%s event needs a deployment id or a revision", ev.Kind)
 		}
-	case event.ChangeCommitted:
+	case event.ChangeCommitted, event.ChangeMerged:
 		if ev.Revision == "" {
-			return errors.New("change_committed event without a revision")
+			return fmt.Errorf("%s event without a revision", ev.Kind)
 		}
 	case event.IncidentOpened, event.IncidentResolved:
 		if ev.IncidentID == "" {

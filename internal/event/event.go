@@ -30,6 +30,9 @@ const (
 	IncidentOpened
 	// IncidentResolved: the incident ended.
 	IncidentResolved
+	// ChangeMerged: a change (pull or merge request) was merged; Revision is
+	// the merge commit, Time the merge time.
+	ChangeMerged
 )
 
 var kindNames = [...]string{
@@ -41,10 +44,11 @@ var kindNames = [...]string{
 	ChangeCommitted:      "change_committed",
 	IncidentOpened:       "incident_opened",
 	IncidentResolved:     "incident_resolved",
+	ChangeMerged:         "change_merged",
 }
 
 // Valid reports whether k is one of the kinds above, other than KindUnknown.
-func (k Kind) Valid() bool { return k > KindUnknown && k <= IncidentResolved }
+func (k Kind) Valid() bool { return k > KindUnknown && k <= ChangeMerged }
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -55,7 +59,16 @@ func (k Kind) String() string {
 
 // Source names, used in Event.Source and in logs.
 const (
-	SourceKubernetes = "kubernetes"
+	SourceKubernetes   = "kubernetes"
+	SourceGitHub       = "github"
+	SourceGitLab       = "gitlab"
+	SourceArgoCD       = "argocd"
+	SourceFlux         = "flux"
+	SourceAlertmanager = "alertmanager"
+	SourcePagerDuty    = "pagerduty"
+	SourceCDEvents     = "cdevents"
+	SourceGeneric      = "generic"
+	SourceSpans        = "otlp_spans"
 )
 
 // Service is what is deployed where. Its fields are the attributes of every
@@ -77,9 +90,12 @@ type Event struct {
 	ID string
 	// Time is when the event happened at its origin, not when it was received.
 	Time time.Time
-	// Service is the workload the event is about. Changes may leave it empty
-	// when they are not yet tied to a service.
+	// Service is the workload the event is about. Sources that only know
+	// the repository leave Name empty and set Repository; the receiver maps
+	// repositories to services (see the services setting).
 	Service Service
+	// Repository is the source repository ("org/api"), when known.
+	Repository string
 
 	// DeploymentID identifies one deployment across its started, succeeded
 	// and failed events (for Kubernetes: the Deployment and its pod-template
@@ -90,6 +106,10 @@ type Event struct {
 	// Revision is the commit SHA deployed (deployment events) or committed
 	// (change events), when known.
 	Revision string
+	// ParentRevision is the commit before Revision on its branch, for change
+	// events from pushes: the engine follows these links to find the
+	// commits a deployment ships.
+	ParentRevision string
 	// CommitTime is when Revision was committed, when the source knows it.
 	CommitTime time.Time
 	// Reason says why a deployment failed (ProgressDeadlineExceeded, ...).
@@ -97,4 +117,6 @@ type Event struct {
 
 	// IncidentID identifies an incident across its opened and resolved events.
 	IncidentID string
+	// Hotfix marks a deployment made to fix a production problem.
+	Hotfix bool
 }

@@ -1,0 +1,168 @@
+// Package generic is the source for an in-house platform API: a documented
+// JSON form (schema/generic-event.schema.json) for deployments, changes and
+// incidents, signed like GitHub deliveries (X-Signature-256: sha256=HMAC).
+package generic
+
+import (
+	"bytes"
+	"strings"
+	"time"
+
+	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/webhook"
+)
+
+// SignatureHeader carries "sha256=" and the hex HMAC-SHA256 of the body.
+const SignatureHeader = "X-Signature-256"
+
+// Config configures the generic source.
+type Config struct {
+	Path                 string `mapstructure:"path"`
+	webhook.SecretConfig `mapstructure:",squash"`
+}
+
+// DefaultConfig is the source's configuration when the user sets nothing.
+func DefaultConfig() Config { return Config{Path: "/events"} }
+
+// Validate checks the config; errors name the key.
+func (c *Config) Validate() error { return c.SecretConfig.Validate() }
+
+// Payload is one event of the generic form. The JSON schema in
+// schema/generic-event.schema.json describes the same fields.
+type Payload struct {
+	Type           string    `json:"type"`
+	ID             string    `json:"id"`
+	Time           time.Time `json:"time"`
+	Service        string    `json:"service"`
+	Namespace      string    `json:"namespace"`
+	Environment    string    `json:"environment"`
+	Repository     string    `json:"repository"`
+	Status         string    `json:"status"`
+	DeploymentID   string    `json:"deployment_id"`
+	Revision       string    `json:"revision"`
+	ParentRevision string    `json:"parent_revision"`
+	CommitTime     time.Time `json:"commit_time"`
+	Reason         string    `json:"reason"`
+	IncidentID     string    `json:"incident_id"`
+	State          string    `json:"state"`
+	Hotfix         bool      `json:"hotfix"`
+}
+
+// Provider implements webhook.Provider for the generic form.
+type Provider struct{ cfg Config }
+
+// New returns the provider for cfg.
+func New(cfg Config) *Provider { return &Provider{cfg: cfg} }
+
+func (p *Provider) Name() string { return event.SourceGeneric }
+
+func (p *Provider) ContentTypes() []string { return []string{"application/json"} }
+
+// Parse accepts one event object or an array of them.
+func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
+	if p.cfg.Verify() {
+		sig, ok := strings.CutPrefix(req.Header.Get(SignatureHeader), "sha256=")
+		if !ok {
+			return webhook.Result{}, webhook.Unauthorized("missing %s header (sha256=<hex HMAC-SHA256 of the body>)", SignatureHeader)
+		}
+		if !webhook.ValidHMACSHA256(p.cfg.Secret, req.Body, sig) {
+			return webhook.Result{}, webhook.Unauthorized("%s does not match the body", SignatureHeader)
+		}
+	}
+	var payloads []Payload
+	if trimmed := bytes.TrimSpace(req.Body); len(trimmed) > 0 && trimmed[0] == '[' {
+		if err := webhook.DecodeJSON(req.Body, &payloads); err != nil {
+			return webhook.Result{}, err
+		}
+	} else {
+		var one Payload
+		if err := webhook.DecodeJSON(req.Body, &one); err != nil {
+			return webhook.Result{}, err
+		}
+		payloads = []Payload{one}
+	}
+	res := webhook.Result{Events: make([]event.Event, 0, len(payloads))}
+	for i, pl := range payloads {
+		ev, err := pl.toEvent()
+		if err != nil {
+			if len(payloads) > 1 {
+				return webhook.Result{}, webhook.BadRequest("event %d: %v", i, err)
+			}
+			return webhook.Result{}, err
+		}
+		res.Events = append(res.Events, ev)
+	}
+	return res, nil
+}
+
+func (pl *Payload) toEvent() (event.Event, error) {
+	if err := webhook.Required("type", pl.Type, "id", pl.ID); err != nil {
+		return event.Event{}, err
+	}
+	if pl.Time.IsZero() {
+		return event.Event{}, webhook.BadRequest(`missing required field "time" (RFC 3339)`)
+	}
+	ev := event.Event{
+		Source:       event.SourceGeneric,
+		ID:           pl.ID,
+		Time:         pl.Time,
+		Service:      event.Service{Namespace: pl.Namespace, Name: pl.Service, Environment: pl.Environment},
+		Repository:   pl.Repository,
+		DeploymentID: pl.DeploymentID,
+		Revision:     strings.ToLower(pl.Revision),
+		CommitTime:   pl.CommitTime,
+		Reason:       pl.Reason,
+		IncidentID:   pl.IncidentID,
+		Hotfix:       pl.Hotfix,
+	}
+	switch pl.Type {
+	case "deployment":
+		if pl.Service == "" && pl.Repository == "" {
+			return ev, webhook.BadRequest(`deployment: one of "service" or "repository" is required`)
+		}
+		if err := webhook.Required("environment", pl.Environment, "status", pl.Status); err != nil {
+			return ev, err
+		}
+		if ev.DeploymentID == "" && ev.Revision == "" {
+			return ev, webhook.BadRequest(`deployment: one of "deployment_id" or "revision" is required`)
+		}
+		switch pl.Status {
+		case "started":
+			ev.Kind = event.DeploymentStarted
+		case "success":
+			ev.Kind = event.DeploymentSucceeded
+		case "failure":
+			ev.Kind = event.DeploymentFailed
+		case "rolled_back":
+			ev.Kind = event.DeploymentRolledBack
+		default:
+			return ev, webhook.BadRequest(`field "status": %q is not one of started, success, failure, rolled_back`, pl.Status)
+		}
+	case "change":
+		if err := webhook.Required("revision", pl.Revision); err != nil {
+			return ev, err
+		}
+		ev.Kind = event.ChangeCommitted
+		ev.ParentRevision = strings.ToLower(pl.ParentRevision)
+	case "incident":
+		if pl.Service == "" && pl.Repository == "" {
+			return ev, webhook.BadRequest(`incident: one of "service" or "repository" is required`)
+		}
+		if err := webhook.Required("incident_id", pl.IncidentID); err != nil {
+			return ev, err
+		}
+		switch pl.State {
+		case "opened":
+			ev.Kind = event.IncidentOpened
+		case "resolved":
+			ev.Kind = event.IncidentResolved
+		default:
+			return ev, webhook.BadRequest(`field "state": %q is not one of opened, resolved`, pl.State)
+		}
+	default:
+		return ev, webhook.BadRequest(`field "type": %q is not one of deployment, change, incident`, pl.Type)
+	}
+	return ev, nil
+}
+
+var _ webhook.Provider = (*Provider)(nil)

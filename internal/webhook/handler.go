@@ -1,0 +1,213 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.uber.org/zap"
+)
+
+// DefaultMaxBodySize bounds a delivery when the server config sets no
+// limit. GitHub caps its payloads at 25 MB; pushes are far smaller.
+const DefaultMaxBodySize = 10 << 20
+
+// Route binds a provider to a URL path.
+type Route struct {
+	Path     string
+	Provider Provider
+}
+
+// Handler serves every webhook route and the health path.
+type Handler struct {
+	routes      map[string]Provider
+	sink        Sink
+	logger      *zap.Logger
+	obsrecv     *receiverhelper.ObsReport
+	maxBodySize int64
+	healthPath  string
+	health      func() any
+	now         func() time.Time
+}
+
+// Options configure a Handler.
+type Options struct {
+	Routes      []Route
+	Sink        Sink
+	Logger      *zap.Logger
+	ObsReport   *receiverhelper.ObsReport
+	MaxBodySize int64
+	// HealthPath answers GET with 200 and Health's value as JSON.
+	HealthPath string
+	Health     func() any
+	Now        func() time.Time
+}
+
+// NewHandler returns the HTTP handler for opts.
+func NewHandler(opts Options) *Handler {
+	h := &Handler{
+		routes:      map[string]Provider{},
+		sink:        opts.Sink,
+		logger:      opts.Logger,
+		obsrecv:     opts.ObsReport,
+		maxBodySize: opts.MaxBodySize,
+		healthPath:  opts.HealthPath,
+		health:      opts.Health,
+		now:         opts.Now,
+	}
+	for _, r := range opts.Routes {
+		h.routes[r.Path] = r.Provider
+	}
+	if h.maxBodySize <= 0 {
+		h.maxBodySize = DefaultMaxBodySize
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.logger == nil {
+		h.logger = zap.NewNop()
+	}
+	return h
+}
+
+type response struct {
+	Status     string `json:"status"`
+	Accepted   int    `json:"accepted"`
+	Duplicates int    `json:"duplicates,omitempty"`
+	Ignored    string `json:"ignored,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.healthPath != "" && r.URL.Path == h.healthPath {
+		var body any = map[string]string{"status": "ok"}
+		if h.health != nil {
+			body = h.health()
+		}
+		writeJSON(w, http.StatusOK, body)
+		return
+	}
+	p, ok := h.routes[r.URL.Path]
+	if !ok {
+		writeJSON(w, http.StatusNotFound, response{Status: "error", Error: "no webhook source is configured at " + r.URL.Path})
+		return
+	}
+
+	ctx := r.Context()
+	if h.obsrecv != nil {
+		ctx = h.obsrecv.StartMetricsOp(ctx)
+	}
+	req, sres, err := h.process(ctx, p, r)
+	h.finish(ctx, w, p, req, sres, err)
+}
+
+// process reads, verifies and applies one delivery.
+func (h *Handler) process(ctx context.Context, p Provider, r *http.Request) (*Request, SinkResult, error) {
+	if r.Method != http.MethodPost {
+		return nil, SinkResult{}, statusError(http.StatusMethodNotAllowed, "method %s not allowed; deliveries are POSTed", r.Method)
+	}
+	if !acceptsContentType(r.Header.Get("Content-Type"), p.ContentTypes()) {
+		return nil, SinkResult{}, statusError(http.StatusUnsupportedMediaType, "content type %q not accepted by the %s source", r.Header.Get("Content-Type"), p.Name())
+	}
+	if r.ContentLength > h.maxBodySize {
+		// Refused without reading the body.
+		return nil, SinkResult{}, statusError(http.StatusRequestEntityTooLarge, "body of %d bytes exceeds the limit of %d", r.ContentLength, h.maxBodySize)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, h.maxBodySize))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, SinkResult{}, statusError(http.StatusRequestEntityTooLarge, "body exceeds the limit of %d bytes", h.maxBodySize)
+		}
+		return nil, SinkResult{}, BadRequest("reading the body: %v", err)
+	}
+	req := &Request{Header: r.Header, Body: body, Received: h.now()}
+	res, err := p.Parse(req)
+	if err != nil {
+		return req, SinkResult{}, err
+	}
+	if len(res.Events) == 0 {
+		if res.Ignored == "" {
+			res.Ignored = "nothing to count in this delivery"
+		}
+		return req, SinkResult{}, ignored(res.Ignored)
+	}
+	sres, err := h.sink(ctx, p.Name(), res.Events)
+	return req, sres, err
+}
+
+type ignored string
+
+func (i ignored) Error() string { return string(i) }
+
+// finish answers the delivery and always ends the telemetry operation, so
+// every outcome is counted once, whichever way it ended.
+func (h *Handler) finish(ctx context.Context, w http.ResponseWriter, p Provider, req *Request, sres SinkResult, err error) {
+	status := http.StatusOK
+	body := response{Status: "accepted", Accepted: sres.Accepted, Duplicates: sres.Duplicates}
+	var ign ignored
+	var herr *Error
+	switch {
+	case err == nil:
+	case errors.As(err, &ign):
+		body = response{Status: "ignored", Ignored: string(ign)}
+		err = nil
+	case errors.Is(err, ErrPipelineRefused):
+		status = http.StatusServiceUnavailable
+		body = response{Status: "error", Error: err.Error() + "; retry later"}
+		w.Header().Set("Retry-After", "5")
+	case errors.Is(err, ErrInvalidEvent):
+		status = http.StatusBadRequest
+		body = response{Status: "error", Error: err.Error()}
+	case errors.As(err, &herr):
+		status = herr.Status
+		body = response{Status: "error", Error: herr.Message}
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		status = http.StatusServiceUnavailable
+		body = response{Status: "error", Error: "request ended before the data reached the pipeline; retry"}
+	default:
+		status = http.StatusBadRequest
+		body = response{Status: "error", Error: err.Error()}
+	}
+
+	if h.obsrecv != nil {
+		var opErr error
+		if status >= 400 {
+			opErr = errors.New(body.Error)
+		}
+		h.obsrecv.EndMetricsOp(ctx, p.Name(), sres.Accepted, opErr)
+	}
+	fields := []zap.Field{zap.String("source", p.Name()), zap.Int("status", status)}
+	switch {
+	case status >= 500:
+		h.logger.Warn("Webhook delivery not accepted; the sender should retry", append(fields, zap.String("error", body.Error))...)
+	case status >= 400:
+		h.logger.Info("Webhook delivery refused", append(fields, zap.String("error", body.Error))...)
+	case body.Ignored != "":
+		h.logger.Debug("Webhook delivery ignored", append(fields, zap.String("reason", body.Ignored))...)
+	default:
+		h.logger.Debug("Webhook delivery accepted", append(fields, zap.Int("events", sres.Accepted), zap.Int("duplicates", sres.Duplicates))...)
+	}
+
+	if sw, ok := p.(SuccessWriter); ok && status == http.StatusOK && req != nil {
+		sw.WriteSuccess(w, req, sres.Accepted)
+		return
+	}
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"status":"error","error":"encoding the response failed"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}

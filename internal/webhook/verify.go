@@ -1,0 +1,142 @@
+package webhook
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"go.opentelemetry.io/collector/config/configopaque"
+)
+
+// SecretConfig is the shared secret of a source that signs or
+// authenticates its deliveries. A source with a secret option refuses to
+// start without one unless insecure_skip_verify says so explicitly.
+type SecretConfig struct {
+	Secret             configopaque.String `mapstructure:"secret"`
+	InsecureSkipVerify bool                `mapstructure:"insecure_skip_verify"`
+}
+
+// Validate requires a secret unless verification is explicitly off.
+func (c *SecretConfig) Validate() error {
+	if c.Secret == "" && !c.InsecureSkipVerify {
+		return errors.New("secret: required to verify deliveries (set insecure_skip_verify: true to accept unsigned deliveries)")
+	}
+	return nil
+}
+
+// Verify reports whether deliveries must be checked.
+func (c *SecretConfig) Verify() bool { return !c.InsecureSkipVerify || c.Secret != "" }
+
+// ValidHMACSHA256 reports whether hexSignature is the HMAC-SHA256 of body
+// under secret. The comparison takes constant time.
+func ValidHMACSHA256(secret configopaque.String, body []byte, hexSignature string) bool {
+	got, err := hex.DecodeString(strings.TrimSpace(hexSignature))
+	if err != nil {
+		return false
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	return hmac.Equal(got, mac.Sum(nil))
+}
+
+// SignHMACSHA256 returns the hex HMAC-SHA256 of body, for tests and for
+// documentation examples.
+func SignHMACSHA256(secret string, body []byte) string {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// EqualToken compares a presented token with the configured one in
+// constant time (for equal lengths; the length itself is not secret).
+func EqualToken(configured configopaque.String, presented string) bool {
+	return subtle.ConstantTimeCompare([]byte(configured), []byte(presented)) == 1
+}
+
+// BearerToken returns the token of an "Authorization: Bearer x" header.
+func BearerToken(authorization string) string {
+	const prefix = "bearer "
+	if len(authorization) > len(prefix) && strings.EqualFold(authorization[:len(prefix)], prefix) {
+		return strings.TrimSpace(authorization[len(prefix):])
+	}
+	return ""
+}
+
+// MaxJSONDepth bounds the nesting of accepted JSON bodies: no real payload
+// nests deeper, and deep nesting is a cheap way to burn CPU and stack.
+const MaxJSONDepth = 64
+
+// DecodeJSON decodes body into v, ignoring unknown fields. Its errors are
+// BadRequest errors that say what is wrong and where.
+func DecodeJSON(body []byte, v any) error {
+	if err := checkDepth(body, MaxJSONDepth); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syn):
+			return BadRequest("malformed JSON at byte %d: %v", syn.Offset, syn)
+		case errors.As(err, &typ):
+			return BadRequest("field %q: expected %s, got JSON %s", typ.Field, typ.Type, typ.Value)
+		default:
+			return BadRequest("malformed JSON: %v", err)
+		}
+	}
+	return nil
+}
+
+// checkDepth refuses JSON nested deeper than max, without decoding it.
+func checkDepth(body []byte, max int) error {
+	depth := 0
+	inString, escaped := false, false
+	for i, c := range body {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+			if depth > max {
+				return BadRequest("JSON nested deeper than %d levels (at byte %d)", max, i)
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return BadRequest("empty body")
+	}
+	return nil
+}
+
+// Required returns a BadRequest naming the first empty field, for payload
+// validation: Required("deployment.environment", env, "deployment.sha", sha).
+func Required(nameValues ...string) error {
+	for i := 0; i+1 < len(nameValues); i += 2 {
+		if strings.TrimSpace(nameValues[i+1]) == "" {
+			return BadRequest("missing required field %q", nameValues[i])
+		}
+	}
+	return nil
+}
+
+// Errorf is fmt.Errorf for providers that want a plain 400.
+func Errorf(format string, args ...any) error { return BadRequest(format, args...) }
+

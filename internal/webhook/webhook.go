@@ -1,0 +1,107 @@
+// Package webhook is the receiver's HTTP front: it routes each delivery to
+// the provider registered for its path, maps every outcome to an HTTP
+// status with a JSON body, and hands the provider's events to a Sink.
+//
+// Providers (GitHub, GitLab, Alertmanager, ...) live in their own packages
+// and only turn one verified delivery into events; everything about HTTP
+// (methods, media types, size limits, status codes, telemetry) is here.
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/otelcol-dora/dorareceiver/internal/event"
+)
+
+// Request is one delivery, already read and size-checked.
+type Request struct {
+	Header http.Header
+	Body   []byte
+	// Received is when the delivery arrived, for payloads without times.
+	Received time.Time
+}
+
+// Result is what a provider found in a delivery.
+type Result struct {
+	Events []event.Event
+	// Ignored says why a valid delivery carries nothing to count (an
+	// event type that is not used, a ping). It is answered with 200.
+	Ignored string
+}
+
+// Provider turns a delivery into events. Implementations verify the
+// delivery's signature or token themselves, in constant time.
+type Provider interface {
+	// Name is the source's name in logs, telemetry and event.Source.
+	Name() string
+	// ContentTypes are the accepted media types; other types get 415.
+	ContentTypes() []string
+	// Parse verifies and decodes one delivery. Errors made with the helpers
+	// below carry their HTTP status; any other error is a 400.
+	Parse(req *Request) (Result, error)
+}
+
+// SuccessWriter is implemented by providers whose senders expect a
+// particular success body (OTLP expects an ExportTraceServiceResponse).
+type SuccessWriter interface {
+	WriteSuccess(w http.ResponseWriter, req *Request, accepted int)
+}
+
+// Error is a failure with the HTTP status it is answered with.
+type Error struct {
+	Status  int
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+func statusError(status int, format string, args ...any) error {
+	return &Error{Status: status, Message: fmt.Sprintf(format, args...)}
+}
+
+// Unauthorized is a missing or wrong signature, token or secret (401).
+func Unauthorized(format string, args ...any) error {
+	return statusError(http.StatusUnauthorized, format, args...)
+}
+
+// BadRequest is a malformed body or a missing required field (400).
+func BadRequest(format string, args ...any) error {
+	return statusError(http.StatusBadRequest, format, args...)
+}
+
+// ErrPipelineRefused is returned by a Sink when the metrics pipeline did
+// not take the data; the sender should retry (503).
+var ErrPipelineRefused = errors.New("the metrics pipeline refused the data")
+
+// SinkResult says what the engine did with a delivery's events.
+type SinkResult struct {
+	Accepted   int
+	Duplicates int
+}
+
+// Sink applies a delivery's events. It returns once the metrics they
+// change have been handed to the pipeline, or ErrPipelineRefused; an error
+// wrapping ErrInvalidEvent is the sender's fault (400).
+type Sink func(ctx context.Context, source string, events []event.Event) (SinkResult, error)
+
+// ErrInvalidEvent marks events the engine cannot use.
+var ErrInvalidEvent = errors.New("invalid event")
+
+// acceptsContentType reports whether the request's media type is one of
+// types (application/json when types is empty).
+func acceptsContentType(header string, types []string) bool {
+	if len(types) == 0 {
+		types = []string{"application/json"}
+	}
+	mt, _, err := mime.ParseMediaType(header)
+	if err != nil {
+		return false
+	}
+	return slices.Contains(types, mt)
+}
