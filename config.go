@@ -3,6 +3,7 @@ package dorareceiver
 import (
 	"errors"
 	"fmt"
+	"path"
 	"time"
 
 	"go.opentelemetry.io/collector/config/configoptional"
@@ -16,6 +17,16 @@ import (
 type Config struct {
 	// Kubernetes enables the Kubernetes source when the key is present.
 	Kubernetes configoptional.Optional[k8s.Config] `mapstructure:"kubernetes"`
+	// Webhooks enables the HTTP server for webhooks and CI/CD spans.
+	Webhooks configoptional.Optional[WebhooksConfig] `mapstructure:"webhooks"`
+
+	// Services maps repositories to the services they deploy.
+	Services []ServiceMapping `mapstructure:"services"`
+	// ProductionEnvironments are the environment names (shell globs) that
+	// count as production: only their deployments feed lead time, change
+	// failures and recovery time; every environment's deployments are
+	// counted with their environment attribute.
+	ProductionEnvironments []string `mapstructure:"production_environments"`
 
 	// EmitInterval is how often the whole cumulative state is sent down the
 	// pipeline even when nothing changed, so that exporters that expire idle
@@ -43,13 +54,15 @@ type Config struct {
 func createDefaultConfig() *Config {
 	ec := engine.DefaultConfig()
 	return &Config{
-		Kubernetes:           configoptional.Default(k8s.DefaultConfig()),
-		EmitInterval:         15 * time.Second,
-		LeadTimeBuckets:      seconds(ec.LeadTimeBounds),
-		RecoveryTimeBuckets:  seconds(ec.RecoveryTimeBounds),
-		IncidentWindow:       ec.IncidentWindow,
-		DedupWindow:          ec.DedupWindow,
-		MetricsBuilderConfig: metadata.DefaultMetricsBuilderConfig(),
+		Kubernetes:             configoptional.Default(k8s.DefaultConfig()),
+		Webhooks:               configoptional.Default(defaultWebhooksConfig()),
+		ProductionEnvironments: ec.Production,
+		EmitInterval:           15 * time.Second,
+		LeadTimeBuckets:        seconds(ec.LeadTimeBounds),
+		RecoveryTimeBuckets:    seconds(ec.RecoveryTimeBounds),
+		IncidentWindow:         ec.IncidentWindow,
+		DedupWindow:            ec.DedupWindow,
+		MetricsBuilderConfig:   metadata.DefaultMetricsBuilderConfig(),
 	}
 }
 
@@ -57,8 +70,16 @@ func createDefaultConfig() *Config {
 // themselves. Errors name the key.
 func (cfg *Config) Validate() error {
 	var errs []error
-	if !cfg.Kubernetes.HasValue() {
-		errs = append(errs, errors.New("no source configured: add a kubernetes section"))
+	if !cfg.Kubernetes.HasValue() && !cfg.Webhooks.HasValue() {
+		errs = append(errs, errors.New("no source configured: add a kubernetes or a webhooks section"))
+	}
+	if err := validateServices(cfg.Services); err != nil {
+		errs = append(errs, err)
+	}
+	for i, p := range cfg.ProductionEnvironments {
+		if _, err := path.Match(p, ""); err != nil || p == "" {
+			errs = append(errs, fmt.Errorf("production_environments[%d]: %q is not a valid glob pattern", i, p))
+		}
 	}
 	if cfg.EmitInterval <= 0 {
 		errs = append(errs, fmt.Errorf("emit_interval: must be positive, got %s", cfg.EmitInterval))
@@ -100,6 +121,7 @@ func (cfg *Config) engineConfig() engine.Config {
 	ec.RecoveryTimeBounds = boundsSeconds(cfg.RecoveryTimeBuckets)
 	ec.IncidentWindow = cfg.IncidentWindow
 	ec.DedupWindow = cfg.DedupWindow
+	ec.Production = cfg.ProductionEnvironments
 	return ec
 }
 

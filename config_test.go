@@ -78,15 +78,40 @@ func TestLoadConfig(t *testing.T) {
 	})
 }
 
+func TestLoadWebhooksConfig(t *testing.T) {
+	cfg, err := loadConfig(t, "webhooks")
+	require.NoError(t, err)
+	assert.False(t, cfg.Kubernetes.HasValue(), "kubernetes is off unless its key is present")
+	wc := cfg.Webhooks.Get()
+	require.NotNil(t, wc)
+	assert.Equal(t, "127.0.0.1:9099", wc.ServerConfig.NetAddr.Endpoint)
+	assert.Equal(t, "/healthz", wc.HealthPath)
+	assert.EqualValues(t, 10<<20, wc.ServerConfig.MaxRequestBodySize)
+	g := wc.Generic.Get()
+	require.NotNil(t, g)
+	assert.Equal(t, "/events", g.Path)
+	assert.EqualValues(t, "s3cr3t", g.Secret)
+	assert.Equal(t, []ServiceMapping{{Repository: "acme/api", Namespace: "shop", Deployment: "api"}}, cfg.Services)
+	assert.Equal(t, []string{"production", "prod-*"}, cfg.engineConfig().Production)
+
+	insecure, err := loadConfig(t, "webhook_insecure")
+	require.NoError(t, err, "insecure_skip_verify makes the secret optional")
+	assert.True(t, insecure.Webhooks.Get().Generic.Get().InsecureSkipVerify)
+}
+
 func TestInvalidConfigNamesTheKey(t *testing.T) {
 	tests := map[string]string{
-		"no_source":         "no source configured: add a kubernetes section",
-		"bad_auth":          `kubernetes: auth_type: "token" is not one of serviceAccount, kubeConfig`,
-		"bad_namespace":     `kubernetes: namespaces[0]: "Shop" is not a namespace name`,
-		"bad_buckets":       "lead_time_buckets: bounds must increase (10m0s after 1h0m0s)",
-		"bad_interval":      "emit_interval: must be positive",
-		"empty_environment": "kubernetes: environment::default: must not be empty",
-		"unknown_key":       "has invalid keys: namespace",
+		"no_source":              "no source configured: add a kubernetes or a webhooks section",
+		"bad_auth":               `kubernetes: auth_type: "token" is not one of serviceAccount, kubeConfig`,
+		"bad_namespace":          `kubernetes: namespaces[0]: "Shop" is not a namespace name`,
+		"bad_buckets":            "lead_time_buckets: bounds must increase (10m0s after 1h0m0s)",
+		"bad_interval":           "emit_interval: must be positive",
+		"empty_environment":      "kubernetes: environment::default: must not be empty",
+		"unknown_key":            "has invalid keys: namespace",
+		"webhook_without_secret": "webhooks: generic: secret: required to verify deliveries (set insecure_skip_verify: true",
+		"webhooks_no_source":     "webhooks: no webhook source configured",
+		"webhook_bad_path":       `generic::path: "/events" is already used by health_path`,
+		"bad_services":           `services[0]::deployment: must not be empty`,
 	}
 	for name, want := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -3,6 +3,8 @@ package dorareceiver
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -17,14 +19,19 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/engine"
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 	"github.com/otelcol-dora/dorareceiver/internal/k8s"
+	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
-// transport names the receiver's input in its own telemetry.
-const transport = "kubernetes"
+// Transports, as reported in the receiver's own telemetry: "http" counts
+// webhook events accepted or refused, "internal" the DORA data points the
+// receiver sends down the pipeline.
+const (
+	transportHTTP     = "http"
+	transportInternal = "internal"
+)
 
-// source is what every input of the receiver implements: it starts
-// producing events into the sink given at construction and stops on
-// Shutdown.
+// source is what every long-running input implements: it starts producing
+// events into the sink given at construction and stops on Shutdown.
 type source interface {
 	Start(ctx context.Context) error
 	Shutdown(ctx context.Context) error
@@ -34,27 +41,43 @@ type doraReceiver struct {
 	cfg      *Config
 	settings receiver.Settings
 	next     consumer.Metrics
-	obsrecv  *receiverhelper.ObsReport
+	obsEmit  *receiverhelper.ObsReport
+	obsHTTP  *receiverhelper.ObsReport
 	logger   *zap.Logger
+	services serviceMap
 
 	// mu serializes the engine and the emitter, which are not safe for
-	// concurrent use; sources call apply from their own goroutines.
+	// concurrent use; sources call in from their own goroutines.
 	mu      sync.Mutex
 	engine  *engine.Engine
 	emitter *emitter.Emitter
+	// seq numbers the metric changes; flushed is the last one an emission
+	// handed to the pipeline, so a webhook can wait for its own change.
+	seq uint64
+
+	flushMu  sync.Mutex
+	flushed  uint64
+	flushErr error
+	flushCh  chan struct{}
 
 	// changed wakes the emit loop; its buffer of one coalesces bursts.
 	changed chan struct{}
 	sources []source
+	server  *http.Server
+	serveWG sync.WaitGroup
 	stop    chan struct{}
 	done    chan struct{}
 }
 
 func newDoraReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) (*doraReceiver, error) {
-	obsrecv, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
-		ReceiverID:             set.ID,
-		Transport:              transport,
-		ReceiverCreateSettings: set,
+	obsEmit, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
+		ReceiverID: set.ID, Transport: transportInternal, ReceiverCreateSettings: set,
+	})
+	if err != nil {
+		return nil, err
+	}
+	obsHTTP, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
+		ReceiverID: set.ID, Transport: transportHTTP, ReceiverCreateSettings: set,
 	})
 	if err != nil {
 		return nil, err
@@ -63,10 +86,13 @@ func newDoraReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) 
 		cfg:      cfg,
 		settings: set,
 		next:     next,
-		obsrecv:  obsrecv,
+		obsEmit:  obsEmit,
+		obsHTTP:  obsHTTP,
 		logger:   set.Logger,
+		services: newServiceMap(cfg.Services),
 		emitter:  emitter.New(cfg.MetricsBuilderConfig, set),
 		changed:  make(chan struct{}, 1),
+		flushCh:  make(chan struct{}),
 	}, nil
 }
 
@@ -82,7 +108,7 @@ func (r *doraReceiver) Start(ctx context.Context, host component.Host) error {
 		if err != nil {
 			return err
 		}
-		r.sources = append(r.sources, k8s.New(kc, client, r.logger.With(zap.String("source", event.SourceKubernetes)), r.apply,
+		r.sources = append(r.sources, k8s.New(kc, client, r.logger.With(zap.String("source", event.SourceKubernetes)), r.applyAsync,
 			k8s.WithWatchErrorHandler(func(err error) {
 				componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(err))
 			})))
@@ -92,6 +118,11 @@ func (r *doraReceiver) Start(ctx context.Context, host component.Host) error {
 	r.done = make(chan struct{})
 	go r.emitLoop()
 
+	if wc := r.cfg.Webhooks.Get(); wc != nil {
+		if err := r.startServer(ctx, host, wc); err != nil {
+			return errors.Join(err, r.Shutdown(ctx))
+		}
+	}
 	for _, s := range r.sources {
 		if err := s.Start(ctx); err != nil {
 			return errors.Join(err, r.Shutdown(ctx))
@@ -101,8 +132,53 @@ func (r *doraReceiver) Start(ctx context.Context, host component.Host) error {
 	return nil
 }
 
+func (r *doraReceiver) startServer(ctx context.Context, host component.Host, wc *WebhooksConfig) error {
+	var routes []webhook.Route
+	for _, s := range wc.sources() {
+		p, err := s.provider()
+		if err != nil {
+			return fmt.Errorf("webhooks::%s: %w", s.key, err)
+		}
+		routes = append(routes, webhook.Route{Path: s.path, Provider: p})
+		r.logger.Info("Webhook source enabled", zap.String("source", p.Name()), zap.String("path", s.path))
+	}
+	handler := webhook.NewHandler(webhook.Options{
+		Routes:      routes,
+		Sink:        r.ingest,
+		Logger:      r.logger,
+		ObsReport:   r.obsHTTP,
+		MaxBodySize: wc.ServerConfig.MaxRequestBodySize,
+		HealthPath:  wc.HealthPath,
+	})
+	ln, err := wc.ServerConfig.ToListener(ctx)
+	if err != nil {
+		return fmt.Errorf("webhooks: listening on %s: %w", wc.ServerConfig.NetAddr.Endpoint, err)
+	}
+	srv, err := wc.ServerConfig.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings, handler)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	r.server = srv
+	r.logger.Info("Webhook server listening", zap.String("endpoint", ln.Addr().String()))
+	r.serveWG.Add(1)
+	go func() {
+		defer r.serveWG.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
+		}
+	}()
+	return nil
+}
+
 func (r *doraReceiver) Shutdown(ctx context.Context) error {
 	var errs []error
+	if r.server != nil {
+		// Stop taking deliveries first; those in flight finish.
+		errs = append(errs, r.server.Shutdown(ctx))
+		r.serveWG.Wait()
+		r.server = nil
+	}
 	for _, s := range r.sources {
 		errs = append(errs, s.Shutdown(ctx))
 	}
@@ -117,25 +193,106 @@ func (r *doraReceiver) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// apply is the sink every source sends its events to.
-func (r *doraReceiver) apply(ev event.Event) {
-	r.mu.Lock()
-	out, err := r.engine.Apply(ev)
-	r.mu.Unlock()
-	if err != nil {
+// applyAsync is the sink of sources that need no answer (Kubernetes): the
+// change is emitted soon after, without waiting.
+func (r *doraReceiver) applyAsync(ev event.Event) {
+	if _, _, err := r.applyAll(event.SourceKubernetes, []event.Event{ev}); err != nil {
 		// A source produced an event the engine cannot use: a bug in the
 		// source, not bad user input, so it is logged loudly.
 		r.logger.Error("Event rejected by the engine", zap.String("source", ev.Source), zap.String("id", ev.ID), zap.Error(err))
-		return
 	}
-	if out.Duplicate {
-		r.logger.Debug("Duplicate event ignored", zap.String("source", ev.Source), zap.String("id", ev.ID))
-		return
+}
+
+// ingest is the sink of webhook deliveries: it applies the events and, when
+// they changed a metric, waits until an emission carrying the change has
+// been handed to the pipeline, so the sender hears 503 when the pipeline
+// refuses (and retries; the redelivery is then recognized by its id).
+func (r *doraReceiver) ingest(ctx context.Context, _ string, events []event.Event) (webhook.SinkResult, error) {
+	res, seq, err := r.applyAll("", events)
+	if err != nil || seq == 0 {
+		return res, err
 	}
-	if out.Changed {
+	return res, r.waitFlushed(ctx, seq)
+}
+
+// applyAll applies a delivery's events whole: all are checked first, so a
+// bad one leaves nothing half applied. It returns the change number to wait
+// for, or 0 when no metric changed.
+func (r *doraReceiver) applyAll(_ string, events []event.Event) (webhook.SinkResult, uint64, error) {
+	for i := range events {
+		r.services.resolve(&events[i])
+		if err := engine.Validate(events[i]); err != nil {
+			return webhook.SinkResult{}, 0, fmt.Errorf("%w: event %d: %v", webhook.ErrInvalidEvent, i, err)
+		}
+	}
+	var res webhook.SinkResult
+	changed := false
+	r.mu.Lock()
+	for _, ev := range events {
+		out, err := r.engine.Apply(ev)
+		if err != nil {
+			// Validated above; the engine only refuses invalid events.
+			r.mu.Unlock()
+			return res, 0, fmt.Errorf("%w: %v", webhook.ErrInvalidEvent, err)
+		}
+		if out.Duplicate {
+			res.Duplicates++
+			continue
+		}
+		res.Accepted++
+		changed = changed || out.Changed
+	}
+	// A redelivery's effect was applied before, but the emission that
+	// carried it may have been refused: then it waits for a fresh one too,
+	// so a 2xx always means the pipeline has the data.
+	if res.Duplicates > 0 && r.lastFlushFailed() {
+		changed = true
+	}
+	var seq uint64
+	if changed {
+		r.seq++
+		seq = r.seq
+	}
+	r.mu.Unlock()
+	if changed {
+		r.notify()
+	}
+	return res, seq, nil
+}
+
+func (r *doraReceiver) lastFlushFailed() bool {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	return r.flushErr != nil
+}
+
+func (r *doraReceiver) notify() {
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+// waitFlushed blocks until an emission that includes change seq has been
+// consumed by the pipeline, and returns ErrPipelineRefused if it failed.
+func (r *doraReceiver) waitFlushed(ctx context.Context, seq uint64) error {
+	for {
+		r.flushMu.Lock()
+		if r.flushed >= seq {
+			err := r.flushErr
+			r.flushMu.Unlock()
+			if err != nil {
+				return fmt.Errorf("%w: %v", webhook.ErrPipelineRefused, err)
+			}
+			return nil
+		}
+		ch := r.flushCh
+		r.flushMu.Unlock()
+		r.notify()
 		select {
-		case r.changed <- struct{}{}:
-		default:
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }
@@ -160,17 +317,27 @@ func (r *doraReceiver) emitLoop() {
 // nothing is lost: the next emission carries the same totals.
 func (r *doraReceiver) emit(ctx context.Context) {
 	r.mu.Lock()
-	snap := r.engine.Snapshot()
-	md := r.emitter.Emit(snap, time.Now())
+	target := r.seq
+	md := r.emitter.Emit(r.engine.Snapshot(), time.Now())
 	r.mu.Unlock()
-	n := md.DataPointCount()
-	if n == 0 {
-		return
+
+	var err error
+	if n := md.DataPointCount(); n > 0 {
+		ctx = r.obsEmit.StartMetricsOp(ctx)
+		err = r.next.ConsumeMetrics(ctx, md)
+		r.obsEmit.EndMetricsOp(ctx, "dora", n, err)
+		if err != nil {
+			r.logger.Warn("Pipeline refused DORA metrics; they will be sent again with the next emission", zap.Error(err))
+		}
 	}
-	ctx = r.obsrecv.StartMetricsOp(ctx)
-	err := r.next.ConsumeMetrics(ctx, md)
-	r.obsrecv.EndMetricsOp(ctx, "dora", n, err)
-	if err != nil {
-		r.logger.Warn("Pipeline refused DORA metrics; they will be sent again with the next emission", zap.Error(err))
+
+	r.flushMu.Lock()
+	if target > r.flushed {
+		r.flushed = target
 	}
+	r.flushErr = err
+	close(r.flushCh)
+	r.flushCh = make(chan struct{})
+	r.flushMu.Unlock()
 }
+

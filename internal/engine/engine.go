@@ -9,6 +9,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"path"
 	"time"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
@@ -44,6 +45,13 @@ type Config struct {
 	// MaxPendingChanges bounds the commits remembered while waiting for the
 	// deployment that ships them; the oldest are forgotten first.
 	MaxPendingChanges int
+	// Production lists the environment names (shell globs) that are
+	// production. Deployments to every environment are counted; only
+	// production ones feed lead time, change failures and recovery time.
+	Production []string
+	// MergeWindow is how close in time two sources' reports of the same
+	// revision of a service must be to count as one deployment.
+	MergeWindow time.Duration
 }
 
 // DefaultConfig returns the settings used when the receiver config says
@@ -57,6 +65,8 @@ func DefaultConfig() Config {
 		DedupWindow:        24 * time.Hour,
 		IncidentWindow:     24 * time.Hour,
 		MaxPendingChanges:  100000,
+		Production:         []string{"production", "prod"},
+		MergeWindow:        time.Hour,
 	}
 }
 
@@ -77,6 +87,14 @@ func (c Config) Validate() error {
 	}
 	if c.MaxPendingChanges <= 0 {
 		errs = append(errs, errors.New("max pending changes must be positive"))
+	}
+	for _, p := range c.Production {
+		if _, err := path.Match(p, ""); err != nil {
+			errs = append(errs, fmt.Errorf("production environment pattern %q: %w", p, err))
+		}
+	}
+	if c.MergeWindow < 0 {
+		errs = append(errs, errors.New("merge window must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -114,7 +132,7 @@ type Engine struct {
 
 	seen     dedup
 	services map[event.Service]*serviceState
-	changes  pendingChanges
+	commits  commitGraph
 
 	deployments map[statusKey]uint64
 	failures    map[reasonKey]uint64
@@ -143,7 +161,7 @@ func New(cfg Config, start time.Time) (*Engine, error) {
 		start:       start,
 		seen:        newDedup(),
 		services:    map[event.Service]*serviceState{},
-		changes:     newPendingChanges(cfg.MaxPendingChanges),
+		commits:     newCommitGraph(cfg.MaxPendingChanges),
 		deployments: map[statusKey]uint64{},
 		failures:    map[reasonKey]uint64{},
 		leadTime:    map[event.Service]*Histogram{},
@@ -168,7 +186,7 @@ func (e *Engine) Apply(ev event.Event) (Outcome, error) {
 	var changed bool
 	switch ev.Kind {
 	case event.DeploymentStarted:
-		e.service(ev.Service).deployment(ev.DeploymentID, ev.Revision, ev.Time)
+		e.record(ev)
 	case event.DeploymentSucceeded:
 		changed = e.succeeded(ev)
 	case event.DeploymentFailed:
@@ -176,7 +194,11 @@ func (e *Engine) Apply(ev event.Event) (Outcome, error) {
 	case event.DeploymentRolledBack:
 		changed = e.rolledBack(ev)
 	case event.ChangeCommitted:
-		e.changes.add(ev.Revision, ev.Time)
+		e.commits.add(ev.Revision, ev.ParentRevision, ev.Time)
+	case event.ChangeMerged:
+		if c := e.commits.add(ev.Revision, "", time.Time{}); c.merged.IsZero() {
+			c.merged = ev.Time
+		}
 	case event.IncidentOpened:
 		changed = e.incidentOpened(ev)
 	case event.IncidentResolved:
@@ -219,6 +241,31 @@ func deploymentKey(ev event.Event) string {
 	return "revision:" + ev.Revision
 }
 
+// record returns the deployment an event is about: one seen before under
+// the same id, the same rollout reported by another source, or a new one.
+func (e *Engine) record(ev event.Event) (*serviceState, *deploymentState) {
+	s := e.service(ev.Service)
+	key := deploymentKey(ev)
+	if d := s.find(key); d != nil {
+		return s, d
+	}
+	if d := s.sameRollout(ev.Source, ev.Revision, ev.Time, e.cfg.MergeWindow); d != nil {
+		d.aliases = append(d.aliases, key)
+		return s, d
+	}
+	return s, s.deployment(key, ev.Source, ev.Revision, ev.Time)
+}
+
+// production reports whether env is a production environment.
+func (e *Engine) production(env string) bool {
+	for _, p := range e.cfg.Production {
+		if ok, _ := path.Match(p, env); ok {
+			return true
+		}
+	}
+	return false
+}
+
 func (e *Engine) service(svc event.Service) *serviceState {
 	s, ok := e.services[svc]
 	if !ok {
@@ -229,8 +276,7 @@ func (e *Engine) service(svc event.Service) *serviceState {
 }
 
 func (e *Engine) succeeded(ev event.Event) bool {
-	s := e.service(ev.Service)
-	d := s.deployment(deploymentKey(ev), ev.Revision, ev.Time)
+	s, d := e.record(ev)
 	changed := false
 	switch d.outcome {
 	case outcomePending:
@@ -238,7 +284,7 @@ func (e *Engine) succeeded(ev event.Event) bool {
 		d.finished = ev.Time
 		e.deployments[statusKey{ev.Service, StatusSuccess}]++
 		changed = true
-		if e.observeLeadTime(ev, s) {
+		if e.production(ev.Service.Environment) && e.observeLeadTime(ev, s) {
 			changed = true
 		}
 	case outcomeFailed:
@@ -257,33 +303,42 @@ func (e *Engine) succeeded(ev event.Event) bool {
 	return changed
 }
 
-// observeLeadTime records the lead time of the deployed revision, once per
-// revision and service.
+// maxLeadTimeWalk bounds how many commits one deployment attributes.
+const maxLeadTimeWalk = 1000
+
+// observeLeadTime records the lead time of every commit the deployment
+// ships for the first time to this service: the deployed revision and its
+// ancestors (from push events) back to the last commit the service
+// already shipped. Each commit is recorded once per service.
 func (e *Engine) observeLeadTime(ev event.Event, s *serviceState) bool {
-	if ev.Revision == "" || s.revisionDeployed(ev.Revision) {
-		return false
-	}
-	s.markRevisionDeployed(ev.Revision)
-	committed := ev.CommitTime
-	if committed.IsZero() {
-		t, ok := e.changes.take(ev.Revision)
-		if !ok {
-			return false
+	recorded := false
+	rev := ev.Revision
+	for i := 0; rev != "" && i < maxLeadTimeWalk && !s.revisionDeployed(rev); i++ {
+		s.markRevisionDeployed(rev)
+		c := e.commits.get(rev)
+		var committed time.Time
+		if c != nil {
+			committed = c.time
 		}
-		committed = t
+		if committed.IsZero() && rev == ev.Revision {
+			committed = ev.CommitTime
+		}
+		// A commit time after the deployment is clock skew between the
+		// committer and the deployer: meaningless, so not recorded.
+		if !committed.IsZero() && !ev.Time.Before(committed) {
+			e.histogram(e.leadTime, ev.Service, e.cfg.LeadTimeBounds).observe(ev.Time.Sub(committed).Seconds())
+			recorded = true
+		}
+		if c == nil {
+			break
+		}
+		rev = c.parent
 	}
-	if ev.Time.Before(committed) {
-		// Clock skew between the committer and the cluster: a negative lead
-		// time is meaningless, so it is not recorded.
-		return false
-	}
-	e.histogram(e.leadTime, ev.Service, e.cfg.LeadTimeBounds).observe(ev.Time.Sub(committed).Seconds())
-	return true
+	return recorded
 }
 
 func (e *Engine) failed(ev event.Event) bool {
-	s := e.service(ev.Service)
-	d := s.deployment(deploymentKey(ev), ev.Revision, ev.Time)
+	s, d := e.record(ev)
 	changed := false
 	if d.outcome == outcomePending {
 		d.outcome = outcomeFailed
@@ -302,7 +357,13 @@ func (e *Engine) rolledBack(ev event.Event) bool {
 	s := e.service(ev.Service)
 	changed := false
 	if ev.PreviousDeploymentID != "" {
-		prev := s.deployment(ev.PreviousDeploymentID, "", ev.Time)
+		prev := s.find(ev.PreviousDeploymentID)
+		if prev == nil {
+			// Deployed before the engine's memory: its outcome was counted,
+			// if at all, by an earlier run; only the change failure is new.
+			prev = s.deployment(ev.PreviousDeploymentID, ev.Source, "", ev.Time)
+			prev.outcome = outcomeSucceeded
+		}
 		if prev.outcome == outcomePending {
 			prev.outcome = outcomeFailed
 			prev.finished = ev.Time
@@ -313,14 +374,15 @@ func (e *Engine) rolledBack(ev event.Event) bool {
 			changed = true
 		}
 	}
-	s.deployment(deploymentKey(ev), ev.Revision, ev.Time).rollback = true
+	_, d := e.record(ev)
+	d.rollback = true
 	return changed
 }
 
 // markFailure counts d as a change failure once, whatever the number of
 // reasons that arrive for it, and starts the recovery clock of the service.
 func (e *Engine) markFailure(svc event.Service, s *serviceState, d *deploymentState, reason string, at time.Time) bool {
-	if d.failureCounted {
+	if d.failureCounted || !e.production(svc.Environment) {
 		return false
 	}
 	d.failureCounted = true
@@ -375,3 +437,7 @@ func (e *Engine) histogram(m map[event.Service]*Histogram, svc event.Service, bo
 	}
 	return h
 }
+
+// Validate reports whether Apply would accept ev, without applying it, so
+// that a delivery with several events is applied whole or not at all.
+func Validate(ev event.Event) error { return validate(ev) }

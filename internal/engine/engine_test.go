@@ -377,13 +377,143 @@ func TestConfigValidate(t *testing.T) {
 func TestServiceMemoryIsBounded(t *testing.T) {
 	e, err := New(DefaultConfig(), t0)
 	require.NoError(t, err)
-	for i := range 1000 {
+	for i := range 2000 {
 		rev := fmt.Sprintf("rev%04d", i)
 		_, err := e.Apply(withCommitTime(succeeded(api, rev, rev, time.Duration(i)*time.Minute), 0))
 		require.NoError(t, err)
 	}
 	s := e.services[api]
-	assert.Len(t, s.deployments, maxDeploymentsPerService)
-	assert.Len(t, s.deployedRevisions, maxRevisionsPerService)
-	assert.Equal(t, uint64(1000), counters(e.Snapshot().Deployments)["api success"])
+	assert.Equal(t, maxDeploymentsPerService, len(s.deployments))
+	assert.Equal(t, maxRevisionsPerService, len(s.deployedRevisions))
+	assert.Equal(t, uint64(2000), counters(e.Snapshot().Deployments)["api success"])
+}
+
+func change(rev, parent string, t time.Duration) event.Event {
+	ev := committed(rev, t)
+	ev.ParentRevision = parent
+	return ev
+}
+
+func from(source string, ev event.Event) event.Event {
+	ev.Source = source
+	ev.ID = source + "/" + ev.ID
+	return ev
+}
+
+func TestCorrelation(t *testing.T) {
+	staging := event.Service{Namespace: "shop", Name: "api", Environment: "staging"}
+	tests := []struct {
+		name        string
+		events      []event.Event
+		deployments map[string]uint64
+		failures    map[string]uint64
+		leadTime    map[string][2]float64
+		recovery    map[string][2]float64
+	}{
+		{
+			name: "lead time per change: a deployment ships every commit since the service's previous deployment",
+			events: []event.Event{
+				change("c1", "c0", 0),
+				change("c2", "c1", 10*time.Minute),
+				change("c3", "c2", 20*time.Minute),
+				succeeded(api, "d1", "c3", time.Hour),
+				change("c4", "c3", 70*time.Minute),
+				succeeded(api, "d2", "c4", 90*time.Minute),
+			},
+			deployments: map[string]uint64{"api success": 2},
+			// d1 ships c1 (60m), c2 (50m), c3 (40m); d2 ships only c4 (20m).
+			leadTime: map[string][2]float64{"api": {(60 + 50 + 40 + 20) * 60, 4}},
+		},
+		{
+			name: "each service records its own first deployment of a commit",
+			events: []event.Event{
+				change("c1", "", 0),
+				succeeded(api, "d1", "c1", time.Hour),
+				succeeded(web, "d2", "c1", 2*time.Hour),
+			},
+			deployments: map[string]uint64{"api success": 1, "web success": 1},
+			leadTime:    map[string][2]float64{"api": {3600, 1}, "web": {7200, 1}},
+		},
+		{
+			name: "a rollout reported by Kubernetes and by CI is one deployment",
+			events: []event.Event{
+				from("kubernetes", started(api, "k8s-1", "c1", 0)),
+				from("github", succeeded(api, "gh-7", "c1", 2*time.Minute)),
+				from("kubernetes", succeeded(api, "k8s-1", "c1", 3*time.Minute)),
+			},
+			deployments: map[string]uint64{"api success": 1},
+		},
+		{
+			name: "the same source deploying a revision twice is two deployments",
+			events: []event.Event{
+				from("github", succeeded(api, "gh-1", "c1", 0)),
+				from("github", succeeded(api, "gh-2", "c1", time.Minute)),
+			},
+			deployments: map[string]uint64{"api success": 2},
+		},
+		{
+			name: "reports of one revision far apart in time are two deployments",
+			events: []event.Event{
+				from("kubernetes", succeeded(api, "k8s-1", "c1", 0)),
+				from("github", succeeded(api, "gh-7", "c1", 3*time.Hour)),
+			},
+			deployments: map[string]uint64{"api success": 2},
+		},
+		{
+			name: "a failure reported by CI for a rollout Kubernetes started fails that deployment once",
+			events: []event.Event{
+				from("kubernetes", started(api, "k8s-1", "c1", 0)),
+				func() event.Event {
+					ev := from("github", failed(api, "gh-7", "failure", time.Minute))
+					ev.Revision = "c1"
+					return ev
+				}(),
+			},
+			deployments: map[string]uint64{"api failure": 1},
+			failures:    map[string]uint64{"api failure": 1},
+		},
+		{
+			name: "non-production deployments are counted but feed no lead time, failures or recovery",
+			events: []event.Event{
+				change("c1", "", 0),
+				succeeded(staging, "d1", "c1", time.Hour),
+				failed(staging, "d2", "ProgressDeadlineExceeded", 2*time.Hour),
+				succeeded(staging, "d3", "c2", 3*time.Hour),
+			},
+			deployments: map[string]uint64{"api success": 2, "api failure": 1},
+		},
+		{
+			name: "rollback of a deployment the engine never saw is still a change failure",
+			events: []event.Event{
+				rolledBack(api, "d2", "d1", 0),
+				succeeded(api, "d2", "", time.Minute),
+			},
+			deployments: map[string]uint64{"api success": 1},
+			failures:    map[string]uint64{"api rollback": 1},
+			recovery:    map[string][2]float64{"api": {60, 1}},
+		},
+		{
+			name: "merge events do not invent commit times",
+			events: []event.Event{
+				{Kind: event.ChangeMerged, Source: "test", ID: "m1", Time: at(0), Revision: "m1"},
+				succeeded(api, "d1", "m1", time.Hour),
+			},
+			deployments: map[string]uint64{"api success": 1},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := New(DefaultConfig(), t0)
+			require.NoError(t, err)
+			for _, ev := range tt.events {
+				_, err := e.Apply(ev)
+				require.NoError(t, err)
+			}
+			s := e.Snapshot()
+			assert.Equal(t, nonNil(tt.deployments), counters(s.Deployments), "deployments")
+			assert.Equal(t, nonNil(tt.failures), counters(s.Failures), "failures")
+			assert.Equal(t, nonNilH(tt.leadTime), observations(s.LeadTime), "lead time")
+			assert.Equal(t, nonNilH(tt.recovery), observations(s.RecoveryTime), "recovery time")
+		})
+	}
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"time"
 )
 
@@ -8,7 +9,7 @@ import (
 // incidents and redeployments, small enough for thousands of services.
 const (
 	maxDeploymentsPerService = 32
-	maxRevisionsPerService   = 256
+	maxRevisionsPerService   = 1024
 	maxOpenIncidents         = 256
 )
 
@@ -22,12 +23,15 @@ const (
 
 type deploymentState struct {
 	id             string
+	source         string
 	revision       string
 	started        time.Time
 	finished       time.Time
 	outcome        outcome
 	rollback       bool
 	failureCounted bool
+	// aliases are the ids other sources gave the same deployment.
+	aliases []string
 }
 
 // serviceState is what the engine remembers about one service.
@@ -47,18 +51,47 @@ type serviceState struct {
 	openIncidents   []string
 }
 
-// deployment returns the deployment with the given id, adding it as pending
-// when it is new.
-func (s *serviceState) deployment(id, revision string, at time.Time) *deploymentState {
+// find returns the deployment with the given id, or nil.
+func (s *serviceState) find(id string) *deploymentState {
 	for i := len(s.deployments) - 1; i >= 0; i-- {
-		if d := s.deployments[i]; d.id == id {
-			if d.revision == "" {
-				d.revision = revision
-			}
+		if d := s.deployments[i]; d.id == id || slices.Contains(d.aliases, id) {
 			return d
 		}
 	}
-	d := &deploymentState{id: id, revision: revision, started: at}
+	return nil
+}
+
+// sameRollout returns the latest deployment when it ships revision from
+// another source within window of at: Kubernetes and a CI system reporting
+// one rollout are one deployment.
+func (s *serviceState) sameRollout(source, revision string, at time.Time, window time.Duration) *deploymentState {
+	if revision == "" || len(s.deployments) == 0 {
+		return nil
+	}
+	d := s.deployments[len(s.deployments)-1]
+	if d.revision != revision || d.source == source {
+		return nil
+	}
+	ref := d.started
+	if !d.finished.IsZero() {
+		ref = d.finished
+	}
+	if diff := at.Sub(ref); diff > window || diff < -window {
+		return nil
+	}
+	return d
+}
+
+// deployment returns the deployment with the given id, adding it as pending
+// when it is new.
+func (s *serviceState) deployment(id, source, revision string, at time.Time) *deploymentState {
+	if d := s.find(id); d != nil {
+		if d.revision == "" {
+			d.revision = revision
+		}
+		return d
+	}
+	d := &deploymentState{id: id, source: source, revision: revision, started: at}
 	if len(s.deployments) == maxDeploymentsPerService {
 		copy(s.deployments, s.deployments[1:])
 		s.deployments = s.deployments[:len(s.deployments)-1]
@@ -165,33 +198,47 @@ func (d *dedup) add(source, id string, at time.Time, window time.Duration) {
 	}
 }
 
-// pendingChanges maps a commit to its commit time until a deployment ships
-// it, bounded by a count; the oldest entries are forgotten first.
-type pendingChanges struct {
-	max   int
-	times map[string]time.Time
-	order []string
+// commitGraph remembers commits reported by change events, with the
+// commit before each on its branch, until deployments ship them. It is
+// bounded by a count; the oldest commits are forgotten first.
+type commitGraph struct {
+	max     int
+	commits map[string]*commit
+	order   []string
 }
 
-func newPendingChanges(max int) pendingChanges {
-	return pendingChanges{max: max, times: map[string]time.Time{}}
+type commit struct {
+	time   time.Time
+	parent string
+	merged time.Time
 }
 
-func (p *pendingChanges) add(rev string, at time.Time) {
-	if _, ok := p.times[rev]; ok {
-		return
+func newCommitGraph(max int) commitGraph {
+	return commitGraph{max: max, commits: map[string]*commit{}}
+}
+
+func (g *commitGraph) get(rev string) *commit { return g.commits[rev] }
+
+// add records a commit; a later report of the same commit fills in what
+// the first one lacked.
+func (g *commitGraph) add(rev, parent string, at time.Time) *commit {
+	if c, ok := g.commits[rev]; ok {
+		if c.time.IsZero() {
+			c.time = at
+		}
+		if c.parent == "" {
+			c.parent = parent
+		}
+		return c
 	}
-	for len(p.times) >= p.max && len(p.order) > 0 {
-		delete(p.times, p.order[0])
-		p.order = p.order[1:]
+	for len(g.commits) >= g.max && len(g.order) > 0 {
+		delete(g.commits, g.order[0])
+		g.order = g.order[1:]
 	}
-	p.times[rev] = at
-	p.order = append(p.order, rev)
+	c := &commit{time: at, parent: parent}
+	g.commits[rev] = c
+	g.order = append(g.order, rev)
+	return c
 }
 
-// take returns the commit time of rev. The entry stays, since the same
-// commit may ship to several services.
-func (p *pendingChanges) take(rev string) (time.Time, bool) {
-	t, ok := p.times[rev]
-	return t, ok
-}
+func (g *commitGraph) len() int { return len(g.commits) }
