@@ -340,4 +340,3 @@ func (r *doraReceiver) emit(ctx context.Context) {
 	r.flushCh = make(chan struct{})
 	r.flushMu.Unlock()
 }
-
