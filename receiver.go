@@ -141,6 +141,10 @@ func (r *doraReceiver) startServer(ctx context.Context, host component.Host, wc 
 		}
 		routes = append(routes, webhook.Route{Path: s.path, Provider: p})
 		r.logger.Info("Webhook source enabled", zap.String("source", p.Name()), zap.String("path", s.path))
+		if s.insecure {
+			r.logger.Warn("Webhook source accepts deliveries WITHOUT verifying them (insecure_skip_verify: true); anyone who can reach it can add events",
+				zap.String("source", p.Name()), zap.String("path", s.path))
+		}
 	}
 	handler := webhook.NewHandler(webhook.Options{
 		Routes:      routes,

@@ -20,6 +20,8 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/otelcol-dora/dorareceiver/internal/metadata"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
@@ -221,4 +223,46 @@ func TestWebhookBodyLimitWithoutContentLength(t *testing.T) {
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+}
+
+func TestInsecureSourceWarnsAndSecretsStayOutOfLogs(t *testing.T) {
+	for _, insecure := range []bool{false, true} {
+		t.Run(fmt.Sprintf("insecure=%v", insecure), func(t *testing.T) {
+			core, logs := observer.New(zap.DebugLevel)
+			set := receivertest.NewNopSettings(metadata.Type)
+			set.Logger = zap.New(core)
+			cfg := createDefaultConfig()
+			wc := cfg.Webhooks.GetOrInsertDefault()
+			wc.ServerConfig.NetAddr.Endpoint = freeEndpoint(t)
+			g := wc.Generic.GetOrInsertDefault()
+			if insecure {
+				g.InsecureSkipVerify = true
+			} else {
+				g.Secret = testSecret
+			}
+			require.NoError(t, cfg.Validate())
+			rcv, err := NewFactory().CreateMetrics(context.Background(), set, cfg, &flakyConsumer{})
+			require.NoError(t, err)
+			require.NoError(t, rcv.Start(context.Background(), componenttest.NewNopHost()))
+			defer func() { require.NoError(t, rcv.Shutdown(context.Background())) }()
+
+			url := "http://" + wc.ServerConfig.NetAddr.Endpoint + "/events"
+			post(t, url, "application/json", deploymentJSON("a", "success", time.Now()), true)
+			post(t, url, "application/json", []byte(`{"type":`), true)
+
+			warned := logs.FilterLevelExact(zap.WarnLevel).FilterMessageSnippet("WITHOUT verifying").Len()
+			if insecure {
+				assert.Equal(t, 1, warned)
+			} else {
+				assert.Zero(t, warned)
+			}
+			for _, entry := range logs.All() {
+				line := entry.Message
+				for k, v := range entry.ContextMap() {
+					line += fmt.Sprintf(" %s=%v", k, v)
+				}
+				assert.NotContains(t, line, testSecret, "a log line contains the secret")
+			}
+		})
+	}
 }

@@ -35,8 +35,10 @@ func defaultWebhooksConfig() WebhooksConfig {
 
 // webhookSource is one configured source: its path and its provider.
 type webhookSource struct {
-	key      string
-	path     string
+	key  string
+	path string
+	// insecure is set when the source accepts unverified deliveries.
+	insecure bool
 	provider func() (webhook.Provider, error)
 }
 
@@ -45,7 +47,8 @@ func (c *WebhooksConfig) sources() []webhookSource {
 	var out []webhookSource
 	if g := c.Generic.Get(); g != nil {
 		cfg := *g
-		out = append(out, webhookSource{"generic", cfg.Path, func() (webhook.Provider, error) { return generic.New(cfg), nil }})
+		out = append(out, webhookSource{"generic", cfg.Path, cfg.InsecureSkipVerify && cfg.Secret == "",
+			func() (webhook.Provider, error) { return generic.New(cfg), nil }})
 	}
 	return out
 }
