@@ -135,10 +135,7 @@ func (r *doraReceiver) Start(ctx context.Context, host component.Host) error {
 func (r *doraReceiver) startServer(ctx context.Context, host component.Host, wc *WebhooksConfig) error {
 	var routes []webhook.Route
 	for _, s := range wc.sources() {
-		p, err := s.provider()
-		if err != nil {
-			return fmt.Errorf("webhooks::%s: %w", s.key, err)
-		}
+		p := s.provider
 		routes = append(routes, webhook.Route{Path: s.path, Provider: p})
 		r.logger.Info("Webhook source enabled", zap.String("source", p.Name()), zap.String("path", s.path))
 		if s.insecure {

@@ -8,7 +8,15 @@ import (
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 
+	"github.com/otelcol-dora/dorareceiver/internal/alertmanager"
+	"github.com/otelcol-dora/dorareceiver/internal/argocd"
+	"github.com/otelcol-dora/dorareceiver/internal/cdevents"
+	"github.com/otelcol-dora/dorareceiver/internal/cicdspans"
+	"github.com/otelcol-dora/dorareceiver/internal/flux"
 	"github.com/otelcol-dora/dorareceiver/internal/generic"
+	"github.com/otelcol-dora/dorareceiver/internal/github"
+	"github.com/otelcol-dora/dorareceiver/internal/gitlab"
+	"github.com/otelcol-dora/dorareceiver/internal/pagerduty"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
@@ -19,7 +27,16 @@ type WebhooksConfig struct {
 	// HealthPath answers GET with the receiver's status.
 	HealthPath string `mapstructure:"health_path"`
 
-	Generic configoptional.Optional[generic.Config] `mapstructure:"generic"`
+	GitHub       configoptional.Optional[github.Config]       `mapstructure:"github"`
+	GitLab       configoptional.Optional[gitlab.Config]       `mapstructure:"gitlab"`
+	ArgoCD       configoptional.Optional[argocd.Config]       `mapstructure:"argocd"`
+	Flux         configoptional.Optional[flux.Config]         `mapstructure:"flux"`
+	Alertmanager configoptional.Optional[alertmanager.Config] `mapstructure:"alertmanager"`
+	PagerDuty    configoptional.Optional[pagerduty.Config]    `mapstructure:"pagerduty"`
+	CDEvents     configoptional.Optional[cdevents.Config]     `mapstructure:"cdevents"`
+	Generic      configoptional.Optional[generic.Config]      `mapstructure:"generic"`
+	// Spans takes OTLP/HTTP trace exports of CI/CD runs.
+	Spans configoptional.Optional[cicdspans.Config] `mapstructure:"otlp"`
 }
 
 func defaultWebhooksConfig() WebhooksConfig {
@@ -29,7 +46,15 @@ func defaultWebhooksConfig() WebhooksConfig {
 	return WebhooksConfig{
 		ServerConfig: server,
 		HealthPath:   "/health",
+		GitHub:       configoptional.Default(github.DefaultConfig()),
+		GitLab:       configoptional.Default(gitlab.DefaultConfig()),
+		ArgoCD:       configoptional.Default(argocd.DefaultConfig()),
+		Flux:         configoptional.Default(flux.DefaultConfig()),
+		Alertmanager: configoptional.Default(alertmanager.DefaultConfig()),
+		PagerDuty:    configoptional.Default(pagerduty.DefaultConfig()),
+		CDEvents:     configoptional.Default(cdevents.DefaultConfig()),
 		Generic:      configoptional.Default(generic.DefaultConfig()),
+		Spans:        configoptional.Default(cicdspans.DefaultConfig()),
 	}
 }
 
@@ -39,19 +64,47 @@ type webhookSource struct {
 	path string
 	// insecure is set when the source accepts unverified deliveries.
 	insecure bool
-	provider func() (webhook.Provider, error)
+	provider webhook.Provider
 }
 
 // sources lists the enabled sources in a fixed order.
 func (c *WebhooksConfig) sources() []webhookSource {
 	var out []webhookSource
-	if g := c.Generic.Get(); g != nil {
-		cfg := *g
-		out = append(out, webhookSource{"generic", cfg.Path, cfg.InsecureSkipVerify && cfg.Secret == "",
-			func() (webhook.Provider, error) { return generic.New(cfg), nil }})
+	add := func(key, path string, insecure bool, p webhook.Provider) {
+		out = append(out, webhookSource{key: key, path: path, insecure: insecure, provider: p})
+	}
+	if cfg := c.GitHub.Get(); cfg != nil {
+		add("github", cfg.Path, unverified(cfg.SecretConfig), github.New(*cfg))
+	}
+	if cfg := c.GitLab.Get(); cfg != nil {
+		add("gitlab", cfg.Path, unverified(cfg.SecretConfig), gitlab.New(*cfg))
+	}
+	if cfg := c.ArgoCD.Get(); cfg != nil {
+		add("argocd", cfg.Path, cfg.InsecureSkipVerify && cfg.Token == "", argocd.New(*cfg))
+	}
+	if cfg := c.Flux.Get(); cfg != nil {
+		add("flux", cfg.Path, unverified(cfg.SecretConfig), flux.New(*cfg))
+	}
+	if cfg := c.Alertmanager.Get(); cfg != nil {
+		add("alertmanager", cfg.Path, cfg.InsecureSkipVerify && cfg.Token == "", alertmanager.New(*cfg))
+	}
+	if cfg := c.PagerDuty.Get(); cfg != nil {
+		add("pagerduty", cfg.Path, unverified(cfg.SecretConfig), pagerduty.New(*cfg))
+	}
+	if cfg := c.CDEvents.Get(); cfg != nil {
+		add("cdevents", cfg.Path, cfg.InsecureSkipVerify && cfg.Token == "", cdevents.New(*cfg))
+	}
+	if cfg := c.Generic.Get(); cfg != nil {
+		add("generic", cfg.Path, unverified(cfg.SecretConfig), generic.New(*cfg))
+	}
+	if cfg := c.Spans.Get(); cfg != nil {
+		// OTLP carries no signature; protect it with the server's auth.
+		add("otlp", cfg.Path, false, cicdspans.New(*cfg))
 	}
 	return out
 }
+
+func unverified(s webhook.SecretConfig) bool { return s.InsecureSkipVerify && s.Secret == "" }
 
 // Validate checks what the sources' own Validate cannot: that there is a
 // source and that paths are distinct.
@@ -59,7 +112,7 @@ func (c *WebhooksConfig) Validate() error {
 	var errs []error
 	srcs := c.sources()
 	if len(srcs) == 0 {
-		errs = append(errs, errors.New("no webhook source configured (add generic, github, gitlab, ...)"))
+		errs = append(errs, errors.New("no webhook source configured (add github, gitlab, argocd, flux, alertmanager, pagerduty, cdevents, generic or otlp)"))
 	}
 	seen := map[string]string{c.HealthPath: "health_path"}
 	for _, s := range srcs {

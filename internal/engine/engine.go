@@ -356,14 +356,22 @@ func (e *Engine) failed(ev event.Event) bool {
 func (e *Engine) rolledBack(ev event.Event) bool {
 	s := e.service(ev.Service)
 	changed := false
-	if ev.PreviousDeploymentID != "" {
-		prev := s.find(ev.PreviousDeploymentID)
+	var prev *deploymentState
+	switch {
+	case ev.PreviousDeploymentID != "":
+		prev = s.find(ev.PreviousDeploymentID)
 		if prev == nil {
 			// Deployed before the engine's memory: its outcome was counted,
 			// if at all, by an earlier run; only the change failure is new.
 			prev = s.deployment(ev.PreviousDeploymentID, ev.Source, "", ev.Time)
 			prev.outcome = outcomeSucceeded
 		}
+	default:
+		// Sources that report a rollback without naming what it replaces
+		// (CDEvents): the rollback replaces the latest deployment.
+		prev = s.latestExcept(deploymentKey(ev))
+	}
+	if prev != nil {
 		if prev.outcome == outcomePending {
 			prev.outcome = outcomeFailed
 			prev.finished = ev.Time

@@ -493,6 +493,17 @@ func TestCorrelation(t *testing.T) {
 			recovery:    map[string][2]float64{"api": {60, 1}},
 		},
 		{
+			name: "rollback that does not name what it replaces fails the latest deployment",
+			events: []event.Event{
+				succeeded(api, "d1", "c1", 0),
+				rolledBack(api, "d2", "", time.Hour),
+				succeeded(api, "d2", "c0", time.Hour+time.Minute),
+			},
+			deployments: map[string]uint64{"api success": 2},
+			failures:    map[string]uint64{"api rollback": 1},
+			recovery:    map[string][2]float64{"api": {60, 1}},
+		},
+		{
 			name: "merge events do not invent commit times",
 			events: []event.Event{
 				{Kind: event.ChangeMerged, Source: "test", ID: "m1", Time: at(0), Revision: "m1"},

@@ -61,6 +61,16 @@ func (s *serviceState) find(id string) *deploymentState {
 	return nil
 }
 
+// latestExcept returns the most recent deployment other than id, or nil.
+func (s *serviceState) latestExcept(id string) *deploymentState {
+	for i := len(s.deployments) - 1; i >= 0; i-- {
+		if d := s.deployments[i]; d.id != id && !slices.Contains(d.aliases, id) {
+			return d
+		}
+	}
+	return nil
+}
+
 // sameRollout returns the latest deployment when it ships revision from
 // another source within window of at: Kubernetes and a CI system reporting
 // one rollout are one deployment.

@@ -103,7 +103,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx = h.obsrecv.StartMetricsOp(ctx)
 	}
 	req, sres, err := h.process(ctx, p, r)
-	h.finish(ctx, w, p, req, sres, err)
+	h.finish(ctx, w, r.Header, p, req, sres, err)
 }
 
 // process reads, verifies and applies one delivery.
@@ -147,7 +147,7 @@ func (i ignored) Error() string { return string(i) }
 
 // finish answers the delivery and always ends the telemetry operation, so
 // every outcome is counted once, whichever way it ended.
-func (h *Handler) finish(ctx context.Context, w http.ResponseWriter, p Provider, req *Request, sres SinkResult, err error) {
+func (h *Handler) finish(ctx context.Context, w http.ResponseWriter, header http.Header, p Provider, req *Request, sres SinkResult, err error) {
 	status := http.StatusOK
 	body := response{Status: "accepted", Accepted: sres.Accepted, Duplicates: sres.Duplicates}
 	var ign ignored
@@ -196,6 +196,10 @@ func (h *Handler) finish(ctx context.Context, w http.ResponseWriter, p Provider,
 
 	if sw, ok := p.(SuccessWriter); ok && status == http.StatusOK && req != nil {
 		sw.WriteSuccess(w, req, sres.Accepted)
+		return
+	}
+	if ew, ok := p.(ErrorWriter); ok && status >= 400 {
+		ew.WriteError(w, header, status, body.Error)
 		return
 	}
 	writeJSON(w, status, body)

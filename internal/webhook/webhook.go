@@ -53,6 +53,12 @@ type SuccessWriter interface {
 	WriteSuccess(w http.ResponseWriter, req *Request, accepted int)
 }
 
+// ErrorWriter is implemented by providers whose senders expect errors in
+// their own encoding (OTLP expects a google.rpc.Status).
+type ErrorWriter interface {
+	WriteError(w http.ResponseWriter, header http.Header, status int, message string)
+}
+
 // Error is a failure with the HTTP status it is answered with.
 type Error struct {
 	Status  int

@@ -1,0 +1,687 @@
+package cicdspans
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/otelcol-dora/dorareceiver/internal/engine"
+	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/webhook"
+)
+
+var received = time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)
+
+func fixture(t testing.TB, name string) []byte {
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	require.NoError(t, err)
+	return b
+}
+
+// protobuf re-encodes an OTLP/JSON fixture as OTLP/protobuf.
+func protobuf(t testing.TB, jsonBody []byte) []byte {
+	er := ptraceotlp.NewExportRequest()
+	require.NoError(t, er.UnmarshalJSON(jsonBody))
+	b, err := er.MarshalProto()
+	require.NoError(t, err)
+	return b
+}
+
+func request(contentType string, body []byte) *webhook.Request {
+	h := http.Header{}
+	h.Set("Content-Type", contentType)
+	return &webhook.Request{Header: h, Body: body, Received: received}
+}
+
+func jsonReq(body []byte) *webhook.Request  { return request(ContentTypeJSON, body) }
+func protoReq(body []byte) *webhook.Request { return request(ContentTypeProtobuf, body) }
+
+func provider(mod func(*Config)) *Provider {
+	cfg := DefaultConfig()
+	if mod != nil {
+		mod(&cfg)
+	}
+	return New(cfg)
+}
+
+func pipelines(names ...string) func(*Config) {
+	return func(c *Config) { c.DeploymentPipelines = names }
+}
+
+func tasks(names ...string) func(*Config) {
+	return func(c *Config) { c.DeploymentTasks = names }
+}
+
+func TestGitHubWorkflowRunSucceeded(t *testing.T) {
+	res, err := provider(pipelines("deploy")).Parse(jsonReq(fixture(t, "github-deploy-success.json")))
+	require.NoError(t, err)
+	require.Len(t, res.Events, 1)
+	assert.Equal(t, event.Event{
+		Kind:         event.DeploymentSucceeded,
+		Source:       event.SourceSpans,
+		ID:           "otlp/e63ff88fcd413cb5e811591b4e28ba13/a8ab052c0d156f73/deployment_succeeded",
+		Time:         time.Date(2026, 11, 2, 10, 4, 35, 0, time.UTC),
+		Service:      event.Service{Environment: "production"},
+		Repository:   "acme/checkout-api",
+		DeploymentID: "otlp/e63ff88fcd413cb5e811591b4e28ba13",
+		Revision:     "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b",
+	}, res.Events[0])
+}
+
+func TestGitHubWorkflowRunFailed(t *testing.T) {
+	res, err := provider(pipelines("deploy")).Parse(jsonReq(fixture(t, "github-deploy-failure.json")))
+	require.NoError(t, err)
+	require.Len(t, res.Events, 1)
+	assert.Equal(t, event.Event{
+		Kind:         event.DeploymentFailed,
+		Source:       event.SourceSpans,
+		ID:           "otlp/a7dc60f265b5d88a346e5e046fcb8f6c/29beea7af9bedcb3/deployment_failed",
+		Time:         time.Date(2026, 11, 2, 14, 31, 12, 0, time.UTC),
+		Service:      event.Service{Environment: "production"},
+		Repository:   "acme/checkout-api",
+		DeploymentID: "otlp/a7dc60f265b5d88a346e5e046fcb8f6c",
+		Revision:     "3b18e512dba79e4c8300dd08aeb37f8e728b8dad",
+		Reason:       "failure",
+	}, res.Events[0])
+}
+
+func TestGitHubJob(t *testing.T) {
+	res, err := provider(tasks("deploy")).Parse(jsonReq(fixture(t, "github-deploy-success.json")))
+	require.NoError(t, err)
+	require.Len(t, res.Events, 1, "only the job span; its queue and step spans are other tasks")
+	assert.Equal(t, event.Event{
+		Kind:         event.DeploymentSucceeded,
+		Source:       event.SourceSpans,
+		ID:           "otlp/e63ff88fcd413cb5e811591b4e28ba13/e05751547eaa60fd/deployment_succeeded",
+		Time:         time.Date(2026, 11, 2, 10, 4, 30, 0, time.UTC),
+		Service:      event.Service{Environment: "production"},
+		Repository:   "acme/checkout-api",
+		DeploymentID: "otlp/e63ff88fcd413cb5e811591b4e28ba13",
+		Revision:     "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b",
+	}, res.Events[0])
+
+	res, err = provider(tasks("deploy")).Parse(jsonReq(fixture(t, "github-deploy-failure.json")))
+	require.NoError(t, err)
+	require.Len(t, res.Events, 1)
+	assert.Equal(t, event.DeploymentFailed, res.Events[0].Kind)
+	assert.Equal(t, "failure", res.Events[0].Reason)
+	assert.Equal(t, "otlp/a7dc60f265b5d88a346e5e046fcb8f6c/fbe25656a40627ef/deployment_failed", res.Events[0].ID)
+}
+
+// The contrib GitHub receiver sends a workflow run and each of its jobs in
+// separate exports of one trace: matched at both levels they are one
+// deployment (same DeploymentID), reported by two events.
+func TestRunAndJobAreOneDeployment(t *testing.T) {
+	p := provider(func(c *Config) {
+		c.DeploymentPipelines = []string{"deploy"}
+		c.DeploymentTasks = []string{"deploy"}
+	})
+	res, err := p.Parse(jsonReq(fixture(t, "github-deploy-success.json")))
+	require.NoError(t, err)
+	require.Len(t, res.Events, 2)
+	assert.Equal(t, res.Events[0].DeploymentID, res.Events[1].DeploymentID)
+	assert.NotEqual(t, res.Events[0].ID, res.Events[1].ID)
+	assert.True(t, res.Events[0].Time.Before(res.Events[1].Time), "events are in end-time order: the job, then the run")
+}
+
+// split returns one export per resourceSpans of an OTLP/JSON body, the way
+// the contrib GitHub receiver sends a workflow run and each job.
+func split(t testing.TB, body []byte) [][]byte {
+	er := ptraceotlp.NewExportRequest()
+	require.NoError(t, er.UnmarshalJSON(body))
+	var out [][]byte
+	rss := er.Traces().ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		td := ptrace.NewTraces()
+		rss.At(i).CopyTo(td.ResourceSpans().AppendEmpty())
+		b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+		require.NoError(t, err)
+		out = append(out, b)
+	}
+	return out
+}
+
+func TestRunAndJobCountedOnce(t *testing.T) {
+	p := provider(func(c *Config) {
+		c.DeploymentPipelines = []string{"deploy"}
+		c.DeploymentTasks = []string{"deploy"}
+	})
+	eng, err := engine.New(engine.DefaultConfig(), received.Add(-48*time.Hour))
+	require.NoError(t, err)
+	exports := split(t, fixture(t, "github-deploy-success.json"))
+	require.Len(t, exports, 2, "the workflow_run export and the workflow_job export")
+	for i := len(exports) - 1; i >= 0; i-- { // the job's webhook comes first
+		res, err := p.Parse(protoReq(exports[i]))
+		require.NoError(t, err)
+		require.Len(t, res.Events, 1)
+		ev := res.Events[0]
+		ev.Service.Name = "checkout-api" // what the receiver's services mapping does
+		_, err = eng.Apply(ev)
+		require.NoError(t, err)
+	}
+	snap := eng.Snapshot()
+	require.Len(t, snap.Deployments, 1)
+	assert.Equal(t, uint64(1), snap.Deployments[0].Value)
+}
+
+func TestNonDeploymentWorkflowSkipped(t *testing.T) {
+	p := provider(func(c *Config) {
+		c.DeploymentPipelines = []string{"deploy*", "release"}
+		c.DeploymentTasks = []string{"deploy*"}
+	})
+	res, err := p.Parse(jsonReq(fixture(t, "github-ci.json")))
+	require.NoError(t, err)
+	assert.Empty(t, res.Events)
+	assert.Contains(t, res.Ignored, "none of the 7 spans is a finished deployment")
+
+	// Without patterns nothing in a GitHub trace is a deployment.
+	res, err = provider(nil).Parse(jsonReq(fixture(t, "github-deploy-success.json")))
+	require.NoError(t, err)
+	assert.Empty(t, res.Events)
+	assert.NotEmpty(t, res.Ignored)
+}
+
+func TestGitLabPipeline(t *testing.T) {
+	res, err := provider(nil).Parse(jsonReq(fixture(t, "gitlab-pipeline.json")))
+	require.NoError(t, err)
+	commit := time.Date(2026, 11, 2, 9, 12, 44, 0, time.UTC)
+	assert.Equal(t, []event.Event{{
+		Kind:         event.DeploymentSucceeded,
+		Source:       event.SourceSpans,
+		ID:           "otlp/644470205283760382d81e716c05a363/5bd17496c4131d28/deployment_succeeded",
+		Time:         time.Date(2026, 11, 2, 9, 23, 10, 0, time.UTC),
+		Service:      event.Service{Environment: "staging"},
+		Repository:   "acme/shop/api",
+		DeploymentID: "otlp/644470205283760382d81e716c05a363",
+		Revision:     "a94a8fe5ccb19ba61c4c0873d391e987982fbbd3",
+		CommitTime:   commit,
+	}, {
+		Kind:         event.DeploymentFailed,
+		Source:       event.SourceSpans,
+		ID:           "otlp/644470205283760382d81e716c05a363/4ddf1b72e314926e/deployment_failed",
+		Time:         time.Date(2026, 11, 2, 9, 31, 0, 0, time.UTC),
+		Service:      event.Service{Environment: "production"},
+		Repository:   "acme/shop/api",
+		DeploymentID: "otlp/644470205283760382d81e716c05a363",
+		Revision:     "a94a8fe5ccb19ba61c4c0873d391e987982fbbd3",
+		CommitTime:   commit,
+		Reason:       "failure",
+	}}, res.Events, "plan-production (environment action prepare) and build are not deployments")
+}
+
+func TestProtobufAndJSONAgree(t *testing.T) {
+	p := provider(func(c *Config) {
+		c.DeploymentPipelines = []string{"deploy"}
+		c.DeploymentTasks = []string{"deploy"}
+	})
+	for _, name := range []string{"github-deploy-success.json", "github-deploy-failure.json", "github-ci.json", "gitlab-pipeline.json"} {
+		t.Run(name, func(t *testing.T) {
+			body := fixture(t, name)
+			fromJSON, err := p.Parse(jsonReq(body))
+			require.NoError(t, err)
+			fromProto, err := p.Parse(protoReq(protobuf(t, body)))
+			require.NoError(t, err)
+			assert.Equal(t, fromJSON, fromProto)
+			alt, err := p.Parse(request("application/protobuf", protobuf(t, body)))
+			require.NoError(t, err)
+			assert.Equal(t, fromJSON, alt)
+		})
+	}
+}
+
+func TestRedelivery(t *testing.T) {
+	p := provider(pipelines("deploy"))
+	for _, name := range []string{"github-deploy-success.json", "gitlab-pipeline.json"} {
+		body := fixture(t, name)
+		first, err := p.Parse(jsonReq(body))
+		require.NoError(t, err)
+		again := jsonReq(body)
+		again.Received = received.Add(time.Hour)
+		second, err := p.Parse(again)
+		require.NoError(t, err)
+		require.NotEmpty(t, first.Events)
+		assert.Equal(t, first.Events, second.Events, name)
+	}
+}
+
+// span builds a one-span export; attrs are "key=value" strings, values
+// put on the span unless the key starts with "resource:".
+func span(t testing.TB, name string, root bool, kv ...string) []byte {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	s := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	s.SetName(name)
+	s.SetTraceID(pcommon.TraceID{0x5b, 0x8e, 0xff, 0xf7, 0x98, 0x03, 0x81, 0x03, 0xd2, 0x69, 0xb6, 0x33, 0x81, 0x3f, 0xc6, 0x0c})
+	s.SetSpanID(pcommon.SpanID{0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x74})
+	if !root {
+		s.SetParentSpanID(pcommon.SpanID{0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x73})
+	}
+	s.SetStartTimestamp(pcommon.NewTimestampFromTime(time.Date(2026, 11, 2, 11, 0, 0, 0, time.UTC)))
+	s.SetEndTimestamp(pcommon.NewTimestampFromTime(time.Date(2026, 11, 2, 11, 5, 0, 0, time.UTC)))
+	for _, pair := range kv {
+		k, v, _ := strings.Cut(pair, "=")
+		m := s.Attributes()
+		if rk, ok := strings.CutPrefix(k, "resource:"); ok {
+			k, m = rk, rs.Resource().Attributes()
+		}
+		m.PutStr(k, v)
+	}
+	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	require.NoError(t, err)
+	return b
+}
+
+func TestSpanMapping(t *testing.T) {
+	const sha = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B"
+	tests := []struct {
+		name  string
+		cfg   func(*Config)
+		body  func(t testing.TB) []byte
+		check func(t *testing.T, evs []event.Event)
+	}{{
+		name: "task type deploy with semconv result and environment",
+		body: func(t testing.TB) []byte {
+			return span(t, "rollout", false, "cicd.pipeline.task.type=deploy", "cicd.pipeline.task.run.result=timeout",
+				"deployment.environment.name=prod-eu", "vcs.ref.head.revision="+sha,
+				"resource:vcs.repository.url.full=https://git.example.com/platform/payments.git")
+		},
+		check: func(t *testing.T, evs []event.Event) {
+			require.Len(t, evs, 1)
+			assert.Equal(t, event.DeploymentFailed, evs[0].Kind)
+			assert.Equal(t, "timeout", evs[0].Reason)
+			assert.Equal(t, "prod-eu", evs[0].Service.Environment)
+			assert.Equal(t, strings.ToLower(sha), evs[0].Revision)
+			assert.Equal(t, "platform/payments", evs[0].Repository)
+			assert.Equal(t, time.Date(2026, 11, 2, 11, 5, 0, 0, time.UTC), evs[0].Time)
+		},
+	}, {
+		name: "resource environment makes the pipeline run a deployment",
+		body: func(t testing.TB) []byte {
+			return span(t, "release", true, "cicd.pipeline.result=error", "resource:deployment.environment.name=staging",
+				"resource:vcs.owner.name=acme", "resource:vcs.repository.name=web")
+		},
+		check: func(t *testing.T, evs []event.Event) {
+			require.Len(t, evs, 1)
+			assert.Equal(t, event.DeploymentFailed, evs[0].Kind)
+			assert.Equal(t, "error", evs[0].Reason)
+			assert.Equal(t, "staging", evs[0].Service.Environment)
+			assert.Equal(t, "acme/web", evs[0].Repository)
+		},
+	}, {
+		name: "resource environment alone does not make a task a deployment",
+		body: func(t testing.TB) []byte {
+			return span(t, "lint", false, "cicd.pipeline.task.name=lint", "cicd.pipeline.task.run.result=success",
+				"resource:deployment.environment.name=production")
+		},
+		check: func(t *testing.T, evs []event.Event) { assert.Empty(t, evs) },
+	}, {
+		name: "real service name and kubernetes workload",
+		body: func(t testing.TB) []byte {
+			return span(t, "deploy", false, "cicd.pipeline.task.type=deploy", "cicd.pipeline.task.run.result=success",
+				"resource:service.name=checkout", "resource:vcs.repository.name=shop-monorepo",
+				"k8s.namespace.name=shop")
+		},
+		check: func(t *testing.T, evs []event.Event) {
+			require.Len(t, evs, 1)
+			assert.Equal(t, event.Service{Namespace: "shop", Name: "checkout", Environment: "production"}, evs[0].Service)
+			assert.Equal(t, "shop-monorepo", evs[0].Repository)
+		},
+	}, {
+		name: "k8s.deployment.name names the service",
+		body: func(t testing.TB) []byte {
+			return span(t, "deploy", false, "cicd.pipeline.task.type=deploy", "cicd.pipeline.task.run.result=success",
+				"resource:service.name=argo-workflows", "k8s.namespace.name=shop", "k8s.deployment.name=cart")
+		},
+		check: func(t *testing.T, evs []event.Event) {
+			require.Len(t, evs, 1)
+			assert.Equal(t, event.Service{Namespace: "shop", Name: "cart", Environment: "production"}, evs[0].Service)
+		},
+	}, {
+		name: "service.name derived from the repository is left out",
+		cfg:  pipelines("deploy"),
+		body: func(t testing.TB) []byte {
+			return span(t, "Deploy", true, "resource:cicd.pipeline.run.status=success", "resource:service.name=payment-gateway",
+				"resource:vcs.repository.name=Payment_Gateway",
+				"resource:cicd.pipeline.run.url.full=https://github.com/acme/Payment_Gateway/actions/runs/42")
+		},
+		check: func(t *testing.T, evs []event.Event) {
+			require.Len(t, evs, 1)
+			assert.Empty(t, evs[0].Service.Name)
+			assert.Equal(t, "acme/Payment_Gateway", evs[0].Repository)
+		},
+	}, {
+		name: "github job timed out (the contrib receiver files it under the run status)",
+		cfg:  tasks("deploy*"),
+		body: func(t testing.TB) []byte {
+			return span(t, "deploy (prod)", false, "resource:cicd.pipeline.task.run.id=27182818284",
+				"resource:cicd.pipeline.run.status=timed_out", "resource:vcs.repository.name=api",
+				"resource:cicd.pipeline.task.run.url.full=https://github.com/acme/api/actions/runs/1/job/27182818284")
+		},
+		check: func(t *testing.T, evs []event.Event) {
+			require.Len(t, evs, 1)
+			assert.Equal(t, event.DeploymentFailed, evs[0].Kind)
+			assert.Equal(t, "timeout", evs[0].Reason)
+			assert.Equal(t, "acme/api", evs[0].Repository)
+		},
+	}, {
+		name: "globs are case insensitive and * crosses /",
+		cfg:  tasks("deploy / *"),
+		body: func(t testing.TB) []byte {
+			return span(t, "Deploy / rollout", false, "cicd.pipeline.task.run.id=1", "cicd.pipeline.task.run.result=success")
+		},
+		check: func(t *testing.T, evs []event.Event) { require.Len(t, evs, 1) },
+	}, {
+		name: "cancelled, skipped, running and missing results emit nothing",
+		body: func(t testing.TB) []byte {
+			td := ptrace.NewTraces()
+			ss := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
+			for i, r := range []string{"cancellation", "cancelled", "canceled", "skip", "skipped", "running", "neutral", ""} {
+				s := ss.AppendEmpty()
+				s.SetName("deploy")
+				s.SetTraceID(pcommon.TraceID{1})
+				s.SetSpanID(pcommon.SpanID{byte(i + 1)})
+				s.Attributes().PutStr("cicd.pipeline.task.type", "deploy")
+				s.Attributes().PutStr("cicd.pipeline.task.run.result", r)
+			}
+			b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+			require.NoError(t, err)
+			return b
+		},
+		check: func(t *testing.T, evs []event.Event) { assert.Empty(t, evs) },
+	}, {
+		name: "a branch name is not a revision",
+		body: func(t testing.TB) []byte {
+			return span(t, "deploy", false, "cicd.pipeline.task.type=deploy", "cicd.pipeline.task.run.result=success",
+				"vcs.ref.head.revision=main", "resource:vcs.repository.name=api")
+		},
+		check: func(t *testing.T, evs []event.Event) {
+			require.Len(t, evs, 1)
+			assert.Empty(t, evs[0].Revision)
+			assert.Equal(t, "api", evs[0].Repository)
+		},
+	}, {
+		name: "span without times takes the receive time",
+		body: func(t testing.TB) []byte {
+			er := ptraceotlp.NewExportRequest()
+			require.NoError(t, er.UnmarshalProto(span(t, "deploy", false, "cicd.pipeline.task.type=deploy", "cicd.pipeline.task.run.result=success")))
+			s := er.Traces().ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+			s.SetStartTimestamp(0)
+			s.SetEndTimestamp(0)
+			b, err := er.MarshalProto()
+			require.NoError(t, err)
+			return b
+		},
+		check: func(t *testing.T, evs []event.Event) {
+			require.Len(t, evs, 1)
+			assert.Equal(t, received, evs[0].Time)
+		},
+	}, {
+		name: "a GitLab job matched by name keeps its environment",
+		cfg:  tasks("plan-*"),
+		body: func(t testing.TB) []byte {
+			return span(t, "plan-production", false, "cicd.pipeline.task.name=plan-production", "cicd.pipeline.task.run.result=success",
+				"cicd.pipeline.task.run.environment.name=production-eu", "gitlab.environment.action=prepare")
+		},
+		check: func(t *testing.T, evs []event.Event) {
+			require.Len(t, evs, 1)
+			assert.Equal(t, "production-eu", evs[0].Service.Environment)
+		},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := provider(tc.cfg).Parse(protoReq(tc.body(t)))
+			require.NoError(t, err)
+			tc.check(t, res.Events)
+		})
+	}
+}
+
+func TestEmptyExport(t *testing.T) {
+	res, err := provider(nil).Parse(protoReq(nil))
+	require.NoError(t, err)
+	assert.Equal(t, "no spans in this export", res.Ignored)
+	res, err = provider(nil).Parse(jsonReq([]byte(`{}`)))
+	require.NoError(t, err)
+	assert.Equal(t, "no spans in this export", res.Ignored)
+}
+
+func TestMalformed(t *testing.T) {
+	zeroTrace := func() []byte {
+		td := ptrace.NewTraces()
+		s := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		s.SetName("deploy")
+		s.SetSpanID(pcommon.SpanID{1})
+		s.Attributes().PutStr("cicd.pipeline.task.type", "deploy")
+		s.Attributes().PutStr("cicd.pipeline.task.run.result", "success")
+		b, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+		return b
+	}()
+	deepProto := func() []byte {
+		td := ptrace.NewTraces()
+		s := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		v := s.Attributes().PutEmptySlice("nested")
+		for range 5000 {
+			v = v.AppendEmpty().SetEmptySlice()
+		}
+		b, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+		return b
+	}()
+	tests := []struct {
+		name string
+		req  *webhook.Request
+		want string
+	}{
+		{"protobuf nested too deep", protoReq(deepProto), "max recursion depth"},
+		{"truncated JSON", jsonReq([]byte(`{"resourceSpans":[`)), "malformed OTLP/JSON"},
+		{"empty JSON body", jsonReq(nil), "malformed OTLP/JSON"},
+		{"JSON of the wrong shape", jsonReq([]byte(`{"resourceSpans":{"resource":1}}`)), "malformed OTLP/JSON"},
+		{"JSON trace id not hex", jsonReq([]byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz","spanId":"eee19b7ec3c1b174"}]}]}]}`)), "malformed OTLP/JSON"},
+		{"JSON nested too deep", jsonReq([]byte(strings.Repeat("[", 100) + strings.Repeat("]", 100))), "nested deeper than 64"},
+		{"protobuf garbage", protoReq([]byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f}), "malformed OTLP/protobuf"},
+		{"JSON sent as protobuf", protoReq(fixture(t, "github-ci.json")), "malformed OTLP/protobuf"},
+		{"deployment span without trace id", protoReq(zeroTrace), `deployment span "deploy": trace_id and span_id must not be empty`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := provider(nil).Parse(tc.req)
+			var herr *webhook.Error
+			require.ErrorAs(t, err, &herr)
+			assert.Equal(t, http.StatusBadRequest, herr.Status)
+			assert.Contains(t, herr.Message, tc.want)
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	cfg := DefaultConfig()
+	require.NoError(t, cfg.Validate())
+	assert.Equal(t, "/v1/traces", cfg.Path)
+	assert.Equal(t, "production", cfg.DefaultEnvironment)
+
+	bad := Config{DeploymentPipelines: []string{" "}, DeploymentTasks: []string{"deploy", ""}}
+	err := bad.Validate()
+	require.Error(t, err)
+	for _, key := range []string{"path", "deployment_pipelines[0]", "deployment_tasks[1]", "default_environment"} {
+		assert.Contains(t, err.Error(), key)
+	}
+}
+
+// TestHandler runs the provider behind the real webhook handler: OTLP
+// clients get an ExportTraceServiceResponse in their own encoding for
+// accepted and for ignored exports, and a 400 for malformed ones.
+func TestHandler(t *testing.T) {
+	var got []event.Event
+	h := webhook.NewHandler(webhook.Options{
+		Routes: []webhook.Route{{Path: "/v1/traces", Provider: provider(pipelines("deploy"))}},
+		Sink: func(_ context.Context, source string, evs []event.Event) (webhook.SinkResult, error) {
+			assert.Equal(t, event.SourceSpans, source)
+			got = append(got, evs...)
+			return webhook.SinkResult{Accepted: len(evs)}, nil
+		},
+	})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	post := func(ct string, body []byte) *http.Response {
+		resp, err := http.Post(srv.URL+"/v1/traces", ct, bytes.NewReader(body))
+		require.NoError(t, err)
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	success := fixture(t, "github-deploy-success.json")
+	tests := []struct {
+		name, ct string
+		body     []byte
+		events   int
+	}{
+		{"protobuf", ContentTypeProtobuf, protobuf(t, success), 1},
+		{"json", ContentTypeJSON, success, 1},
+		{"ignored protobuf", ContentTypeProtobuf, protobuf(t, fixture(t, "github-ci.json")), 0},
+		{"ignored json", ContentTypeJSON + "; charset=utf-8", fixture(t, "github-ci.json"), 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got = nil
+			resp := post(tc.ct, tc.body)
+			assert.Equal(t, http.StatusOK, resp.StatusCode)
+			b, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			er := ptraceotlp.NewExportResponse()
+			if strings.HasPrefix(tc.ct, ContentTypeJSON) {
+				assert.Equal(t, ContentTypeJSON, resp.Header.Get("Content-Type"))
+				require.NoError(t, er.UnmarshalJSON(b))
+			} else {
+				assert.Equal(t, ContentTypeProtobuf, resp.Header.Get("Content-Type"))
+				require.NoError(t, er.UnmarshalProto(b))
+			}
+			assert.Zero(t, er.PartialSuccess().RejectedSpans())
+			assert.Empty(t, er.PartialSuccess().ErrorMessage())
+			assert.Len(t, got, tc.events)
+		})
+	}
+	t.Run("malformed", func(t *testing.T) {
+		resp := post(ContentTypeProtobuf, []byte{0x0a, 0xff})
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+		b, _ := io.ReadAll(resp.Body)
+		assert.Contains(t, string(b), "malformed OTLP/protobuf")
+	})
+	t.Run("unsupported media type", func(t *testing.T) {
+		resp := post("text/plain", success)
+		assert.Equal(t, http.StatusUnsupportedMediaType, resp.StatusCode)
+	})
+}
+
+// OTLP/HTTP exporters compress with gzip by default; the receiver's
+// confighttp server decompresses before the handler sees the body.
+func TestGzipThroughConfighttp(t *testing.T) {
+	var got []event.Event
+	h := webhook.NewHandler(webhook.Options{
+		Routes: []webhook.Route{{Path: "/v1/traces", Provider: provider(pipelines("deploy"))}},
+		Sink: func(_ context.Context, _ string, evs []event.Event) (webhook.SinkResult, error) {
+			got = append(got, evs...)
+			return webhook.SinkResult{Accepted: len(evs)}, nil
+		},
+	})
+	sc := confighttp.NewDefaultServerConfig()
+	sc.NetAddr.Endpoint = "127.0.0.1:0"
+	ln, err := sc.ToListener(context.Background())
+	require.NoError(t, err)
+	srv, err := sc.ToServer(context.Background(), nil, componenttest.NewNopTelemetrySettings(), h)
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	var zipped bytes.Buffer
+	zw := gzip.NewWriter(&zipped)
+	_, err = zw.Write(protobuf(t, fixture(t, "github-deploy-success.json")))
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+	req, err := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+"/v1/traces", &zipped)
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", ContentTypeProtobuf)
+	req.Header.Set("Content-Encoding", "gzip")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, ContentTypeProtobuf, resp.Header.Get("Content-Type"))
+	require.Len(t, got, 1)
+	assert.Equal(t, event.DeploymentSucceeded, got[0].Kind)
+}
+
+func TestWriteError(t *testing.T) {
+	p := provider(nil)
+	rec := httptest.NewRecorder()
+	p.WriteError(rec, http.Header{"Content-Type": {ContentTypeProtobuf}}, http.StatusBadRequest, "bad")
+	assert.Equal(t, http.StatusBadRequest, rec.Code)
+	assert.Equal(t, ContentTypeProtobuf, rec.Header().Get("Content-Type"))
+	assert.Equal(t, []byte{0x08, 3, 0x12, 3, 'b', 'a', 'd'}, rec.Body.Bytes(), "google.rpc.Status{code: InvalidArgument, message: bad}")
+
+	rec = httptest.NewRecorder()
+	p.WriteError(rec, http.Header{"Content-Type": {"application/json; charset=utf-8"}}, http.StatusServiceUnavailable, "retry later")
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.Equal(t, ContentTypeJSON, rec.Header().Get("Content-Type"))
+	assert.JSONEq(t, `{"code":14,"message":"retry later"}`, rec.Body.String())
+}
+
+func FuzzParse(f *testing.F) {
+	for _, name := range []string{"github-deploy-success.json", "github-deploy-failure.json", "github-ci.json", "gitlab-pipeline.json"} {
+		// Compact seeds keep minimization (which the fuzzer runs on every
+		// new input) short.
+		var body bytes.Buffer
+		require.NoError(f, json.Compact(&body, fixture(f, name)))
+		f.Add(body.Bytes(), true)
+		f.Add(protobuf(f, body.Bytes()), false)
+	}
+	f.Add([]byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","attributes":[{"key":"cicd.pipeline.task.type","value":{"stringValue":"deploy"}},{"key":"cicd.pipeline.task.run.result","value":{"stringValue":"failure"}}]}]}]}]}`), true)
+	f.Add([]byte(strings.Repeat("[", 80)), true)
+	f.Add([]byte{0x0a, 0xff, 0xff}, false)
+	p := provider(func(c *Config) {
+		c.DeploymentPipelines = []string{"deploy"}
+		c.DeploymentTasks = []string{"deploy*"}
+	})
+	f.Fuzz(func(t *testing.T, body []byte, isJSON bool) {
+		req := protoReq(body)
+		if isJSON {
+			req = jsonReq(body)
+		}
+		res, err := p.Parse(req)
+		if err != nil {
+			var herr *webhook.Error
+			require.ErrorAs(t, err, &herr, "every parse error carries an HTTP status")
+			return
+		}
+		if len(res.Events) == 0 {
+			require.NotEmpty(t, res.Ignored)
+		}
+		for _, ev := range res.Events {
+			require.True(t, ev.Kind == event.DeploymentSucceeded || ev.Kind == event.DeploymentFailed)
+			require.NotEmpty(t, ev.ID)
+			require.NotEmpty(t, ev.DeploymentID)
+			require.NotEmpty(t, ev.Service.Environment)
+			require.False(t, ev.Time.IsZero())
+			if ev.Revision != "" {
+				_, err := hex.DecodeString(ev.Revision)
+				require.NoError(t, err)
+			}
+		}
+	})
+}

@@ -1,0 +1,186 @@
+// Package github is the source for GitHub repository and organization
+// webhooks: pushes (changes committed), merged pull requests, deployments
+// and their statuses, completed runs of deployment workflows, and issues
+// labelled as incidents.
+//
+// Deliveries are verified with X-Hub-Signature-256 (HMAC-SHA256 of the body
+// under the webhook secret); the SHA-1 X-Hub-Signature is never accepted.
+// Event IDs are built from X-GitHub-Delivery, which GitHub keeps on a
+// redelivery, so a redelivered event is counted once.
+package github
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/webhook"
+)
+
+// Delivery headers set by GitHub.
+const (
+	// SignatureHeader carries "sha256=" and the hex HMAC-SHA256 of the body.
+	SignatureHeader = "X-Hub-Signature-256"
+	// EventHeader names the event type (push, pull_request, ...).
+	EventHeader = "X-GitHub-Event"
+	// DeliveryHeader is the delivery's GUID; a redelivery keeps it.
+	DeliveryHeader = "X-GitHub-Delivery"
+)
+
+// DefaultPath is the URL path the source listens on unless configured.
+const DefaultPath = "/webhooks/github"
+
+// Config configures the GitHub source.
+type Config struct {
+	// Path is the URL path GitHub posts to.
+	Path string `mapstructure:"path"`
+	// Secret is the webhook secret; required unless insecure_skip_verify.
+	webhook.SecretConfig `mapstructure:",squash"`
+	// DeploymentWorkflows names the GitHub Actions workflows whose completed
+	// runs are deployments, by file name ("deploy.yml"), workflow path
+	// (".github/workflows/deploy.yml") or workflow name ("Deploy"). Empty:
+	// workflow_run events are ignored.
+	DeploymentWorkflows []string `mapstructure:"deployment_workflows"`
+	// WorkflowEnvironment is the environment of deployments reported by
+	// deployment workflows (workflow runs do not name one).
+	WorkflowEnvironment string `mapstructure:"workflow_environment"`
+	// IncidentLabel is the issue label that makes an issue an incident.
+	IncidentLabel string `mapstructure:"incident_label"`
+}
+
+// DefaultConfig is the source's configuration when the user sets nothing.
+func DefaultConfig() Config {
+	return Config{
+		Path:                DefaultPath,
+		WorkflowEnvironment: "production",
+		IncidentLabel:       "incident",
+	}
+}
+
+// Validate checks the config; errors name the key.
+func (c *Config) Validate() error {
+	var errs []error
+	if !strings.HasPrefix(c.Path, "/") {
+		errs = append(errs, fmt.Errorf("path: %q must start with /", c.Path))
+	}
+	if err := c.SecretConfig.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for i, w := range c.DeploymentWorkflows {
+		if strings.TrimSpace(w) == "" {
+			errs = append(errs, fmt.Errorf("deployment_workflows[%d]: empty workflow name", i))
+		}
+	}
+	if strings.TrimSpace(c.WorkflowEnvironment) == "" {
+		errs = append(errs, errors.New("workflow_environment: must not be empty"))
+	}
+	if strings.TrimSpace(c.IncidentLabel) == "" {
+		errs = append(errs, errors.New("incident_label: must not be empty"))
+	}
+	return errors.Join(errs...)
+}
+
+// Provider implements webhook.Provider for GitHub webhooks.
+type Provider struct {
+	cfg       Config
+	workflows map[string]struct{}
+}
+
+// New returns the provider for cfg. cfg should have passed Validate.
+func New(cfg Config) *Provider {
+	p := &Provider{cfg: cfg, workflows: map[string]struct{}{}}
+	for _, w := range cfg.DeploymentWorkflows {
+		if w = strings.TrimSpace(w); w != "" {
+			p.workflows[w] = struct{}{}
+		}
+	}
+	return p
+}
+
+func (p *Provider) Name() string { return event.SourceGitHub }
+
+// ContentTypes accepts only JSON: the webhook's content type must be
+// application/json (form-encoded deliveries are refused with 415).
+func (p *Provider) ContentTypes() []string { return []string{"application/json"} }
+
+// Parse verifies one delivery and turns it into events.
+func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
+	if err := p.verify(req); err != nil {
+		return webhook.Result{}, err
+	}
+	kind := strings.TrimSpace(req.Header.Get(EventHeader))
+	if kind == "" {
+		return webhook.Result{}, webhook.BadRequest("missing %s header", EventHeader)
+	}
+	if kind == "ping" {
+		return webhook.Result{Ignored: "ping"}, nil
+	}
+	id := strings.TrimSpace(req.Header.Get(DeliveryHeader))
+	if id == "" {
+		return webhook.Result{}, webhook.BadRequest("missing %s header", DeliveryHeader)
+	}
+	d := delivery{id: id, body: req.Body}
+	switch kind {
+	case "push":
+		return p.push(d)
+	case "pull_request":
+		return p.pullRequest(d)
+	case "deployment":
+		return p.deployment(d)
+	case "deployment_status":
+		return p.deploymentStatus(d)
+	case "workflow_run":
+		return p.workflowRun(d)
+	case "issues":
+		return p.issues(d)
+	default:
+		return webhook.Result{Ignored: fmt.Sprintf("GitHub event %q is not used", kind)}, nil
+	}
+}
+
+// verify checks X-Hub-Signature-256 unless verification is off.
+func (p *Provider) verify(req *webhook.Request) error {
+	if !p.cfg.Verify() {
+		return nil
+	}
+	header := req.Header.Get(SignatureHeader)
+	if header == "" {
+		if req.Header.Get("X-Hub-Signature") != "" {
+			return webhook.Unauthorized("missing %s header: the SHA-1 X-Hub-Signature is not accepted; set a secret on the webhook so GitHub sends both", SignatureHeader)
+		}
+		return webhook.Unauthorized("missing %s header (sha256=<hex HMAC-SHA256 of the body>); set the webhook secret", SignatureHeader)
+	}
+	sig, ok := strings.CutPrefix(header, "sha256=")
+	if !ok {
+		return webhook.Unauthorized("%s must start with sha256=", SignatureHeader)
+	}
+	if !webhook.ValidHMACSHA256(p.cfg.Secret, req.Body, sig) {
+		return webhook.Unauthorized("%s does not match the body; check that the webhook secret equals the configured secret", SignatureHeader)
+	}
+	return nil
+}
+
+// isDeploymentWorkflow reports whether a workflow run belongs to one of the
+// configured deployment workflows.
+func (p *Provider) isDeploymentWorkflow(name, workflowPath string) bool {
+	if len(p.workflows) == 0 {
+		return false
+	}
+	// A path may carry the ref it was loaded from ("...yml@refs/heads/main").
+	if i := strings.IndexByte(workflowPath, '@'); i >= 0 {
+		workflowPath = workflowPath[:i]
+	}
+	for _, candidate := range []string{name, workflowPath, path.Base(workflowPath)} {
+		if candidate == "" || candidate == "." || candidate == "/" {
+			continue
+		}
+		if _, ok := p.workflows[candidate]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+var _ webhook.Provider = (*Provider)(nil)
