@@ -48,7 +48,9 @@ func TestOtelcolDoraEndToEnd(t *testing.T) {
 	createDeployment(t, client, "shop", "legacy", "registry.local/legacy:1.0")
 	waitRolledOut(t, client, "shop", "legacy")
 
-	metricsURL := startCollector(t, bin, cp.Kubeconfig)
+	webhookAddr := freeAddr(t)
+	metricsURL := startCollectorWith(t, bin, cp.Kubeconfig, nil,
+		"DORA_WEBHOOK_ENDPOINT="+webhookAddr, "DORA_GITHUB_SECRET="+githubSecret)
 	m := scrape(t, metricsURL)
 	assert.Zero(t, m.sum("platform_deployments_total", nil), "nothing counted at start")
 
@@ -58,11 +60,18 @@ func TestOtelcolDoraEndToEnd(t *testing.T) {
 	createDeployment(t, client, "shop", "api", "registry.local/api:1.0")
 	waitMetric(t, metricsURL, "platform_deployments_total", success, 1)
 
-	// 2. A new image with its commit: one more deployment and a lead time.
-	commitTime := time.Now().Add(-90 * time.Minute).UTC().Format(time.RFC3339)
+	// 2. A commit pushed to GitHub 90 minutes ago ships in a new image: one
+	// more deployment, and a lead time from the push's commit timestamp.
+	const sha = "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"
+	push := fixture(t, "../internal/github/testdata/push.json")
+	commit := push["commits"].([]any)[0].(map[string]any)
+	commit["id"], commit["timestamp"] = sha, time.Now().Add(-90*time.Minute).UTC().Format(time.RFC3339)
+	push["commits"], push["head_commit"], push["after"] = []any{commit}, commit, sha
+	r := sendGitHub(t, "http://"+webhookAddr, "push", "push-e2e", push)
+	require.Equal(t, http.StatusOK, r.status, r.body)
 	updateDeployment(t, client, "shop", "api", func(d *appsv1.Deployment) {
 		d.Spec.Template.Spec.Containers[0].Image = "registry.local/api:2.0"
-		d.Spec.Template.Annotations = map[string]string{"dora.otelcol.dev/commit-sha": "0a1b2c3d4e5f", "dora.otelcol.dev/commit-time": commitTime}
+		d.Spec.Template.Annotations = map[string]string{"dora.otelcol.dev/commit-sha": sha}
 	})
 	waitMetric(t, metricsURL, "platform_deployments_total", success, 2)
 	m = scrape(t, metricsURL)
@@ -127,18 +136,29 @@ func collectorBinary(t *testing.T) string {
 // startCollector runs otelcol-dora on config/local.yaml with free ports and
 // returns its Prometheus metrics URL. It is stopped by PID when the test ends.
 func startCollector(t *testing.T, bin, kubeconfig string) string {
+	return startCollectorWith(t, bin, kubeconfig, nil, "DORA_WEBHOOK_ENDPOINT="+freeAddr(t))
+}
+
+// startCollectorWith is startCollector with more configuration files merged
+// over config/local.yaml and more environment variables.
+func startCollectorWith(t *testing.T, bin, kubeconfig string, extraConfigs []string, env ...string) string {
 	promAddr, healthAddr, telemetryPort := freeAddr(t), freeAddr(t), freePort(t)
 	logPath := filepath.Join(t.TempDir(), "otelcol-dora.log")
 	logFile, err := os.Create(logPath)
 	require.NoError(t, err)
 
-	cmd := exec.Command(bin, "--config", filepath.Join("..", "config", "local.yaml"))
+	args := []string{"--config", filepath.Join("..", "config", "local.yaml")}
+	for _, c := range extraConfigs {
+		args = append(args, "--config", c)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(),
 		"DORA_KUBECONFIG="+kubeconfig,
 		"DORA_PROMETHEUS_ENDPOINT="+promAddr,
 		"DORA_HEALTH_ENDPOINT="+healthAddr,
 		"DORA_TELEMETRY_PORT="+strconv.Itoa(telemetryPort),
 	)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	require.NoError(t, cmd.Start())
