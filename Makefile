@@ -2,6 +2,7 @@
 #
 #   make run       build otelcol-dora and run it on config/local.yaml
 #   make test      every test, the real kube-apiserver ones included
+#   make demo      the whole loop on a local control plane, with a summary
 #   make build     the otelcol-dora binary (ocb on builder-config.yaml)
 #   make tools     etcd, kube-apiserver, kube-controller-manager, ocb
 #   make generate  regenerate internal/metadata and the generated tests
@@ -17,6 +18,9 @@ OCB_VERSION := v0.165.0
 # A real webhook sender for the Alertmanager source's tests. v0.28.1 builds
 # from the module proxy; newer releases need web UI assets it does not have.
 ALERTMANAGER_VERSION := v0.28.1
+# Prometheus and promtool for the rule tests and the end-to-end test with a
+# real Prometheus (its API is all they need; the web UI assets are absent).
+PROMETHEUS_VERSION := v0.316.0
 K8S_VERSION := v1.37.2
 K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
                -X k8s.io/component-base/version.gitMajor=1 \
@@ -31,14 +35,14 @@ export OTELCOL_DORA_BIN := $(BIN)
 PKGS := ./...
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all run test unit build tools generate lint clean kubectl
+.PHONY: all run demo test unit build tools generate lint clean kubectl
 
 all: build
 
 ## tools: control-plane binaries for the tests and `make run`, Alertmanager
 ## and ocb. go build skips the relink when nothing changed, so this is fast
 ## when warm.
-tools: $(TOOLS)/builder $(TOOLS)/alertmanager
+tools: $(TOOLS)/builder $(TOOLS)/alertmanager $(TOOLS)/prometheus
 	@mkdir -p $(TOOLS)
 	cd tools/etcd && $(GO) build -o $(TOOLS)/etcd go.etcd.io/etcd/server/v3
 	cd tools/kube && $(GO) build -ldflags '$(K8S_LDFLAGS)' -o $(TOOLS)/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
@@ -51,6 +55,10 @@ $(TOOLS)/builder:
 $(TOOLS)/alertmanager:
 	@mkdir -p $(TOOLS)
 	GOBIN=$(TOOLS) $(GO) install github.com/prometheus/alertmanager/cmd/alertmanager@$(ALERTMANAGER_VERSION)
+
+$(TOOLS)/prometheus:
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) $(GO) install github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_VERSION) github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_VERSION)
 
 ## kubectl: only `make run` users need it, to change Deployments by hand.
 kubectl: $(TOOLS)/kubectl
@@ -76,6 +84,11 @@ unit:
 ## cluster, or against a local control plane started here when there is none.
 run: build kubectl tools
 	@bash scripts/run.sh
+
+## demo: a local control plane, otelcol-dora and Prometheus, a scripted
+## delivery history played slowly, and a DORA summary per service.
+demo: build tools
+	$(GO) run ./cmd/demo
 
 generate:
 	$(GO) tool mdatagen metadata.yaml

@@ -1,0 +1,154 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/otelcol-dora/dorareceiver/internal/event"
+)
+
+// fakeProvider answers what it is told to.
+type fakeProvider struct {
+	result Result
+	err    error
+}
+
+func (f *fakeProvider) Name() string           { return "fake" }
+func (f *fakeProvider) ContentTypes() []string { return nil }
+func (f *fakeProvider) Parse(*Request) (Result, error) {
+	return f.result, f.err
+}
+
+// otlpLike writes its own success and error bodies.
+type otlpLike struct{ fakeProvider }
+
+func (o *otlpLike) WriteSuccess(w http.ResponseWriter, _ *Request, accepted int) {
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte("own-success"))
+}
+
+func (o *otlpLike) WriteError(w http.ResponseWriter, _ http.Header, status int, message string) {
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte("own-error: " + message))
+}
+
+var oneEvent = Result{Events: []event.Event{{Kind: event.ChangeCommitted, ID: "1", Time: time.Unix(1, 0), Revision: "abc"}}}
+
+func serve(t *testing.T, p Provider, sink Sink, method, path, contentType, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	h := NewHandler(Options{
+		Routes:     []Route{{Path: "/hook", Provider: p}},
+		Sink:       sink,
+		HealthPath: "/health",
+	})
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func okSink(_ context.Context, _ string, events []event.Event) (SinkResult, error) {
+	return SinkResult{Accepted: len(events)}, nil
+}
+
+func TestHandlerStatuses(t *testing.T) {
+	refused := func(context.Context, string, []event.Event) (SinkResult, error) {
+		return SinkResult{}, ErrPipelineRefused
+	}
+	invalid := func(context.Context, string, []event.Event) (SinkResult, error) {
+		return SinkResult{}, errors.Join(ErrInvalidEvent, errors.New("event 0: without a service name"))
+	}
+	canceled := func(context.Context, string, []event.Event) (SinkResult, error) {
+		return SinkResult{}, context.Canceled
+	}
+	tests := []struct {
+		name     string
+		provider Provider
+		sink     Sink
+		method   string
+		path     string
+		ctype    string
+		status   int
+		contains string
+	}{
+		{"accepted", &fakeProvider{result: oneEvent}, okSink, http.MethodPost, "/hook", "application/json", 200, `"accepted":1`},
+		{"ignored", &fakeProvider{result: Result{Ignored: "ping"}}, okSink, http.MethodPost, "/hook", "application/json", 200, `"ignored":"ping"`},
+		{"no events means ignored", &fakeProvider{}, okSink, http.MethodPost, "/hook", "application/json", 200, `"status":"ignored"`},
+		{"unauthorized", &fakeProvider{err: Unauthorized("bad signature")}, okSink, http.MethodPost, "/hook", "application/json", 401, "bad signature"},
+		{"bad request", &fakeProvider{err: BadRequest("field %q missing", "x")}, okSink, http.MethodPost, "/hook", "application/json", 400, `field \"x\" missing`},
+		{"plain error is 400", &fakeProvider{err: errors.New("boom")}, okSink, http.MethodPost, "/hook", "application/json", 400, "boom"},
+		{"pipeline refused", &fakeProvider{result: oneEvent}, refused, http.MethodPost, "/hook", "application/json", 503, "retry"},
+		{"invalid event", &fakeProvider{result: oneEvent}, invalid, http.MethodPost, "/hook", "application/json", 400, "without a service name"},
+		{"request ended", &fakeProvider{result: oneEvent}, canceled, http.MethodPost, "/hook", "application/json", 503, "retry"},
+		{"wrong method", &fakeProvider{result: oneEvent}, okSink, http.MethodPut, "/hook", "application/json", 405, "not allowed"},
+		{"wrong type", &fakeProvider{result: oneEvent}, okSink, http.MethodPost, "/hook", "text/plain", 415, "content type"},
+		{"unparsable type", &fakeProvider{result: oneEvent}, okSink, http.MethodPost, "/hook", ";;", 415, "content type"},
+		{"unknown path", &fakeProvider{result: oneEvent}, okSink, http.MethodPost, "/other", "application/json", 404, "/other"},
+		{"health", &fakeProvider{}, okSink, http.MethodGet, "/health", "", 200, `"status":"ok"`},
+		{"own success body", &otlpLike{fakeProvider{result: oneEvent}}, okSink, http.MethodPost, "/hook", "application/json", 200, "own-success"},
+		{"own error body", &otlpLike{fakeProvider{err: BadRequest("bad proto")}}, okSink, http.MethodPost, "/hook", "application/json", 400, "own-error: bad proto"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := serve(t, tt.provider, tt.sink, tt.method, tt.path, tt.ctype, "{}")
+			assert.Equal(t, tt.status, rec.Code)
+			assert.Contains(t, rec.Body.String(), tt.contains)
+			if _, own := tt.provider.(*otlpLike); !own {
+				var v map[string]any
+				assert.NoError(t, json.Unmarshal(rec.Body.Bytes(), &v), "JSON body: %s", rec.Body)
+			}
+		})
+	}
+}
+
+func TestHandlerRefusesLargeBodiesBeforeReading(t *testing.T) {
+	h := NewHandler(Options{Routes: []Route{{Path: "/hook", Provider: &fakeProvider{result: oneEvent}}}, Sink: okSink, MaxBodySize: 10})
+	req := httptest.NewRequest(http.MethodPost, "/hook", strings.NewReader(strings.Repeat("x", 11)))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, rec.Code)
+}
+
+func TestDecodeJSONDepthAndErrors(t *testing.T) {
+	var v any
+	deep := strings.Repeat("[", MaxJSONDepth+1) + strings.Repeat("]", MaxJSONDepth+1)
+	err := DecodeJSON([]byte(deep), &v)
+	var herr *Error
+	require.ErrorAs(t, err, &herr)
+	assert.Contains(t, herr.Message, "nested deeper")
+	// Brackets inside strings do not count.
+	require.NoError(t, DecodeJSON([]byte(`{"a":"`+strings.Repeat("[", 100)+`"}`), &v))
+	require.NoError(t, DecodeJSON([]byte(strings.Repeat("[", MaxJSONDepth)+strings.Repeat("]", MaxJSONDepth)), &v))
+
+	var typed struct {
+		N int `json:"n"`
+	}
+	require.ErrorAs(t, DecodeJSON([]byte(`{"n":"x"}`), &typed), &herr)
+	assert.Contains(t, herr.Message, `field "n"`)
+}
+
+func TestTokensAndSignatures(t *testing.T) {
+	assert.True(t, EqualToken("abc", "abc"))
+	assert.False(t, EqualToken("abc", "abd"))
+	assert.False(t, EqualToken("abc", ""))
+	assert.Equal(t, "tok", BearerToken("Bearer tok"))
+	assert.Equal(t, "tok", BearerToken("bearer  tok"))
+	assert.Empty(t, BearerToken("Basic dXNlcjpwYXNz"))
+	sig := SignHMACSHA256("k", []byte("body"))
+	assert.True(t, ValidHMACSHA256("k", []byte("body"), sig))
+	assert.False(t, ValidHMACSHA256("k", []byte("body!"), sig))
+	assert.False(t, ValidHMACSHA256("k", []byte("body"), "nothex"))
+	assert.Error(t, (&SecretConfig{}).Validate())
+	assert.NoError(t, (&SecretConfig{InsecureSkipVerify: true}).Validate())
+}
