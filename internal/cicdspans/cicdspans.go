@@ -205,8 +205,8 @@ func (p *Provider) WriteSuccess(w http.ResponseWriter, req *webhook.Request, _ i
 // WriteError answers a refused export as OTLP/HTTP requires: the status
 // with a google.rpc.Status body in the request's encoding (JSON for JSON
 // requests, protobuf otherwise), its code mapped from the HTTP status as
-// the collector's OTLP receiver does. The webhook handler does not call it
-// yet (it answers errors with its own JSON body); see docs/sources/otlp-spans.md.
+// the collector's OTLP receiver does. The webhook handler calls it for
+// every refused delivery on this source's path.
 func (p *Provider) WriteError(w http.ResponseWriter, header http.Header, status int, message string) {
 	code := grpcCode(status)
 	var body []byte

@@ -25,7 +25,7 @@ type Config struct {
 func DefaultConfig() Config { return Config{Path: "/events"} }
 
 // Validate checks the config; errors name the key.
-func (c *Config) Validate() error { return c.SecretConfig.Validate() }
+func (c *Config) Validate() error { return c.SecretConfig.Check() }
 
 // Payload is one event of the generic form. The JSON schema in
 // schema/generic-event.schema.json describes the same fields.
@@ -150,6 +150,11 @@ func (pl *Payload) toEvent() (event.Event, error) {
 		}
 		if err := webhook.Required("incident_id", pl.IncidentID); err != nil {
 			return ev, err
+		}
+		if ev.Service.Environment == "" {
+			// Incidents are about production unless they say otherwise, as
+			// in the other incident sources.
+			ev.Service.Environment = "production"
 		}
 		switch pl.State {
 		case "opened":

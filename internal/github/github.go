@@ -65,7 +65,7 @@ func (c *Config) Validate() error {
 	if !strings.HasPrefix(c.Path, "/") {
 		errs = append(errs, fmt.Errorf("path: %q must start with /", c.Path))
 	}
-	if err := c.SecretConfig.Validate(); err != nil {
+	if err := c.SecretConfig.Check(); err != nil {
 		errs = append(errs, err)
 	}
 	for i, w := range c.DeploymentWorkflows {

@@ -56,7 +56,7 @@ func (c *Config) Validate() error {
 	if !strings.HasPrefix(c.Path, "/") {
 		errs = append(errs, fmt.Errorf("path: %q must start with /", c.Path))
 	}
-	if err := c.SecretConfig.Validate(); err != nil {
+	if err := c.SecretConfig.Check(); err != nil {
 		errs = append(errs, err)
 	}
 	if strings.TrimSpace(c.Environment) == "" {

@@ -149,6 +149,6 @@ func TestTokensAndSignatures(t *testing.T) {
 	assert.True(t, ValidHMACSHA256("k", []byte("body"), sig))
 	assert.False(t, ValidHMACSHA256("k", []byte("body!"), sig))
 	assert.False(t, ValidHMACSHA256("k", []byte("body"), "nothex"))
-	assert.Error(t, (&SecretConfig{}).Validate())
-	assert.NoError(t, (&SecretConfig{InsecureSkipVerify: true}).Validate())
+	assert.Error(t, (&SecretConfig{}).Check())
+	assert.NoError(t, (&SecretConfig{InsecureSkipVerify: true}).Check())
 }

@@ -21,8 +21,11 @@ type SecretConfig struct {
 	InsecureSkipVerify bool                `mapstructure:"insecure_skip_verify"`
 }
 
-// Validate requires a secret unless verification is explicitly off.
-func (c *SecretConfig) Validate() error {
+// Check requires a secret unless verification is explicitly off. Sources
+// call it from their Validate; it is not named Validate so that the
+// collector's config validation does not run it a second time on the
+// squashed field (and print the error twice).
+func (c *SecretConfig) Check() error {
 	if c.Secret == "" && !c.InsecureSkipVerify {
 		return errors.New("secret: required to verify deliveries (set insecure_skip_verify: true to accept unsigned deliveries)")
 	}
