@@ -45,10 +45,80 @@ type Config struct {
 	// DedupWindow is how long event ids are remembered to drop redeliveries.
 	DedupWindow time.Duration `mapstructure:"dedup_window"`
 
+	// MaxLeadTime is the longest lead time recorded; longer ones are
+	// counted in platform.lead_time.dropped (reason too_long).
+	MaxLeadTime time.Duration `mapstructure:"max_lead_time"`
+	// RecoveryOn lists what ends a change failure: deployment (the next
+	// successful deployment), rollback (the completed rollback),
+	// incident_resolved (the resolution of the incidents it caused). The
+	// first of those that happens wins.
+	RecoveryOn []string `mapstructure:"recovery_on"`
+	// HotfixSignals lists what makes a deployment a hotfix, which fails the
+	// deployment it fixes: flag (an event marked hotfix), revert (it ships
+	// a revert of a revision an earlier deployment shipped).
+	HotfixSignals []string `mapstructure:"hotfix_signals"`
+	// RollingWindows are the windows of the platform.dora.* gauges.
+	RollingWindows []time.Duration `mapstructure:"rolling_windows"`
+	// PerformanceLevels sets the thresholds of platform.dora.level.
+	PerformanceLevels PerformanceLevelsConfig `mapstructure:"performance_levels"`
+
 	metadata.MetricsBuilderConfig `mapstructure:",squash"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
+}
+
+// PerformanceLevelsConfig chooses the tier sets that classify the rolling
+// DORA values: a DORA report's table and a custom one.
+type PerformanceLevelsConfig struct {
+	// Report is the year of the DORA report whose table is used (2023 or
+	// 2024); its tier_set is dora-<year>.
+	Report int `mapstructure:"report"`
+	// Custom is a second tier set, the team's own targets.
+	Custom CustomLevelsConfig `mapstructure:"custom"`
+}
+
+// CustomLevelsConfig is a custom tier set: a level is reached by a value
+// strictly better than its threshold; below medium is low.
+type CustomLevelsConfig struct {
+	// Name is the tier_set attribute.
+	Name   string                `mapstructure:"name"`
+	Elite  LevelThresholdsConfig `mapstructure:"elite"`
+	High   LevelThresholdsConfig `mapstructure:"high"`
+	Medium LevelThresholdsConfig `mapstructure:"medium"`
+}
+
+// LevelThresholdsConfig holds one level's thresholds.
+type LevelThresholdsConfig struct {
+	// DeploymentFrequency: more than this many deployments a day.
+	DeploymentFrequency float64 `mapstructure:"deployment_frequency"`
+	// LeadTime: a median lead time below this.
+	LeadTime time.Duration `mapstructure:"lead_time"`
+	// ChangeFailureRate: a change failure rate below this ratio (0.05 = 5 %).
+	ChangeFailureRate float64 `mapstructure:"change_failure_rate"`
+	// RecoveryTime: a median recovery time below this.
+	RecoveryTime time.Duration `mapstructure:"recovery_time"`
+}
+
+func (l LevelThresholdsConfig) tier() engine.CustomTier {
+	return engine.CustomTier{DeploymentsPerDay: l.DeploymentFrequency, LeadTime: l.LeadTime, ChangeFailureRate: l.ChangeFailureRate, RecoveryTime: l.RecoveryTime}
+}
+
+func levelThresholds(t engine.CustomTier) LevelThresholdsConfig {
+	return LevelThresholdsConfig{DeploymentFrequency: t.DeploymentsPerDay, LeadTime: t.LeadTime, ChangeFailureRate: t.ChangeFailureRate, RecoveryTime: t.RecoveryTime}
+}
+
+func defaultPerformanceLevels() PerformanceLevelsConfig {
+	elite, high, medium := engine.DefaultCustomTiers()
+	return PerformanceLevelsConfig{
+		Report: 2024,
+		Custom: CustomLevelsConfig{
+			Name:   engine.DefaultCustomTierName,
+			Elite:  levelThresholds(elite),
+			High:   levelThresholds(high),
+			Medium: levelThresholds(medium),
+		},
+	}
 }
 
 func createDefaultConfig() *Config {
@@ -62,6 +132,11 @@ func createDefaultConfig() *Config {
 		RecoveryTimeBuckets:    seconds(ec.RecoveryTimeBounds),
 		IncidentWindow:         ec.IncidentWindow,
 		DedupWindow:            ec.DedupWindow,
+		MaxLeadTime:            ec.MaxLeadTime,
+		RecoveryOn:             []string{engine.RecoverOnDeployment, engine.RecoverOnRollback, engine.RecoverOnIncidentResolved},
+		HotfixSignals:          []string{engine.HotfixFlag, engine.HotfixRevert},
+		RollingWindows:         ec.RollingWindows,
+		PerformanceLevels:      defaultPerformanceLevels(),
 		MetricsBuilderConfig:   metadata.DefaultMetricsBuilderConfig(),
 	}
 }
@@ -96,7 +171,63 @@ func (cfg *Config) Validate() error {
 	if cfg.DedupWindow <= 0 {
 		errs = append(errs, fmt.Errorf("dedup_window: must be positive, got %s", cfg.DedupWindow))
 	}
+	if cfg.MaxLeadTime <= 0 {
+		errs = append(errs, fmt.Errorf("max_lead_time: must be positive, got %s", cfg.MaxLeadTime))
+	}
+	if len(cfg.RecoveryOn) == 0 {
+		errs = append(errs, fmt.Errorf("recovery_on: at least one of %s, %s, %s is required", engine.RecoverOnDeployment, engine.RecoverOnRollback, engine.RecoverOnIncidentResolved))
+	}
+	for i, n := range cfg.RecoveryOn {
+		if _, err := engine.ParseRecoverySignals([]string{n}); err != nil {
+			errs = append(errs, fmt.Errorf("recovery_on[%d]: %w", i, err))
+		}
+	}
+	for i, n := range cfg.HotfixSignals {
+		if _, err := engine.ParseHotfixSignals([]string{n}); err != nil {
+			errs = append(errs, fmt.Errorf("hotfix_signals[%d]: %w", i, err))
+		}
+	}
+	if len(cfg.RollingWindows) == 0 {
+		errs = append(errs, errors.New("rolling_windows: at least one window is required"))
+	}
+	if err := engine.ValidateWindows(cfg.RollingWindows); err != nil {
+		errs = append(errs, prefixErrors("rolling_windows", err))
+	}
+	if err := cfg.PerformanceLevels.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+func (p *PerformanceLevelsConfig) validate() error {
+	var errs []error
+	report, err := engine.ReportTierSet(p.Report)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("performance_levels::report: %w", err))
+	}
+	c := p.Custom
+	switch {
+	case c.Name == "":
+		errs = append(errs, errors.New("performance_levels::custom::name: must not be empty"))
+	case err == nil && c.Name == report.Name:
+		errs = append(errs, fmt.Errorf("performance_levels::custom::name: %q is the report's tier set", c.Name))
+	}
+	if err := engine.ValidateCustomTiers(c.Elite.tier(), c.High.tier(), c.Medium.tier()); err != nil {
+		errs = append(errs, prefixErrors("performance_levels::custom::", err))
+	}
+	return errors.Join(errs...)
+}
+
+// prefixErrors puts prefix before each of the joined errors in err.
+func prefixErrors(prefix string, err error) error {
+	var out []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = append(out, fmt.Errorf("%s%w", prefix, e))
+		}
+		return errors.Join(out...)
+	}
+	return fmt.Errorf("%s%w", prefix, err)
 }
 
 func validBuckets(b []time.Duration) error {
@@ -122,6 +253,17 @@ func (cfg *Config) engineConfig() engine.Config {
 	ec.IncidentWindow = cfg.IncidentWindow
 	ec.DedupWindow = cfg.DedupWindow
 	ec.Production = cfg.ProductionEnvironments
+	ec.MaxLeadTime = cfg.MaxLeadTime
+	// Validated: the names are known.
+	ec.RecoveryOn, _ = engine.ParseRecoverySignals(cfg.RecoveryOn)
+	ec.Hotfix, _ = engine.ParseHotfixSignals(cfg.HotfixSignals)
+	ec.RollingWindows = cfg.RollingWindows
+	ec.TierSets = nil
+	if report, err := engine.ReportTierSet(cfg.PerformanceLevels.Report); err == nil {
+		ec.TierSets = append(ec.TierSets, report)
+	}
+	c := cfg.PerformanceLevels.Custom
+	ec.TierSets = append(ec.TierSets, engine.CustomTierSet(c.Name, c.Elite.tier(), c.High.tier(), c.Medium.tier()))
 	return ec
 }
 

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
+	"github.com/otelcol-dora/dorareceiver/internal/engine"
 	"github.com/otelcol-dora/dorareceiver/internal/k8s"
 	"github.com/otelcol-dora/dorareceiver/internal/metadata"
 )
@@ -75,6 +76,35 @@ func TestLoadConfig(t *testing.T) {
 		ec := cfg.engineConfig()
 		assert.Equal(t, []float64{600, 3600, 86400}, ec.LeadTimeBounds)
 		assert.Equal(t, 12*time.Hour, ec.IncidentWindow)
+
+		assert.Equal(t, 720*time.Hour, ec.MaxLeadTime)
+		assert.Equal(t, engine.RecoverySignals{Rollback: true, IncidentResolved: true}, ec.RecoveryOn)
+		assert.Equal(t, engine.HotfixSignals{Flag: true}, ec.Hotfix)
+		assert.Equal(t, []time.Duration{12 * time.Hour, 24 * time.Hour, 90 * 24 * time.Hour}, ec.RollingWindows)
+		require.Len(t, ec.TierSets, 2)
+		assert.Equal(t, "dora-2023", ec.TierSets[0].Name)
+		// Only the keys given change; the others keep the team defaults.
+		elite, high, medium := engine.DefaultCustomTiers()
+		elite.DeploymentsPerDay, elite.LeadTime = 5, time.Hour
+		medium.RecoveryTime = 48 * time.Hour
+		assert.Equal(t, engine.CustomTierSet("payments", elite, high, medium), ec.TierSets[1])
+	})
+
+	t.Run("dora defaults", func(t *testing.T) {
+		cfg, err := loadConfig(t, "")
+		require.NoError(t, err)
+		assert.Equal(t, 90*24*time.Hour, cfg.MaxLeadTime)
+		assert.Equal(t, []string{"deployment", "rollback", "incident_resolved"}, cfg.RecoveryOn)
+		assert.Equal(t, []string{"flag", "revert"}, cfg.HotfixSignals)
+		assert.Equal(t, []time.Duration{24 * time.Hour, 168 * time.Hour, 720 * time.Hour}, cfg.RollingWindows)
+		assert.Equal(t, 2024, cfg.PerformanceLevels.Report)
+		assert.Equal(t, "team", cfg.PerformanceLevels.Custom.Name)
+		// The team's targets (BRIEF.md): more than 10 a day, under 2 h,
+		// under 5 %, under 30 min.
+		assert.Equal(t, LevelThresholdsConfig{DeploymentFrequency: 10, LeadTime: 2 * time.Hour, ChangeFailureRate: 0.05, RecoveryTime: 30 * time.Minute},
+			cfg.PerformanceLevels.Custom.Elite)
+		// The defaults are the engine's.
+		assert.Equal(t, engine.DefaultConfig(), withoutBuckets(cfg.engineConfig()))
 	})
 }
 
@@ -112,6 +142,17 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		"webhooks_no_source":     "webhooks: no webhook source configured",
 		"webhook_bad_path":       `generic::path: "/events" is already used by health_path`,
 		"bad_services":           `services[0]::deployment: must not be empty`,
+		"bad_dora_settings": "max_lead_time: must be positive, got 0s\n" +
+			`recovery_on[0]: "deploy" is not one of deployment, rollback, incident_resolved` + "\n" +
+			`hotfix_signals[0]: "label" is not one of flag, revert` + "\n" +
+			"rolling_windows[1]: 1d is listed twice\n" +
+			"rolling_windows[2]: -1h0m0s is not between 0 and 8784h0m0s",
+		"no_recovery_signal": "recovery_on: at least one of deployment, rollback, incident_resolved is required",
+		"bad_levels": "performance_levels::report: no DORA report table for 2022 (have [2023 2024])\n" +
+			"performance_levels::custom::name: must not be empty\n" +
+			"performance_levels::custom::high::change_failure_rate: must be a ratio above 0 and at most 1, got 1.5\n" +
+			"performance_levels::custom::high::lead_time: 1h0m0s is below elite's 2h0m0s\n" +
+			"performance_levels::custom::medium::change_failure_rate: 0.15 is below high's 1.5",
 	}
 	for name, want := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -120,4 +161,13 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 			assert.Contains(t, err.Error(), want)
 		})
 	}
+}
+
+// withoutBuckets resets what the receiver config gives in other units
+// (durations for bucket bounds), so that the rest compares with the
+// engine's defaults.
+func withoutBuckets(ec engine.Config) engine.Config {
+	d := engine.DefaultConfig()
+	ec.LeadTimeBounds, ec.RecoveryTimeBounds = d.LeadTimeBounds, d.RecoveryTimeBounds
+	return ec
 }

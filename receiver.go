@@ -319,7 +319,8 @@ func (r *doraReceiver) emitLoop() {
 func (r *doraReceiver) emit(ctx context.Context) {
 	r.mu.Lock()
 	target := r.seq
-	md := r.emitter.Emit(r.engine.Snapshot(), time.Now())
+	now := time.Now()
+	md := r.emitter.Emit(r.engine.SnapshotAt(now), now)
 	r.mu.Unlock()
 
 	var err error

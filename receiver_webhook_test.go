@@ -136,7 +136,12 @@ func TestWebhookStatuses(t *testing.T) {
 			{"type":"change","id":"c1","time":%q,"repository":"acme/web","revision":"w1","parent_revision":"w0"},
 			{"type":"change","id":"c2","time":%q,"repository":"acme/web","revision":"w2","parent_revision":"w1"}]`,
 			now.Add(-2*time.Hour).UTC().Format(time.RFC3339), now.Add(-time.Hour).UTC().Format(time.RFC3339))
-		r := post(t, url, "application/json", changes, true)
+		// web's first deployment is the start of its history.
+		baseline := fmt.Appendf(nil, `{"type":"deployment","id":"web-0","time":%q,"repository":"acme/web","environment":"production","status":"success","revision":"w0"}`,
+			now.Add(-3*time.Hour).UTC().Format(time.RFC3339))
+		r := post(t, url, "application/json", baseline, true)
+		require.Equal(t, http.StatusOK, r.status, r.body)
+		r = post(t, url, "application/json", changes, true)
 		require.Equal(t, http.StatusOK, r.status, r.body)
 		deploy := fmt.Appendf(nil, `{"type":"deployment","id":"web-1","time":%q,"repository":"acme/web","environment":"production","status":"success","revision":"w2"}`,
 			now.UTC().Format(time.RFC3339))

@@ -61,6 +61,18 @@ func TestWebhooksEndToEnd(t *testing.T) {
 		{"2222222222222222222222222222222222222222", deployedAt.Add(-2 * time.Hour)},
 	}
 
+	// 0. The first deployment the receiver sees of api is the start of its
+	// history (no lead time for what it ships).
+	baseline := fixture(t, "../internal/github/testdata/deployment_status.json")
+	baseline["deployment"].(map[string]any)["sha"] = "0000000000000000000000000000000000000001"
+	baseline["deployment"].(map[string]any)["id"] = 1
+	baseline["deployment"].(map[string]any)["environment"] = "production"
+	bs := baseline["deployment_status"].(map[string]any)
+	bs["state"], bs["environment"] = "success", "production"
+	bs["created_at"] = deployedAt.Add(-4 * time.Hour).Format(time.RFC3339)
+	r := sendGitHub(t, base, "deployment_status", "status-0", baseline)
+	require.Equal(t, http.StatusOK, r.status, r.body)
+
 	// 1. The push: two commits on main of acme/api.
 	push := fixture(t, "../internal/github/testdata/push.json")
 	push["before"] = "0000000000000000000000000000000000000001"
@@ -76,7 +88,7 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	}
 	push["commits"] = list
 	push["head_commit"] = list[len(list)-1]
-	r := sendGitHub(t, base, "push", "push-1", push)
+	r = sendGitHub(t, base, "push", "push-1", push)
 	require.Equal(t, http.StatusOK, r.status, r.body)
 
 	// 2. The deployment of the head to production, reported by GitHub.
@@ -91,9 +103,9 @@ func TestWebhooksEndToEnd(t *testing.T) {
 
 	svc := map[string]string{"namespace": "shop", "deployment": "api", "environment": "production"}
 	m := scrape(t, metricsURL)
-	assert.Equal(t, 1.0, m.sum("platform_deployments_total", with(svc, "status", "success")), "the 200 came after the pipeline had it")
+	assert.Equal(t, 2.0, m.sum("platform_deployments_total", with(svc, "status", "success")), "the 200 came after the pipeline had it")
 	assert.Equal(t, 2.0, m.sum("platform_lead_time_seconds_count", svc), "one lead time per pushed commit")
-	assert.Equal(t, (3 + 2) * 3600.0, m.sum("platform_lead_time_seconds_sum", svc))
+	assert.Equal(t, (3+2)*3600.0, m.sum("platform_lead_time_seconds_sum", svc))
 
 	// A redelivery (same X-GitHub-Delivery) is counted once.
 	r = sendGitHub(t, base, "deployment_status", "status-1", status)
@@ -101,7 +113,8 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	assert.EqualValues(t, 1, r.body["duplicates"])
 
 	// 3. An alert on the service fires 10 minutes after the deployment and
-	// resolves 30 minutes later: a change failure and its recovery.
+	// resolves 30 minutes later: a change failure, recovered 40 minutes
+	// after the failed deployment.
 	firing := fixture(t, "../internal/alertmanager/testdata/firing.json")
 	alert := firing["alerts"].([]any)[0].(map[string]any)
 	alert["startsAt"] = deployedAt.Add(10 * time.Minute).Format(time.RFC3339)
@@ -120,8 +133,9 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.status, r.body)
 	m = scrape(t, metricsURL)
 	assert.Equal(t, 1.0, m.sum("platform_recovery_time_seconds_count", svc))
-	assert.Equal(t, 30*60.0, m.sum("platform_recovery_time_seconds_sum", svc))
-	assert.Equal(t, 1.0, m.sum("platform_deployments_total", svc), "still one deployment")
+	assert.Equal(t, 40*60.0, m.sum("platform_recovery_time_seconds_sum", svc))
+	assert.Equal(t, 2.0, m.sum("platform_deployments_total", svc), "still two deployments")
+	assert.Equal(t, 1.0, m.sum("platform_incidents_total", with(svc, "attributed", "true")))
 
 	// A wrong signature is refused and changes nothing.
 	req, err := http.NewRequest(http.MethodPost, base+"/webhooks/github", bytes.NewReader([]byte(`{}`)))

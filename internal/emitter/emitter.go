@@ -1,6 +1,7 @@
 // Package emitter turns the engine's metric state into pdata metrics: the
-// counters through the mdatagen MetricsBuilder, the histograms with pdata
-// directly (mdatagen v0.159.0 cannot generate histograms).
+// counters and the rolling gauges through the mdatagen MetricsBuilder, the
+// histograms with pdata directly (mdatagen v0.159.0 cannot generate
+// histograms). METRICS.md defines every metric.
 package emitter
 
 import (
@@ -19,11 +20,13 @@ import (
 // Names, units and descriptions of the histogram metrics; the counters' are
 // in metadata.yaml.
 const (
-	LeadTimeMetric     = "platform.lead_time"
-	RecoveryTimeMetric = "platform.recovery_time"
+	LeadTimeMetric      = "platform.lead_time"
+	LeadTimeStageMetric = "platform.lead_time.stage"
+	RecoveryTimeMetric  = "platform.recovery_time"
 
-	leadTimeDescription     = "Change lead time: from the commit to that commit running in production, recorded once per change."
-	recoveryTimeDescription = "Failed deployment recovery time: from the change failure to the next successful deployment or the resolution of the incident it caused."
+	leadTimeDescription      = "Change lead time: from the commit to that commit running in production, recorded once per commit and service, at its first production deployment."
+	leadTimeStageDescription = "Change lead time split into stages (coding: commit to change opened, review: to merged, build: to the deployment's start, deploy: to production), per commit, for the stages whose boundaries are known."
+	recoveryTimeDescription  = "Failed deployment recovery time: from the failed deployment (or the incident it caused, whichever is first) to its recovery (the next successful deployment, the completed rollback or the incident's resolution, the first of those configured in recovery_on)."
 )
 
 // Attribute keys shared by every metric.
@@ -31,6 +34,7 @@ const (
 	attrNamespace   = "namespace"
 	attrDeployment  = "deployment"
 	attrEnvironment = "environment"
+	attrStage       = "stage"
 )
 
 // Emitter renders snapshots. It is not safe for concurrent use.
@@ -62,15 +66,55 @@ func (e *Emitter) Emit(s engine.Snapshot, now time.Time) pmetric.Metrics {
 	for _, p := range s.Failures {
 		e.mb.RecordPlatformDeploymentFailuresDataPoint(ts, int64(p.Value), p.Service.Namespace, p.Service.Name, p.Service.Environment, p.Label)
 	}
+	for _, p := range s.Rework {
+		e.mb.RecordPlatformDeploymentsReworkDataPoint(ts, int64(p.Value), p.Service.Namespace, p.Service.Name, p.Service.Environment)
+	}
+	for _, p := range s.Incidents {
+		e.mb.RecordPlatformIncidentsDataPoint(ts, int64(p.Value), p.Service.Namespace, p.Service.Name, p.Service.Environment, metadata.MapAttributeAttributed[p.Label])
+	}
+	for _, p := range s.LeadTimeDropped {
+		e.mb.RecordPlatformLeadTimeDroppedDataPoint(ts, int64(p.Value), p.Service.Namespace, p.Service.Name, p.Service.Environment, p.Label)
+	}
+	e.recordRolling(s.Rolling, ts)
 	md := e.mb.Emit()
 
-	if len(s.LeadTime) == 0 && len(s.RecoveryTime) == 0 {
+	if len(s.LeadTime) == 0 && len(s.LeadTimeStages) == 0 && len(s.RecoveryTime) == 0 {
 		return md
 	}
 	metrics := e.scopeMetrics(md).Metrics()
-	appendHistogram(metrics, LeadTimeMetric, leadTimeDescription, s.LeadTime, start, ts)
-	appendHistogram(metrics, RecoveryTimeMetric, recoveryTimeDescription, s.RecoveryTime, start, ts)
+	appendHistogram(metrics, LeadTimeMetric, leadTimeDescription, "", s.LeadTime, start, ts)
+	appendHistogram(metrics, LeadTimeStageMetric, leadTimeStageDescription, attrStage, s.LeadTimeStages, start, ts)
+	appendHistogram(metrics, RecoveryTimeMetric, recoveryTimeDescription, "", s.RecoveryTime, start, ts)
 	return md
+}
+
+// recordRolling records the rolling DORA gauges. The engine computes them
+// for production services only; values without data (a ratio without
+// deployments, a median without observations) are left out.
+func (e *Emitter) recordRolling(points []engine.RollingPoint, ts pcommon.Timestamp) {
+	for _, p := range points {
+		ns, name, env := p.Service.Namespace, p.Service.Name, p.Service.Environment
+		e.mb.RecordPlatformDoraDeploymentFrequencyDataPoint(ts, p.DeploymentFrequency, ns, name, env, p.Window)
+		if p.LeadTimeMedian.OK {
+			e.mb.RecordPlatformDoraLeadTimeMedianDataPoint(ts, p.LeadTimeMedian.V, ns, name, env, p.Window)
+		}
+		if p.ChangeFailureRate.OK {
+			e.mb.RecordPlatformDoraChangeFailureRateDataPoint(ts, p.ChangeFailureRate.V, ns, name, env, p.Window)
+		}
+		if p.RecoveryTimeMedian.OK {
+			e.mb.RecordPlatformDoraRecoveryTimeMedianDataPoint(ts, p.RecoveryTimeMedian.V, ns, name, env, p.Window)
+		}
+		if p.ReworkRate.OK {
+			e.mb.RecordPlatformDoraReworkRateDataPoint(ts, p.ReworkRate.V, ns, name, env, p.Window)
+		}
+		for _, l := range p.Levels {
+			metric, ok := metadata.MapAttributeMetric[l.Metric]
+			if !ok {
+				continue
+			}
+			e.mb.RecordPlatformDoraLevelDataPoint(ts, float64(l.Level), ns, name, env, p.Window, metric, l.TierSet)
+		}
+	}
 }
 
 // scopeMetrics returns the builder's scope, or adds the same scope when the
@@ -85,7 +129,9 @@ func (e *Emitter) scopeMetrics(md pmetric.Metrics) pmetric.ScopeMetrics {
 	return sm
 }
 
-func appendHistogram(metrics pmetric.MetricSlice, name, description string, points []engine.HistogramPoint, start, ts pcommon.Timestamp) {
+// appendHistogram adds one histogram metric; labelKey, when set, is the
+// attribute that carries each point's Label.
+func appendHistogram(metrics pmetric.MetricSlice, name, description, labelKey string, points []engine.HistogramPoint, start, ts pcommon.Timestamp) {
 	if len(points) == 0 {
 		return
 	}
@@ -102,6 +148,9 @@ func appendHistogram(metrics pmetric.MetricSlice, name, description string, poin
 		dp.SetStartTimestamp(start)
 		dp.SetTimestamp(ts)
 		putService(dp.Attributes(), p.Service)
+		if labelKey != "" {
+			dp.Attributes().PutStr(labelKey, p.Label)
+		}
 		dp.ExplicitBounds().FromRaw(p.Histogram.Bounds)
 		dp.BucketCounts().FromRaw(p.Histogram.Counts)
 		dp.SetCount(p.Histogram.Count)
@@ -114,7 +163,7 @@ func appendHistogram(metrics pmetric.MetricSlice, name, description string, poin
 }
 
 func putService(attrs pcommon.Map, svc event.Service) {
-	attrs.EnsureCapacity(3)
+	attrs.EnsureCapacity(4)
 	attrs.PutStr(attrNamespace, svc.Namespace)
 	attrs.PutStr(attrDeployment, svc.Name)
 	attrs.PutStr(attrEnvironment, svc.Environment)

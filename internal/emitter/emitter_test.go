@@ -26,23 +26,34 @@ var (
 	web   = event.Service{Namespace: "shop", Name: "web", Environment: "staging"}
 )
 
-// scenario drives a real engine through a small history: api deploys with a
-// known commit time, fails a rollout, recovers; web deploys once.
+// scenario drives a real engine through a small history: api's first
+// deployment starts its history (its commit's lead time is dropped), then
+// it ships a reviewed change (commit 20m, opened 25m, merged 30m, rollout
+// 50m to 1h), fails a rollout, is rolled back (rework) and recovers; web
+// (staging) deploys once and has an incident. The snapshot is taken at 4h,
+// with the rolling values.
 func scenario(t *testing.T) engine.Snapshot {
 	e, err := engine.New(engine.DefaultConfig(), start)
 	require.NoError(t, err)
 	at := func(d time.Duration) time.Time { return start.Add(d) }
 	for _, ev := range []event.Event{
-		{Kind: event.DeploymentSucceeded, Time: at(time.Hour), Service: api, DeploymentID: "api-1", Revision: "abc1234", CommitTime: at(20 * time.Minute)},
+		{Kind: event.DeploymentSucceeded, Time: at(10 * time.Minute), Service: api, DeploymentID: "api-0", Revision: "0000001", CommitTime: at(0)},
+		{Kind: event.ChangeCommitted, Time: at(20 * time.Minute), Revision: "abc1234", ParentRevision: "0000001"},
+		{Kind: event.ChangeOpened, Time: at(25 * time.Minute), ChangeID: "pr-1"},
+		{Kind: event.ChangeMerged, Time: at(30 * time.Minute), Revision: "abc1234", ChangeID: "pr-1"},
+		{Kind: event.DeploymentStarted, Time: at(50 * time.Minute), Service: api, DeploymentID: "api-1", Revision: "abc1234"},
+		{Kind: event.DeploymentSucceeded, Time: at(time.Hour), Service: api, DeploymentID: "api-1", Revision: "abc1234"},
 		{Kind: event.DeploymentStarted, Time: at(2 * time.Hour), Service: api, DeploymentID: "api-2"},
 		{Kind: event.DeploymentFailed, Time: at(2*time.Hour + 10*time.Minute), Service: api, DeploymentID: "api-2", Reason: "ProgressDeadlineExceeded"},
+		{Kind: event.DeploymentRolledBack, Time: at(2*time.Hour + 35*time.Minute), Service: api, DeploymentID: "api-3", PreviousDeploymentID: "api-2"},
 		{Kind: event.DeploymentSucceeded, Time: at(2*time.Hour + 40*time.Minute), Service: api, DeploymentID: "api-3"},
 		{Kind: event.DeploymentSucceeded, Time: at(3 * time.Hour), Service: web, DeploymentID: "web-1"},
+		{Kind: event.IncidentOpened, Time: at(3*time.Hour + 5*time.Minute), Service: web, IncidentID: "inc-1"},
 	} {
 		_, err := e.Apply(ev)
 		require.NoError(t, err)
 	}
-	return e.Snapshot()
+	return e.SnapshotAt(start.Add(4 * time.Hour))
 }
 
 func TestEmitGolden(t *testing.T) {
@@ -89,6 +100,11 @@ func TestEmitIsCumulativeAcrossCalls(t *testing.T) {
 				assert.Equal(t, start, dp.StartTimestamp().AsTime(), m.Name())
 				assert.Equal(t, start.Add(5*time.Hour), dp.Timestamp().AsTime(), m.Name())
 			}
+		case pmetric.MetricTypeGauge:
+			for j := range m.Gauge().DataPoints().Len() {
+				dp := m.Gauge().DataPoints().At(j)
+				assert.Equal(t, start.Add(5*time.Hour), dp.Timestamp().AsTime(), m.Name())
+			}
 		default:
 			t.Errorf("unexpected metric type %s for %s", m.Type(), m.Name())
 		}
@@ -116,4 +132,51 @@ func TestEmitEmptyState(t *testing.T) {
 	em := New(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
 	md := em.Emit(engine.Snapshot{StartTime: start}, start)
 	assert.Equal(t, 0, md.DataPointCount())
+}
+
+func TestEmitRollingLeavesOutUndefinedValues(t *testing.T) {
+	em := New(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+	snap := engine.Snapshot{StartTime: start, Rolling: []engine.RollingPoint{{
+		Service: api, Window: "1d", Duration: 24 * time.Hour,
+		DeploymentFrequency: 0,
+		Levels: []engine.LevelPoint{
+			{TierSet: "dora-2024", Metric: engine.MetricDeploymentFrequency, Level: engine.LevelLow},
+			{TierSet: "dora-2024", Metric: engine.MetricOverall, Level: engine.LevelLow},
+		},
+	}}}
+	md := em.Emit(snap, start.Add(time.Hour))
+	got := map[string]int{}
+	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	for i := range ms.Len() {
+		m := ms.At(i)
+		require.Equal(t, pmetric.MetricTypeGauge, m.Type(), m.Name())
+		got[m.Name()] = m.Gauge().DataPoints().Len()
+		dp := m.Gauge().DataPoints().At(0)
+		window, _ := dp.Attributes().Get("window")
+		assert.Equal(t, "1d", window.Str())
+	}
+	// No deployment in the window: the frequency is 0 and its level low; a
+	// rate or a median without data is absent, not 0.
+	assert.Equal(t, map[string]int{"platform.dora.deployment_frequency": 1, "platform.dora.level": 2}, got)
+}
+
+func TestEmitStageAttribute(t *testing.T) {
+	em := New(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+	snap := scenario(t)
+	md := em.Emit(snap, start.Add(4*time.Hour))
+	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	stages := map[string]float64{}
+	for i := range ms.Len() {
+		if m := ms.At(i); m.Name() == LeadTimeStageMetric {
+			assert.Equal(t, "s", m.Unit())
+			for j := range m.Histogram().DataPoints().Len() {
+				dp := m.Histogram().DataPoints().At(j)
+				stage, ok := dp.Attributes().Get("stage")
+				require.True(t, ok)
+				stages[stage.Str()] = dp.Sum()
+			}
+		}
+	}
+	// commit 20m, opened 25m, merged 30m, rollout started 50m, done 1h.
+	assert.Equal(t, map[string]float64{"coding": 300, "review": 300, "build": 1200, "deploy": 600}, stages)
 }

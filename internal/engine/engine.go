@@ -2,14 +2,18 @@
 //
 // The engine is pure: it does no I/O and never reads a clock. Every time it
 // uses comes in with an event, so the same events always give the same state
-// and its definitions can be tested table by table. It is not safe for
-// concurrent use; the receiver serializes calls.
+// and its definitions can be tested table by table. METRICS.md at the root
+// of the repository states the definitions; definitions_test.go has a test
+// per definition and scenario_test.go replays whole histories. The engine
+// is not safe for concurrent use; the receiver serializes calls.
 package engine
 
 import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
@@ -21,6 +25,16 @@ const (
 	ReasonRollback = "rollback"
 	ReasonIncident = "incident"
 	ReasonFailed   = "failed"
+	ReasonHotfix   = "hotfix"
+	ReasonRevert   = "revert"
+)
+
+// Reasons a commit's lead time is not recorded, the values of the reason
+// attribute of platform.lead_time.dropped.
+const (
+	DropClockSkew     = "clock_skew"
+	DropBeforeHistory = "before_history"
+	DropTooLong       = "too_long"
 )
 
 // Deployment statuses, the values of the status attribute.
@@ -29,10 +43,91 @@ const (
 	StatusFailure = "failure"
 )
 
+// Lead time stages, the values of the stage attribute of
+// platform.lead_time.stage, in order.
+const (
+	StageCoding = "coding"
+	StageReview = "review"
+	StageBuild  = "build"
+	StageDeploy = "deploy"
+)
+
+// Recovery signals, the values of the receiver's recovery_on setting.
+const (
+	RecoverOnDeployment       = "deployment"
+	RecoverOnRollback         = "rollback"
+	RecoverOnIncidentResolved = "incident_resolved"
+)
+
+// Hotfix signals, the values of the receiver's hotfix_signals setting.
+const (
+	HotfixFlag   = "flag"
+	HotfixRevert = "revert"
+)
+
+// RecoverySignals says which events end a change failure; the first one
+// that happens wins.
+type RecoverySignals struct {
+	// Deployment: the next successful deployment of the service that is
+	// not a rollback (a fix forward, a hotfix, the failed rollout
+	// completing after all).
+	Deployment bool
+	// Rollback: a completed rollback.
+	Rollback bool
+	// IncidentResolved: the resolution of the incidents attributed to the
+	// failed deployment (all of them).
+	IncidentResolved bool
+}
+
+// ParseRecoverySignals reads the names of RecoverOn* constants.
+func ParseRecoverySignals(names []string) (RecoverySignals, error) {
+	var r RecoverySignals
+	for _, n := range names {
+		switch n {
+		case RecoverOnDeployment:
+			r.Deployment = true
+		case RecoverOnRollback:
+			r.Rollback = true
+		case RecoverOnIncidentResolved:
+			r.IncidentResolved = true
+		default:
+			return r, fmt.Errorf("%q is not one of %s, %s, %s", n, RecoverOnDeployment, RecoverOnRollback, RecoverOnIncidentResolved)
+		}
+	}
+	return r, nil
+}
+
+// HotfixSignals says what makes a deployment a hotfix, which fails the
+// deployment it fixes.
+type HotfixSignals struct {
+	// Flag: an event of the deployment has Hotfix set.
+	Flag bool
+	// Revert: the deployment ships a commit that reverts a revision an
+	// earlier deployment of the service shipped (Event.Reverts).
+	Revert bool
+}
+
+// ParseHotfixSignals reads the names of Hotfix* constants.
+func ParseHotfixSignals(names []string) (HotfixSignals, error) {
+	var h HotfixSignals
+	for _, n := range names {
+		switch n {
+		case HotfixFlag:
+			h.Flag = true
+		case HotfixRevert:
+			h.Revert = true
+		default:
+			return h, fmt.Errorf("%q is not one of %s, %s", n, HotfixFlag, HotfixRevert)
+		}
+	}
+	return h, nil
+}
+
 // Config holds the engine's settings. The zero value is not usable: start
 // from DefaultConfig.
 type Config struct {
-	// LeadTimeBounds are the explicit histogram bucket bounds, in seconds.
+	// LeadTimeBounds are the explicit histogram bucket bounds, in seconds;
+	// the lead time stages use them too.
 	LeadTimeBounds []float64
 	// RecoveryTimeBounds are the explicit histogram bucket bounds, in seconds.
 	RecoveryTimeBounds []float64
@@ -52,6 +147,17 @@ type Config struct {
 	// MergeWindow is how close in time two sources' reports of the same
 	// revision of a service must be to count as one deployment.
 	MergeWindow time.Duration
+	// MaxLeadTime is the longest lead time recorded; longer ones are
+	// dropped (reason too_long).
+	MaxLeadTime time.Duration
+	// RecoveryOn says which events end a change failure.
+	RecoveryOn RecoverySignals
+	// Hotfix says what makes a deployment a hotfix.
+	Hotfix HotfixSignals
+	// RollingWindows are the windows of the rolling DORA values.
+	RollingWindows []time.Duration
+	// TierSets classify the rolling values into performance levels.
+	TierSets []TierSet
 }
 
 // DefaultConfig returns the settings used when the receiver config says
@@ -67,6 +173,11 @@ func DefaultConfig() Config {
 		MaxPendingChanges:  100000,
 		Production:         []string{"production", "prod"},
 		MergeWindow:        time.Hour,
+		MaxLeadTime:        90 * 24 * time.Hour,
+		RecoveryOn:         RecoverySignals{Deployment: true, Rollback: true, IncidentResolved: true},
+		Hotfix:             HotfixSignals{Flag: true, Revert: true},
+		RollingWindows:     []time.Duration{24 * time.Hour, 7 * 24 * time.Hour, 30 * 24 * time.Hour},
+		TierSets:           DefaultTierSets(),
 	}
 }
 
@@ -96,7 +207,61 @@ func (c Config) Validate() error {
 	if c.MergeWindow < 0 {
 		errs = append(errs, errors.New("merge window must not be negative"))
 	}
+	if c.MaxLeadTime <= 0 {
+		errs = append(errs, errors.New("max lead time must be positive"))
+	}
+	if err := ValidateWindows(c.RollingWindows); err != nil {
+		errs = append(errs, fmt.Errorf("rolling windows: %w", err))
+	}
+	names := map[string]bool{}
+	for _, ts := range c.TierSets {
+		if ts.Name == "" {
+			errs = append(errs, errors.New("tier set without a name"))
+		}
+		if names[ts.Name] {
+			errs = append(errs, fmt.Errorf("tier set %q named twice", ts.Name))
+		}
+		names[ts.Name] = true
+	}
 	return errors.Join(errs...)
+}
+
+// MaxRollingWindow is the longest rolling window the engine keeps history
+// for.
+const MaxRollingWindow = 366 * 24 * time.Hour
+
+// ValidateWindows checks rolling windows: positive, at most
+// MaxRollingWindow, and distinct labels.
+func ValidateWindows(windows []time.Duration) error {
+	var errs []error
+	seen := map[string]bool{}
+	for i, w := range windows {
+		if w <= 0 || w > MaxRollingWindow {
+			errs = append(errs, fmt.Errorf("[%d]: %s is not between 0 and %s", i, w, MaxRollingWindow))
+			continue
+		}
+		l := WindowLabel(w)
+		if seen[l] {
+			errs = append(errs, fmt.Errorf("[%d]: %s is listed twice", i, l))
+		}
+		seen[l] = true
+	}
+	return errors.Join(errs...)
+}
+
+// WindowLabel is the window attribute of a rolling window: "1d", "7d" and
+// "30d" for whole days, "12h" for whole hours, "90m" for whole minutes,
+// else Go's duration form.
+func WindowLabel(w time.Duration) string {
+	switch {
+	case w%(24*time.Hour) == 0:
+		return fmt.Sprintf("%dd", w/(24*time.Hour))
+	case w%time.Hour == 0:
+		return fmt.Sprintf("%dh", w/time.Hour)
+	case w%time.Minute == 0:
+		return fmt.Sprintf("%dm", w/time.Minute)
+	}
+	return w.String()
 }
 
 func validBounds(b []float64) error {
@@ -129,14 +294,26 @@ type Outcome struct {
 type Engine struct {
 	cfg   Config
 	start time.Time
+	// version grows with every metric change; Apply compares it.
+	version uint64
+	// newest is the newest event time applied: rolling history older than
+	// the longest window before it is forgotten.
+	newest time.Time
+	// retention is the longest rolling window.
+	retention time.Duration
 
 	seen     dedup
 	services map[event.Service]*serviceState
 	commits  commitGraph
+	changes  changeIndex
 
 	deployments map[statusKey]uint64
 	failures    map[reasonKey]uint64
+	dropped     map[reasonKey]uint64
+	incidents   map[reasonKey]uint64
+	rework      map[event.Service]uint64
 	leadTime    map[event.Service]*Histogram
+	stages      map[reasonKey]*Histogram
 	recovery    map[event.Service]*Histogram
 }
 
@@ -156,15 +333,25 @@ func New(cfg Config, start time.Time) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	var retention time.Duration
+	for _, w := range cfg.RollingWindows {
+		retention = max(retention, w)
+	}
 	return &Engine{
 		cfg:         cfg,
 		start:       start,
+		retention:   retention,
 		seen:        newDedup(),
 		services:    map[event.Service]*serviceState{},
 		commits:     newCommitGraph(cfg.MaxPendingChanges),
+		changes:     newChangeIndex(cfg.MaxPendingChanges),
 		deployments: map[statusKey]uint64{},
 		failures:    map[reasonKey]uint64{},
+		dropped:     map[reasonKey]uint64{},
+		incidents:   map[reasonKey]uint64{},
+		rework:      map[event.Service]uint64{},
 		leadTime:    map[event.Service]*Histogram{},
+		stages:      map[reasonKey]*Histogram{},
 		recovery:    map[event.Service]*Histogram{},
 	}, nil
 }
@@ -183,28 +370,34 @@ func (e *Engine) Apply(ev event.Event) (Outcome, error) {
 		}
 		e.seen.add(ev.Source, ev.ID, ev.Time, e.cfg.DedupWindow)
 	}
-	var changed bool
+	if ev.Time.After(e.newest) {
+		e.newest = ev.Time
+	}
+	before := e.version
 	switch ev.Kind {
 	case event.DeploymentStarted:
-		e.record(ev)
+		e.started(ev)
 	case event.DeploymentSucceeded:
-		changed = e.succeeded(ev)
+		e.succeeded(ev)
 	case event.DeploymentFailed:
-		changed = e.failed(ev)
+		e.failed(ev)
 	case event.DeploymentRolledBack:
-		changed = e.rolledBack(ev)
+		e.rolledBack(ev)
 	case event.ChangeCommitted:
-		e.commits.add(ev.Revision, ev.ParentRevision, ev.Time)
-	case event.ChangeMerged:
-		if c := e.commits.add(ev.Revision, "", time.Time{}); c.merged.IsZero() {
-			c.merged = ev.Time
+		c := e.commits.add(ev.Revision, ev.ParentRevision, ev.Time)
+		if c.reverts == "" {
+			c.reverts = ev.Reverts
 		}
+	case event.ChangeMerged:
+		e.changeMerged(ev)
+	case event.ChangeOpened:
+		e.changeOpened(ev)
 	case event.IncidentOpened:
-		changed = e.incidentOpened(ev)
+		e.incidentOpened(ev)
 	case event.IncidentResolved:
-		changed = e.incidentResolved(ev)
+		e.incidentResolved(ev)
 	}
-	return Outcome{Changed: changed}, nil
+	return Outcome{Changed: e.version != before}, nil
 }
 
 func validate(ev event.Event) error {
@@ -226,12 +419,33 @@ func validate(ev event.Event) error {
 		if ev.Revision == "" {
 			return fmt.Errorf("%s event without a revision", ev.Kind)
 		}
+	case event.ChangeOpened:
+		if ev.ChangeID == "" {
+			return fmt.Errorf("%s event without a change id", ev.Kind)
+		}
 	case event.IncidentOpened, event.IncidentResolved:
 		if ev.IncidentID == "" {
 			return fmt.Errorf("%s event without an incident id", ev.Kind)
 		}
 	}
 	return nil
+}
+
+// count increments a counter and notes the change.
+func count[K comparable](e *Engine, m map[K]uint64, k K) {
+	m[k]++
+	e.version++
+}
+
+// observe records v in the histogram of key k, creating it with bounds.
+func observe[K comparable](e *Engine, m map[K]*Histogram, k K, bounds []float64, v float64) {
+	h, ok := m[k]
+	if !ok {
+		h = newHistogram(bounds)
+		m[k] = h
+	}
+	h.observe(v)
+	e.version++
 }
 
 func deploymentKey(ev event.Event) string {
@@ -243,17 +457,26 @@ func deploymentKey(ev event.Event) string {
 
 // record returns the deployment an event is about: one seen before under
 // the same id, the same rollout reported by another source, or a new one.
+// It notes what every deployment event may carry: a hotfix flag.
 func (e *Engine) record(ev event.Event) (*serviceState, *deploymentState) {
 	s := e.service(ev.Service)
 	key := deploymentKey(ev)
-	if d := s.find(key); d != nil {
-		return s, d
+	d := s.find(key)
+	if d == nil {
+		if d = s.sameRollout(ev.Source, ev.Revision, ev.Time, e.cfg.MergeWindow); d != nil {
+			d.aliases = append(d.aliases, key)
+		} else {
+			d = s.deployment(key, ev.Source, ev.Revision, ev.Time)
+		}
 	}
-	if d := s.sameRollout(ev.Source, ev.Revision, ev.Time, e.cfg.MergeWindow); d != nil {
-		d.aliases = append(d.aliases, key)
-		return s, d
+	if ev.Hotfix && e.cfg.Hotfix.Flag && !d.hotfix {
+		// The deployment this one fixes is the one it follows.
+		d.hotfix = true
+		if prev := s.latestSucceededBefore(ev.Time, d); prev != nil {
+			e.markFailure(ev.Service, s, prev, ReasonHotfix, ev.Time)
+		}
 	}
-	return s, s.deployment(key, ev.Source, ev.Revision, ev.Time)
+	return s, d
 }
 
 // production reports whether env is a production environment.
@@ -269,93 +492,67 @@ func (e *Engine) production(env string) bool {
 func (e *Engine) service(svc event.Service) *serviceState {
 	s, ok := e.services[svc]
 	if !ok {
-		s = &serviceState{}
+		s = &serviceState{production: e.production(svc.Environment)}
 		e.services[svc] = s
 	}
 	return s
 }
 
-func (e *Engine) succeeded(ev event.Event) bool {
+func (e *Engine) started(ev event.Event) {
+	_, d := e.record(ev)
+	d.noteStart(ev.Time)
+}
+
+func (e *Engine) succeeded(ev event.Event) {
 	s, d := e.record(ev)
-	changed := false
 	switch d.outcome {
 	case outcomePending:
 		d.outcome = outcomeSucceeded
 		d.finished = ev.Time
-		e.deployments[statusKey{ev.Service, StatusSuccess}]++
-		changed = true
-		if e.production(ev.Service.Environment) && e.observeLeadTime(ev, s) {
-			changed = true
+		count(e, e.deployments, statusKey{ev.Service, StatusSuccess})
+		if s.production {
+			e.ship(ev, s, d)
+			rework := d.hotfix || d.rollback || s.incidentOpenAt(ev.Time)
+			if rework {
+				count(e, e.rework, ev.Service)
+			}
+			s.addDeployment(d, ev.Time, true, rework, e.cutoff())
 		}
 	case outcomeFailed:
 		// A failed rollout that completes later is a recovery, not a
 		// second deployment.
 		d.finished = ev.Time
 	case outcomeSucceeded:
-		return false
+		return
 	}
-	if !s.failingSince.IsZero() && !ev.Time.Before(s.failingSince) {
-		e.histogram(e.recovery, ev.Service, e.cfg.RecoveryTimeBounds).observe(ev.Time.Sub(s.failingSince).Seconds())
-		s.failingSince = time.Time{}
-		s.failingIncident = ""
-		changed = true
+	signal := e.cfg.RecoveryOn.Deployment
+	if d.rollback {
+		signal = e.cfg.RecoveryOn.Rollback
 	}
-	return changed
+	if signal {
+		e.recover(ev.Service, s, ev.Time, func(*failureState) bool { return true })
+	}
 }
 
-// maxLeadTimeWalk bounds how many commits one deployment attributes.
-const maxLeadTimeWalk = 1000
-
-// observeLeadTime records the lead time of every commit the deployment
-// ships for the first time to this service: the deployed revision and its
-// ancestors (from push events) back to the last commit the service
-// already shipped. Each commit is recorded once per service.
-func (e *Engine) observeLeadTime(ev event.Event, s *serviceState) bool {
-	recorded := false
-	rev := ev.Revision
-	for i := 0; rev != "" && i < maxLeadTimeWalk && !s.revisionDeployed(rev); i++ {
-		s.markRevisionDeployed(rev)
-		c := e.commits.get(rev)
-		var committed time.Time
-		if c != nil {
-			committed = c.time
-		}
-		if committed.IsZero() && rev == ev.Revision {
-			committed = ev.CommitTime
-		}
-		// A commit time after the deployment is clock skew between the
-		// committer and the deployer: meaningless, so not recorded.
-		if !committed.IsZero() && !ev.Time.Before(committed) {
-			e.histogram(e.leadTime, ev.Service, e.cfg.LeadTimeBounds).observe(ev.Time.Sub(committed).Seconds())
-			recorded = true
-		}
-		if c == nil {
-			break
-		}
-		rev = c.parent
-	}
-	return recorded
-}
-
-func (e *Engine) failed(ev event.Event) bool {
+func (e *Engine) failed(ev event.Event) {
 	s, d := e.record(ev)
-	changed := false
 	if d.outcome == outcomePending {
 		d.outcome = outcomeFailed
 		d.finished = ev.Time
-		e.deployments[statusKey{ev.Service, StatusFailure}]++
-		changed = true
+		count(e, e.deployments, statusKey{ev.Service, StatusFailure})
+		if s.production {
+			s.addDeployment(d, ev.Time, false, false, e.cutoff())
+		}
 	}
 	reason := ev.Reason
 	if reason == "" {
 		reason = ReasonFailed
 	}
-	return e.markFailure(ev.Service, s, d, reason, ev.Time) || changed
+	e.markFailure(ev.Service, s, d, reason, ev.Time)
 }
 
-func (e *Engine) rolledBack(ev event.Event) bool {
+func (e *Engine) rolledBack(ev event.Event) {
 	s := e.service(ev.Service)
-	changed := false
 	var prev *deploymentState
 	switch {
 	case ev.PreviousDeploymentID != "":
@@ -373,77 +570,130 @@ func (e *Engine) rolledBack(ev event.Event) bool {
 	}
 	if prev != nil {
 		if prev.outcome == outcomePending {
+			// Abandoned before it finished: a failed deployment whose
+			// failure started when it started.
 			prev.outcome = outcomeFailed
-			prev.finished = ev.Time
-			e.deployments[statusKey{ev.Service, StatusFailure}]++
-			changed = true
+			count(e, e.deployments, statusKey{ev.Service, StatusFailure})
+			if s.production {
+				s.addDeployment(prev, ev.Time, false, false, e.cutoff())
+			}
 		}
-		if e.markFailure(ev.Service, s, prev, ReasonRollback, ev.Time) {
-			changed = true
-		}
+		e.markFailure(ev.Service, s, prev, ReasonRollback, ev.Time)
 	}
 	_, d := e.record(ev)
 	d.rollback = true
-	return changed
+	d.noteStart(ev.Time)
 }
+
+// cutoff is the time before which rolling history is forgotten.
+func (e *Engine) cutoff() time.Time { return e.newest.Add(-e.retention) }
 
 // markFailure counts d as a change failure once, whatever the number of
-// reasons that arrive for it, and starts the recovery clock of the service.
-func (e *Engine) markFailure(svc event.Service, s *serviceState, d *deploymentState, reason string, at time.Time) bool {
-	if d.failureCounted || !e.production(svc.Environment) {
-		return false
+// reasons that arrive for it, and starts its recovery clock: at its finish,
+// or its start when it never finished, or at, whichever is first.
+func (e *Engine) markFailure(svc event.Service, s *serviceState, d *deploymentState, reason string, at time.Time) {
+	if d.failureCounted || !s.production {
+		return
 	}
 	d.failureCounted = true
-	e.failures[reasonKey{svc, reason}]++
-	if s.failingSince.IsZero() {
-		s.failingSince = at
+	count(e, e.failures, reasonKey{svc, reason})
+	if d.history != nil {
+		d.history.changeFailure = true
 	}
-	return true
+	since := d.finished
+	if since.IsZero() {
+		since = d.started
+	}
+	if since.IsZero() || at.Before(since) {
+		since = at
+	}
+	s.addFailure(&failureState{deployment: d, since: since, detected: at})
 }
 
-func (e *Engine) incidentOpened(ev event.Event) bool {
-	s := e.service(ev.Service)
-	if s.incidentOpen(ev.IncidentID) {
-		return false
-	}
-	s.openIncident(ev.IncidentID)
-	d := s.lastSucceededWithin(ev.Time, e.cfg.IncidentWindow)
-	if d == nil || d.failureCounted {
-		// Not caused by a deployment we know of (or already counted): an
-		// outage, but not a change failure.
-		return false
-	}
-	if e.markFailure(ev.Service, s, d, ReasonIncident, ev.Time) {
-		if s.failingIncident == "" {
-			s.failingIncident = ev.IncidentID
+// recover ends the unrecovered change failures of s that match, detected
+// at or before at, and records their recovery times.
+func (e *Engine) recover(svc event.Service, s *serviceState, at time.Time, match func(*failureState) bool) {
+	kept := s.failures[:0]
+	for _, f := range s.failures {
+		if !match(f) || at.Before(f.detected) {
+			kept = append(kept, f)
+			continue
 		}
-		return true
+		v := at.Sub(f.since).Seconds()
+		observe(e, e.recovery, svc, e.cfg.RecoveryTimeBounds, v)
+		s.addRecovery(at, v, e.cutoff())
 	}
-	return false
+	clear(s.failures[len(kept):])
+	s.failures = kept
 }
 
-func (e *Engine) incidentResolved(ev event.Event) bool {
+func (e *Engine) incidentOpened(ev event.Event) {
 	s := e.service(ev.Service)
-	if !s.incidentOpen(ev.IncidentID) {
-		return false
+	if inc := s.incident(ev.IncidentID); inc != nil {
+		// Reopened (GitHub, GitLab): open again, but the same incident,
+		// counted and attributed once.
+		inc.resolved = time.Time{}
+		return
 	}
-	s.closeIncident(ev.IncidentID)
-	if s.failingIncident != ev.IncidentID || s.failingSince.IsZero() || ev.Time.Before(s.failingSince) {
-		return false
+	inc := s.addIncident(ev.IncidentID, ev.Time)
+	var d *deploymentState
+	if s.production {
+		d = s.lastSucceededWithin(ev.Time, e.cfg.IncidentWindow)
 	}
-	e.histogram(e.recovery, ev.Service, e.cfg.RecoveryTimeBounds).observe(ev.Time.Sub(s.failingSince).Seconds())
-	s.failingSince = time.Time{}
-	s.failingIncident = ""
-	return true
+	inc.attributed = d != nil
+	count(e, e.incidents, reasonKey{ev.Service, strconv.FormatBool(inc.attributed)})
+	if d == nil {
+		// Not caused by a deployment we know of: an outage, not a change
+		// failure.
+		return
+	}
+	e.markFailure(ev.Service, s, d, ReasonIncident, ev.Time)
+	if f := s.failureOf(d); f != nil {
+		f.incidents = append(f.incidents, ev.IncidentID)
+	}
 }
 
-func (e *Engine) histogram(m map[event.Service]*Histogram, svc event.Service, bounds []float64) *Histogram {
-	h, ok := m[svc]
-	if !ok {
-		h = newHistogram(bounds)
-		m[svc] = h
+func (e *Engine) incidentResolved(ev event.Event) {
+	s := e.service(ev.Service)
+	inc := s.incident(ev.IncidentID)
+	if inc == nil || !inc.resolved.IsZero() {
+		return
 	}
-	return h
+	inc.resolved = ev.Time
+	resolvedAll := func(f *failureState) bool {
+		i := slices.Index(f.incidents, ev.IncidentID)
+		if i < 0 {
+			return false
+		}
+		f.incidents = slices.Delete(f.incidents, i, i+1)
+		return len(f.incidents) == 0 && e.cfg.RecoveryOn.IncidentResolved
+	}
+	e.recover(ev.Service, s, ev.Time, resolvedAll)
+}
+
+func (e *Engine) changeMerged(ev event.Event) {
+	c := e.commits.add(ev.Revision, "", time.Time{})
+	if c.merged.IsZero() {
+		c.merged = ev.Time
+	}
+	if ev.ChangeID != "" {
+		ch := e.changes.get(ev.ChangeID)
+		ch.mergeRevision = ev.Revision
+		if c.opened.IsZero() {
+			c.opened = ch.opened
+		}
+	}
+}
+
+func (e *Engine) changeOpened(ev event.Event) {
+	ch := e.changes.get(ev.ChangeID)
+	if !ch.opened.IsZero() && !ev.Time.Before(ch.opened) {
+		return
+	}
+	ch.opened = ev.Time
+	if c := e.commits.get(ch.mergeRevision); c != nil {
+		c.opened = ev.Time
+	}
 }
 
 // Validate reports whether Apply would accept ev, without applying it, so

@@ -48,6 +48,14 @@ func withCommitTime(ev event.Event, t time.Duration) event.Event {
 	return ev
 }
 
+// history is the first successful deployment of svc, a day before t0: the
+// start of the service's history (see METRICS.md, lead time), so that the
+// deployments after it record lead times. Its revision is not in any test's
+// commit graph.
+func history(svc event.Service) event.Event {
+	return succeeded(svc, "history-"+svc.Name, "history-"+svc.Name, -24*time.Hour)
+}
+
 func withID(ev event.Event, id string) event.Event {
 	ev.ID = id
 	return ev
@@ -79,6 +87,8 @@ func TestEngineDefinitions(t *testing.T) {
 		failures    map[string]uint64
 		leadTime    map[string][2]float64 // sum seconds, count
 		recovery    map[string][2]float64
+		dropped     map[string]uint64 // lead times not recorded, by reason
+		incidents   map[string]uint64 // by attributed
 	}{
 		{
 			name: "successful rollout counts one deployment",
@@ -145,7 +155,10 @@ func TestEngineDefinitions(t *testing.T) {
 			},
 			deployments: map[string]uint64{"api success": 2},
 			failures:    map[string]uint64{"api rollback": 1},
-			recovery:    map[string][2]float64{"api": {180, 1}},
+			// Recovery runs from the failed deployment (d1 finished at 1m),
+			// not from the rollback's start: 1h3m - 1m. (It was 180 s when
+			// recovery started at the rollback.)
+			recovery: map[string][2]float64{"api": {3720, 1}},
 		},
 		{
 			name: "rollback of an unfinished rollout fails it",
@@ -156,7 +169,10 @@ func TestEngineDefinitions(t *testing.T) {
 			},
 			deployments: map[string]uint64{"api failure": 1, "api success": 1},
 			failures:    map[string]uint64{"api rollback": 1},
-			recovery:    map[string][2]float64{"api": {120, 1}},
+			// d1 never finished: its failure starts when it started (0),
+			// and ends when the rollback completes (4m). (It was 120 s when
+			// recovery started at the rollback.)
+			recovery: map[string][2]float64{"api": {240, 1}},
 		},
 		{
 			name: "a failed rollout that is then rolled back counts one failure",
@@ -173,18 +189,20 @@ func TestEngineDefinitions(t *testing.T) {
 		{
 			name: "lead time from the commit time carried by the deployment",
 			events: []event.Event{
+				history(api),
 				withCommitTime(succeeded(api, "d1", "abc1234", 2*time.Hour), 0),
 			},
-			deployments: map[string]uint64{"api success": 1},
+			deployments: map[string]uint64{"api success": 2},
 			leadTime:    map[string][2]float64{"api": {7200, 1}},
 		},
 		{
 			name: "lead time from an earlier change event for the deployed revision",
 			events: []event.Event{
+				history(api),
 				committed("abc1234", 0),
 				succeeded(api, "d1", "abc1234", 30*time.Minute),
 			},
-			deployments: map[string]uint64{"api success": 1},
+			deployments: map[string]uint64{"api success": 2},
 			leadTime:    map[string][2]float64{"api": {1800, 1}},
 		},
 		{
@@ -197,19 +215,31 @@ func TestEngineDefinitions(t *testing.T) {
 		{
 			name: "lead time is recorded once per revision and service",
 			events: []event.Event{
+				history(api),
+				history(web),
 				withCommitTime(succeeded(api, "d1", "abc1234", time.Hour), 0),
 				withCommitTime(succeeded(api, "d2", "abc1234", 3*time.Hour), 0),
 				withCommitTime(succeeded(web, "d3", "abc1234", 2*time.Hour), 0),
 			},
-			deployments: map[string]uint64{"api success": 2, "web success": 1},
+			deployments: map[string]uint64{"api success": 3, "web success": 2},
 			leadTime:    map[string][2]float64{"api": {3600, 1}, "web": {7200, 1}},
 		},
 		{
 			name: "negative lead time from clock skew is dropped",
 			events: []event.Event{
+				history(api),
 				withCommitTime(succeeded(api, "d1", "abc1234", 0), time.Minute),
 			},
+			deployments: map[string]uint64{"api success": 2},
+			dropped:     map[string]uint64{"api clock_skew": 1},
+		},
+		{
+			name: "the first deployment seen of a service records no lead time: the start of its history",
+			events: []event.Event{
+				withCommitTime(succeeded(api, "d1", "abc1234", 2*time.Hour), 0),
+			},
 			deployments: map[string]uint64{"api success": 1},
+			dropped:     map[string]uint64{"api before_history": 1},
 		},
 		{
 			name: "incident within the window is a change failure of the last deployment, its resolution the recovery",
@@ -220,7 +250,11 @@ func TestEngineDefinitions(t *testing.T) {
 			},
 			deployments: map[string]uint64{"api success": 1},
 			failures:    map[string]uint64{"api incident": 1},
-			recovery:    map[string][2]float64{"api": {1200, 1}},
+			// From the failed deployment (0), which is before the incident
+			// it caused (1h), to the resolution. (It was 1200 s, from the
+			// incident's start.)
+			recovery:  map[string][2]float64{"api": {4800, 1}},
+			incidents: map[string]uint64{"api true": 1},
 		},
 		{
 			name: "incident outside the window is not a change failure",
@@ -230,6 +264,7 @@ func TestEngineDefinitions(t *testing.T) {
 				incident(event.IncidentResolved, api, "inc-1", 26*time.Hour),
 			},
 			deployments: map[string]uint64{"api success": 1},
+			incidents:   map[string]uint64{"api false": 1},
 		},
 		{
 			name: "incident on a service without deployments is not a change failure",
@@ -238,6 +273,7 @@ func TestEngineDefinitions(t *testing.T) {
 				incident(event.IncidentOpened, web, "inc-1", time.Hour),
 			},
 			deployments: map[string]uint64{"api success": 1},
+			incidents:   map[string]uint64{"web false": 1},
 		},
 		{
 			name: "two incidents on one deployment count one failure",
@@ -250,7 +286,10 @@ func TestEngineDefinitions(t *testing.T) {
 			},
 			deployments: map[string]uint64{"api success": 1},
 			failures:    map[string]uint64{"api incident": 1},
-			recovery:    map[string][2]float64{"api": {3 * 3600, 1}},
+			// From d1 (0) to the resolution of the last of its incidents
+			// (inc-1, 4h). (It was 3 h, from inc-1's start.)
+			recovery:  map[string][2]float64{"api": {4 * 3600, 1}},
+			incidents: map[string]uint64{"api true": 2},
 		},
 		{
 			name: "redelivered event is applied once",
@@ -275,6 +314,8 @@ func TestEngineDefinitions(t *testing.T) {
 			assert.Equal(t, nonNil(tt.failures), counters(s.Failures), "failures")
 			assert.Equal(t, nonNilH(tt.leadTime), observations(s.LeadTime), "lead time")
 			assert.Equal(t, nonNilH(tt.recovery), observations(s.RecoveryTime), "recovery time")
+			assert.Equal(t, nonNil(tt.dropped), counters(s.LeadTimeDropped), "dropped lead times")
+			assert.Equal(t, nonNil(tt.incidents), counters(s.Incidents), "incidents")
 			assert.Equal(t, t0, s.StartTime)
 		})
 	}
@@ -413,6 +454,7 @@ func TestCorrelation(t *testing.T) {
 		{
 			name: "lead time per change: a deployment ships every commit since the service's previous deployment",
 			events: []event.Event{
+				succeeded(api, "d0", "c0", -time.Hour), // the start of history
 				change("c1", "c0", 0),
 				change("c2", "c1", 10*time.Minute),
 				change("c3", "c2", 20*time.Minute),
@@ -420,18 +462,20 @@ func TestCorrelation(t *testing.T) {
 				change("c4", "c3", 70*time.Minute),
 				succeeded(api, "d2", "c4", 90*time.Minute),
 			},
-			deployments: map[string]uint64{"api success": 2},
+			deployments: map[string]uint64{"api success": 3},
 			// d1 ships c1 (60m), c2 (50m), c3 (40m); d2 ships only c4 (20m).
 			leadTime: map[string][2]float64{"api": {(60 + 50 + 40 + 20) * 60, 4}},
 		},
 		{
 			name: "each service records its own first deployment of a commit",
 			events: []event.Event{
+				history(api),
+				history(web),
 				change("c1", "", 0),
 				succeeded(api, "d1", "c1", time.Hour),
 				succeeded(web, "d2", "c1", 2*time.Hour),
 			},
-			deployments: map[string]uint64{"api success": 1, "web success": 1},
+			deployments: map[string]uint64{"api success": 2, "web success": 2},
 			leadTime:    map[string][2]float64{"api": {3600, 1}, "web": {7200, 1}},
 		},
 		{
@@ -501,15 +545,18 @@ func TestCorrelation(t *testing.T) {
 			},
 			deployments: map[string]uint64{"api success": 2},
 			failures:    map[string]uint64{"api rollback": 1},
-			recovery:    map[string][2]float64{"api": {60, 1}},
+			// From d1's finish (0) to the completed rollback. (It was 60 s,
+			// from the rollback's start.)
+			recovery: map[string][2]float64{"api": {3660, 1}},
 		},
 		{
 			name: "merge events do not invent commit times",
 			events: []event.Event{
+				history(api),
 				{Kind: event.ChangeMerged, Source: "test", ID: "m1", Time: at(0), Revision: "m1"},
 				succeeded(api, "d1", "m1", time.Hour),
 			},
-			deployments: map[string]uint64{"api success": 1},
+			deployments: map[string]uint64{"api success": 2},
 		},
 	}
 	for _, tt := range tests {

@@ -45,48 +45,125 @@ func (h *Histogram) clone() Histogram {
 }
 
 // CounterPoint is one cumulative counter series. Label is the status of a
-// deployments series or the reason of a failures series.
+// deployments series, the reason of a failures or dropped lead times
+// series, "true" or "false" for an incidents series (attributed), empty for
+// rework.
 type CounterPoint struct {
 	Service event.Service
 	Label   string
 	Value   uint64
 }
 
-// HistogramPoint is one cumulative histogram series.
+// HistogramPoint is one cumulative histogram series. Label is the stage of
+// a lead time stage series, empty otherwise.
 type HistogramPoint struct {
 	Service   event.Service
+	Label     string
 	Histogram Histogram
+}
+
+// Value is a rolling value that may be undefined (a ratio without
+// deployments, a median without observations).
+type Value struct {
+	V  float64
+	OK bool
+}
+
+// LevelPoint is the performance level of one key metric (or overall) by
+// one tier set.
+type LevelPoint struct {
+	TierSet string
+	// Metric is one of the Metric* names.
+	Metric string
+	Level  Level
+}
+
+// RollingPoint holds the DORA values of one production service over the
+// window (now-Window, now].
+type RollingPoint struct {
+	Service event.Service
+	// Window is the window attribute ("1d", "7d", ...); Duration its length.
+	Window   string
+	Duration time.Duration
+	// DeploymentFrequency is successful deployments per day.
+	DeploymentFrequency float64
+	// LeadTimeMedian is the median of the lead times recorded in the window
+	// (seconds).
+	LeadTimeMedian Value
+	// ChangeFailureRate is change failures / deployments (successful or
+	// failed), for the deployments that had their outcome in the window.
+	ChangeFailureRate Value
+	// RecoveryTimeMedian is the median of the recovery times recorded in
+	// the window (seconds).
+	RecoveryTimeMedian Value
+	// ReworkRate is rework deployments / successful deployments.
+	ReworkRate Value
+	// Levels holds, per tier set, the level of each key metric that has a
+	// value, then overall: the lowest of those.
+	Levels []LevelPoint
 }
 
 // Snapshot is a copy of the metric state, sorted so that output is stable.
 type Snapshot struct {
-	StartTime    time.Time
-	Deployments  []CounterPoint
-	Failures     []CounterPoint
-	LeadTime     []HistogramPoint
-	RecoveryTime []HistogramPoint
+	StartTime       time.Time
+	Deployments     []CounterPoint
+	Failures        []CounterPoint
+	LeadTimeDropped []CounterPoint
+	Incidents       []CounterPoint
+	Rework          []CounterPoint
+	LeadTime        []HistogramPoint
+	LeadTimeStages  []HistogramPoint
+	RecoveryTime    []HistogramPoint
+	// Rolling is filled by SnapshotAt only.
+	Rolling []RollingPoint
 }
 
-// Snapshot copies the current metric state.
+// Snapshot copies the current cumulative metric state, without the rolling
+// values (they depend on the current time; see SnapshotAt).
 func (e *Engine) Snapshot() Snapshot {
 	s := Snapshot{StartTime: e.start}
 	for k, v := range e.deployments {
 		s.Deployments = append(s.Deployments, CounterPoint{k.svc, k.status, v})
 	}
-	for k, v := range e.failures {
-		s.Failures = append(s.Failures, CounterPoint{k.svc, k.reason, v})
+	s.Failures = counterPoints(e.failures)
+	s.LeadTimeDropped = counterPoints(e.dropped)
+	s.Incidents = counterPoints(e.incidents)
+	for svc, v := range e.rework {
+		s.Rework = append(s.Rework, CounterPoint{Service: svc, Value: v})
 	}
 	for svc, h := range e.leadTime {
-		s.LeadTime = append(s.LeadTime, HistogramPoint{svc, h.clone()})
+		s.LeadTime = append(s.LeadTime, HistogramPoint{Service: svc, Histogram: h.clone()})
+	}
+	for k, h := range e.stages {
+		s.LeadTimeStages = append(s.LeadTimeStages, HistogramPoint{Service: k.svc, Label: k.reason, Histogram: h.clone()})
 	}
 	for svc, h := range e.recovery {
-		s.RecoveryTime = append(s.RecoveryTime, HistogramPoint{svc, h.clone()})
+		s.RecoveryTime = append(s.RecoveryTime, HistogramPoint{Service: svc, Histogram: h.clone()})
 	}
 	slices.SortFunc(s.Deployments, compareCounter)
-	slices.SortFunc(s.Failures, compareCounter)
+	slices.SortFunc(s.Rework, compareCounter)
 	slices.SortFunc(s.LeadTime, compareHistogram)
+	slices.SortFunc(s.LeadTimeStages, compareHistogram)
 	slices.SortFunc(s.RecoveryTime, compareHistogram)
 	return s
+}
+
+// SnapshotAt copies the cumulative state and computes the rolling values
+// over the windows that end at now. now comes from the caller, keeping the
+// engine free of clock reads.
+func (e *Engine) SnapshotAt(now time.Time) Snapshot {
+	s := e.Snapshot()
+	s.Rolling = e.rolling(now)
+	return s
+}
+
+func counterPoints(m map[reasonKey]uint64) []CounterPoint {
+	var out []CounterPoint
+	for k, v := range m {
+		out = append(out, CounterPoint{k.svc, k.reason, v})
+	}
+	slices.SortFunc(out, compareCounter)
+	return out
 }
 
 func compareService(a, b event.Service) int {
@@ -97,4 +174,6 @@ func compareCounter(a, b CounterPoint) int {
 	return cmp.Or(compareService(a.Service, b.Service), cmp.Compare(a.Label, b.Label))
 }
 
-func compareHistogram(a, b HistogramPoint) int { return compareService(a.Service, b.Service) }
+func compareHistogram(a, b HistogramPoint) int {
+	return cmp.Or(compareService(a.Service, b.Service), cmp.Compare(a.Label, b.Label))
+}

@@ -6,11 +6,18 @@ import (
 )
 
 // Bounds on per-service memory: enough history to correlate rollbacks,
-// incidents and redeployments, small enough for thousands of services.
+// incidents and redeployments, and to compute the rolling values, small
+// enough for thousands of services.
 const (
 	maxDeploymentsPerService = 32
 	maxRevisionsPerService   = 1024
-	maxOpenIncidents         = 256
+	maxIncidentsPerService   = 256
+	maxFailuresPerService    = 32
+	// Rolling history: per service, the newest entries within the longest
+	// window are kept, at most this many.
+	maxHistoryPerService    = 4096
+	maxLeadTimesPerService  = 4096
+	maxRecoveriesPerService = 1024
 )
 
 type outcome uint8
@@ -22,33 +29,94 @@ const (
 )
 
 type deploymentState struct {
-	id             string
-	source         string
-	revision       string
-	started        time.Time
+	id       string
+	source   string
+	revision string
+	// started is the time of the first event seen for the deployment.
+	started time.Time
+	// startSeen is the time of its DeploymentStarted (or rollback) event;
+	// zero when no start was reported.
+	startSeen      time.Time
 	finished       time.Time
 	outcome        outcome
 	rollback       bool
+	hotfix         bool
 	failureCounted bool
+	// history is its entry in the service's rolling history, once it has an
+	// outcome.
+	history *deployRecord
 	// aliases are the ids other sources gave the same deployment.
 	aliases []string
 }
 
+func (d *deploymentState) noteStart(at time.Time) {
+	if d.startSeen.IsZero() || at.Before(d.startSeen) {
+		d.startSeen = at
+	}
+	if at.Before(d.started) {
+		d.started = at
+	}
+}
+
+// failureState is a change failure waiting for its recovery.
+type failureState struct {
+	deployment *deploymentState
+	// since is when the failure started (the failed deployment's finish,
+	// or its start, or the incident it caused, whichever is first).
+	since time.Time
+	// detected is when the engine learnt of it; a recovery comes after.
+	detected time.Time
+	// incidents are the open incidents attributed to the deployment.
+	incidents []string
+}
+
+type incidentState struct {
+	id         string
+	opened     time.Time
+	resolved   time.Time
+	attributed bool
+}
+
+// deployRecord is one production deployment with an outcome, for the
+// rolling values.
+type deployRecord struct {
+	at            time.Time
+	success       bool
+	changeFailure bool
+	rework        bool
+}
+
+// sample is one lead time or recovery time, at the time it was recorded.
+type sample struct {
+	at time.Time
+	v  float64
+}
+
 // serviceState is what the engine remembers about one service.
 type serviceState struct {
+	production bool
 	// deployments, oldest first, at most maxDeploymentsPerService.
 	deployments []*deploymentState
-	// deployedRevisions remembers revisions whose lead time was recorded,
-	// so that a redeployment of the same commit does not record it again.
-	deployedRevisions map[string]struct{}
+	// deployedRevisions maps the revisions the service shipped (whose lead
+	// time was handled) to the deployment that shipped them first, so that a
+	// redeployment of the same commit does not record it again and a revert
+	// finds the deployment it reverts.
+	deployedRevisions map[string]string
 	revisionOrder     []string
-	// failingSince is when the unrecovered change failure started; zero
-	// while the service is healthy.
-	failingSince time.Time
-	// failingIncident is the incident that made the service fail, if any;
-	// its resolution is a recovery.
-	failingIncident string
-	openIncidents   []string
+	// historyStarted is set by the first successful production deployment.
+	historyStarted bool
+	// failures are the change failures not recovered yet, oldest first.
+	failures []*failureState
+	// incidents, oldest first, at most maxIncidentsPerService.
+	incidents []*incidentState
+
+	// Rolling history, oldest first (by arrival).
+	history    []*deployRecord
+	leadTimes  []sample
+	recoveries []sample
+	// deployed is set once a production deployment had an outcome: such
+	// services get rolling values, zero deployments included.
+	deployed bool
 }
 
 // find returns the deployment with the given id, or nil.
@@ -115,7 +183,22 @@ func (s *serviceState) deployment(id, source, revision string, at time.Time) *de
 func (s *serviceState) lastSucceededWithin(at time.Time, window time.Duration) *deploymentState {
 	var best *deploymentState
 	for _, d := range s.deployments {
-		if d.outcome != outcomeSucceeded || d.finished.After(at) || at.Sub(d.finished) > window {
+		if d.outcome != outcomeSucceeded || d.finished.IsZero() || d.finished.After(at) || at.Sub(d.finished) > window {
+			continue
+		}
+		if best == nil || d.finished.After(best.finished) {
+			best = d
+		}
+	}
+	return best
+}
+
+// latestSucceededBefore returns the most recent deployment other than
+// except that succeeded at or before at: the one a hotfix follows.
+func (s *serviceState) latestSucceededBefore(at time.Time, except *deploymentState) *deploymentState {
+	var best *deploymentState
+	for _, d := range s.deployments {
+		if d == except || d.outcome != outcomeSucceeded || d.finished.IsZero() || d.finished.After(at) {
 			continue
 		}
 		if best == nil || d.finished.After(best.finished) {
@@ -130,41 +213,103 @@ func (s *serviceState) revisionDeployed(rev string) bool {
 	return ok
 }
 
-func (s *serviceState) markRevisionDeployed(rev string) {
+func (s *serviceState) markRevisionDeployed(rev, deploymentID string) {
 	if s.deployedRevisions == nil {
-		s.deployedRevisions = map[string]struct{}{}
+		s.deployedRevisions = map[string]string{}
 	}
 	if len(s.revisionOrder) == maxRevisionsPerService {
 		delete(s.deployedRevisions, s.revisionOrder[0])
 		s.revisionOrder = s.revisionOrder[1:]
 	}
-	s.deployedRevisions[rev] = struct{}{}
+	s.deployedRevisions[rev] = deploymentID
 	s.revisionOrder = append(s.revisionOrder, rev)
 }
 
-func (s *serviceState) incidentOpen(id string) bool {
-	for _, open := range s.openIncidents {
-		if open == id {
+func (s *serviceState) addFailure(f *failureState) {
+	if len(s.failures) == maxFailuresPerService {
+		s.failures[0] = nil
+		s.failures = s.failures[1:]
+	}
+	s.failures = append(s.failures, f)
+}
+
+// failureOf returns the unrecovered failure of d, or nil.
+func (s *serviceState) failureOf(d *deploymentState) *failureState {
+	for _, f := range s.failures {
+		if f.deployment == d {
+			return f
+		}
+	}
+	return nil
+}
+
+// incident returns the incident with the given id, or nil.
+func (s *serviceState) incident(id string) *incidentState {
+	for i := len(s.incidents) - 1; i >= 0; i-- {
+		if s.incidents[i].id == id {
+			return s.incidents[i]
+		}
+	}
+	return nil
+}
+
+func (s *serviceState) addIncident(id string, at time.Time) *incidentState {
+	if len(s.incidents) == maxIncidentsPerService {
+		s.incidents[0] = nil
+		s.incidents = s.incidents[1:]
+	}
+	inc := &incidentState{id: id, opened: at}
+	s.incidents = append(s.incidents, inc)
+	return inc
+}
+
+// incidentOpenAt reports whether an incident of s was open at t: opened at
+// or before t and not resolved by then.
+func (s *serviceState) incidentOpenAt(t time.Time) bool {
+	for _, inc := range s.incidents {
+		if !inc.opened.After(t) && (inc.resolved.IsZero() || inc.resolved.After(t)) {
 			return true
 		}
 	}
 	return false
 }
 
-func (s *serviceState) openIncident(id string) {
-	if len(s.openIncidents) == maxOpenIncidents {
-		s.openIncidents = s.openIncidents[1:]
-	}
-	s.openIncidents = append(s.openIncidents, id)
+// addDeployment adds d's outcome at at to the rolling history.
+func (s *serviceState) addDeployment(d *deploymentState, at time.Time, success, rework bool, cutoff time.Time) {
+	r := &deployRecord{at: at, success: success, rework: rework, changeFailure: d.failureCounted}
+	d.history = r
+	s.deployed = true
+	s.history = appendBounded(s.history, r, maxHistoryPerService, cutoff, func(r *deployRecord) time.Time { return r.at })
 }
 
-func (s *serviceState) closeIncident(id string) {
-	for i, open := range s.openIncidents {
-		if open == id {
-			s.openIncidents = append(s.openIncidents[:i], s.openIncidents[i+1:]...)
-			return
-		}
+func (s *serviceState) addLeadTime(at time.Time, v float64, cutoff time.Time) {
+	s.leadTimes = appendBounded(s.leadTimes, sample{at, v}, maxLeadTimesPerService, cutoff, sampleTime)
+}
+
+func (s *serviceState) addRecovery(at time.Time, v float64, cutoff time.Time) {
+	s.recoveries = appendBounded(s.recoveries, sample{at, v}, maxRecoveriesPerService, cutoff, sampleTime)
+}
+
+func sampleTime(x sample) time.Time { return x.at }
+
+// appendBounded appends v, then forgets entries from the front while they
+// are older than cutoff or more than limit remain. Entries arrive roughly in
+// time order; one that arrives late stays until those before it go.
+func appendBounded[T any](list []T, v T, limit int, cutoff time.Time, at func(T) time.Time) []T {
+	list = append(list, v)
+	n := 0
+	for n < len(list) && (len(list)-n > limit || at(list[n]).Before(cutoff)) {
+		n++
 	}
+	if n == 0 {
+		return list
+	}
+	clear(list[:n])
+	// Move the rest to the front so that the backing array does not grow
+	// without end.
+	kept := copy(list, list[n:])
+	clear(list[kept:])
+	return list[:kept]
 }
 
 // dedup remembers applied event IDs for a window of event time.
@@ -220,7 +365,12 @@ type commitGraph struct {
 type commit struct {
 	time   time.Time
 	parent string
+	// merged is set for a merge commit (ChangeMerged), opened when the
+	// change's ChangeOpened is known too.
 	merged time.Time
+	opened time.Time
+	// reverts is the revision this commit reverts, when known.
+	reverts string
 }
 
 func newCommitGraph(max int) commitGraph {
@@ -252,3 +402,35 @@ func (g *commitGraph) add(rev, parent string, at time.Time) *commit {
 }
 
 func (g *commitGraph) len() int { return len(g.commits) }
+
+// changeIndex links ChangeOpened and ChangeMerged events by change id,
+// bounded by a count like the commit graph.
+type changeIndex struct {
+	max     int
+	changes map[string]*changeInfo
+	order   []string
+}
+
+type changeInfo struct {
+	opened        time.Time
+	mergeRevision string
+}
+
+func newChangeIndex(max int) changeIndex {
+	return changeIndex{max: max, changes: map[string]*changeInfo{}}
+}
+
+// get returns the change with the given id, adding it when it is new.
+func (x *changeIndex) get(id string) *changeInfo {
+	if c, ok := x.changes[id]; ok {
+		return c
+	}
+	for len(x.changes) >= x.max && len(x.order) > 0 {
+		delete(x.changes, x.order[0])
+		x.order = x.order[1:]
+	}
+	c := &changeInfo{}
+	x.changes[id] = c
+	x.order = append(x.order, id)
+	return c
+}

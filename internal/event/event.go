@@ -33,6 +33,11 @@ const (
 	// ChangeMerged: a change (pull or merge request) was merged; Revision is
 	// the merge commit, Time the merge time.
 	ChangeMerged
+	// ChangeOpened: a change (pull or merge request) was opened for review;
+	// ChangeID names it, Time is when it was opened. The engine links it to
+	// the ChangeMerged event with the same ChangeID for the lead time stages
+	// (coding, review). No source emits it yet.
+	ChangeOpened
 )
 
 var kindNames = [...]string{
@@ -45,10 +50,11 @@ var kindNames = [...]string{
 	IncidentOpened:       "incident_opened",
 	IncidentResolved:     "incident_resolved",
 	ChangeMerged:         "change_merged",
+	ChangeOpened:         "change_opened",
 }
 
 // Valid reports whether k is one of the kinds above, other than KindUnknown.
-func (k Kind) Valid() bool { return k > KindUnknown && k <= ChangeMerged }
+func (k Kind) Valid() bool { return k > KindUnknown && k <= ChangeOpened }
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -117,6 +123,17 @@ type Event struct {
 
 	// IncidentID identifies an incident across its opened and resolved events.
 	IncidentID string
-	// Hotfix marks a deployment made to fix a production problem.
+	// Hotfix marks a deployment made to fix a production problem: the
+	// deployment it follows counts as a change failure (reason hotfix) and
+	// the hotfix as rework.
 	Hotfix bool
+	// Reverts is the revision that Revision reverts, when the source knows
+	// it (a change event for a revert commit, or a deployment of one). A
+	// production deployment that ships the revert fails the deployment that
+	// shipped the reverted revision (reason revert).
+	Reverts string
+	// ChangeID identifies a change (pull or merge request) across its
+	// ChangeOpened and ChangeMerged events, when the source knows it
+	// (for example "github/acme/api/pull/42").
+	ChangeID string
 }

@@ -110,10 +110,479 @@ func (ms *PlatformDeploymentsMetricConfig) Validate() error {
 	return nil
 }
 
+// PlatformDeploymentsReworkMetricAttributeKey specifies the key of an attribute for the platform.deployments.rework metric.
+type PlatformDeploymentsReworkMetricAttributeKey string
+
+const (
+	PlatformDeploymentsReworkMetricAttributeKeyNamespace   PlatformDeploymentsReworkMetricAttributeKey = "namespace"
+	PlatformDeploymentsReworkMetricAttributeKeyDeployment  PlatformDeploymentsReworkMetricAttributeKey = "deployment"
+	PlatformDeploymentsReworkMetricAttributeKeyEnvironment PlatformDeploymentsReworkMetricAttributeKey = "environment"
+)
+
+// PlatformDeploymentsReworkMetricConfig provides config for the platform.deployments.rework metric.
+type PlatformDeploymentsReworkMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                        `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []PlatformDeploymentsReworkMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *PlatformDeploymentsReworkMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *PlatformDeploymentsReworkMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case PlatformDeploymentsReworkMetricAttributeKeyNamespace, PlatformDeploymentsReworkMetricAttributeKeyDeployment, PlatformDeploymentsReworkMetricAttributeKeyEnvironment:
+		default:
+			return fmt.Errorf("metric platform.deployments.rework doesn't have an attribute %v, valid attributes: [namespace, deployment, environment]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// PlatformDoraChangeFailureRateMetricAttributeKey specifies the key of an attribute for the platform.dora.change_failure_rate metric.
+type PlatformDoraChangeFailureRateMetricAttributeKey string
+
+const (
+	PlatformDoraChangeFailureRateMetricAttributeKeyNamespace   PlatformDoraChangeFailureRateMetricAttributeKey = "namespace"
+	PlatformDoraChangeFailureRateMetricAttributeKeyDeployment  PlatformDoraChangeFailureRateMetricAttributeKey = "deployment"
+	PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment PlatformDoraChangeFailureRateMetricAttributeKey = "environment"
+	PlatformDoraChangeFailureRateMetricAttributeKeyWindow      PlatformDoraChangeFailureRateMetricAttributeKey = "window"
+)
+
+// PlatformDoraChangeFailureRateMetricConfig provides config for the platform.dora.change_failure_rate metric.
+type PlatformDoraChangeFailureRateMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                            `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []PlatformDoraChangeFailureRateMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *PlatformDoraChangeFailureRateMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *PlatformDoraChangeFailureRateMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case PlatformDoraChangeFailureRateMetricAttributeKeyNamespace, PlatformDoraChangeFailureRateMetricAttributeKeyDeployment, PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment, PlatformDoraChangeFailureRateMetricAttributeKeyWindow:
+		default:
+			return fmt.Errorf("metric platform.dora.change_failure_rate doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// PlatformDoraDeploymentFrequencyMetricAttributeKey specifies the key of an attribute for the platform.dora.deployment_frequency metric.
+type PlatformDoraDeploymentFrequencyMetricAttributeKey string
+
+const (
+	PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace   PlatformDoraDeploymentFrequencyMetricAttributeKey = "namespace"
+	PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment  PlatformDoraDeploymentFrequencyMetricAttributeKey = "deployment"
+	PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment PlatformDoraDeploymentFrequencyMetricAttributeKey = "environment"
+	PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow      PlatformDoraDeploymentFrequencyMetricAttributeKey = "window"
+)
+
+// PlatformDoraDeploymentFrequencyMetricConfig provides config for the platform.dora.deployment_frequency metric.
+type PlatformDoraDeploymentFrequencyMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                              `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []PlatformDoraDeploymentFrequencyMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *PlatformDoraDeploymentFrequencyMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *PlatformDoraDeploymentFrequencyMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace, PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment, PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment, PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow:
+		default:
+			return fmt.Errorf("metric platform.dora.deployment_frequency doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// PlatformDoraLeadTimeMedianMetricAttributeKey specifies the key of an attribute for the platform.dora.lead_time.median metric.
+type PlatformDoraLeadTimeMedianMetricAttributeKey string
+
+const (
+	PlatformDoraLeadTimeMedianMetricAttributeKeyNamespace   PlatformDoraLeadTimeMedianMetricAttributeKey = "namespace"
+	PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment  PlatformDoraLeadTimeMedianMetricAttributeKey = "deployment"
+	PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment PlatformDoraLeadTimeMedianMetricAttributeKey = "environment"
+	PlatformDoraLeadTimeMedianMetricAttributeKeyWindow      PlatformDoraLeadTimeMedianMetricAttributeKey = "window"
+)
+
+// PlatformDoraLeadTimeMedianMetricConfig provides config for the platform.dora.lead_time.median metric.
+type PlatformDoraLeadTimeMedianMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                         `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []PlatformDoraLeadTimeMedianMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *PlatformDoraLeadTimeMedianMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *PlatformDoraLeadTimeMedianMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case PlatformDoraLeadTimeMedianMetricAttributeKeyNamespace, PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment, PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment, PlatformDoraLeadTimeMedianMetricAttributeKeyWindow:
+		default:
+			return fmt.Errorf("metric platform.dora.lead_time.median doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// PlatformDoraLevelMetricAttributeKey specifies the key of an attribute for the platform.dora.level metric.
+type PlatformDoraLevelMetricAttributeKey string
+
+const (
+	PlatformDoraLevelMetricAttributeKeyNamespace   PlatformDoraLevelMetricAttributeKey = "namespace"
+	PlatformDoraLevelMetricAttributeKeyDeployment  PlatformDoraLevelMetricAttributeKey = "deployment"
+	PlatformDoraLevelMetricAttributeKeyEnvironment PlatformDoraLevelMetricAttributeKey = "environment"
+	PlatformDoraLevelMetricAttributeKeyWindow      PlatformDoraLevelMetricAttributeKey = "window"
+	PlatformDoraLevelMetricAttributeKeyMetric      PlatformDoraLevelMetricAttributeKey = "metric"
+	PlatformDoraLevelMetricAttributeKeyTierSet     PlatformDoraLevelMetricAttributeKey = "tier_set"
+)
+
+// PlatformDoraLevelMetricConfig provides config for the platform.dora.level metric.
+type PlatformDoraLevelMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []PlatformDoraLevelMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *PlatformDoraLevelMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *PlatformDoraLevelMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case PlatformDoraLevelMetricAttributeKeyNamespace, PlatformDoraLevelMetricAttributeKeyDeployment, PlatformDoraLevelMetricAttributeKeyEnvironment, PlatformDoraLevelMetricAttributeKeyWindow, PlatformDoraLevelMetricAttributeKeyMetric, PlatformDoraLevelMetricAttributeKeyTierSet:
+		default:
+			return fmt.Errorf("metric platform.dora.level doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, metric, tier_set]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// PlatformDoraRecoveryTimeMedianMetricAttributeKey specifies the key of an attribute for the platform.dora.recovery_time.median metric.
+type PlatformDoraRecoveryTimeMedianMetricAttributeKey string
+
+const (
+	PlatformDoraRecoveryTimeMedianMetricAttributeKeyNamespace   PlatformDoraRecoveryTimeMedianMetricAttributeKey = "namespace"
+	PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment  PlatformDoraRecoveryTimeMedianMetricAttributeKey = "deployment"
+	PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment PlatformDoraRecoveryTimeMedianMetricAttributeKey = "environment"
+	PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow      PlatformDoraRecoveryTimeMedianMetricAttributeKey = "window"
+)
+
+// PlatformDoraRecoveryTimeMedianMetricConfig provides config for the platform.dora.recovery_time.median metric.
+type PlatformDoraRecoveryTimeMedianMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                             `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []PlatformDoraRecoveryTimeMedianMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *PlatformDoraRecoveryTimeMedianMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *PlatformDoraRecoveryTimeMedianMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case PlatformDoraRecoveryTimeMedianMetricAttributeKeyNamespace, PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow:
+		default:
+			return fmt.Errorf("metric platform.dora.recovery_time.median doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// PlatformDoraReworkRateMetricAttributeKey specifies the key of an attribute for the platform.dora.rework_rate metric.
+type PlatformDoraReworkRateMetricAttributeKey string
+
+const (
+	PlatformDoraReworkRateMetricAttributeKeyNamespace   PlatformDoraReworkRateMetricAttributeKey = "namespace"
+	PlatformDoraReworkRateMetricAttributeKeyDeployment  PlatformDoraReworkRateMetricAttributeKey = "deployment"
+	PlatformDoraReworkRateMetricAttributeKeyEnvironment PlatformDoraReworkRateMetricAttributeKey = "environment"
+	PlatformDoraReworkRateMetricAttributeKeyWindow      PlatformDoraReworkRateMetricAttributeKey = "window"
+)
+
+// PlatformDoraReworkRateMetricConfig provides config for the platform.dora.rework_rate metric.
+type PlatformDoraReworkRateMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                     `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []PlatformDoraReworkRateMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *PlatformDoraReworkRateMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *PlatformDoraReworkRateMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow:
+		default:
+			return fmt.Errorf("metric platform.dora.rework_rate doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// PlatformIncidentsMetricAttributeKey specifies the key of an attribute for the platform.incidents metric.
+type PlatformIncidentsMetricAttributeKey string
+
+const (
+	PlatformIncidentsMetricAttributeKeyNamespace   PlatformIncidentsMetricAttributeKey = "namespace"
+	PlatformIncidentsMetricAttributeKeyDeployment  PlatformIncidentsMetricAttributeKey = "deployment"
+	PlatformIncidentsMetricAttributeKeyEnvironment PlatformIncidentsMetricAttributeKey = "environment"
+	PlatformIncidentsMetricAttributeKeyAttributed  PlatformIncidentsMetricAttributeKey = "attributed"
+)
+
+// PlatformIncidentsMetricConfig provides config for the platform.incidents metric.
+type PlatformIncidentsMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []PlatformIncidentsMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *PlatformIncidentsMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *PlatformIncidentsMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case PlatformIncidentsMetricAttributeKeyNamespace, PlatformIncidentsMetricAttributeKeyDeployment, PlatformIncidentsMetricAttributeKeyEnvironment, PlatformIncidentsMetricAttributeKeyAttributed:
+		default:
+			return fmt.Errorf("metric platform.incidents doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, attributed]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// PlatformLeadTimeDroppedMetricAttributeKey specifies the key of an attribute for the platform.lead_time.dropped metric.
+type PlatformLeadTimeDroppedMetricAttributeKey string
+
+const (
+	PlatformLeadTimeDroppedMetricAttributeKeyNamespace   PlatformLeadTimeDroppedMetricAttributeKey = "namespace"
+	PlatformLeadTimeDroppedMetricAttributeKeyDeployment  PlatformLeadTimeDroppedMetricAttributeKey = "deployment"
+	PlatformLeadTimeDroppedMetricAttributeKeyEnvironment PlatformLeadTimeDroppedMetricAttributeKey = "environment"
+	PlatformLeadTimeDroppedMetricAttributeKeyReason      PlatformLeadTimeDroppedMetricAttributeKey = "reason"
+)
+
+// PlatformLeadTimeDroppedMetricConfig provides config for the platform.lead_time.dropped metric.
+type PlatformLeadTimeDroppedMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                      `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []PlatformLeadTimeDroppedMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *PlatformLeadTimeDroppedMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *PlatformLeadTimeDroppedMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case PlatformLeadTimeDroppedMetricAttributeKeyNamespace, PlatformLeadTimeDroppedMetricAttributeKeyDeployment, PlatformLeadTimeDroppedMetricAttributeKeyEnvironment, PlatformLeadTimeDroppedMetricAttributeKeyReason:
+		default:
+			return fmt.Errorf("metric platform.lead_time.dropped doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, reason]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
 // MetricsConfig provides config for dora metrics.
 type MetricsConfig struct {
-	PlatformDeploymentFailures PlatformDeploymentFailuresMetricConfig `mapstructure:"platform.deployment.failures"`
-	PlatformDeployments        PlatformDeploymentsMetricConfig        `mapstructure:"platform.deployments"`
+	PlatformDeploymentFailures      PlatformDeploymentFailuresMetricConfig      `mapstructure:"platform.deployment.failures"`
+	PlatformDeployments             PlatformDeploymentsMetricConfig             `mapstructure:"platform.deployments"`
+	PlatformDeploymentsRework       PlatformDeploymentsReworkMetricConfig       `mapstructure:"platform.deployments.rework"`
+	PlatformDoraChangeFailureRate   PlatformDoraChangeFailureRateMetricConfig   `mapstructure:"platform.dora.change_failure_rate"`
+	PlatformDoraDeploymentFrequency PlatformDoraDeploymentFrequencyMetricConfig `mapstructure:"platform.dora.deployment_frequency"`
+	PlatformDoraLeadTimeMedian      PlatformDoraLeadTimeMedianMetricConfig      `mapstructure:"platform.dora.lead_time.median"`
+	PlatformDoraLevel               PlatformDoraLevelMetricConfig               `mapstructure:"platform.dora.level"`
+	PlatformDoraRecoveryTimeMedian  PlatformDoraRecoveryTimeMedianMetricConfig  `mapstructure:"platform.dora.recovery_time.median"`
+	PlatformDoraReworkRate          PlatformDoraReworkRateMetricConfig          `mapstructure:"platform.dora.rework_rate"`
+	PlatformIncidents               PlatformIncidentsMetricConfig               `mapstructure:"platform.incidents"`
+	PlatformLeadTimeDropped         PlatformLeadTimeDroppedMetricConfig         `mapstructure:"platform.lead_time.dropped"`
 }
 
 func DefaultMetricsConfig() MetricsConfig {
@@ -127,6 +596,51 @@ func DefaultMetricsConfig() MetricsConfig {
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
 			EnabledAttributes:   []PlatformDeploymentsMetricAttributeKey{PlatformDeploymentsMetricAttributeKeyNamespace, PlatformDeploymentsMetricAttributeKeyDeployment, PlatformDeploymentsMetricAttributeKeyEnvironment, PlatformDeploymentsMetricAttributeKeyStatus},
+		},
+		PlatformDeploymentsRework: PlatformDeploymentsReworkMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []PlatformDeploymentsReworkMetricAttributeKey{PlatformDeploymentsReworkMetricAttributeKeyNamespace, PlatformDeploymentsReworkMetricAttributeKeyDeployment, PlatformDeploymentsReworkMetricAttributeKeyEnvironment},
+		},
+		PlatformDoraChangeFailureRate: PlatformDoraChangeFailureRateMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategyAvg,
+			EnabledAttributes:   []PlatformDoraChangeFailureRateMetricAttributeKey{PlatformDoraChangeFailureRateMetricAttributeKeyNamespace, PlatformDoraChangeFailureRateMetricAttributeKeyDeployment, PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment, PlatformDoraChangeFailureRateMetricAttributeKeyWindow},
+		},
+		PlatformDoraDeploymentFrequency: PlatformDoraDeploymentFrequencyMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategyAvg,
+			EnabledAttributes:   []PlatformDoraDeploymentFrequencyMetricAttributeKey{PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace, PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment, PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment, PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow},
+		},
+		PlatformDoraLeadTimeMedian: PlatformDoraLeadTimeMedianMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategyAvg,
+			EnabledAttributes:   []PlatformDoraLeadTimeMedianMetricAttributeKey{PlatformDoraLeadTimeMedianMetricAttributeKeyNamespace, PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment, PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment, PlatformDoraLeadTimeMedianMetricAttributeKeyWindow},
+		},
+		PlatformDoraLevel: PlatformDoraLevelMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategyAvg,
+			EnabledAttributes:   []PlatformDoraLevelMetricAttributeKey{PlatformDoraLevelMetricAttributeKeyNamespace, PlatformDoraLevelMetricAttributeKeyDeployment, PlatformDoraLevelMetricAttributeKeyEnvironment, PlatformDoraLevelMetricAttributeKeyWindow, PlatformDoraLevelMetricAttributeKeyMetric, PlatformDoraLevelMetricAttributeKeyTierSet},
+		},
+		PlatformDoraRecoveryTimeMedian: PlatformDoraRecoveryTimeMedianMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategyAvg,
+			EnabledAttributes:   []PlatformDoraRecoveryTimeMedianMetricAttributeKey{PlatformDoraRecoveryTimeMedianMetricAttributeKeyNamespace, PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow},
+		},
+		PlatformDoraReworkRate: PlatformDoraReworkRateMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategyAvg,
+			EnabledAttributes:   []PlatformDoraReworkRateMetricAttributeKey{PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow},
+		},
+		PlatformIncidents: PlatformIncidentsMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []PlatformIncidentsMetricAttributeKey{PlatformIncidentsMetricAttributeKeyNamespace, PlatformIncidentsMetricAttributeKeyDeployment, PlatformIncidentsMetricAttributeKeyEnvironment, PlatformIncidentsMetricAttributeKeyAttributed},
+		},
+		PlatformLeadTimeDropped: PlatformLeadTimeDroppedMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []PlatformLeadTimeDroppedMetricAttributeKey{PlatformLeadTimeDroppedMetricAttributeKeyNamespace, PlatformLeadTimeDroppedMetricAttributeKeyDeployment, PlatformLeadTimeDroppedMetricAttributeKeyEnvironment, PlatformLeadTimeDroppedMetricAttributeKeyReason},
 		},
 	}
 }

@@ -36,6 +36,51 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategySum,
 						EnabledAttributes:   []PlatformDeploymentsMetricAttributeKey{PlatformDeploymentsMetricAttributeKeyNamespace, PlatformDeploymentsMetricAttributeKeyDeployment, PlatformDeploymentsMetricAttributeKeyEnvironment, PlatformDeploymentsMetricAttributeKeyStatus},
 					},
+					PlatformDeploymentsRework: PlatformDeploymentsReworkMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []PlatformDeploymentsReworkMetricAttributeKey{PlatformDeploymentsReworkMetricAttributeKeyNamespace, PlatformDeploymentsReworkMetricAttributeKeyDeployment, PlatformDeploymentsReworkMetricAttributeKeyEnvironment},
+					},
+					PlatformDoraChangeFailureRate: PlatformDoraChangeFailureRateMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []PlatformDoraChangeFailureRateMetricAttributeKey{PlatformDoraChangeFailureRateMetricAttributeKeyNamespace, PlatformDoraChangeFailureRateMetricAttributeKeyDeployment, PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment, PlatformDoraChangeFailureRateMetricAttributeKeyWindow},
+					},
+					PlatformDoraDeploymentFrequency: PlatformDoraDeploymentFrequencyMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []PlatformDoraDeploymentFrequencyMetricAttributeKey{PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace, PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment, PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment, PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow},
+					},
+					PlatformDoraLeadTimeMedian: PlatformDoraLeadTimeMedianMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []PlatformDoraLeadTimeMedianMetricAttributeKey{PlatformDoraLeadTimeMedianMetricAttributeKeyNamespace, PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment, PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment, PlatformDoraLeadTimeMedianMetricAttributeKeyWindow},
+					},
+					PlatformDoraLevel: PlatformDoraLevelMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []PlatformDoraLevelMetricAttributeKey{PlatformDoraLevelMetricAttributeKeyNamespace, PlatformDoraLevelMetricAttributeKeyDeployment, PlatformDoraLevelMetricAttributeKeyEnvironment, PlatformDoraLevelMetricAttributeKeyWindow, PlatformDoraLevelMetricAttributeKeyMetric, PlatformDoraLevelMetricAttributeKeyTierSet},
+					},
+					PlatformDoraRecoveryTimeMedian: PlatformDoraRecoveryTimeMedianMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []PlatformDoraRecoveryTimeMedianMetricAttributeKey{PlatformDoraRecoveryTimeMedianMetricAttributeKeyNamespace, PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow},
+					},
+					PlatformDoraReworkRate: PlatformDoraReworkRateMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []PlatformDoraReworkRateMetricAttributeKey{PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow},
+					},
+					PlatformIncidents: PlatformIncidentsMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []PlatformIncidentsMetricAttributeKey{PlatformIncidentsMetricAttributeKeyNamespace, PlatformIncidentsMetricAttributeKeyDeployment, PlatformIncidentsMetricAttributeKeyEnvironment, PlatformIncidentsMetricAttributeKeyAttributed},
+					},
+					PlatformLeadTimeDropped: PlatformLeadTimeDroppedMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []PlatformLeadTimeDroppedMetricAttributeKey{PlatformLeadTimeDroppedMetricAttributeKeyNamespace, PlatformLeadTimeDroppedMetricAttributeKeyDeployment, PlatformLeadTimeDroppedMetricAttributeKeyEnvironment, PlatformLeadTimeDroppedMetricAttributeKeyReason},
+					},
 				},
 			},
 		},
@@ -53,6 +98,51 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategySum,
 						EnabledAttributes:   []PlatformDeploymentsMetricAttributeKey{PlatformDeploymentsMetricAttributeKeyNamespace, PlatformDeploymentsMetricAttributeKeyDeployment, PlatformDeploymentsMetricAttributeKeyEnvironment, PlatformDeploymentsMetricAttributeKeyStatus},
 					},
+					PlatformDeploymentsRework: PlatformDeploymentsReworkMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []PlatformDeploymentsReworkMetricAttributeKey{PlatformDeploymentsReworkMetricAttributeKeyNamespace, PlatformDeploymentsReworkMetricAttributeKeyDeployment, PlatformDeploymentsReworkMetricAttributeKeyEnvironment},
+					},
+					PlatformDoraChangeFailureRate: PlatformDoraChangeFailureRateMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []PlatformDoraChangeFailureRateMetricAttributeKey{PlatformDoraChangeFailureRateMetricAttributeKeyNamespace, PlatformDoraChangeFailureRateMetricAttributeKeyDeployment, PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment, PlatformDoraChangeFailureRateMetricAttributeKeyWindow},
+					},
+					PlatformDoraDeploymentFrequency: PlatformDoraDeploymentFrequencyMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []PlatformDoraDeploymentFrequencyMetricAttributeKey{PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace, PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment, PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment, PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow},
+					},
+					PlatformDoraLeadTimeMedian: PlatformDoraLeadTimeMedianMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []PlatformDoraLeadTimeMedianMetricAttributeKey{PlatformDoraLeadTimeMedianMetricAttributeKeyNamespace, PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment, PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment, PlatformDoraLeadTimeMedianMetricAttributeKeyWindow},
+					},
+					PlatformDoraLevel: PlatformDoraLevelMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []PlatformDoraLevelMetricAttributeKey{PlatformDoraLevelMetricAttributeKeyNamespace, PlatformDoraLevelMetricAttributeKeyDeployment, PlatformDoraLevelMetricAttributeKeyEnvironment, PlatformDoraLevelMetricAttributeKeyWindow, PlatformDoraLevelMetricAttributeKeyMetric, PlatformDoraLevelMetricAttributeKeyTierSet},
+					},
+					PlatformDoraRecoveryTimeMedian: PlatformDoraRecoveryTimeMedianMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []PlatformDoraRecoveryTimeMedianMetricAttributeKey{PlatformDoraRecoveryTimeMedianMetricAttributeKeyNamespace, PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow},
+					},
+					PlatformDoraReworkRate: PlatformDoraReworkRateMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []PlatformDoraReworkRateMetricAttributeKey{PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow},
+					},
+					PlatformIncidents: PlatformIncidentsMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []PlatformIncidentsMetricAttributeKey{PlatformIncidentsMetricAttributeKeyNamespace, PlatformIncidentsMetricAttributeKeyDeployment, PlatformIncidentsMetricAttributeKeyEnvironment, PlatformIncidentsMetricAttributeKeyAttributed},
+					},
+					PlatformLeadTimeDropped: PlatformLeadTimeDroppedMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []PlatformLeadTimeDroppedMetricAttributeKey{PlatformLeadTimeDroppedMetricAttributeKeyNamespace, PlatformLeadTimeDroppedMetricAttributeKeyDeployment, PlatformLeadTimeDroppedMetricAttributeKeyEnvironment, PlatformLeadTimeDroppedMetricAttributeKeyReason},
+					},
 				},
 			},
 		},
@@ -60,7 +150,7 @@ func TestMetricsBuilderConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := loadMetricsBuilderConfig(t, tt.name)
-			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(PlatformDeploymentFailuresMetricConfig{}, PlatformDeploymentsMetricConfig{}))
+			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(PlatformDeploymentFailuresMetricConfig{}, PlatformDeploymentsMetricConfig{}, PlatformDeploymentsReworkMetricConfig{}, PlatformDoraChangeFailureRateMetricConfig{}, PlatformDoraDeploymentFrequencyMetricConfig{}, PlatformDoraLeadTimeMedianMetricConfig{}, PlatformDoraLevelMetricConfig{}, PlatformDoraRecoveryTimeMedianMetricConfig{}, PlatformDoraReworkRateMetricConfig{}, PlatformIncidentsMetricConfig{}, PlatformLeadTimeDroppedMetricConfig{}))
 			require.Emptyf(t, diff, "Config mismatch (-expected +actual):\n%s", diff)
 		})
 	}
@@ -85,6 +175,114 @@ func TestPlatformDeploymentsMetricsConfig_Validate(t *testing.T) {
 	require.ErrorContains(t, cfg.Validate(), "metric platform.deployments doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, status]")
 
 	cfg = DefaultMetricsConfig().PlatformDeployments
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestPlatformDeploymentsReworkMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().PlatformDeploymentsRework
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []PlatformDeploymentsReworkMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric platform.deployments.rework doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment]")
+
+	cfg = DefaultMetricsConfig().PlatformDeploymentsRework
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestPlatformDoraChangeFailureRateMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().PlatformDoraChangeFailureRate
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []PlatformDoraChangeFailureRateMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.change_failure_rate doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window]")
+
+	cfg = DefaultMetricsConfig().PlatformDoraChangeFailureRate
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestPlatformDoraDeploymentFrequencyMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().PlatformDoraDeploymentFrequency
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []PlatformDoraDeploymentFrequencyMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.deployment_frequency doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window]")
+
+	cfg = DefaultMetricsConfig().PlatformDoraDeploymentFrequency
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestPlatformDoraLeadTimeMedianMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().PlatformDoraLeadTimeMedian
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []PlatformDoraLeadTimeMedianMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.lead_time.median doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window]")
+
+	cfg = DefaultMetricsConfig().PlatformDoraLeadTimeMedian
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestPlatformDoraLevelMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().PlatformDoraLevel
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []PlatformDoraLevelMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.level doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, metric, tier_set]")
+
+	cfg = DefaultMetricsConfig().PlatformDoraLevel
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestPlatformDoraRecoveryTimeMedianMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().PlatformDoraRecoveryTimeMedian
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []PlatformDoraRecoveryTimeMedianMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.recovery_time.median doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window]")
+
+	cfg = DefaultMetricsConfig().PlatformDoraRecoveryTimeMedian
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestPlatformDoraReworkRateMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().PlatformDoraReworkRate
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []PlatformDoraReworkRateMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.rework_rate doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window]")
+
+	cfg = DefaultMetricsConfig().PlatformDoraReworkRate
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestPlatformIncidentsMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().PlatformIncidents
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []PlatformIncidentsMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric platform.incidents doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, attributed]")
+
+	cfg = DefaultMetricsConfig().PlatformIncidents
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestPlatformLeadTimeDroppedMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().PlatformLeadTimeDropped
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []PlatformLeadTimeDroppedMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric platform.lead_time.dropped doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, reason]")
+
+	cfg = DefaultMetricsConfig().PlatformLeadTimeDropped
 	cfg.AggregationStrategy = "invalid"
 	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
 }

@@ -18,6 +18,70 @@ const (
 	AggregationStrategyMax = "max"
 )
 
+// AttributeAttributed specifies the value attributed attribute.
+type AttributeAttributed int
+
+const (
+	_ AttributeAttributed = iota
+	AttributeAttributedTrue
+	AttributeAttributedFalse
+)
+
+// String returns the string representation of the AttributeAttributed.
+func (av AttributeAttributed) String() string {
+	switch av {
+	case AttributeAttributedTrue:
+		return "true"
+	case AttributeAttributedFalse:
+		return "false"
+	}
+	return ""
+}
+
+// MapAttributeAttributed is a helper map of string to AttributeAttributed attribute value.
+var MapAttributeAttributed = map[string]AttributeAttributed{
+	"true":  AttributeAttributedTrue,
+	"false": AttributeAttributedFalse,
+}
+
+// AttributeMetric specifies the value metric attribute.
+type AttributeMetric int
+
+const (
+	_ AttributeMetric = iota
+	AttributeMetricDeploymentFrequency
+	AttributeMetricLeadTime
+	AttributeMetricChangeFailureRate
+	AttributeMetricRecoveryTime
+	AttributeMetricOverall
+)
+
+// String returns the string representation of the AttributeMetric.
+func (av AttributeMetric) String() string {
+	switch av {
+	case AttributeMetricDeploymentFrequency:
+		return "deployment_frequency"
+	case AttributeMetricLeadTime:
+		return "lead_time"
+	case AttributeMetricChangeFailureRate:
+		return "change_failure_rate"
+	case AttributeMetricRecoveryTime:
+		return "recovery_time"
+	case AttributeMetricOverall:
+		return "overall"
+	}
+	return ""
+}
+
+// MapAttributeMetric is a helper map of string to AttributeMetric attribute value.
+var MapAttributeMetric = map[string]AttributeMetric{
+	"deployment_frequency": AttributeMetricDeploymentFrequency,
+	"lead_time":            AttributeMetricLeadTime,
+	"change_failure_rate":  AttributeMetricChangeFailureRate,
+	"recovery_time":        AttributeMetricRecoveryTime,
+	"overall":              AttributeMetricOverall,
+}
+
 // AttributeStatus specifies the value status attribute.
 type AttributeStatus int
 
@@ -53,11 +117,56 @@ var MetricsInfo = metricsInfo{
 		Name:       "platform.deployments",
 		Attributes: []string{"namespace", "deployment", "environment", "status"},
 	},
+	PlatformDeploymentsRework: metricInfo{
+		Name:       "platform.deployments.rework",
+		Attributes: []string{"namespace", "deployment", "environment"},
+	},
+	PlatformDoraChangeFailureRate: metricInfo{
+		Name:       "platform.dora.change_failure_rate",
+		Attributes: []string{"namespace", "deployment", "environment", "window"},
+	},
+	PlatformDoraDeploymentFrequency: metricInfo{
+		Name:       "platform.dora.deployment_frequency",
+		Attributes: []string{"namespace", "deployment", "environment", "window"},
+	},
+	PlatformDoraLeadTimeMedian: metricInfo{
+		Name:       "platform.dora.lead_time.median",
+		Attributes: []string{"namespace", "deployment", "environment", "window"},
+	},
+	PlatformDoraLevel: metricInfo{
+		Name:       "platform.dora.level",
+		Attributes: []string{"namespace", "deployment", "environment", "window", "metric", "tier_set"},
+	},
+	PlatformDoraRecoveryTimeMedian: metricInfo{
+		Name:       "platform.dora.recovery_time.median",
+		Attributes: []string{"namespace", "deployment", "environment", "window"},
+	},
+	PlatformDoraReworkRate: metricInfo{
+		Name:       "platform.dora.rework_rate",
+		Attributes: []string{"namespace", "deployment", "environment", "window"},
+	},
+	PlatformIncidents: metricInfo{
+		Name:       "platform.incidents",
+		Attributes: []string{"namespace", "deployment", "environment", "attributed"},
+	},
+	PlatformLeadTimeDropped: metricInfo{
+		Name:       "platform.lead_time.dropped",
+		Attributes: []string{"namespace", "deployment", "environment", "reason"},
+	},
 }
 
 type metricsInfo struct {
-	PlatformDeploymentFailures metricInfo
-	PlatformDeployments        metricInfo
+	PlatformDeploymentFailures      metricInfo
+	PlatformDeployments             metricInfo
+	PlatformDeploymentsRework       metricInfo
+	PlatformDoraChangeFailureRate   metricInfo
+	PlatformDoraDeploymentFrequency metricInfo
+	PlatformDoraLeadTimeMedian      metricInfo
+	PlatformDoraLevel               metricInfo
+	PlatformDoraRecoveryTimeMedian  metricInfo
+	PlatformDoraReworkRate          metricInfo
+	PlatformIncidents               metricInfo
+	PlatformLeadTimeDropped         metricInfo
 }
 
 type metricInfo struct {
@@ -75,7 +184,7 @@ type metricPlatformDeploymentFailures struct {
 // init fills platform.deployment.failures metric with initial data.
 func (m *metricPlatformDeploymentFailures) init() {
 	m.data.SetName("platform.deployment.failures")
-	m.data.SetDescription("Deployments that needed intervention (failed rollout, rollback), counted at most once each. Change failure rate = failures / deployments.")
+	m.data.SetDescription("Production deployments that needed intervention (failed rollout, rollback, hotfix or revert, or an incident attributed to them), counted at most once each. Change failure rate = failures / deployments.")
 	m.data.SetUnit("{failure}")
 	m.data.SetEmptySum()
 	m.data.Sum().SetIsMonotonic(true)
@@ -265,16 +374,916 @@ func newMetricPlatformDeployments(cfg PlatformDeploymentsMetricConfig) metricPla
 	return m
 }
 
+type metricPlatformDeploymentsRework struct {
+	data          pmetric.Metric                        // data buffer for generated metric.
+	config        PlatformDeploymentsReworkMetricConfig // metric config provided by user.
+	capacity      int                                   // max observed number of data points added to the metric.
+	aggDataPoints []int64                               // slice containing number of aggregated datapoints at each index
+}
+
+// init fills platform.deployments.rework metric with initial data.
+func (m *metricPlatformDeploymentsRework) init() {
+	m.data.SetName("platform.deployments.rework")
+	m.data.SetDescription("Successful production deployments that were unplanned fixes (a hotfix or revert, a rollback, or a deployment while the service had an open incident), counted once each. Rework rate = rework / successful deployments.")
+	m.data.SetUnit("{deployment}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricPlatformDeploymentsRework) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, PlatformDeploymentsReworkMetricAttributeKeyNamespace) {
+		dp.Attributes().PutStr("namespace", namespaceAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDeploymentsReworkMetricAttributeKeyDeployment) {
+		dp.Attributes().PutStr("deployment", deploymentAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDeploymentsReworkMetricAttributeKeyEnvironment) {
+		dp.Attributes().PutStr("environment", environmentAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricPlatformDeploymentsRework) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricPlatformDeploymentsRework) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetIntValue(m.data.Sum().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricPlatformDeploymentsRework(cfg PlatformDeploymentsReworkMetricConfig) metricPlatformDeploymentsRework {
+	m := metricPlatformDeploymentsRework{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricPlatformDoraChangeFailureRate struct {
+	data          pmetric.Metric                            // data buffer for generated metric.
+	config        PlatformDoraChangeFailureRateMetricConfig // metric config provided by user.
+	capacity      int                                       // max observed number of data points added to the metric.
+	aggDataPoints []float64                                 // slice containing number of aggregated datapoints at each index
+}
+
+// init fills platform.dora.change_failure_rate metric with initial data.
+func (m *metricPlatformDoraChangeFailureRate) init() {
+	m.data.SetName("platform.dora.change_failure_rate")
+	m.data.SetDescription("Change failures / deployments, for the production deployments that had their outcome in the window ending now; absent without deployments.")
+	m.data.SetUnit("1")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricPlatformDoraChangeFailureRate) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraChangeFailureRateMetricAttributeKeyNamespace) {
+		dp.Attributes().PutStr("namespace", namespaceAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraChangeFailureRateMetricAttributeKeyDeployment) {
+		dp.Attributes().PutStr("deployment", deploymentAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment) {
+		dp.Attributes().PutStr("environment", environmentAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraChangeFailureRateMetricAttributeKeyWindow) {
+		dp.Attributes().PutStr("window", windowAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Gauge().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetDoubleValue(dpi.DoubleValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.DoubleValue() > val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.DoubleValue() < val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetDoubleValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricPlatformDoraChangeFailureRate) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricPlatformDoraChangeFailureRate) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Gauge().DataPoints().At(i).SetDoubleValue(m.data.Gauge().DataPoints().At(i).DoubleValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricPlatformDoraChangeFailureRate(cfg PlatformDoraChangeFailureRateMetricConfig) metricPlatformDoraChangeFailureRate {
+	m := metricPlatformDoraChangeFailureRate{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricPlatformDoraDeploymentFrequency struct {
+	data          pmetric.Metric                              // data buffer for generated metric.
+	config        PlatformDoraDeploymentFrequencyMetricConfig // metric config provided by user.
+	capacity      int                                         // max observed number of data points added to the metric.
+	aggDataPoints []float64                                   // slice containing number of aggregated datapoints at each index
+}
+
+// init fills platform.dora.deployment_frequency metric with initial data.
+func (m *metricPlatformDoraDeploymentFrequency) init() {
+	m.data.SetName("platform.dora.deployment_frequency")
+	m.data.SetDescription("Successful production deployments per day over the window ending now.")
+	m.data.SetUnit("{deployment}/d")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricPlatformDoraDeploymentFrequency) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace) {
+		dp.Attributes().PutStr("namespace", namespaceAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment) {
+		dp.Attributes().PutStr("deployment", deploymentAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment) {
+		dp.Attributes().PutStr("environment", environmentAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow) {
+		dp.Attributes().PutStr("window", windowAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Gauge().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetDoubleValue(dpi.DoubleValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.DoubleValue() > val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.DoubleValue() < val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetDoubleValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricPlatformDoraDeploymentFrequency) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricPlatformDoraDeploymentFrequency) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Gauge().DataPoints().At(i).SetDoubleValue(m.data.Gauge().DataPoints().At(i).DoubleValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricPlatformDoraDeploymentFrequency(cfg PlatformDoraDeploymentFrequencyMetricConfig) metricPlatformDoraDeploymentFrequency {
+	m := metricPlatformDoraDeploymentFrequency{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricPlatformDoraLeadTimeMedian struct {
+	data          pmetric.Metric                         // data buffer for generated metric.
+	config        PlatformDoraLeadTimeMedianMetricConfig // metric config provided by user.
+	capacity      int                                    // max observed number of data points added to the metric.
+	aggDataPoints []float64                              // slice containing number of aggregated datapoints at each index
+}
+
+// init fills platform.dora.lead_time.median metric with initial data.
+func (m *metricPlatformDoraLeadTimeMedian) init() {
+	m.data.SetName("platform.dora.lead_time.median")
+	m.data.SetDescription("Median lead time of the commits that reached production in the window ending now; absent without any.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricPlatformDoraLeadTimeMedian) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraLeadTimeMedianMetricAttributeKeyNamespace) {
+		dp.Attributes().PutStr("namespace", namespaceAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment) {
+		dp.Attributes().PutStr("deployment", deploymentAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment) {
+		dp.Attributes().PutStr("environment", environmentAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraLeadTimeMedianMetricAttributeKeyWindow) {
+		dp.Attributes().PutStr("window", windowAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Gauge().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetDoubleValue(dpi.DoubleValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.DoubleValue() > val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.DoubleValue() < val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetDoubleValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricPlatformDoraLeadTimeMedian) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricPlatformDoraLeadTimeMedian) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Gauge().DataPoints().At(i).SetDoubleValue(m.data.Gauge().DataPoints().At(i).DoubleValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricPlatformDoraLeadTimeMedian(cfg PlatformDoraLeadTimeMedianMetricConfig) metricPlatformDoraLeadTimeMedian {
+	m := metricPlatformDoraLeadTimeMedian{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricPlatformDoraLevel struct {
+	data          pmetric.Metric                // data buffer for generated metric.
+	config        PlatformDoraLevelMetricConfig // metric config provided by user.
+	capacity      int                           // max observed number of data points added to the metric.
+	aggDataPoints []float64                     // slice containing number of aggregated datapoints at each index
+}
+
+// init fills platform.dora.level metric with initial data.
+func (m *metricPlatformDoraLevel) init() {
+	m.data.SetName("platform.dora.level")
+	m.data.SetDescription("DORA performance level of a key metric over the window ending now, 4 = elite, 3 = high, 2 = medium, 1 = low, by the thresholds of tier_set; metric = overall is the lowest level of the key metrics that have a value.")
+	m.data.SetUnit("{level}")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricPlatformDoraLevel) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string, metricAttributeValue string, tierSetAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraLevelMetricAttributeKeyNamespace) {
+		dp.Attributes().PutStr("namespace", namespaceAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraLevelMetricAttributeKeyDeployment) {
+		dp.Attributes().PutStr("deployment", deploymentAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraLevelMetricAttributeKeyEnvironment) {
+		dp.Attributes().PutStr("environment", environmentAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraLevelMetricAttributeKeyWindow) {
+		dp.Attributes().PutStr("window", windowAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraLevelMetricAttributeKeyMetric) {
+		dp.Attributes().PutStr("metric", metricAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraLevelMetricAttributeKeyTierSet) {
+		dp.Attributes().PutStr("tier_set", tierSetAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Gauge().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetDoubleValue(dpi.DoubleValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.DoubleValue() > val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.DoubleValue() < val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetDoubleValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricPlatformDoraLevel) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricPlatformDoraLevel) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Gauge().DataPoints().At(i).SetDoubleValue(m.data.Gauge().DataPoints().At(i).DoubleValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricPlatformDoraLevel(cfg PlatformDoraLevelMetricConfig) metricPlatformDoraLevel {
+	m := metricPlatformDoraLevel{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricPlatformDoraRecoveryTimeMedian struct {
+	data          pmetric.Metric                             // data buffer for generated metric.
+	config        PlatformDoraRecoveryTimeMedianMetricConfig // metric config provided by user.
+	capacity      int                                        // max observed number of data points added to the metric.
+	aggDataPoints []float64                                  // slice containing number of aggregated datapoints at each index
+}
+
+// init fills platform.dora.recovery_time.median metric with initial data.
+func (m *metricPlatformDoraRecoveryTimeMedian) init() {
+	m.data.SetName("platform.dora.recovery_time.median")
+	m.data.SetDescription("Median failed deployment recovery time of the recoveries in the window ending now; absent without any.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricPlatformDoraRecoveryTimeMedian) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraRecoveryTimeMedianMetricAttributeKeyNamespace) {
+		dp.Attributes().PutStr("namespace", namespaceAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment) {
+		dp.Attributes().PutStr("deployment", deploymentAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment) {
+		dp.Attributes().PutStr("environment", environmentAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow) {
+		dp.Attributes().PutStr("window", windowAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Gauge().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetDoubleValue(dpi.DoubleValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.DoubleValue() > val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.DoubleValue() < val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetDoubleValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricPlatformDoraRecoveryTimeMedian) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricPlatformDoraRecoveryTimeMedian) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Gauge().DataPoints().At(i).SetDoubleValue(m.data.Gauge().DataPoints().At(i).DoubleValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricPlatformDoraRecoveryTimeMedian(cfg PlatformDoraRecoveryTimeMedianMetricConfig) metricPlatformDoraRecoveryTimeMedian {
+	m := metricPlatformDoraRecoveryTimeMedian{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricPlatformDoraReworkRate struct {
+	data          pmetric.Metric                     // data buffer for generated metric.
+	config        PlatformDoraReworkRateMetricConfig // metric config provided by user.
+	capacity      int                                // max observed number of data points added to the metric.
+	aggDataPoints []float64                          // slice containing number of aggregated datapoints at each index
+}
+
+// init fills platform.dora.rework_rate metric with initial data.
+func (m *metricPlatformDoraReworkRate) init() {
+	m.data.SetName("platform.dora.rework_rate")
+	m.data.SetDescription("Rework deployments / successful deployments in production in the window ending now; absent without deployments.")
+	m.data.SetUnit("1")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricPlatformDoraReworkRate) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraReworkRateMetricAttributeKeyNamespace) {
+		dp.Attributes().PutStr("namespace", namespaceAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraReworkRateMetricAttributeKeyDeployment) {
+		dp.Attributes().PutStr("deployment", deploymentAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraReworkRateMetricAttributeKeyEnvironment) {
+		dp.Attributes().PutStr("environment", environmentAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraReworkRateMetricAttributeKeyWindow) {
+		dp.Attributes().PutStr("window", windowAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Gauge().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetDoubleValue(dpi.DoubleValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.DoubleValue() > val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.DoubleValue() < val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetDoubleValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricPlatformDoraReworkRate) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricPlatformDoraReworkRate) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Gauge().DataPoints().At(i).SetDoubleValue(m.data.Gauge().DataPoints().At(i).DoubleValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricPlatformDoraReworkRate(cfg PlatformDoraReworkRateMetricConfig) metricPlatformDoraReworkRate {
+	m := metricPlatformDoraReworkRate{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricPlatformIncidents struct {
+	data          pmetric.Metric                // data buffer for generated metric.
+	config        PlatformIncidentsMetricConfig // metric config provided by user.
+	capacity      int                           // max observed number of data points added to the metric.
+	aggDataPoints []int64                       // slice containing number of aggregated datapoints at each index
+}
+
+// init fills platform.incidents metric with initial data.
+func (m *metricPlatformIncidents) init() {
+	m.data.SetName("platform.incidents")
+	m.data.SetDescription("Incidents, counted once each when they open; attributed says whether a deployment caused them (only those are change failures).")
+	m.data.SetUnit("{incident}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricPlatformIncidents) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, attributedAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, PlatformIncidentsMetricAttributeKeyNamespace) {
+		dp.Attributes().PutStr("namespace", namespaceAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformIncidentsMetricAttributeKeyDeployment) {
+		dp.Attributes().PutStr("deployment", deploymentAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformIncidentsMetricAttributeKeyEnvironment) {
+		dp.Attributes().PutStr("environment", environmentAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformIncidentsMetricAttributeKeyAttributed) {
+		dp.Attributes().PutStr("attributed", attributedAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricPlatformIncidents) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricPlatformIncidents) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetIntValue(m.data.Sum().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricPlatformIncidents(cfg PlatformIncidentsMetricConfig) metricPlatformIncidents {
+	m := metricPlatformIncidents{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricPlatformLeadTimeDropped struct {
+	data          pmetric.Metric                      // data buffer for generated metric.
+	config        PlatformLeadTimeDroppedMetricConfig // metric config provided by user.
+	capacity      int                                 // max observed number of data points added to the metric.
+	aggDataPoints []int64                             // slice containing number of aggregated datapoints at each index
+}
+
+// init fills platform.lead_time.dropped metric with initial data.
+func (m *metricPlatformLeadTimeDropped) init() {
+	m.data.SetName("platform.lead_time.dropped")
+	m.data.SetDescription("Commits shipped to production whose lead time was not recorded, by reason (clock_skew, before_history, too_long), counted once per commit and service.")
+	m.data.SetUnit("{commit}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricPlatformLeadTimeDropped) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, reasonAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, PlatformLeadTimeDroppedMetricAttributeKeyNamespace) {
+		dp.Attributes().PutStr("namespace", namespaceAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformLeadTimeDroppedMetricAttributeKeyDeployment) {
+		dp.Attributes().PutStr("deployment", deploymentAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformLeadTimeDroppedMetricAttributeKeyEnvironment) {
+		dp.Attributes().PutStr("environment", environmentAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformLeadTimeDroppedMetricAttributeKeyReason) {
+		dp.Attributes().PutStr("reason", reasonAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricPlatformLeadTimeDropped) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricPlatformLeadTimeDropped) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetIntValue(m.data.Sum().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricPlatformLeadTimeDropped(cfg PlatformLeadTimeDroppedMetricConfig) metricPlatformLeadTimeDropped {
+	m := metricPlatformLeadTimeDropped{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 // MetricsBuilder provides an interface for scrapers to report metrics while taking care of all the transformations
 // required to produce metric representation defined in metadata and user config.
 type MetricsBuilder struct {
-	config                           MetricsBuilderConfig // config of the metrics builder.
-	startTime                        pcommon.Timestamp    // start time that will be applied to all recorded data points.
-	metricsCapacity                  int                  // maximum observed number of metrics per resource.
-	metricsBuffer                    pmetric.Metrics      // accumulates metrics data before emitting.
-	buildInfo                        component.BuildInfo  // contains version information.
-	metricPlatformDeploymentFailures metricPlatformDeploymentFailures
-	metricPlatformDeployments        metricPlatformDeployments
+	config                                MetricsBuilderConfig // config of the metrics builder.
+	startTime                             pcommon.Timestamp    // start time that will be applied to all recorded data points.
+	metricsCapacity                       int                  // maximum observed number of metrics per resource.
+	metricsBuffer                         pmetric.Metrics      // accumulates metrics data before emitting.
+	buildInfo                             component.BuildInfo  // contains version information.
+	metricPlatformDeploymentFailures      metricPlatformDeploymentFailures
+	metricPlatformDeployments             metricPlatformDeployments
+	metricPlatformDeploymentsRework       metricPlatformDeploymentsRework
+	metricPlatformDoraChangeFailureRate   metricPlatformDoraChangeFailureRate
+	metricPlatformDoraDeploymentFrequency metricPlatformDoraDeploymentFrequency
+	metricPlatformDoraLeadTimeMedian      metricPlatformDoraLeadTimeMedian
+	metricPlatformDoraLevel               metricPlatformDoraLevel
+	metricPlatformDoraRecoveryTimeMedian  metricPlatformDoraRecoveryTimeMedian
+	metricPlatformDoraReworkRate          metricPlatformDoraReworkRate
+	metricPlatformIncidents               metricPlatformIncidents
+	metricPlatformLeadTimeDropped         metricPlatformLeadTimeDropped
 }
 
 // MetricBuilderOption applies changes to default metrics builder.
@@ -296,12 +1305,21 @@ func WithStartTime(startTime pcommon.Timestamp) MetricBuilderOption {
 }
 func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, options ...MetricBuilderOption) *MetricsBuilder {
 	mb := &MetricsBuilder{
-		config:                           mbc,
-		startTime:                        pcommon.NewTimestampFromTime(time.Now()),
-		metricsBuffer:                    pmetric.NewMetrics(),
-		buildInfo:                        settings.BuildInfo,
-		metricPlatformDeploymentFailures: newMetricPlatformDeploymentFailures(mbc.Metrics.PlatformDeploymentFailures),
-		metricPlatformDeployments:        newMetricPlatformDeployments(mbc.Metrics.PlatformDeployments),
+		config:                                mbc,
+		startTime:                             pcommon.NewTimestampFromTime(time.Now()),
+		metricsBuffer:                         pmetric.NewMetrics(),
+		buildInfo:                             settings.BuildInfo,
+		metricPlatformDeploymentFailures:      newMetricPlatformDeploymentFailures(mbc.Metrics.PlatformDeploymentFailures),
+		metricPlatformDeployments:             newMetricPlatformDeployments(mbc.Metrics.PlatformDeployments),
+		metricPlatformDeploymentsRework:       newMetricPlatformDeploymentsRework(mbc.Metrics.PlatformDeploymentsRework),
+		metricPlatformDoraChangeFailureRate:   newMetricPlatformDoraChangeFailureRate(mbc.Metrics.PlatformDoraChangeFailureRate),
+		metricPlatformDoraDeploymentFrequency: newMetricPlatformDoraDeploymentFrequency(mbc.Metrics.PlatformDoraDeploymentFrequency),
+		metricPlatformDoraLeadTimeMedian:      newMetricPlatformDoraLeadTimeMedian(mbc.Metrics.PlatformDoraLeadTimeMedian),
+		metricPlatformDoraLevel:               newMetricPlatformDoraLevel(mbc.Metrics.PlatformDoraLevel),
+		metricPlatformDoraRecoveryTimeMedian:  newMetricPlatformDoraRecoveryTimeMedian(mbc.Metrics.PlatformDoraRecoveryTimeMedian),
+		metricPlatformDoraReworkRate:          newMetricPlatformDoraReworkRate(mbc.Metrics.PlatformDoraReworkRate),
+		metricPlatformIncidents:               newMetricPlatformIncidents(mbc.Metrics.PlatformIncidents),
+		metricPlatformLeadTimeDropped:         newMetricPlatformLeadTimeDropped(mbc.Metrics.PlatformLeadTimeDropped),
 	}
 
 	for _, op := range options {
@@ -369,6 +1387,15 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	ils.Metrics().EnsureCapacity(mb.metricsCapacity)
 	mb.metricPlatformDeploymentFailures.emit(ils.Metrics())
 	mb.metricPlatformDeployments.emit(ils.Metrics())
+	mb.metricPlatformDeploymentsRework.emit(ils.Metrics())
+	mb.metricPlatformDoraChangeFailureRate.emit(ils.Metrics())
+	mb.metricPlatformDoraDeploymentFrequency.emit(ils.Metrics())
+	mb.metricPlatformDoraLeadTimeMedian.emit(ils.Metrics())
+	mb.metricPlatformDoraLevel.emit(ils.Metrics())
+	mb.metricPlatformDoraRecoveryTimeMedian.emit(ils.Metrics())
+	mb.metricPlatformDoraReworkRate.emit(ils.Metrics())
+	mb.metricPlatformIncidents.emit(ils.Metrics())
+	mb.metricPlatformLeadTimeDropped.emit(ils.Metrics())
 
 	for _, op := range options {
 		op.apply(rm)
@@ -398,6 +1425,51 @@ func (mb *MetricsBuilder) RecordPlatformDeploymentFailuresDataPoint(ts pcommon.T
 // RecordPlatformDeploymentsDataPoint adds a data point to platform.deployments metric.
 func (mb *MetricsBuilder) RecordPlatformDeploymentsDataPoint(ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, statusAttributeValue AttributeStatus) {
 	mb.metricPlatformDeployments.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, statusAttributeValue.String())
+}
+
+// RecordPlatformDeploymentsReworkDataPoint adds a data point to platform.deployments.rework metric.
+func (mb *MetricsBuilder) RecordPlatformDeploymentsReworkDataPoint(ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string) {
+	mb.metricPlatformDeploymentsRework.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue)
+}
+
+// RecordPlatformDoraChangeFailureRateDataPoint adds a data point to platform.dora.change_failure_rate metric.
+func (mb *MetricsBuilder) RecordPlatformDoraChangeFailureRateDataPoint(ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string) {
+	mb.metricPlatformDoraChangeFailureRate.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, windowAttributeValue)
+}
+
+// RecordPlatformDoraDeploymentFrequencyDataPoint adds a data point to platform.dora.deployment_frequency metric.
+func (mb *MetricsBuilder) RecordPlatformDoraDeploymentFrequencyDataPoint(ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string) {
+	mb.metricPlatformDoraDeploymentFrequency.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, windowAttributeValue)
+}
+
+// RecordPlatformDoraLeadTimeMedianDataPoint adds a data point to platform.dora.lead_time.median metric.
+func (mb *MetricsBuilder) RecordPlatformDoraLeadTimeMedianDataPoint(ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string) {
+	mb.metricPlatformDoraLeadTimeMedian.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, windowAttributeValue)
+}
+
+// RecordPlatformDoraLevelDataPoint adds a data point to platform.dora.level metric.
+func (mb *MetricsBuilder) RecordPlatformDoraLevelDataPoint(ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string, metricAttributeValue AttributeMetric, tierSetAttributeValue string) {
+	mb.metricPlatformDoraLevel.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, windowAttributeValue, metricAttributeValue.String(), tierSetAttributeValue)
+}
+
+// RecordPlatformDoraRecoveryTimeMedianDataPoint adds a data point to platform.dora.recovery_time.median metric.
+func (mb *MetricsBuilder) RecordPlatformDoraRecoveryTimeMedianDataPoint(ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string) {
+	mb.metricPlatformDoraRecoveryTimeMedian.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, windowAttributeValue)
+}
+
+// RecordPlatformDoraReworkRateDataPoint adds a data point to platform.dora.rework_rate metric.
+func (mb *MetricsBuilder) RecordPlatformDoraReworkRateDataPoint(ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string) {
+	mb.metricPlatformDoraReworkRate.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, windowAttributeValue)
+}
+
+// RecordPlatformIncidentsDataPoint adds a data point to platform.incidents metric.
+func (mb *MetricsBuilder) RecordPlatformIncidentsDataPoint(ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, attributedAttributeValue AttributeAttributed) {
+	mb.metricPlatformIncidents.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, attributedAttributeValue.String())
+}
+
+// RecordPlatformLeadTimeDroppedDataPoint adds a data point to platform.lead_time.dropped metric.
+func (mb *MetricsBuilder) RecordPlatformLeadTimeDroppedDataPoint(ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, reasonAttributeValue string) {
+	mb.metricPlatformLeadTimeDropped.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, reasonAttributeValue)
 }
 
 // Reset resets metrics builder to its initial state. It should be used when external metrics source is restarted,

@@ -60,6 +60,15 @@ func TestMetricsBuilder(t *testing.T) {
 			aggMap := make(map[string]string) // contains the aggregation strategies for each metric name
 			aggMap["platform.deployment.failures"] = mb.metricPlatformDeploymentFailures.config.AggregationStrategy
 			aggMap["platform.deployments"] = mb.metricPlatformDeployments.config.AggregationStrategy
+			aggMap["platform.deployments.rework"] = mb.metricPlatformDeploymentsRework.config.AggregationStrategy
+			aggMap["platform.dora.change_failure_rate"] = mb.metricPlatformDoraChangeFailureRate.config.AggregationStrategy
+			aggMap["platform.dora.deployment_frequency"] = mb.metricPlatformDoraDeploymentFrequency.config.AggregationStrategy
+			aggMap["platform.dora.lead_time.median"] = mb.metricPlatformDoraLeadTimeMedian.config.AggregationStrategy
+			aggMap["platform.dora.level"] = mb.metricPlatformDoraLevel.config.AggregationStrategy
+			aggMap["platform.dora.recovery_time.median"] = mb.metricPlatformDoraRecoveryTimeMedian.config.AggregationStrategy
+			aggMap["platform.dora.rework_rate"] = mb.metricPlatformDoraReworkRate.config.AggregationStrategy
+			aggMap["platform.incidents"] = mb.metricPlatformIncidents.config.AggregationStrategy
+			aggMap["platform.lead_time.dropped"] = mb.metricPlatformLeadTimeDropped.config.AggregationStrategy
 
 			expectedWarnings := 0
 			if tt.metricsSet != testDataSetReag {
@@ -80,12 +89,75 @@ func TestMetricsBuilder(t *testing.T) {
 			if tt.name == "reaggregate_set" {
 				mb.RecordPlatformDeploymentsDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", AttributeStatusFailure)
 			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordPlatformDeploymentsReworkDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val")
+			if tt.name == "reaggregate_set" {
+				mb.RecordPlatformDeploymentsReworkDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2")
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordPlatformDoraChangeFailureRateDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val")
+			if tt.name == "reaggregate_set" {
+				mb.RecordPlatformDoraChangeFailureRateDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2")
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordPlatformDoraDeploymentFrequencyDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val")
+			if tt.name == "reaggregate_set" {
+				mb.RecordPlatformDoraDeploymentFrequencyDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2")
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordPlatformDoraLeadTimeMedianDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val")
+			if tt.name == "reaggregate_set" {
+				mb.RecordPlatformDoraLeadTimeMedianDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2")
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordPlatformDoraLevelDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", AttributeMetricDeploymentFrequency, "tier_set-val")
+			if tt.name == "reaggregate_set" {
+				mb.RecordPlatformDoraLevelDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", AttributeMetricLeadTime, "tier_set-val-2")
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordPlatformDoraRecoveryTimeMedianDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val")
+			if tt.name == "reaggregate_set" {
+				mb.RecordPlatformDoraRecoveryTimeMedianDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2")
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordPlatformDoraReworkRateDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val")
+			if tt.name == "reaggregate_set" {
+				mb.RecordPlatformDoraReworkRateDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2")
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordPlatformIncidentsDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", AttributeAttributedTrue)
+			if tt.name == "reaggregate_set" {
+				mb.RecordPlatformIncidentsDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", AttributeAttributedFalse)
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordPlatformLeadTimeDroppedDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "reason-val")
+			if tt.name == "reaggregate_set" {
+				mb.RecordPlatformLeadTimeDroppedDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "reason-val-2")
+			}
 
 			res := pcommon.NewResource()
 			metrics := mb.Emit(WithResource(res))
 			if tt.name == "reaggregate_set" {
 				assert.Empty(t, mb.metricPlatformDeploymentFailures.aggDataPoints)
 				assert.Empty(t, mb.metricPlatformDeployments.aggDataPoints)
+				assert.Empty(t, mb.metricPlatformDeploymentsRework.aggDataPoints)
+				assert.Empty(t, mb.metricPlatformDoraChangeFailureRate.aggDataPoints)
+				assert.Empty(t, mb.metricPlatformDoraDeploymentFrequency.aggDataPoints)
+				assert.Empty(t, mb.metricPlatformDoraLeadTimeMedian.aggDataPoints)
+				assert.Empty(t, mb.metricPlatformDoraLevel.aggDataPoints)
+				assert.Empty(t, mb.metricPlatformDoraRecoveryTimeMedian.aggDataPoints)
+				assert.Empty(t, mb.metricPlatformDoraReworkRate.aggDataPoints)
+				assert.Empty(t, mb.metricPlatformIncidents.aggDataPoints)
+				assert.Empty(t, mb.metricPlatformLeadTimeDropped.aggDataPoints)
 			}
 
 			if tt.expectEmpty {
@@ -119,7 +191,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["platform.deployment.failures"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Deployments that needed intervention (failed rollout, rollback), counted at most once each. Change failure rate = failures / deployments.", mi.Description())
+						assert.Equal(t, "Production deployments that needed intervention (failed rollout, rollback, hotfix or revert, or an incident attributed to them), counted at most once each. Change failure rate = failures / deployments.", mi.Description())
 						assert.Equal(t, "{failure}", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
@@ -145,7 +217,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["platform.deployment.failures"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Deployments that needed intervention (failed rollout, rollback), counted at most once each. Change failure rate = failures / deployments.", mi.Description())
+						assert.Equal(t, "Production deployments that needed intervention (failed rollout, rollback, hotfix or revert, or an incident attributed to them), counted at most once each. Change failure rate = failures / deployments.", mi.Description())
 						assert.Equal(t, "{failure}", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
@@ -229,6 +301,518 @@ func TestMetricsBuilder(t *testing.T) {
 						_, ok = dp.Attributes().Get("environment")
 						assert.False(t, ok)
 						_, ok = dp.Attributes().Get("status")
+						assert.False(t, ok)
+					}
+				case "platform.deployments.rework":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["platform.deployments.rework"], "Found a duplicate in the metrics slice: platform.deployments.rework")
+						validatedMetrics["platform.deployments.rework"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Successful production deployments that were unplanned fixes (a hotfix or revert, a rollback, or a deployment while the service had an open incident), counted once each. Rework rate = rework / successful deployments.", mi.Description())
+						assert.Equal(t, "{deployment}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						namespaceAttrVal, ok := dp.Attributes().Get("namespace")
+						assert.True(t, ok)
+						assert.Equal(t, "namespace-val", namespaceAttrVal.Str())
+						deploymentAttrVal, ok := dp.Attributes().Get("deployment")
+						assert.True(t, ok)
+						assert.Equal(t, "deployment-val", deploymentAttrVal.Str())
+						environmentAttrVal, ok := dp.Attributes().Get("environment")
+						assert.True(t, ok)
+						assert.Equal(t, "environment-val", environmentAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["platform.deployments.rework"], "Found a duplicate in the metrics slice: platform.deployments.rework")
+						validatedMetrics["platform.deployments.rework"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Successful production deployments that were unplanned fixes (a hotfix or revert, a rollback, or a deployment while the service had an open incident), counted once each. Rework rate = rework / successful deployments.", mi.Description())
+						assert.Equal(t, "{deployment}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["platform.deployments.rework"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("namespace")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("deployment")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("environment")
+						assert.False(t, ok)
+					}
+				case "platform.dora.change_failure_rate":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["platform.dora.change_failure_rate"], "Found a duplicate in the metrics slice: platform.dora.change_failure_rate")
+						validatedMetrics["platform.dora.change_failure_rate"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Change failures / deployments, for the production deployments that had their outcome in the window ending now; absent without deployments.", mi.Description())
+						assert.Equal(t, "1", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						namespaceAttrVal, ok := dp.Attributes().Get("namespace")
+						assert.True(t, ok)
+						assert.Equal(t, "namespace-val", namespaceAttrVal.Str())
+						deploymentAttrVal, ok := dp.Attributes().Get("deployment")
+						assert.True(t, ok)
+						assert.Equal(t, "deployment-val", deploymentAttrVal.Str())
+						environmentAttrVal, ok := dp.Attributes().Get("environment")
+						assert.True(t, ok)
+						assert.Equal(t, "environment-val", environmentAttrVal.Str())
+						windowAttrVal, ok := dp.Attributes().Get("window")
+						assert.True(t, ok)
+						assert.Equal(t, "window-val", windowAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["platform.dora.change_failure_rate"], "Found a duplicate in the metrics slice: platform.dora.change_failure_rate")
+						validatedMetrics["platform.dora.change_failure_rate"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Change failures / deployments, for the production deployments that had their outcome in the window ending now; absent without deployments.", mi.Description())
+						assert.Equal(t, "1", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						switch aggMap["platform.dora.change_failure_rate"] {
+						case "sum":
+							assert.InDelta(t, float64(4), dp.DoubleValue(), 0.01)
+						case "avg":
+							assert.InDelta(t, float64(2), dp.DoubleValue(), 0.01)
+						case "min":
+							assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						case "max":
+							assert.InDelta(t, float64(3), dp.DoubleValue(), 0.01)
+						}
+						_, ok := dp.Attributes().Get("namespace")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("deployment")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("environment")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("window")
+						assert.False(t, ok)
+					}
+				case "platform.dora.deployment_frequency":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["platform.dora.deployment_frequency"], "Found a duplicate in the metrics slice: platform.dora.deployment_frequency")
+						validatedMetrics["platform.dora.deployment_frequency"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Successful production deployments per day over the window ending now.", mi.Description())
+						assert.Equal(t, "{deployment}/d", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						namespaceAttrVal, ok := dp.Attributes().Get("namespace")
+						assert.True(t, ok)
+						assert.Equal(t, "namespace-val", namespaceAttrVal.Str())
+						deploymentAttrVal, ok := dp.Attributes().Get("deployment")
+						assert.True(t, ok)
+						assert.Equal(t, "deployment-val", deploymentAttrVal.Str())
+						environmentAttrVal, ok := dp.Attributes().Get("environment")
+						assert.True(t, ok)
+						assert.Equal(t, "environment-val", environmentAttrVal.Str())
+						windowAttrVal, ok := dp.Attributes().Get("window")
+						assert.True(t, ok)
+						assert.Equal(t, "window-val", windowAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["platform.dora.deployment_frequency"], "Found a duplicate in the metrics slice: platform.dora.deployment_frequency")
+						validatedMetrics["platform.dora.deployment_frequency"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Successful production deployments per day over the window ending now.", mi.Description())
+						assert.Equal(t, "{deployment}/d", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						switch aggMap["platform.dora.deployment_frequency"] {
+						case "sum":
+							assert.InDelta(t, float64(4), dp.DoubleValue(), 0.01)
+						case "avg":
+							assert.InDelta(t, float64(2), dp.DoubleValue(), 0.01)
+						case "min":
+							assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						case "max":
+							assert.InDelta(t, float64(3), dp.DoubleValue(), 0.01)
+						}
+						_, ok := dp.Attributes().Get("namespace")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("deployment")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("environment")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("window")
+						assert.False(t, ok)
+					}
+				case "platform.dora.lead_time.median":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["platform.dora.lead_time.median"], "Found a duplicate in the metrics slice: platform.dora.lead_time.median")
+						validatedMetrics["platform.dora.lead_time.median"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Median lead time of the commits that reached production in the window ending now; absent without any.", mi.Description())
+						assert.Equal(t, "s", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						namespaceAttrVal, ok := dp.Attributes().Get("namespace")
+						assert.True(t, ok)
+						assert.Equal(t, "namespace-val", namespaceAttrVal.Str())
+						deploymentAttrVal, ok := dp.Attributes().Get("deployment")
+						assert.True(t, ok)
+						assert.Equal(t, "deployment-val", deploymentAttrVal.Str())
+						environmentAttrVal, ok := dp.Attributes().Get("environment")
+						assert.True(t, ok)
+						assert.Equal(t, "environment-val", environmentAttrVal.Str())
+						windowAttrVal, ok := dp.Attributes().Get("window")
+						assert.True(t, ok)
+						assert.Equal(t, "window-val", windowAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["platform.dora.lead_time.median"], "Found a duplicate in the metrics slice: platform.dora.lead_time.median")
+						validatedMetrics["platform.dora.lead_time.median"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Median lead time of the commits that reached production in the window ending now; absent without any.", mi.Description())
+						assert.Equal(t, "s", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						switch aggMap["platform.dora.lead_time.median"] {
+						case "sum":
+							assert.InDelta(t, float64(4), dp.DoubleValue(), 0.01)
+						case "avg":
+							assert.InDelta(t, float64(2), dp.DoubleValue(), 0.01)
+						case "min":
+							assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						case "max":
+							assert.InDelta(t, float64(3), dp.DoubleValue(), 0.01)
+						}
+						_, ok := dp.Attributes().Get("namespace")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("deployment")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("environment")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("window")
+						assert.False(t, ok)
+					}
+				case "platform.dora.level":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["platform.dora.level"], "Found a duplicate in the metrics slice: platform.dora.level")
+						validatedMetrics["platform.dora.level"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "DORA performance level of a key metric over the window ending now, 4 = elite, 3 = high, 2 = medium, 1 = low, by the thresholds of tier_set; metric = overall is the lowest level of the key metrics that have a value.", mi.Description())
+						assert.Equal(t, "{level}", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						namespaceAttrVal, ok := dp.Attributes().Get("namespace")
+						assert.True(t, ok)
+						assert.Equal(t, "namespace-val", namespaceAttrVal.Str())
+						deploymentAttrVal, ok := dp.Attributes().Get("deployment")
+						assert.True(t, ok)
+						assert.Equal(t, "deployment-val", deploymentAttrVal.Str())
+						environmentAttrVal, ok := dp.Attributes().Get("environment")
+						assert.True(t, ok)
+						assert.Equal(t, "environment-val", environmentAttrVal.Str())
+						windowAttrVal, ok := dp.Attributes().Get("window")
+						assert.True(t, ok)
+						assert.Equal(t, "window-val", windowAttrVal.Str())
+						metricAttrVal, ok := dp.Attributes().Get("metric")
+						assert.True(t, ok)
+						assert.Equal(t, "deployment_frequency", metricAttrVal.Str())
+						tierSetAttrVal, ok := dp.Attributes().Get("tier_set")
+						assert.True(t, ok)
+						assert.Equal(t, "tier_set-val", tierSetAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["platform.dora.level"], "Found a duplicate in the metrics slice: platform.dora.level")
+						validatedMetrics["platform.dora.level"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "DORA performance level of a key metric over the window ending now, 4 = elite, 3 = high, 2 = medium, 1 = low, by the thresholds of tier_set; metric = overall is the lowest level of the key metrics that have a value.", mi.Description())
+						assert.Equal(t, "{level}", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						switch aggMap["platform.dora.level"] {
+						case "sum":
+							assert.InDelta(t, float64(4), dp.DoubleValue(), 0.01)
+						case "avg":
+							assert.InDelta(t, float64(2), dp.DoubleValue(), 0.01)
+						case "min":
+							assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						case "max":
+							assert.InDelta(t, float64(3), dp.DoubleValue(), 0.01)
+						}
+						_, ok := dp.Attributes().Get("namespace")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("deployment")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("environment")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("window")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("metric")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("tier_set")
+						assert.False(t, ok)
+					}
+				case "platform.dora.recovery_time.median":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["platform.dora.recovery_time.median"], "Found a duplicate in the metrics slice: platform.dora.recovery_time.median")
+						validatedMetrics["platform.dora.recovery_time.median"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Median failed deployment recovery time of the recoveries in the window ending now; absent without any.", mi.Description())
+						assert.Equal(t, "s", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						namespaceAttrVal, ok := dp.Attributes().Get("namespace")
+						assert.True(t, ok)
+						assert.Equal(t, "namespace-val", namespaceAttrVal.Str())
+						deploymentAttrVal, ok := dp.Attributes().Get("deployment")
+						assert.True(t, ok)
+						assert.Equal(t, "deployment-val", deploymentAttrVal.Str())
+						environmentAttrVal, ok := dp.Attributes().Get("environment")
+						assert.True(t, ok)
+						assert.Equal(t, "environment-val", environmentAttrVal.Str())
+						windowAttrVal, ok := dp.Attributes().Get("window")
+						assert.True(t, ok)
+						assert.Equal(t, "window-val", windowAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["platform.dora.recovery_time.median"], "Found a duplicate in the metrics slice: platform.dora.recovery_time.median")
+						validatedMetrics["platform.dora.recovery_time.median"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Median failed deployment recovery time of the recoveries in the window ending now; absent without any.", mi.Description())
+						assert.Equal(t, "s", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						switch aggMap["platform.dora.recovery_time.median"] {
+						case "sum":
+							assert.InDelta(t, float64(4), dp.DoubleValue(), 0.01)
+						case "avg":
+							assert.InDelta(t, float64(2), dp.DoubleValue(), 0.01)
+						case "min":
+							assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						case "max":
+							assert.InDelta(t, float64(3), dp.DoubleValue(), 0.01)
+						}
+						_, ok := dp.Attributes().Get("namespace")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("deployment")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("environment")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("window")
+						assert.False(t, ok)
+					}
+				case "platform.dora.rework_rate":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["platform.dora.rework_rate"], "Found a duplicate in the metrics slice: platform.dora.rework_rate")
+						validatedMetrics["platform.dora.rework_rate"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Rework deployments / successful deployments in production in the window ending now; absent without deployments.", mi.Description())
+						assert.Equal(t, "1", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						namespaceAttrVal, ok := dp.Attributes().Get("namespace")
+						assert.True(t, ok)
+						assert.Equal(t, "namespace-val", namespaceAttrVal.Str())
+						deploymentAttrVal, ok := dp.Attributes().Get("deployment")
+						assert.True(t, ok)
+						assert.Equal(t, "deployment-val", deploymentAttrVal.Str())
+						environmentAttrVal, ok := dp.Attributes().Get("environment")
+						assert.True(t, ok)
+						assert.Equal(t, "environment-val", environmentAttrVal.Str())
+						windowAttrVal, ok := dp.Attributes().Get("window")
+						assert.True(t, ok)
+						assert.Equal(t, "window-val", windowAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["platform.dora.rework_rate"], "Found a duplicate in the metrics slice: platform.dora.rework_rate")
+						validatedMetrics["platform.dora.rework_rate"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Rework deployments / successful deployments in production in the window ending now; absent without deployments.", mi.Description())
+						assert.Equal(t, "1", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						switch aggMap["platform.dora.rework_rate"] {
+						case "sum":
+							assert.InDelta(t, float64(4), dp.DoubleValue(), 0.01)
+						case "avg":
+							assert.InDelta(t, float64(2), dp.DoubleValue(), 0.01)
+						case "min":
+							assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						case "max":
+							assert.InDelta(t, float64(3), dp.DoubleValue(), 0.01)
+						}
+						_, ok := dp.Attributes().Get("namespace")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("deployment")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("environment")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("window")
+						assert.False(t, ok)
+					}
+				case "platform.incidents":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["platform.incidents"], "Found a duplicate in the metrics slice: platform.incidents")
+						validatedMetrics["platform.incidents"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Incidents, counted once each when they open; attributed says whether a deployment caused them (only those are change failures).", mi.Description())
+						assert.Equal(t, "{incident}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						namespaceAttrVal, ok := dp.Attributes().Get("namespace")
+						assert.True(t, ok)
+						assert.Equal(t, "namespace-val", namespaceAttrVal.Str())
+						deploymentAttrVal, ok := dp.Attributes().Get("deployment")
+						assert.True(t, ok)
+						assert.Equal(t, "deployment-val", deploymentAttrVal.Str())
+						environmentAttrVal, ok := dp.Attributes().Get("environment")
+						assert.True(t, ok)
+						assert.Equal(t, "environment-val", environmentAttrVal.Str())
+						attributedAttrVal, ok := dp.Attributes().Get("attributed")
+						assert.True(t, ok)
+						assert.Equal(t, "true", attributedAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["platform.incidents"], "Found a duplicate in the metrics slice: platform.incidents")
+						validatedMetrics["platform.incidents"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Incidents, counted once each when they open; attributed says whether a deployment caused them (only those are change failures).", mi.Description())
+						assert.Equal(t, "{incident}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["platform.incidents"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("namespace")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("deployment")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("environment")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("attributed")
+						assert.False(t, ok)
+					}
+				case "platform.lead_time.dropped":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["platform.lead_time.dropped"], "Found a duplicate in the metrics slice: platform.lead_time.dropped")
+						validatedMetrics["platform.lead_time.dropped"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Commits shipped to production whose lead time was not recorded, by reason (clock_skew, before_history, too_long), counted once per commit and service.", mi.Description())
+						assert.Equal(t, "{commit}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						namespaceAttrVal, ok := dp.Attributes().Get("namespace")
+						assert.True(t, ok)
+						assert.Equal(t, "namespace-val", namespaceAttrVal.Str())
+						deploymentAttrVal, ok := dp.Attributes().Get("deployment")
+						assert.True(t, ok)
+						assert.Equal(t, "deployment-val", deploymentAttrVal.Str())
+						environmentAttrVal, ok := dp.Attributes().Get("environment")
+						assert.True(t, ok)
+						assert.Equal(t, "environment-val", environmentAttrVal.Str())
+						reasonAttrVal, ok := dp.Attributes().Get("reason")
+						assert.True(t, ok)
+						assert.Equal(t, "reason-val", reasonAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["platform.lead_time.dropped"], "Found a duplicate in the metrics slice: platform.lead_time.dropped")
+						validatedMetrics["platform.lead_time.dropped"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Commits shipped to production whose lead time was not recorded, by reason (clock_skew, before_history, too_long), counted once per commit and service.", mi.Description())
+						assert.Equal(t, "{commit}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["platform.lead_time.dropped"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("namespace")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("deployment")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("environment")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("reason")
 						assert.False(t, ok)
 					}
 				}

@@ -1,0 +1,138 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/otelcol-dora/dorareceiver/internal/event"
+)
+
+// maxLeadTimeWalk bounds how many commits one deployment attributes.
+const maxLeadTimeWalk = 1000
+
+// ship handles what a successful production deployment ships: every commit
+// it deploys for the first time to this service, that is the deployed
+// revision and its ancestors (from push events) back to the last commit the
+// service already shipped. For each it records the lead time, once per
+// commit and service, with its stages; or counts why not. A commit that
+// reverts one an earlier deployment shipped fails that deployment.
+//
+// The first successful deployment the engine sees of a service is the start
+// of its history: the engine cannot tell which of the commits it ships were
+// deployed before it was watching, so none of them gets a lead time
+// (before_history), and the next deployment only ships what came after.
+func (e *Engine) ship(ev event.Event, s *serviceState, d *deploymentState) {
+	baseline := !s.historyStarted
+	s.historyStarted = true
+	// The build ends when the deployment starts: the CI run's end, when a
+	// deployment start was reported; unknown otherwise.
+	buildEnd := d.startSeen
+	// change is the merge commit (with its change's times) the commits
+	// walked so far belong to: a merged change's commits come right after
+	// its merge commit on the branch.
+	var change *commit
+	rev := ev.Revision
+	for i := 0; rev != "" && i < maxLeadTimeWalk && !s.revisionDeployed(rev); i++ {
+		s.markRevisionDeployed(rev, d.id)
+		c := e.commits.get(rev)
+		var committed time.Time
+		var reverts string
+		if c != nil {
+			committed, reverts = c.time, c.reverts
+			if !c.merged.IsZero() {
+				change = c
+			}
+		}
+		if rev == ev.Revision {
+			if committed.IsZero() {
+				committed = ev.CommitTime
+			}
+			if reverts == "" {
+				reverts = ev.Reverts
+			}
+		}
+		if reverts != "" {
+			e.reverted(ev, s, d, reverts)
+		}
+		// A rollback deploys code that ran in production before: no lead
+		// time. A commit without a known time has none either.
+		if !committed.IsZero() && !d.rollback {
+			e.recordLeadTime(ev, s, committed, change, buildEnd, baseline)
+		}
+		if c == nil {
+			break
+		}
+		rev = c.parent
+	}
+}
+
+// recordLeadTime records the lead time of one commit deployed at ev.Time, or
+// counts why it is dropped.
+func (e *Engine) recordLeadTime(ev event.Event, s *serviceState, committed time.Time, change *commit, buildEnd time.Time, baseline bool) {
+	lt := ev.Time.Sub(committed)
+	switch {
+	case baseline:
+		count(e, e.dropped, reasonKey{ev.Service, DropBeforeHistory})
+	case lt < 0:
+		// A commit time after the deployment is clock skew between the
+		// committer and the deployer.
+		count(e, e.dropped, reasonKey{ev.Service, DropClockSkew})
+	case lt > e.cfg.MaxLeadTime:
+		count(e, e.dropped, reasonKey{ev.Service, DropTooLong})
+	default:
+		observe(e, e.leadTime, ev.Service, e.cfg.LeadTimeBounds, lt.Seconds())
+		s.addLeadTime(ev.Time, lt.Seconds(), e.cutoff())
+		e.stagesOf(ev.Service, committed, change, buildEnd, ev.Time)
+	}
+}
+
+var stageNames = [...]string{StageCoding, StageReview, StageBuild, StageDeploy}
+
+// stagesOf splits one commit's lead time at the boundaries that are known:
+// commit, change opened, change merged, build end (the deployment's start),
+// production. Each boundary is clamped between the previous known one and
+// the deployment, so the stages never go negative and, when all are known,
+// add up to the lead time. A stage is recorded only when both its
+// boundaries are known.
+func (e *Engine) stagesOf(svc event.Service, committed time.Time, change *commit, buildEnd, deployed time.Time) {
+	b := [len(stageNames) + 1]time.Time{0: committed, 3: buildEnd, 4: deployed}
+	if change != nil {
+		b[1], b[2] = change.opened, change.merged
+	}
+	last := committed
+	for i := 1; i < len(b); i++ {
+		if b[i].IsZero() {
+			continue
+		}
+		if b[i].Before(last) {
+			b[i] = last
+		}
+		if b[i].After(deployed) {
+			b[i] = deployed
+		}
+		last = b[i]
+	}
+	for i, stage := range stageNames {
+		if b[i].IsZero() || b[i+1].IsZero() {
+			continue
+		}
+		observe(e, e.stages, reasonKey{svc, stage}, e.cfg.LeadTimeBounds, b[i+1].Sub(b[i]).Seconds())
+	}
+}
+
+// reverted fails the deployment of s that shipped the reverted revision,
+// when reverts are hotfix signals; d, which ships the revert, is a hotfix.
+func (e *Engine) reverted(ev event.Event, s *serviceState, d *deploymentState, reverted string) {
+	if !e.cfg.Hotfix.Revert {
+		return
+	}
+	id, ok := s.deployedRevisions[reverted]
+	if !ok {
+		return
+	}
+	prev := s.find(id)
+	if prev == nil || prev == d {
+		return
+	}
+	d.hotfix = true
+	e.markFailure(ev.Service, s, prev, ReasonRevert, ev.Time)
+}
