@@ -151,20 +151,20 @@ Look at:
 	return nil
 }
 
-// printSummary reads the four DORA numbers per service from Prometheus
-// over the demo's time range and rates them by the DORA 2024 levels.
+// printSummary reads the four DORA numbers per service from Prometheus,
+// through the shipped recording rules (7-day windows), and their levels from
+// the receiver's own platform_dora_level gauges (DORA 2024 thresholds).
 func printSummary(prom string) error {
-	const window = "1h"
 	queries := map[string]string{
-		"deployments": `sum by (deployment) (increase(platform_deployments_total{environment="production"}[` + window + `]))`,
-		"lead":        `histogram_quantile(0.5, sum by (deployment, le) (increase(platform_lead_time_seconds_bucket[` + window + `])))`,
-		"failures":    `sum by (deployment) (increase(platform_deployment_failures_total[` + window + `]))`,
-		"recovery":    `histogram_quantile(0.5, sum by (deployment, le) (increase(platform_recovery_time_seconds_bucket[` + window + `])))`,
+		"frequency": `dora:deployment_frequency:per_day_7d{environment=~"production|prod"}`,
+		"lead":      `dora:lead_time_seconds:p50_7d{environment=~"production|prod"}`,
+		"cfr":       `dora:change_failure_rate:ratio_7d{environment=~"production|prod"}`,
+		"recovery":  `dora:recovery_time_seconds:p50_7d{environment=~"production|prod"}`,
 	}
 	values := map[string]map[string]float64{}
 	services := map[string]bool{}
 	for name, q := range queries {
-		v, err := instant(prom, q)
+		v, err := instant(prom, q, "deployment")
 		if err != nil {
 			return err
 		}
@@ -173,85 +173,65 @@ func printSummary(prom string) error {
 			services[svc] = true
 		}
 	}
+	levels := map[string]map[string]float64{}
+	for _, metric := range []string{"deployment_frequency", "lead_time", "change_failure_rate", "recovery_time", "overall"} {
+		v, err := instant(prom, `platform_dora_level{window="7d",tier_set="dora-2024",metric="`+metric+`"}`, "deployment")
+		if err != nil {
+			return err
+		}
+		levels[metric] = v
+	}
 	names := make([]string, 0, len(services))
 	for s := range services {
 		names = append(names, s)
 	}
 	sort.Strings(names)
-	fmt.Printf("\nDORA summary (production, last %s, read from Prometheus):\n", window)
-	fmt.Printf("  %-10s %-26s %-26s %-26s %-26s\n", "service", "deployments", "median lead time", "change failure rate", "median recovery")
+	fmt.Printf("\nDORA summary (production, last 7 days, from Prometheus; levels by the DORA 2024 report):\n")
+	fmt.Printf("  %-8s %-24s %-24s %-24s %-24s %s\n", "service", "deployment frequency", "median lead time", "change failure rate", "median recovery", "overall")
 	for _, svc := range names {
-		deploys := math.Round(values["deployments"][svc])
-		failures := math.Round(values["failures"][svc])
-		cfr := math.NaN()
-		if deploys > 0 {
-			cfr = failures / deploys
-		}
-		lead, hasLead := values["lead"][svc]
-		rec, hasRec := values["recovery"][svc]
-		fmt.Printf("  %-10s %-26s %-26s %-26s %-26s\n", svc,
-			frequency(deploys, time.Hour),
-			rated(hasLead, lead, durationLevel(lead, 24*3600, 7*24*3600, 30*24*3600)),
-			ratedRatio(cfr),
-			rated(hasRec, rec, durationLevel(rec, 3600, 24*3600, 7*24*3600)))
+		fmt.Printf("  %-8s %-24s %-24s %-24s %-24s %s\n", svc,
+			show(values["frequency"], svc, func(v float64) string { return fmt.Sprintf("%.2f/day", v) }, levels["deployment_frequency"]),
+			show(values["lead"], svc, duration, levels["lead_time"]),
+			show(values["cfr"], svc, func(v float64) string { return fmt.Sprintf("%.0f%%", v*100) }, levels["change_failure_rate"]),
+			show(values["recovery"], svc, duration, levels["recovery_time"]),
+			levelName(levels["overall"], svc))
 	}
 	return nil
 }
 
-// frequency rates deployments seen over window, extrapolated to a day, by
-// the DORA 2024 bands (on demand, daily to weekly, weekly to monthly, less).
-func frequency(deploys float64, window time.Duration) string {
-	perDay := deploys / window.Hours() * 24
-	level := "low"
-	switch {
-	case perDay >= 1:
-		level = "elite"
-	case perDay >= 1.0/7:
-		level = "high"
-	case perDay >= 1.0/30:
-		level = "medium"
-	}
-	return fmt.Sprintf("%.0f = %.0f/day (%s)", deploys, perDay, level)
+func duration(seconds float64) string {
+	return (time.Duration(seconds) * time.Second).Round(time.Second).String()
 }
 
-func rated(ok bool, seconds float64, level string) string {
-	if !ok || math.IsNaN(seconds) {
+func show(values map[string]float64, svc string, format func(float64) string, levels map[string]float64) string {
+	v, ok := values[svc]
+	if !ok || math.IsNaN(v) {
 		return "n/a"
 	}
-	return fmt.Sprintf("%s (%s)", (time.Duration(seconds) * time.Second).Round(time.Second), level)
+	return format(v) + " (" + levelName(levels, svc) + ")"
 }
 
-func ratedRatio(r float64) string {
-	if math.IsNaN(r) {
+// levelName names a platform_dora_level value.
+func levelName(levels map[string]float64, svc string) string {
+	v, ok := levels[svc]
+	if !ok {
 		return "n/a"
 	}
-	level := "low"
-	switch {
-	case r <= 0.05:
-		level = "elite"
-	case r <= 0.10:
-		level = "high"
-	case r <= 0.15:
-		level = "medium"
-	}
-	return fmt.Sprintf("%.0f%% (%s)", r*100, level)
-}
-
-// durationLevel rates a duration by DORA 2024 bands: under elite, under
-// high, under medium, else low.
-func durationLevel(seconds, elite, high, medium float64) string {
-	switch {
-	case seconds < elite:
+	switch v {
+	case 4:
 		return "elite"
-	case seconds < high:
+	case 3:
 		return "high"
-	case seconds < medium:
+	case 2:
 		return "medium"
+	case 1:
+		return "low"
 	}
-	return "low"
+	return "n/a"
 }
 
-func instant(prom, q string) (map[string]float64, error) {
+// instant runs an instant query and returns its values by the given label.
+func instant(prom, q, label string) (map[string]float64, error) {
 	resp, err := http.Get(prom + "/api/v1/query?query=" + url.QueryEscape(q))
 	if err != nil {
 		return nil, err
@@ -280,7 +260,7 @@ func instant(prom, q string) (map[string]float64, error) {
 		if err != nil {
 			continue
 		}
-		out[r.Metric["deployment"]] = v
+		out[r.Metric[label]] = v
 	}
 	return out, nil
 }
