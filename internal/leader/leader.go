@@ -143,10 +143,10 @@ func (e *Elector) electionConfig() leaderelection.LeaderElectionConfig {
 		LockConfig: resourcelock.ResourceLockConfig{Identity: e.identity},
 	}
 	return leaderelection.LeaderElectionConfig{
-		Lock:            lock,
-		LeaseDuration:   e.cfg.LeaseDuration,
-		RenewDeadline:   e.cfg.RenewDeadline,
-		RetryPeriod:     e.cfg.RetryPeriod,
+		Lock:          lock,
+		LeaseDuration: e.cfg.LeaseDuration,
+		RenewDeadline: e.cfg.RenewDeadline,
+		RetryPeriod:   e.cfg.RetryPeriod,
 		// Give the lease up on a clean stop, so a follower takes over at
 		// once instead of after LeaseDuration.
 		ReleaseOnCancel: true,
