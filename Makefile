@@ -1,7 +1,9 @@
 # otelcol-dora: the dora receiver and its collector distribution.
 #
 #   make run       build otelcol-dora and run it on config/local.yaml
-#   make test      every test, the real kube-apiserver ones included
+#   make test      every test, the real kube-apiserver ones included, and a
+#                  short fuzz run of every parser
+#   make fuzz      a longer fuzz run of every parser
 #   make demo      the whole loop on a local control plane, with a summary
 #   make build     the otelcol-dora binary (ocb on builder-config.yaml)
 #   make tools     etcd, kube-apiserver, kube-controller-manager, ocb
@@ -34,8 +36,11 @@ export OTELCOL_DORA_BIN := $(BIN)
 # separate modules and hold no tests).
 PKGS := ./...
 TEST_TIMEOUT ?= 25m
+# Fuzzing: a short run of every target in `make test`, a longer one in `make fuzz`.
+FUZZ_SHORT ?= 5s
+FUZZ_LONG ?= 2m
 
-.PHONY: all run demo test unit build tools generate lint clean kubectl
+.PHONY: all run demo test unit fuzz build tools generate lint clean kubectl
 
 all: build
 
@@ -75,6 +80,11 @@ build: $(TOOLS)/builder
 ## the built binary.
 test: tools build
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	bash scripts/fuzz.sh $(FUZZ_SHORT)
+
+## fuzz: every parser's fuzz target, longer.
+fuzz:
+	bash scripts/fuzz.sh $(FUZZ_LONG)
 
 ## unit: the fast tests only (no control plane, no binary).
 unit:
