@@ -20,8 +20,11 @@ type Config struct {
 	// Webhooks enables the HTTP server for webhooks and CI/CD spans.
 	Webhooks configoptional.Optional[WebhooksConfig] `mapstructure:"webhooks"`
 
-	// Services maps repositories to the services they deploy.
+	// Services maps repositories to the services they deploy (with their
+	// team and, in a monorepo, their paths).
 	Services []ServiceMapping `mapstructure:"services"`
+	// Teams says where the optional team attribute comes from.
+	Teams TeamsConfig `mapstructure:"teams"`
 	// ProductionEnvironments are the environment names (shell globs) that
 	// count as production: only their deployments feed lead time, change
 	// failures and recovery time; every environment's deployments are
@@ -61,6 +64,9 @@ type Config struct {
 	RollingWindows []time.Duration `mapstructure:"rolling_windows"`
 	// PerformanceLevels sets the thresholds of platform.dora.level.
 	PerformanceLevels PerformanceLevelsConfig `mapstructure:"performance_levels"`
+	// Explain sends each production deployment as a trace and a log record
+	// to the traces and logs pipelines that use the receiver.
+	Explain ExplainConfig `mapstructure:"explain"`
 
 	metadata.MetricsBuilderConfig `mapstructure:",squash"`
 
@@ -137,6 +143,7 @@ func createDefaultConfig() *Config {
 		HotfixSignals:          []string{engine.HotfixFlag, engine.HotfixRevert},
 		RollingWindows:         ec.RollingWindows,
 		PerformanceLevels:      defaultPerformanceLevels(),
+		Explain:                ExplainConfig{Traces: true, Logs: true},
 		MetricsBuilderConfig:   metadata.DefaultMetricsBuilderConfig(),
 	}
 }
@@ -149,6 +156,9 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, errors.New("no source configured: add a kubernetes or a webhooks section"))
 	}
 	if err := validateServices(cfg.Services); err != nil {
+		errs = append(errs, err)
+	}
+	if err := cfg.Teams.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	for i, p := range cfg.ProductionEnvironments {
@@ -258,6 +268,7 @@ func (cfg *Config) engineConfig() engine.Config {
 	ec.RecoveryOn, _ = engine.ParseRecoverySignals(cfg.RecoveryOn)
 	ec.Hotfix, _ = engine.ParseHotfixSignals(cfg.HotfixSignals)
 	ec.RollingWindows = cfg.RollingWindows
+	ec.ServicePaths = servicePaths(cfg.Services)
 	ec.TierSets = nil
 	if report, err := engine.ReportTierSet(cfg.PerformanceLevels.Report); err == nil {
 		ec.TierSets = append(ec.TierSets, report)

@@ -63,7 +63,8 @@ func TestLoadConfig(t *testing.T) {
 				Namespaces: []k8s.NamespaceRule{{Pattern: "*-staging", Environment: "staging"}},
 				Default:    "prod",
 			},
-			Commit: k8s.CommitConfig{SHAKeys: []string{"example.com/sha"}, TimeKeys: []string{"example.com/time"}},
+			Commit:  k8s.CommitConfig{SHAKeys: []string{"example.com/sha"}, TimeKeys: []string{"example.com/time"}},
+			TeamKey: k8s.DefaultTeamKey,
 		}, *kc)
 		assert.Equal(t, 30*time.Second, cfg.EmitInterval)
 		assert.Equal(t, []time.Duration{10 * time.Minute, time.Hour, 24 * time.Hour}, cfg.LeadTimeBuckets)

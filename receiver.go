@@ -40,7 +40,13 @@ type source interface {
 type doraReceiver struct {
 	cfg      *Config
 	settings receiver.Settings
-	next     consumer.Metrics
+	// next is the metrics pipeline; nextTraces and nextLogs the traces and
+	// logs pipelines (explain). Each is nil when no pipeline of its type
+	// uses the receiver.
+	next       consumer.Metrics
+	nextTraces consumer.Traces
+	nextLogs   consumer.Logs
+
 	obsEmit  *receiverhelper.ObsReport
 	obsHTTP  *receiverhelper.ObsReport
 	logger   *zap.Logger
@@ -67,6 +73,11 @@ type doraReceiver struct {
 	serveWG sync.WaitGroup
 	stop    chan struct{}
 	done    chan struct{}
+
+	// explanations carries deployment reports to the explain loop.
+	explanations chan []*engine.DeploymentReport
+	explainStop  chan struct{}
+	explainDone  chan struct{}
 }
 
 func newDoraReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) (*doraReceiver, error) {
@@ -89,7 +100,7 @@ func newDoraReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) 
 		obsEmit:  obsEmit,
 		obsHTTP:  obsHTTP,
 		logger:   set.Logger,
-		services: newServiceMap(cfg.Services),
+		services: newServiceMap(cfg.Services, cfg.Teams),
 		emitter:  emitter.New(cfg.MetricsBuilderConfig, set),
 		changed:  make(chan struct{}, 1),
 		flushCh:  make(chan struct{}),
@@ -117,6 +128,7 @@ func (r *doraReceiver) Start(ctx context.Context, host component.Host) error {
 	r.stop = make(chan struct{})
 	r.done = make(chan struct{})
 	go r.emitLoop()
+	r.startExplain()
 
 	if wc := r.cfg.Webhooks.Get(); wc != nil {
 		if err := r.startServer(ctx, host, wc); err != nil {
@@ -184,6 +196,8 @@ func (r *doraReceiver) Shutdown(ctx context.Context) error {
 		errs = append(errs, s.Shutdown(ctx))
 	}
 	r.sources = nil
+	// Send the deployments explained so far.
+	r.stopExplain()
 	if r.stop != nil {
 		close(r.stop)
 		<-r.done
@@ -227,6 +241,7 @@ func (r *doraReceiver) applyAll(_ string, events []event.Event) (webhook.SinkRes
 		}
 	}
 	var res webhook.SinkResult
+	var reports []*engine.DeploymentReport
 	changed := false
 	r.mu.Lock()
 	for _, ev := range events {
@@ -242,6 +257,9 @@ func (r *doraReceiver) applyAll(_ string, events []event.Event) (webhook.SinkRes
 		}
 		res.Accepted++
 		changed = changed || out.Changed
+		if out.Deployment != nil {
+			reports = append(reports, out.Deployment)
+		}
 	}
 	// A redelivery's effect was applied before, but the emission that
 	// carried it may have been refused: then it waits for a fresh one too,
@@ -258,6 +276,7 @@ func (r *doraReceiver) applyAll(_ string, events []event.Event) (webhook.SinkRes
 	if changed {
 		r.notify()
 	}
+	r.explain(reports)
 	return res, seq, nil
 }
 
@@ -324,7 +343,7 @@ func (r *doraReceiver) emit(ctx context.Context) {
 	r.mu.Unlock()
 
 	var err error
-	if n := md.DataPointCount(); n > 0 {
+	if n := md.DataPointCount(); n > 0 && r.next != nil {
 		ctx = r.obsEmit.StartMetricsOp(ctx)
 		err = r.next.ConsumeMetrics(ctx, md)
 		r.obsEmit.EndMetricsOp(ctx, "dora", n, err)

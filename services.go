@@ -6,6 +6,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/otelcol-dora/dorareceiver/internal/engine"
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 )
 
@@ -18,25 +19,47 @@ type ServiceMapping struct {
 	Namespace  string `mapstructure:"namespace"`
 	// Deployment is the service name, the deployment attribute.
 	Deployment string `mapstructure:"deployment"`
+	// Team owns the service: the team attribute of its series, before any
+	// other source of a team (see TeamsConfig).
+	Team string `mapstructure:"team"`
+	// Paths are the files of the repository that belong to the service
+	// (globs with **, see attribution.go): in a monorepo a commit is a
+	// change of the service only when it touches one of them. Empty: every
+	// commit of the repository.
+	Paths []string `mapstructure:"paths"`
 }
 
-type serviceMap map[string]ServiceMapping
+// serviceMap resolves the service and the team of events.
+type serviceMap struct {
+	// byRepo maps a repository (lower case) to its service; a monorepo's
+	// entry has no Deployment: the repository alone does not tell which of
+	// its services an event is about.
+	byRepo map[string]ServiceMapping
+	teams  teamResolver
+}
 
-func newServiceMap(m []ServiceMapping) serviceMap {
-	out := serviceMap{}
+func newServiceMap(m []ServiceMapping, teams TeamsConfig) serviceMap {
+	out := serviceMap{byRepo: map[string]ServiceMapping{}, teams: newTeamResolver(m, teams)}
 	for _, s := range m {
-		out[strings.ToLower(s.Repository)] = s
+		k := strings.ToLower(s.Repository)
+		if _, dup := out.byRepo[k]; dup {
+			out.byRepo[k] = ServiceMapping{}
+			continue
+		}
+		out.byRepo[k] = s
 	}
 	return out
 }
 
-// resolve fills the service of an event that names only a repository: the
-// configured mapping, else the repository's last path element.
+// resolve fills the service of an event that names only a repository (the
+// configured mapping, else the repository's last path element), then its
+// team.
 func (m serviceMap) resolve(ev *event.Event) {
+	defer m.teams.resolve(ev)
 	if ev.Service.Name != "" || ev.Repository == "" {
 		return
 	}
-	if s, ok := m[strings.ToLower(ev.Repository)]; ok {
+	if s, ok := m.byRepo[strings.ToLower(ev.Repository)]; ok && s.Deployment != "" {
 		ev.Service.Namespace, ev.Service.Name = s.Namespace, s.Deployment
 		return
 	}
@@ -45,7 +68,9 @@ func (m serviceMap) resolve(ev *event.Event) {
 
 func validateServices(m []ServiceMapping) error {
 	var errs []error
-	seen := map[string]bool{}
+	first := map[string]int{}
+	type repoService struct{ repo, namespace, deployment string }
+	services := map[repoService]bool{}
 	for i, s := range m {
 		if s.Repository == "" {
 			errs = append(errs, fmt.Errorf("services[%d]::repository: must not be empty", i))
@@ -53,11 +78,26 @@ func validateServices(m []ServiceMapping) error {
 		if s.Deployment == "" {
 			errs = append(errs, fmt.Errorf("services[%d]::deployment: must not be empty", i))
 		}
-		k := strings.ToLower(s.Repository)
-		if seen[k] {
-			errs = append(errs, fmt.Errorf("services[%d]::repository: %q is mapped twice", i, s.Repository))
+		if err := engine.ValidatePathPatterns(s.Paths); err != nil {
+			errs = append(errs, prefixErrors(fmt.Sprintf("services[%d]::paths", i), err))
 		}
-		seen[k] = true
+		k := strings.ToLower(s.Repository)
+		rs := repoService{k, s.Namespace, s.Deployment}
+		twice := services[rs]
+		services[rs] = true
+		j, seen := first[k]
+		if !seen {
+			first[k] = i
+			continue
+		}
+		// A monorepo: one entry per service, each with its paths.
+		switch {
+		case len(s.Paths) == 0 || len(m[j].Paths) == 0:
+			errs = append(errs, fmt.Errorf("services[%d]::repository: %q is mapped twice; a repository with several services (a monorepo) needs paths on each of its entries", i, s.Repository))
+		case twice:
+			errs = append(errs, fmt.Errorf("services[%d]::deployment: %q is mapped twice for %q; list all its paths in one entry", i, s.Deployment, s.Repository))
+		}
 	}
+	errs = append(errs, validateServiceTeams(m)...)
 	return errors.Join(errs...)
 }

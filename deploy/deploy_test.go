@@ -257,7 +257,7 @@ func TestDashboardImportable(t *testing.T) {
 	assert.Equal(t, "datasource", ds.Type)
 	assert.JSONEq(t, `"prometheus"`, string(ds.Query))
 	assert.Equal(t, "${DS_PROMETHEUS}", ds.Current.Value, "the import input selects the default data source")
-	for _, name := range []string{"namespace", "deployment", "environment"} {
+	for _, name := range []string{"team", "namespace", "deployment", "environment"} {
 		v, ok := vars[name]
 		if !assert.True(t, ok, "variable %s", name) {
 			continue
@@ -320,9 +320,11 @@ func TestDashboardImportable(t *testing.T) {
 		assert.True(t, slices.ContainsFunc(titles, func(s string) bool { return strings.Contains(s, want) }), "a panel titled %q", want)
 	}
 
-	// Every query filters by the three variables with a regex matcher.
+	// Every query filters by the four variables with a regex matcher (All
+	// is .*, which also matches series without the label: services without
+	// a team).
 	for _, e := range dashboardExprs(d) {
-		for _, v := range []string{"namespace", "deployment", "environment"} {
+		for _, v := range []string{"team", "namespace", "deployment", "environment"} {
 			assert.Contains(t, e.expr, v+`=~"$`+v+`"`, "%s: filter by $%s", e.where, v)
 		}
 	}

@@ -26,7 +26,7 @@ func shippedRules(t *testing.T) []string {
 }
 
 // grafanaVariables are the values the dashboard's variables take for the
-// check: every namespace, service and environment, a 7-day range, and a
+// check: every team, namespace, service and environment, a 7-day range, and a
 // "rate interval" that spans the whole test so per-interval panels show
 // totals.
 var grafanaVariables = strings.NewReplacer(
@@ -34,6 +34,7 @@ var grafanaVariables = strings.NewReplacer(
 	"$__range_s", "604800",
 	"$__range", "7d",
 	"$__interval", "1m",
+	"$team", ".*",
 	"$namespace", ".*",
 	"$deployment", ".*",
 	"$environment", ".*",

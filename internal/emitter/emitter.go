@@ -35,6 +35,7 @@ const (
 	attrDeployment  = "deployment"
 	attrEnvironment = "environment"
 	attrStage       = "stage"
+	attrTeam        = "team"
 )
 
 // Emitter renders snapshots. It is not safe for concurrent use.
@@ -61,19 +62,19 @@ func (e *Emitter) Emit(s engine.Snapshot, now time.Time) pmetric.Metrics {
 		if p.Label == engine.StatusFailure {
 			status = metadata.AttributeStatusFailure
 		}
-		e.mb.RecordPlatformDeploymentsDataPoint(ts, int64(p.Value), p.Service.Namespace, p.Service.Name, p.Service.Environment, status)
+		e.mb.RecordPlatformDeploymentsDataPoint(ts, int64(p.Value), p.Service.Namespace, p.Service.Name, p.Service.Environment, status, team(p.Team)...)
 	}
 	for _, p := range s.Failures {
-		e.mb.RecordPlatformDeploymentFailuresDataPoint(ts, int64(p.Value), p.Service.Namespace, p.Service.Name, p.Service.Environment, p.Label)
+		e.mb.RecordPlatformDeploymentFailuresDataPoint(ts, int64(p.Value), p.Service.Namespace, p.Service.Name, p.Service.Environment, p.Label, team(p.Team)...)
 	}
 	for _, p := range s.Rework {
-		e.mb.RecordPlatformDeploymentsReworkDataPoint(ts, int64(p.Value), p.Service.Namespace, p.Service.Name, p.Service.Environment)
+		e.mb.RecordPlatformDeploymentsReworkDataPoint(ts, int64(p.Value), p.Service.Namespace, p.Service.Name, p.Service.Environment, team(p.Team)...)
 	}
 	for _, p := range s.Incidents {
-		e.mb.RecordPlatformIncidentsDataPoint(ts, int64(p.Value), p.Service.Namespace, p.Service.Name, p.Service.Environment, metadata.MapAttributeAttributed[p.Label])
+		e.mb.RecordPlatformIncidentsDataPoint(ts, int64(p.Value), p.Service.Namespace, p.Service.Name, p.Service.Environment, metadata.MapAttributeAttributed[p.Label], team(p.Team)...)
 	}
 	for _, p := range s.LeadTimeDropped {
-		e.mb.RecordPlatformLeadTimeDroppedDataPoint(ts, int64(p.Value), p.Service.Namespace, p.Service.Name, p.Service.Environment, p.Label)
+		e.mb.RecordPlatformLeadTimeDroppedDataPoint(ts, int64(p.Value), p.Service.Namespace, p.Service.Name, p.Service.Environment, p.Label, team(p.Team)...)
 	}
 	e.recordRolling(s.Rolling, ts)
 	md := e.mb.Emit()
@@ -94,25 +95,26 @@ func (e *Emitter) Emit(s engine.Snapshot, now time.Time) pmetric.Metrics {
 func (e *Emitter) recordRolling(points []engine.RollingPoint, ts pcommon.Timestamp) {
 	for _, p := range points {
 		ns, name, env := p.Service.Namespace, p.Service.Name, p.Service.Environment
-		e.mb.RecordPlatformDoraDeploymentFrequencyDataPoint(ts, p.DeploymentFrequency, ns, name, env, p.Window)
+		tm := team(p.Team)
+		e.mb.RecordPlatformDoraDeploymentFrequencyDataPoint(ts, p.DeploymentFrequency, ns, name, env, p.Window, tm...)
 		if p.LeadTimeMedian.OK {
-			e.mb.RecordPlatformDoraLeadTimeMedianDataPoint(ts, p.LeadTimeMedian.V, ns, name, env, p.Window)
+			e.mb.RecordPlatformDoraLeadTimeMedianDataPoint(ts, p.LeadTimeMedian.V, ns, name, env, p.Window, tm...)
 		}
 		if p.ChangeFailureRate.OK {
-			e.mb.RecordPlatformDoraChangeFailureRateDataPoint(ts, p.ChangeFailureRate.V, ns, name, env, p.Window)
+			e.mb.RecordPlatformDoraChangeFailureRateDataPoint(ts, p.ChangeFailureRate.V, ns, name, env, p.Window, tm...)
 		}
 		if p.RecoveryTimeMedian.OK {
-			e.mb.RecordPlatformDoraRecoveryTimeMedianDataPoint(ts, p.RecoveryTimeMedian.V, ns, name, env, p.Window)
+			e.mb.RecordPlatformDoraRecoveryTimeMedianDataPoint(ts, p.RecoveryTimeMedian.V, ns, name, env, p.Window, tm...)
 		}
 		if p.ReworkRate.OK {
-			e.mb.RecordPlatformDoraReworkRateDataPoint(ts, p.ReworkRate.V, ns, name, env, p.Window)
+			e.mb.RecordPlatformDoraReworkRateDataPoint(ts, p.ReworkRate.V, ns, name, env, p.Window, tm...)
 		}
 		for _, l := range p.Levels {
 			metric, ok := metadata.MapAttributeMetric[l.Metric]
 			if !ok {
 				continue
 			}
-			e.mb.RecordPlatformDoraLevelDataPoint(ts, float64(l.Level), ns, name, env, p.Window, metric, l.TierSet)
+			e.mb.RecordPlatformDoraLevelDataPoint(ts, float64(l.Level), ns, name, env, p.Window, metric, l.TierSet, tm...)
 		}
 	}
 }
@@ -148,6 +150,9 @@ func appendHistogram(metrics pmetric.MetricSlice, name, description, labelKey st
 		dp.SetStartTimestamp(start)
 		dp.SetTimestamp(ts)
 		putService(dp.Attributes(), p.Service)
+		if p.Team != "" {
+			dp.Attributes().PutStr(attrTeam, p.Team)
+		}
 		if labelKey != "" {
 			dp.Attributes().PutStr(labelKey, p.Label)
 		}
@@ -162,8 +167,16 @@ func appendHistogram(metrics pmetric.MetricSlice, name, description, labelKey st
 	}
 }
 
+// team is the team attribute of a point: none when the team is unknown.
+func team(name string) []metadata.MetricAttributeOption {
+	if name == "" {
+		return nil
+	}
+	return []metadata.MetricAttributeOption{metadata.WithTeamMetricAttribute(name)}
+}
+
 func putService(attrs pcommon.Map, svc event.Service) {
-	attrs.EnsureCapacity(4)
+	attrs.EnsureCapacity(5)
 	attrs.PutStr(attrNamespace, svc.Namespace)
 	attrs.PutStr(attrDeployment, svc.Name)
 	attrs.PutStr(attrEnvironment, svc.Environment)

@@ -158,6 +158,11 @@ type Config struct {
 	RollingWindows []time.Duration
 	// TierSets classify the rolling values into performance levels.
 	TierSets []TierSet
+	// ServicePaths are the path filters of services deployed from a
+	// monorepo (shell globs with **, see MatchPath), by namespace and name,
+	// in every environment: a commit whose paths are known is a change of
+	// such a service only when one of its paths matches.
+	ServicePaths map[ServiceKey][]string
 }
 
 // DefaultConfig returns the settings used when the receiver config says
@@ -212,6 +217,11 @@ func (c Config) Validate() error {
 	}
 	if err := ValidateWindows(c.RollingWindows); err != nil {
 		errs = append(errs, fmt.Errorf("rolling windows: %w", err))
+	}
+	for k, ps := range c.ServicePaths {
+		if err := ValidatePathPatterns(ps); err != nil {
+			errs = append(errs, fmt.Errorf("paths of %s/%s: %w", k.Namespace, k.Name, err))
+		}
 	}
 	names := map[string]bool{}
 	for _, ts := range c.TierSets {
@@ -287,6 +297,9 @@ type Outcome struct {
 	// Changed is true when a metric value changed (a counter grew or a
 	// histogram got an observation).
 	Changed bool
+	// Deployment explains the production deployment that the event
+	// finished (succeeded, or its rollout failed); nil otherwise.
+	Deployment *DeploymentReport
 }
 
 // Engine holds the cumulative metric state and what it needs to correlate
@@ -315,6 +328,14 @@ type Engine struct {
 	leadTime    map[event.Service]*Histogram
 	stages      map[reasonKey]*Histogram
 	recovery    map[event.Service]*Histogram
+
+	// teams are the services' teams (attribution.go); filters the
+	// monorepo path filters.
+	teams   map[event.Service]teamInfo
+	filters pathFilters
+
+	// report is the report of the event being applied, if any.
+	report *DeploymentReport
 }
 
 type statusKey struct {
@@ -353,6 +374,8 @@ func New(cfg Config, start time.Time) (*Engine, error) {
 		leadTime:    map[event.Service]*Histogram{},
 		stages:      map[reasonKey]*Histogram{},
 		recovery:    map[event.Service]*Histogram{},
+		teams:       map[event.Service]teamInfo{},
+		filters:     newPathFilters(cfg.ServicePaths),
 	}, nil
 }
 
@@ -374,6 +397,7 @@ func (e *Engine) Apply(ev event.Event) (Outcome, error) {
 		e.newest = ev.Time
 	}
 	before := e.version
+	e.noteTeam(ev)
 	switch ev.Kind {
 	case event.DeploymentStarted:
 		e.started(ev)
@@ -388,6 +412,7 @@ func (e *Engine) Apply(ev event.Event) (Outcome, error) {
 		if c.reverts == "" {
 			c.reverts = ev.Reverts
 		}
+		e.notePaths(c, ev.Paths)
 	case event.ChangeMerged:
 		e.changeMerged(ev)
 	case event.ChangeOpened:
@@ -397,7 +422,9 @@ func (e *Engine) Apply(ev event.Event) (Outcome, error) {
 	case event.IncidentResolved:
 		e.incidentResolved(ev)
 	}
-	return Outcome{Changed: e.version != before}, nil
+	report := e.report
+	e.report = nil
+	return Outcome{Changed: e.version != before, Deployment: report}, nil
 }
 
 func validate(ev event.Event) error {
@@ -469,6 +496,7 @@ func (e *Engine) record(ev event.Event) (*serviceState, *deploymentState) {
 			d = s.deployment(key, ev.Source, ev.Revision, ev.Time)
 		}
 	}
+	d.noteEvent(ev)
 	if ev.Hotfix && e.cfg.Hotfix.Flag && !d.hotfix {
 		// The deployment this one fixes is the one it follows.
 		d.hotfix = true
@@ -511,12 +539,15 @@ func (e *Engine) succeeded(ev event.Event) {
 		d.finished = ev.Time
 		count(e, e.deployments, statusKey{ev.Service, StatusSuccess})
 		if s.production {
+			e.report = newReport(ev, d)
+			e.report.HistoryStart = !s.historyStarted
 			e.ship(ev, s, d)
 			rework := d.hotfix || d.rollback || s.incidentOpenAt(ev.Time)
 			if rework {
 				count(e, e.rework, ev.Service)
 			}
 			s.addDeployment(d, ev.Time, true, rework, e.cutoff())
+			e.report.Rework, e.report.Hotfix = rework, d.hotfix
 		}
 	case outcomeFailed:
 		// A failed rollout that completes later is a recovery, not a
@@ -536,7 +567,8 @@ func (e *Engine) succeeded(ev event.Event) {
 
 func (e *Engine) failed(ev event.Event) {
 	s, d := e.record(ev)
-	if d.outcome == outcomePending {
+	finished := d.outcome == outcomePending
+	if finished {
 		d.outcome = outcomeFailed
 		d.finished = ev.Time
 		count(e, e.deployments, statusKey{ev.Service, StatusFailure})
@@ -549,6 +581,10 @@ func (e *Engine) failed(ev event.Event) {
 		reason = ReasonFailed
 	}
 	e.markFailure(ev.Service, s, d, reason, ev.Time)
+	if finished && s.production {
+		e.report = newReport(ev, d)
+		e.report.Failed, e.report.Reason = true, reason
+	}
 }
 
 func (e *Engine) rolledBack(ev event.Event) {

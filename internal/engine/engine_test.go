@@ -345,7 +345,9 @@ func TestApplyReportsDuplicatesAndChanges(t *testing.T) {
 
 	out, err = e.Apply(succeeded(api, "d1", "", time.Minute))
 	require.NoError(t, err)
-	assert.Equal(t, Outcome{Changed: true}, out)
+	assert.True(t, out.Changed)
+	assert.False(t, out.Duplicate)
+	assert.NotNil(t, out.Deployment, "a production deployment's outcome is reported")
 
 	out, err = e.Apply(succeeded(api, "d1", "", time.Minute))
 	require.NoError(t, err)

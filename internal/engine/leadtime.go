@@ -14,7 +14,9 @@ const maxLeadTimeWalk = 1000
 // revision and its ancestors (from push events) back to the last commit the
 // service already shipped. For each it records the lead time, once per
 // commit and service, with its stages; or counts why not. A commit that
-// reverts one an earlier deployment shipped fails that deployment.
+// reverts one an earlier deployment shipped fails that deployment. In a
+// monorepo, only the commits that belong to the service (Engine.belongs)
+// count; the others are walked through.
 //
 // The first successful deployment the engine sees of a service is the start
 // of its history: the engine cannot tell which of the commits it ships were
@@ -34,6 +36,20 @@ func (e *Engine) ship(ev event.Event, s *serviceState, d *deploymentState) {
 	for i := 0; rev != "" && i < maxLeadTimeWalk && !s.revisionDeployed(rev); i++ {
 		s.markRevisionDeployed(rev, d.id)
 		c := e.commits.get(rev)
+		if !e.belongs(ev.Service, c) {
+			// Monorepo: the commit touched none of the service's paths, so
+			// it is not a change of this service. It is walked through (and
+			// marked shipped) but neither recorded nor dropped; a merge
+			// commit still gives its change's times to the commits below.
+			if !c.merged.IsZero() {
+				change = c
+			}
+			if rev == ev.Revision && ev.Reverts != "" {
+				e.reverted(ev, s, d, ev.Reverts)
+			}
+			rev = c.parent
+			continue
+		}
 		var committed time.Time
 		var reverts string
 		if c != nil {
@@ -55,9 +71,14 @@ func (e *Engine) ship(ev event.Event, s *serviceState, d *deploymentState) {
 		}
 		// A rollback deploys code that ran in production before: no lead
 		// time. A commit without a known time has none either.
+		shipped := ShippedCommit{Revision: rev, CommitTime: committed}
 		if !committed.IsZero() && !d.rollback {
-			e.recordLeadTime(ev, s, committed, change, buildEnd, baseline)
+			shipped.Dropped, shipped.Stages = e.recordLeadTime(ev, s, committed, change, buildEnd, baseline)
+			if shipped.Dropped == "" {
+				shipped.Recorded, shipped.LeadTime = true, ev.Time.Sub(committed)
+			}
 		}
+		e.report.addCommit(shipped)
 		if c == nil {
 			break
 		}
@@ -66,23 +87,27 @@ func (e *Engine) ship(ev event.Event, s *serviceState, d *deploymentState) {
 }
 
 // recordLeadTime records the lead time of one commit deployed at ev.Time, or
-// counts why it is dropped.
-func (e *Engine) recordLeadTime(ev event.Event, s *serviceState, committed time.Time, change *commit, buildEnd time.Time, baseline bool) {
+// counts why it is dropped. It returns the reason it was dropped ("" when
+// recorded) and the stage boundaries it recorded.
+func (e *Engine) recordLeadTime(ev event.Event, s *serviceState, committed time.Time, change *commit, buildEnd time.Time, baseline bool) (string, StageBoundaries) {
 	lt := ev.Time.Sub(committed)
+	drop := ""
 	switch {
 	case baseline:
-		count(e, e.dropped, reasonKey{ev.Service, DropBeforeHistory})
+		drop = DropBeforeHistory
 	case lt < 0:
 		// A commit time after the deployment is clock skew between the
 		// committer and the deployer.
-		count(e, e.dropped, reasonKey{ev.Service, DropClockSkew})
+		drop = DropClockSkew
 	case lt > e.cfg.MaxLeadTime:
-		count(e, e.dropped, reasonKey{ev.Service, DropTooLong})
+		drop = DropTooLong
 	default:
 		observe(e, e.leadTime, ev.Service, e.cfg.LeadTimeBounds, lt.Seconds())
 		s.addLeadTime(ev.Time, lt.Seconds(), e.cutoff())
-		e.stagesOf(ev.Service, committed, change, buildEnd, ev.Time)
+		return "", boundariesOf(e.stagesOf(ev.Service, committed, change, buildEnd, ev.Time))
 	}
+	count(e, e.dropped, reasonKey{ev.Service, drop})
+	return drop, StageBoundaries{}
 }
 
 var stageNames = [...]string{StageCoding, StageReview, StageBuild, StageDeploy}
@@ -92,8 +117,8 @@ var stageNames = [...]string{StageCoding, StageReview, StageBuild, StageDeploy}
 // production. Each boundary is clamped between the previous known one and
 // the deployment, so the stages never go negative and, when all are known,
 // add up to the lead time. A stage is recorded only when both its
-// boundaries are known.
-func (e *Engine) stagesOf(svc event.Service, committed time.Time, change *commit, buildEnd, deployed time.Time) {
+// boundaries are known. It returns the clamped boundaries.
+func (e *Engine) stagesOf(svc event.Service, committed time.Time, change *commit, buildEnd, deployed time.Time) [len(stageNames) + 1]time.Time {
 	b := [len(stageNames) + 1]time.Time{0: committed, 3: buildEnd, 4: deployed}
 	if change != nil {
 		b[1], b[2] = change.opened, change.merged
@@ -117,6 +142,7 @@ func (e *Engine) stagesOf(svc event.Service, committed time.Time, change *commit
 		}
 		observe(e, e.stages, reasonKey{svc, stage}, e.cfg.LeadTimeBounds, b[i+1].Sub(b[i]).Seconds())
 	}
+	return b
 }
 
 // reverted fails the deployment of s that shipped the reverted revision,

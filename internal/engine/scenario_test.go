@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/otelcol-dora/dorareceiver/internal/engine/enginetest"
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 )
 
@@ -138,259 +139,172 @@ const (
 	overall = MetricOverall
 )
 
-// TestScenarios replays delivery histories through the engine and checks
-// every metric, cumulative and rolling, against values computed by hand
-// (the comments show the arithmetic). The rolling values are taken over
-// 1 and 7 days and judged by the DORA 2024 table alone, to keep the tables
-// readable; TestDefinition_Level_* cover the other tier sets.
+// checkExpected compares every cumulative metric of s with the values a
+// scenario of package enginetest expects, series by series (service and
+// label): each expected series has its value, and there is no other.
+func checkExpected(t *testing.T, s Snapshot, want enginetest.Expected) {
+	t.Helper()
+	counters := map[string][]CounterPoint{
+		enginetest.Deployments:        s.Deployments,
+		enginetest.DeploymentFailures: s.Failures,
+		enginetest.LeadTimeDropped:    s.LeadTimeDropped,
+		enginetest.Incidents:          s.Incidents,
+		enginetest.Rework:             s.Rework,
+	}
+	histograms := map[string][]HistogramPoint{
+		enginetest.LeadTime:      s.LeadTime,
+		enginetest.LeadTimeStage: s.LeadTimeStages,
+		enginetest.RecoveryTime:  s.RecoveryTime,
+	}
+	require.Len(t, counters, len(enginetest.CounterMetrics), "every counter metric is checked")
+	require.Len(t, histograms, len(enginetest.HistogramMetrics), "every histogram metric is checked")
+	for m := range want.Counters {
+		require.Contains(t, counters, m, "the scenario expects an unknown counter metric")
+	}
+	for m := range want.Histograms {
+		require.Contains(t, histograms, m, "the scenario expects an unknown histogram metric")
+	}
+	for _, m := range enginetest.CounterMetrics {
+		got := enginetest.Counter{}
+		for _, p := range counters[m] {
+			got[enginetest.Series{Service: p.Service, Label: p.Label}] = p.Value
+		}
+		w := want.Counters[m]
+		if w == nil {
+			w = enginetest.Counter{}
+		}
+		assert.Equal(t, w, got, m)
+	}
+	for _, m := range enginetest.HistogramMetrics {
+		got := enginetest.Histogram{}
+		for _, p := range histograms[m] {
+			got[enginetest.Series{Service: p.Service, Label: p.Label}] = enginetest.Observations{Sum: p.Histogram.Sum, Count: p.Histogram.Count}
+		}
+		w := want.Histograms[m]
+		if w == nil {
+			w = enginetest.Histogram{}
+		}
+		assert.Equal(t, w, got, m)
+	}
+}
+
+// scenarioRolling holds, by scenario name, the rolling values that each
+// scenario of package enginetest leaves at its Now, by "service window",
+// computed by hand like its cumulative values (the comments show the
+// arithmetic). They are taken over 1 and 7 days and judged by the DORA 2024
+// table alone, to keep the table readable; TestDefinition_Level_* cover the
+// other tier sets.
+var scenarioRolling = map[string]map[string]rollingWant{
+	"monorepo: two services sharing commits": {
+		// 2 deployments in the day; median of 30m and 60m.
+		"cart 1d": {frequency: 2, leadTime: v(2700), cfr: v(0), rework: v(0), levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelElite, overall, LevelElite)},
+		// 2/7 a day is between weekly and daily: high.
+		"cart 7d":     {frequency: 2.0 / 7, leadTime: v(2700), cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelElite, overall, LevelHigh)},
+		"checkout 1d": {frequency: 3, leadTime: v(8100), cfr: v(0), rework: v(0), levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelElite, overall, LevelElite)},
+		"checkout 7d": {frequency: 3.0 / 7, leadTime: v(8100), cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelElite, overall, LevelHigh)},
+	},
+	"rollback": {
+		// d0, d1, d2 succeeded; d1 failed (1/3); d2 is rework (1/3);
+		// recovery 45m < 1h: elite; CFR 33 % > 20 %: low.
+		"api 1d": {frequency: 3, leadTime: v(1200), cfr: v(1.0 / 3), recovery: v(2700), rework: v(1.0 / 3),
+			levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelLow, rt, LevelElite, overall, LevelLow)},
+		"api 7d": {frequency: 3.0 / 7, leadTime: v(1200), cfr: v(1.0 / 3), recovery: v(2700), rework: v(1.0 / 3),
+			levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelLow, rt, LevelElite, overall, LevelLow)},
+	},
+	"hotfix": {
+		// The history deployment (-24h) is outside the day.
+		"api 1d": {frequency: 2, leadTime: v(1500), cfr: v(0.5), recovery: v(7800), rework: v(0.5),
+			levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelLow, rt, LevelHigh, overall, LevelLow)},
+		"api 7d": {frequency: 3.0 / 7, leadTime: v(1500), cfr: v(1.0 / 3), recovery: v(7800), rework: v(1.0 / 3),
+			levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelLow, rt, LevelHigh, overall, LevelLow)},
+	},
+	"unattributed outage": {
+		// db never deployed: no rolling values. api's deployment is
+		// outside the last day.
+		"api 1d": {frequency: 0, levels: levels4(df, LevelLow, overall, LevelLow)},
+		// One deployment a week is high ("between once per day and once
+		// per week").
+		"api 7d": {frequency: 1.0 / 7, cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, cfr, LevelElite, overall, LevelHigh)},
+	},
+	"flapping incident": {
+		"api 1d": {frequency: 2, leadTime: v(360), cfr: v(0.5), recovery: v(720), rework: v(0.5),
+			levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelLow, rt, LevelElite, overall, LevelLow)},
+		"api 7d": {frequency: 3.0 / 7, leadTime: v(360), cfr: v(1.0 / 3), recovery: v(720), rework: v(1.0 / 3),
+			levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelLow, rt, LevelElite, overall, LevelLow)},
+	},
+	"clock skew and absurd lead times": {
+		"api 1d": {frequency: 3, leadTime: v(600), cfr: v(0), rework: v(0), levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelElite, overall, LevelElite)},
+		"api 7d": {frequency: 4.0 / 7, leadTime: v(600), cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelElite, overall, LevelHigh)},
+	},
+	"the start of history": {
+		"api 1d": {frequency: 3, leadTime: v(13500), cfr: v(0), rework: v(0), levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelElite, overall, LevelElite)},
+		"api 7d": {frequency: 3.0 / 7, leadTime: v(13500), cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelElite, overall, LevelHigh)},
+	},
+	"a service with no deployments in the window": {
+		// Five days later nothing was deployed in the last day: the
+		// frequency is 0 (low), the ratios and medians have no value. The
+		// staging service gets no rolling values.
+		"api 1d": {frequency: 0, levels: levels4(df, LevelLow, overall, LevelLow)},
+		// 2 successes of 3 deployments, one failed; recovery of exactly
+		// 1 h is not "less than one hour": high.
+		"api 7d": {frequency: 2.0 / 7, cfr: v(1.0 / 3), recovery: v(3600), rework: v(0),
+			levels: levels4(df, LevelHigh, cfr, LevelLow, rt, LevelHigh, overall, LevelLow)},
+	},
+	"a reviewed change and its revert": {
+		// d1 and d2 in the day (the history deployment is a day before
+		// T0); lead times 1h, 3h, 1h: median 1h; d1 failed: 1/2; d2 is
+		// rework: 1/2; recovery 2h: high (less than a day).
+		"api 1d": {frequency: 2, leadTime: v(3600), cfr: v(0.5), recovery: v(7200), rework: v(0.5),
+			levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelLow, rt, LevelHigh, overall, LevelLow)},
+		"api 7d": {frequency: 3.0 / 7, leadTime: v(3600), cfr: v(1.0 / 3), recovery: v(7200), rework: v(1.0 / 3),
+			levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelLow, rt, LevelHigh, overall, LevelLow)},
+	},
+}
+
+// TestScenarios replays the delivery histories of package enginetest
+// through the engine and checks every metric, cumulative (enginetest's
+// expected values, which the e2e test also checks on the binary) and
+// rolling (scenarioRolling), against values computed by hand.
 func TestScenarios(t *testing.T) {
-	cart := event.Service{Namespace: "shop", Name: "cart", Environment: "production"}
-	checkout := event.Service{Namespace: "shop", Name: "checkout", Environment: "production"}
-	db := event.Service{Namespace: "shop", Name: "db", Environment: "production"}
-	webStaging := event.Service{Namespace: "shop", Name: "web", Environment: "staging"}
 	dora2024, err := ReportTierSet(2024)
 	require.NoError(t, err)
-
-	tests := []struct {
-		name    string
-		events  []event.Event
-		now     time.Duration
-		want    expect
-		rolling map[string]rollingWant
-	}{
-		{
-			// cart and checkout deploy from one repository: every commit
-			// is a change of both; each records it once, at its own first
-			// production deployment of it.
-			name: "monorepo: two services sharing commits",
-			events: []event.Event{
-				succeeded(cart, "cart-0", "m0", -2*time.Hour), // start of history
-				succeeded(checkout, "checkout-0", "m0", -2*time.Hour),
-				change("m1", "m0", 0),
-				change("m2", "m1", 30*time.Minute),
-				succeeded(cart, "cart-1", "m2", time.Hour),           // m1 60m, m2 30m
-				succeeded(checkout, "checkout-1", "m1", 2*time.Hour), // m1 120m
-				succeeded(checkout, "checkout-2", "m2", 3*time.Hour), // m2 150m
-			},
-			now: 4 * time.Hour,
-			want: expect{
-				deployments: map[string]uint64{"cart success": 2, "checkout success": 3},
-				leadTime:    map[string][2]float64{"cart": {3600 + 1800, 2}, "checkout": {7200 + 9000, 2}},
-			},
-			rolling: map[string]rollingWant{
-				// 2 deployments in the day; median of 30m and 60m.
-				"cart 1d": {frequency: 2, leadTime: v(2700), cfr: v(0), rework: v(0), levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelElite, overall, LevelElite)},
-				// 2/7 a day is between weekly and daily: high.
-				"cart 7d":     {frequency: 2.0 / 7, leadTime: v(2700), cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelElite, overall, LevelHigh)},
-				"checkout 1d": {frequency: 3, leadTime: v(8100), cfr: v(0), rework: v(0), levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelElite, overall, LevelElite)},
-				"checkout 7d": {frequency: 3.0 / 7, leadTime: v(8100), cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelElite, overall, LevelHigh)},
-			},
-		},
-		{
-			name: "rollback",
-			events: []event.Event{
-				succeeded(api, "d0", "r0", -time.Hour), // start of history
-				change("r1", "r0", 0),
-				started(api, "d1", "r1", 10*time.Minute),
-				succeeded(api, "d1", "r1", 20*time.Minute), // lead 20m: deploy stage 10m (started 10m, done 20m)
-				rolledBack(api, "d2", "d1", time.Hour),
-				succeeded(api, "d2", "r0", time.Hour+5*time.Minute), // r0 shipped before: no lead time
-			},
-			now: 2 * time.Hour,
-			want: expect{
-				deployments: map[string]uint64{"api success": 3},
-				failures:    map[string]uint64{"api rollback": 1},
-				rework:      map[string]uint64{"api ": 1}, // the rollback
-				leadTime:    map[string][2]float64{"api": {1200, 1}},
-				stages:      map[string][2]float64{"api deploy": {600, 1}},
-				// From d1's finish (20m) to the completed rollback (65m).
-				recovery: map[string][2]float64{"api": {2700, 1}},
-			},
-			rolling: map[string]rollingWant{
-				// d0, d1, d2 succeeded; d1 failed (1/3); d2 is rework (1/3);
-				// recovery 45m < 1h: elite; CFR 33 % > 20 %: low.
-				"api 1d": {frequency: 3, leadTime: v(1200), cfr: v(1.0 / 3), recovery: v(2700), rework: v(1.0 / 3),
-					levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelLow, rt, LevelElite, overall, LevelLow)},
-				"api 7d": {frequency: 3.0 / 7, leadTime: v(1200), cfr: v(1.0 / 3), recovery: v(2700), rework: v(1.0 / 3),
-					levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelLow, rt, LevelElite, overall, LevelLow)},
-			},
-		},
-		{
-			name: "hotfix",
-			events: []event.Event{
-				history(api), // -24h
-				withCommitTime(succeeded(api, "d1", "h1", 0), -30*time.Minute),                                   // lead 30m
-				asHotfix(started(api, "d2", "h2", 2*time.Hour)),                                                  // fails d1
-				withCommitTime(succeeded(api, "d2", "h2", 2*time.Hour+10*time.Minute), time.Hour+50*time.Minute), // lead 20m
-			},
-			now: 3 * time.Hour,
-			want: expect{
-				deployments: map[string]uint64{"api success": 3},
-				failures:    map[string]uint64{"api hotfix": 1},
-				rework:      map[string]uint64{"api ": 1},
-				leadTime:    map[string][2]float64{"api": {1800 + 1200, 2}},
-				stages:      map[string][2]float64{"api deploy": {600, 1}}, // d2: started 2h, done 2h10m
-				// From d1's finish (0) to the hotfix in production (2h10m).
-				recovery: map[string][2]float64{"api": {7800, 1}},
-			},
-			rolling: map[string]rollingWant{
-				// The history deployment (-24h) is outside the day.
-				"api 1d": {frequency: 2, leadTime: v(1500), cfr: v(0.5), recovery: v(7800), rework: v(0.5),
-					levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelLow, rt, LevelHigh, overall, LevelLow)},
-				"api 7d": {frequency: 3.0 / 7, leadTime: v(1500), cfr: v(1.0 / 3), recovery: v(7800), rework: v(1.0 / 3),
-					levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelLow, rt, LevelHigh, overall, LevelLow)},
-			},
-		},
-		{
-			// An incident 30 h after api's only deployment (window 24 h) and
-			// one on db, which never deployed: outages, not change failures.
-			name: "unattributed outage",
-			events: []event.Event{
-				succeeded(api, "d1", "", 0),
-				incident(event.IncidentOpened, db, "db-1", time.Hour),
-				incident(event.IncidentOpened, api, "inc-1", 30*time.Hour),
-				incident(event.IncidentResolved, api, "inc-1", 31*time.Hour),
-			},
-			now: 32 * time.Hour,
-			want: expect{
-				deployments: map[string]uint64{"api success": 1},
-				incidents:   map[string]uint64{"api false": 1, "db false": 1},
-			},
-			rolling: map[string]rollingWant{
-				// db never deployed: no rolling values. api's deployment is
-				// outside the last day.
-				"api 1d": {frequency: 0, levels: levels4(df, LevelLow, overall, LevelLow)},
-				// One deployment a week is high ("between once per day and
-				// once per week").
-				"api 7d": {frequency: 1.0 / 7, cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, cfr, LevelElite, overall, LevelHigh)},
-			},
-		},
-		{
-			// An alert fires, resolves and fires again (a new incident, as
-			// Alertmanager's new startsAt makes it); the first one is also
-			// reopened by hand. d1 fails once and recovers once, at the
-			// first resolution; every incident counts once.
-			name: "flapping incident",
-			events: []event.Event{
-				history(api),
-				withCommitTime(succeeded(api, "d1", "f1", 0), -10*time.Minute), // lead 10m
-				incident(event.IncidentOpened, api, "inc-a", 10*time.Minute),
-				incident(event.IncidentResolved, api, "inc-a", 12*time.Minute), // recovery 12m
-				incident(event.IncidentOpened, api, "inc-b", 14*time.Minute),
-				withID(incident(event.IncidentOpened, api, "inc-a", 16*time.Minute), "reopen/inc-a"),
-				withCommitTime(succeeded(api, "d2", "f2", 17*time.Minute), 15*time.Minute), // lead 2m; incidents open: rework
-				incident(event.IncidentResolved, api, "inc-b", 20*time.Minute),
-				withID(incident(event.IncidentResolved, api, "inc-a", 21*time.Minute), "reresolve/inc-a"),
-			},
-			now: time.Hour,
-			want: expect{
-				deployments: map[string]uint64{"api success": 3},
-				failures:    map[string]uint64{"api incident": 1},
-				incidents:   map[string]uint64{"api true": 2},
-				rework:      map[string]uint64{"api ": 1},
-				leadTime:    map[string][2]float64{"api": {600 + 120, 2}},
-				recovery:    map[string][2]float64{"api": {720, 1}},
-			},
-			rolling: map[string]rollingWant{
-				"api 1d": {frequency: 2, leadTime: v(360), cfr: v(0.5), recovery: v(720), rework: v(0.5),
-					levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelLow, rt, LevelElite, overall, LevelLow)},
-				"api 7d": {frequency: 3.0 / 7, leadTime: v(360), cfr: v(1.0 / 3), recovery: v(720), rework: v(1.0 / 3),
-					levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelLow, rt, LevelElite, overall, LevelLow)},
-			},
-		},
-		{
-			name: "clock skew and absurd lead times",
-			events: []event.Event{
-				history(api),
-				withCommitTime(succeeded(api, "d1", "k1", 0), 5*time.Minute), // committed after it shipped
-				change("c1", "k1", 10*time.Minute),
-				succeeded(api, "d2", "c1", 20*time.Minute), // lead 10m
-				withCommitTime(succeeded(api, "d3", "k0", 30*time.Minute), -days(100)),
-			},
-			now: time.Hour,
-			want: expect{
-				deployments: map[string]uint64{"api success": 4},
-				dropped:     map[string]uint64{"api clock_skew": 1, "api too_long": 1},
-				leadTime:    map[string][2]float64{"api": {600, 1}},
-			},
-			rolling: map[string]rollingWant{
-				"api 1d": {frequency: 3, leadTime: v(600), cfr: v(0), rework: v(0), levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelElite, overall, LevelElite)},
-				"api 7d": {frequency: 4.0 / 7, leadTime: v(600), cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelElite, overall, LevelHigh)},
-			},
-		},
-		{
-			// The engine starts watching: the first deployment ships s1 and
-			// s2, which may have run in production before; they get no lead
-			// time. s4, committed before that deployment on a branch and
-			// shipped later, is new to production and counts.
-			name: "the start of history",
-			events: []event.Event{
-				change("s1", "s0", -3*time.Hour),
-				change("s2", "s1", -2*time.Hour),
-				succeeded(api, "d1", "s2", 0),
-				change("s3", "s2", 30*time.Minute),
-				succeeded(api, "d2", "s3", time.Hour), // lead 30m
-				change("s4", "s3", -5*time.Hour),
-				succeeded(api, "d3", "s4", 2*time.Hour), // lead 7h
-			},
-			now: 3 * time.Hour,
-			want: expect{
-				deployments: map[string]uint64{"api success": 3},
-				dropped:     map[string]uint64{"api before_history": 2},
-				leadTime:    map[string][2]float64{"api": {1800 + 25200, 2}},
-			},
-			rolling: map[string]rollingWant{
-				"api 1d": {frequency: 3, leadTime: v(13500), cfr: v(0), rework: v(0), levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelElite, overall, LevelElite)},
-				"api 7d": {frequency: 3.0 / 7, leadTime: v(13500), cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelElite, overall, LevelHigh)},
-			},
-		},
-		{
-			// Five days later nothing was deployed in the last day: the
-			// frequency is 0 (low), the ratios and medians have no value.
-			// Staging deployments are counted but get no rolling values.
-			name: "a service with no deployments in the window",
-			events: []event.Event{
-				succeeded(api, "d1", "", 0),
-				succeeded(webStaging, "w1", "", 0),
-				started(api, "d2", "", 50*time.Minute),
-				failed(api, "d2", "ProgressDeadlineExceeded", time.Hour),
-				succeeded(api, "d3", "", 2*time.Hour), // recovery 1h
-			},
-			now: days(5),
-			want: expect{
-				deployments: map[string]uint64{"api success": 2, "api failure": 1, "web success": 1},
-				failures:    map[string]uint64{"api ProgressDeadlineExceeded": 1},
-				recovery:    map[string][2]float64{"api": {3600, 1}},
-			},
-			rolling: map[string]rollingWant{
-				"api 1d": {frequency: 0, levels: levels4(df, LevelLow, overall, LevelLow)},
-				// 2 successes of 3 deployments, one failed; recovery of
-				// exactly 1 h is not "less than one hour": high.
-				"api 7d": {frequency: 2.0 / 7, cfr: v(1.0 / 3), recovery: v(3600), rework: v(0),
-					levels: levels4(df, LevelHigh, cfr, LevelLow, rt, LevelHigh, overall, LevelLow)},
-			},
-		},
+	scenarios := enginetest.Scenarios()
+	names := map[string]bool{}
+	for _, sc := range scenarios {
+		require.False(t, names[sc.Name], "scenario %q named twice", sc.Name)
+		names[sc.Name] = true
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	for name := range scenarioRolling {
+		require.True(t, names[name], "rolling values for an unknown scenario %q", name)
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.Name, func(t *testing.T) {
+			rolling, ok := scenarioRolling[sc.Name]
+			require.True(t, ok, "no rolling values for the scenario in scenarioRolling")
 			cfg := DefaultConfig()
 			cfg.RollingWindows = []time.Duration{24 * time.Hour, 7 * 24 * time.Hour}
 			cfg.TierSets = []TierSet{dora2024}
-			e := apply(t, cfg, tt.events...)
-			s := e.SnapshotAt(at(tt.now))
-			checkCumulative(t, s, tt.want)
-			checkRolling(t, s.Rolling, tt.rolling)
+			if len(sc.ServicePaths) > 0 {
+				cfg.ServicePaths = map[ServiceKey][]string{}
+				for _, p := range sc.ServicePaths {
+					cfg.ServicePaths[ServiceKey{Namespace: p.Namespace, Name: p.Name}] = p.Paths
+				}
+			}
+			e := apply(t, cfg, sc.Events...)
+			s := e.SnapshotAt(sc.Now)
+			checkExpected(t, s, sc.Want)
+			checkRolling(t, s.Rolling, rolling)
 
 			// Replaying the same events (a redelivery of everything)
 			// changes nothing: those within dedup_window by their ids,
 			// older ones because deployments and incidents are counted
 			// once by their own ids.
-			for _, ev := range tt.events {
+			for _, ev := range sc.Events {
 				out, err := e.Apply(ev)
 				require.NoError(t, err)
 				require.False(t, out.Changed, fmt.Sprint(ev))
 			}
-			again := e.SnapshotAt(at(tt.now))
+			again := e.SnapshotAt(sc.Now)
 			assert.Equal(t, s, again)
 		})
 	}

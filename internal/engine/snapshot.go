@@ -52,6 +52,8 @@ type CounterPoint struct {
 	Service event.Service
 	Label   string
 	Value   uint64
+	// Team is the service's team attribute, empty when unknown.
+	Team string
 }
 
 // HistogramPoint is one cumulative histogram series. Label is the stage of
@@ -60,6 +62,8 @@ type HistogramPoint struct {
 	Service   event.Service
 	Label     string
 	Histogram Histogram
+	// Team is the service's team attribute, empty when unknown.
+	Team string
 }
 
 // Value is a rolling value that may be undefined (a ratio without
@@ -82,6 +86,8 @@ type LevelPoint struct {
 // window (now-Window, now].
 type RollingPoint struct {
 	Service event.Service
+	// Team is the service's team attribute, empty when unknown.
+	Team string
 	// Window is the window attribute ("1d", "7d", ...); Duration its length.
 	Window   string
 	Duration time.Duration
@@ -123,7 +129,7 @@ type Snapshot struct {
 func (e *Engine) Snapshot() Snapshot {
 	s := Snapshot{StartTime: e.start}
 	for k, v := range e.deployments {
-		s.Deployments = append(s.Deployments, CounterPoint{k.svc, k.status, v})
+		s.Deployments = append(s.Deployments, CounterPoint{Service: k.svc, Label: k.status, Value: v})
 	}
 	s.Failures = counterPoints(e.failures)
 	s.LeadTimeDropped = counterPoints(e.dropped)
@@ -145,7 +151,29 @@ func (e *Engine) Snapshot() Snapshot {
 	slices.SortFunc(s.LeadTime, compareHistogram)
 	slices.SortFunc(s.LeadTimeStages, compareHistogram)
 	slices.SortFunc(s.RecoveryTime, compareHistogram)
+	e.putTeams(&s)
 	return s
+}
+
+// putTeams sets the team attribute of every point: the team its service
+// has now (teams are not part of a service's identity).
+func (e *Engine) putTeams(s *Snapshot) {
+	if len(e.teams) == 0 {
+		return
+	}
+	for _, ps := range [][]CounterPoint{s.Deployments, s.Failures, s.LeadTimeDropped, s.Incidents, s.Rework} {
+		for i := range ps {
+			ps[i].Team = e.teamOf(ps[i].Service)
+		}
+	}
+	for _, ps := range [][]HistogramPoint{s.LeadTime, s.LeadTimeStages, s.RecoveryTime} {
+		for i := range ps {
+			ps[i].Team = e.teamOf(ps[i].Service)
+		}
+	}
+	for i := range s.Rolling {
+		s.Rolling[i].Team = e.teamOf(s.Rolling[i].Service)
+	}
 }
 
 // SnapshotAt copies the cumulative state and computes the rolling values
@@ -154,13 +182,14 @@ func (e *Engine) Snapshot() Snapshot {
 func (e *Engine) SnapshotAt(now time.Time) Snapshot {
 	s := e.Snapshot()
 	s.Rolling = e.rolling(now)
+	e.putTeams(&s)
 	return s
 }
 
 func counterPoints(m map[reasonKey]uint64) []CounterPoint {
 	var out []CounterPoint
 	for k, v := range m {
-		out = append(out, CounterPoint{k.svc, k.reason, v})
+		out = append(out, CounterPoint{Service: k.svc, Label: k.reason, Value: v})
 	}
 	slices.SortFunc(out, compareCounter)
 	return out

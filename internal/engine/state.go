@@ -47,6 +47,8 @@ type deploymentState struct {
 	history *deployRecord
 	// aliases are the ids other sources gave the same deployment.
 	aliases []string
+	// events are the applied events of the deployment, for its report.
+	events []EventRef
 }
 
 func (d *deploymentState) noteStart(at time.Time) {
@@ -371,6 +373,11 @@ type commit struct {
 	opened time.Time
 	// reverts is the revision this commit reverts, when known.
 	reverts string
+	// pathsKnown is set when a source gave the files the commit touched;
+	// touches then holds the indices of the monorepo path filters they
+	// match (Engine.filters), the paths themselves are not kept.
+	pathsKnown bool
+	touches    []int32
 }
 
 func newCommitGraph(max int) commitGraph {

@@ -136,4 +136,20 @@ type Event struct {
 	// ChangeOpened and ChangeMerged events, when the source knows it
 	// (for example "github/acme/api/pull/42").
 	ChangeID string
+
+	// Team owns the service, when known (the receiver resolves it from its
+	// services and teams settings, a Kubernetes label or annotation, or the
+	// repository owner). It is metadata of the service, not part of its
+	// identity: the engine keeps the latest non-empty team per service and
+	// puts it on the service's series as the team attribute.
+	Team string
+	// TeamFallback marks a Team that is only a guess (the repository
+	// owner): it does not replace a team the service already has from an
+	// event without the mark.
+	TeamFallback bool
+	// Paths are the files a change event's commit touched (added, removed
+	// or modified), relative to the repository root, when the source gives
+	// them; nil or empty means unknown. In a monorepo a commit belongs only
+	// to the services whose configured paths it touches.
+	Paths []string
 }

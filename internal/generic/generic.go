@@ -28,24 +28,37 @@ func DefaultConfig() Config { return Config{Path: "/events"} }
 func (c *Config) Validate() error { return c.SecretConfig.Check() }
 
 // Payload is one event of the generic form. The JSON schema in
-// schema/generic-event.schema.json describes the same fields.
+// schema/generic-event.schema.json describes the same fields. Encoding
+// leaves out the fields that are not set.
 type Payload struct {
 	Type           string    `json:"type"`
 	ID             string    `json:"id"`
 	Time           time.Time `json:"time"`
-	Service        string    `json:"service"`
-	Namespace      string    `json:"namespace"`
-	Environment    string    `json:"environment"`
-	Repository     string    `json:"repository"`
-	Status         string    `json:"status"`
-	DeploymentID   string    `json:"deployment_id"`
-	Revision       string    `json:"revision"`
-	ParentRevision string    `json:"parent_revision"`
-	CommitTime     time.Time `json:"commit_time"`
-	Reason         string    `json:"reason"`
-	IncidentID     string    `json:"incident_id"`
-	State          string    `json:"state"`
-	Hotfix         bool      `json:"hotfix"`
+	Service        string    `json:"service,omitzero"`
+	Namespace      string    `json:"namespace,omitzero"`
+	Environment    string    `json:"environment,omitzero"`
+	Repository     string    `json:"repository,omitzero"`
+	Status         string    `json:"status,omitzero"`
+	DeploymentID   string    `json:"deployment_id,omitzero"`
+	Revision       string    `json:"revision,omitzero"`
+	ParentRevision string    `json:"parent_revision,omitzero"`
+	CommitTime     time.Time `json:"commit_time,omitzero"`
+	Reason         string    `json:"reason,omitzero"`
+	IncidentID     string    `json:"incident_id,omitzero"`
+	State          string    `json:"state,omitzero"`
+	Hotfix         bool      `json:"hotfix,omitzero"`
+	// PreviousDeploymentID is the deployment a rollback (status
+	// rolled_back) abandons.
+	PreviousDeploymentID string `json:"previous_deployment_id,omitzero"`
+	// Reverts is the revision that Revision reverts (changes, merges and
+	// deployments of a revert commit).
+	Reverts string `json:"reverts,omitzero"`
+	// ChangeID names a pull or merge request across its pr_opened and
+	// merge events.
+	ChangeID string `json:"change_id,omitzero"`
+	// Paths are the files a change's commit touched, relative to the
+	// repository root (monorepos: they decide which services it belongs to).
+	Paths []string `json:"paths,omitzero"`
 }
 
 // Provider implements webhook.Provider for the generic form.
@@ -114,6 +127,9 @@ func (pl *Payload) toEvent() (event.Event, error) {
 		Reason:       pl.Reason,
 		IncidentID:   pl.IncidentID,
 		Hotfix:       pl.Hotfix,
+		Reverts:      strings.ToLower(pl.Reverts),
+		ChangeID:     pl.ChangeID,
+		Paths:        pl.Paths,
 	}
 	switch pl.Type {
 	case "deployment":
@@ -135,6 +151,7 @@ func (pl *Payload) toEvent() (event.Event, error) {
 			ev.Kind = event.DeploymentFailed
 		case "rolled_back":
 			ev.Kind = event.DeploymentRolledBack
+			ev.PreviousDeploymentID = pl.PreviousDeploymentID
 		default:
 			return ev, webhook.BadRequest(`field "status": %q is not one of started, success, failure, rolled_back`, pl.Status)
 		}
@@ -144,6 +161,16 @@ func (pl *Payload) toEvent() (event.Event, error) {
 		}
 		ev.Kind = event.ChangeCommitted
 		ev.ParentRevision = strings.ToLower(pl.ParentRevision)
+	case "merge":
+		if err := webhook.Required("revision", pl.Revision); err != nil {
+			return ev, err
+		}
+		ev.Kind = event.ChangeMerged
+	case "pr_opened":
+		if err := webhook.Required("change_id", pl.ChangeID); err != nil {
+			return ev, err
+		}
+		ev.Kind = event.ChangeOpened
 	case "incident":
 		if pl.Service == "" && pl.Repository == "" {
 			return ev, webhook.BadRequest(`incident: one of "service" or "repository" is required`)
@@ -165,7 +192,7 @@ func (pl *Payload) toEvent() (event.Event, error) {
 			return ev, webhook.BadRequest(`field "state": %q is not one of opened, resolved`, pl.State)
 		}
 	default:
-		return ev, webhook.BadRequest(`field "type": %q is not one of deployment, change, incident`, pl.Type)
+		return ev, webhook.BadRequest(`field "type": %q is not one of deployment, change, merge, pr_opened, incident`, pl.Type)
 	}
 	return ev, nil
 }

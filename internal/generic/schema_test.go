@@ -26,13 +26,15 @@ func TestSchemaMatchesParser(t *testing.T) {
 		require.NoError(t, json.Unmarshal(body, &instance))
 		return resolved.Validate(instance)
 	}
-	for _, name := range []string{"deployment.json", "batch.json"} {
+	for _, name := range []string{"deployment.json", "batch.json", "review.json"} {
 		assert.NoError(t, validate(fixture(t, name)), name)
 	}
 	for _, bad := range []string{
 		`{"type":"deployment","id":"x","time":"2026-11-02T10:00:00Z"}`,
 		`{"type":"release","id":"x","time":"2026-11-02T10:00:00Z"}`,
 		`{"type":"change","id":"x","time":"2026-11-02T10:00:00Z"}`,
+		`{"type":"merge","id":"x","time":"2026-11-02T10:00:00Z","change_id":"c"}`,
+		`{"type":"pr_opened","id":"x","time":"2026-11-02T10:00:00Z"}`,
 		`{"type":"incident","id":"x","time":"2026-11-02T10:00:00Z","service":"api","incident_id":"i","state":"open"}`,
 		`{"type":"deployment","id":"x","time":"2026-11-02T10:00:00Z","service":"api","environment":"p","status":"success"}`,
 	} {

@@ -38,9 +38,17 @@ type pushPayload struct {
 	Commits []struct {
 		ID        string `json:"id"`
 		Timestamp string `json:"timestamp"`
+		// The files the commit touched, for monorepo path filters.
+		Added    []string `json:"added"`
+		Removed  []string `json:"removed"`
+		Modified []string `json:"modified"`
 	} `json:"commits"`
 	Repository repository `json:"repository"`
 }
+
+// maxPushFiles is how many changed files GitHub lists per commit of a push
+// at most; a commit with that many may have more.
+const maxPushFiles = 3000
 
 // push yields one ChangeCommitted per pushed commit, oldest first, each
 // linked to the one before it; the first is linked to the push's before.
@@ -90,6 +98,7 @@ func (p *Provider) push(d delivery) (webhook.Result, error) {
 			Repository:     repo,
 			Revision:       rev,
 			ParentRevision: parent,
+			Paths:          webhook.CommitPaths(maxPushFiles, c.Added, c.Removed, c.Modified),
 		})
 		parent = rev
 	}

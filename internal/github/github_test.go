@@ -135,16 +135,19 @@ func TestPush(t *testing.T) {
 			Kind: event.ChangeCommitted, Source: event.SourceGitHub, ID: guid + "/2f22765d04931a078909145ca628d2264c852d7d",
 			Time: ts("2026-11-02T09:12:44+01:00"), Repository: repoName,
 			Revision: "2f22765d04931a078909145ca628d2264c852d7d", ParentRevision: "51de2b835bd35a67eb32dbcd3d77d4b96e5aa39d",
+			Paths: []string{"internal/export/orders.go", "cmd/api/routes.go"},
 		},
 		{
 			Kind: event.ChangeCommitted, Source: event.SourceGitHub, ID: guid + "/6b1f53303a732ccc8c6aae6640399827c15250e3",
 			Time: ts("2026-11-02T09:40:03+01:00"), Repository: repoName,
 			Revision: "6b1f53303a732ccc8c6aae6640399827c15250e3", ParentRevision: "2f22765d04931a078909145ca628d2264c852d7d",
+			Paths: []string{"internal/export/orders_test.go"},
 		},
 		{
 			Kind: event.ChangeCommitted, Source: event.SourceGitHub, ID: guid + "/a625406f6977d45c1391b078f4d3656e0b75bfcb",
 			Time: ts("2026-11-02T08:55:31Z"), Repository: repoName,
 			Revision: "a625406f6977d45c1391b078f4d3656e0b75bfcb", ParentRevision: "6b1f53303a732ccc8c6aae6640399827c15250e3",
+			Paths: []string{"docs/api.md"},
 		},
 	}, res.Events)
 }

@@ -33,6 +33,10 @@ type pushPayload struct {
 	Commits []struct {
 		ID        string `json:"id"`
 		Timestamp string `json:"timestamp"`
+		// The files the commit touched, for monorepo path filters.
+		Added    []string `json:"added"`
+		Removed  []string `json:"removed"`
+		Modified []string `json:"modified"`
 	} `json:"commits"`
 	TotalCommitsCount int     `json:"total_commits_count"`
 	Project           project `json:"project"`
@@ -97,6 +101,7 @@ func (p *Provider) push(body []byte) (webhook.Result, error) {
 			Repository:     repo,
 			Revision:       rev,
 			ParentRevision: parent,
+			Paths:          webhook.CommitPaths(0, c.Added, c.Removed, c.Modified),
 		})
 		parent = rev
 	}

@@ -145,11 +145,13 @@ func TestPush(t *testing.T) {
 			Kind: event.ChangeCommitted, Source: event.SourceGitLab, ID: key + "c230131a59a1a699962d66f2e9ed4bab86ea812a",
 			Time: ts("2026-11-02T09:12:44+01:00"), Repository: repoName,
 			Revision: "c230131a59a1a699962d66f2e9ed4bab86ea812a", ParentRevision: "288f526ee9d476692139b697f829e4f71a78c983",
+			Paths: []string{"invoice/total.go"},
 		},
 		{
 			Kind: event.ChangeCommitted, Source: event.SourceGitLab, ID: key + "d2d75d0a629f330208a3dd1e65620783162dd415",
 			Time: ts("2026-11-02T09:40:03+01:00"), Repository: repoName,
 			Revision: "d2d75d0a629f330208a3dd1e65620783162dd415", ParentRevision: "c230131a59a1a699962d66f2e9ed4bab86ea812a",
+			Paths: []string{"invoice/total_test.go"},
 		},
 	}, res.Events)
 

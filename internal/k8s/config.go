@@ -31,6 +31,10 @@ var (
 // Deployment's environment, overriding the namespace rules.
 const DefaultEnvironmentKey = "dora.otelcol.dev/environment"
 
+// DefaultTeamKey is the label or annotation that names the team owning a
+// Deployment.
+const DefaultTeamKey = "dora.otelcol.dev/team"
+
 // Config configures the Kubernetes source.
 type Config struct {
 	// AuthType is serviceAccount (in-cluster, the default) or kubeConfig.
@@ -48,6 +52,11 @@ type Config struct {
 	Environment EnvironmentConfig `mapstructure:"environment"`
 	// Commit says where the deployed commit is found.
 	Commit CommitConfig `mapstructure:"commit"`
+	// TeamKey is the label or annotation that names the team owning a
+	// Deployment, looked up like the environment key (the Deployment's
+	// annotations, labels, then its pod template's); empty disables it.
+	// The receiver's services and teams::static settings take precedence.
+	TeamKey string `mapstructure:"team_key"`
 }
 
 // EnvironmentConfig maps Deployments to environments. The first that
@@ -91,6 +100,7 @@ func DefaultConfig() Config {
 			TimeKeys:         append([]string(nil), DefaultCommitTimeKeys...),
 			ImageTagFallback: true,
 		},
+		TeamKey: DefaultTeamKey,
 	}
 }
 
@@ -139,6 +149,11 @@ func (c *Config) Validate() error {
 	if c.Environment.Key != "" {
 		if msgs := validation.IsQualifiedName(c.Environment.Key); len(msgs) > 0 {
 			errs = append(errs, fmt.Errorf("environment::key: %q is not a label or annotation key: %s", c.Environment.Key, msgs[0]))
+		}
+	}
+	if c.TeamKey != "" {
+		if msgs := validation.IsQualifiedName(c.TeamKey); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("team_key: %q is not a label or annotation key: %s", c.TeamKey, msgs[0]))
 		}
 	}
 	return errors.Join(errs...)

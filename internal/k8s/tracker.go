@@ -159,6 +159,7 @@ func (t *tracker) newEvent(kind event.Kind, d *Deployment, r rollout, at time.Ti
 		DeploymentID: r.id,
 		Revision:     d.CommitSHA,
 		CommitTime:   d.CommitTime,
+		Team:         d.Team,
 	}
 }
 

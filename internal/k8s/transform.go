@@ -25,8 +25,8 @@ const restartedAtAnnotation = "kubectl.kubernetes.io/restartedAt"
 // Deployment is the part of an apps/v1 Deployment the source uses. The
 // informer stores this instead of the full object (see transformer), which
 // keeps memory per watched Deployment small: the pod template is reduced to
-// a hash, and only the commit and environment values are kept from labels
-// and annotations.
+// a hash, and only the commit, environment and team values are kept from
+// labels and annotations.
 type Deployment struct {
 	metav1.TypeMeta
 	// ObjectMeta holds only Name, Namespace, UID and Generation.
@@ -41,6 +41,8 @@ type Deployment struct {
 	CommitTime time.Time
 	// Environment is the value of the environment key, if set.
 	Environment string
+	// Team is the value of the team key, if set.
+	Team string
 
 	ObservedGeneration int64
 	UpdatedReplicas    int32
@@ -106,6 +108,12 @@ func compact(d *appsv1.Deployment, cfg *Config) *Deployment {
 	if cfg.Environment.Key != "" {
 		if v, ok := lookup(d, cfg.Environment.Key); ok {
 			out.Environment = unique.Make(v).Value()
+		}
+	}
+	if cfg.TeamKey != "" {
+		if v, ok := lookup(d, cfg.TeamKey); ok {
+			// Many Deployments share a team: intern it.
+			out.Team = unique.Make(v).Value()
 		}
 	}
 	for _, k := range cfg.Commit.SHAKeys {

@@ -1,6 +1,8 @@
 package localcluster
 
 import (
+	"fmt"
+	"path/filepath"
 	"testing"
 )
 
@@ -10,13 +12,25 @@ import (
 // silently without one.
 func StartForTest(t testing.TB, opts Options) *Cluster {
 	t.Helper()
-	if opts.Dir == "" {
-		opts.Dir = t.TempDir()
+	dir := opts.Dir
+	if dir == "" {
+		dir = t.TempDir()
 	}
 	if opts.Logf == nil {
 		opts.Logf = t.Logf
 	}
-	c, err := Start(t.Context(), opts)
+	// Ports are picked free, then bound by the child processes a moment
+	// later; a test package running in parallel can take one in between.
+	// A fresh attempt picks new ports.
+	var c *Cluster
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		opts.Dir = filepath.Join(dir, fmt.Sprintf("attempt-%d", attempt))
+		if c, err = Start(t.Context(), opts); err == nil {
+			break
+		}
+		t.Logf("localcluster: start attempt %d failed: %v", attempt, err)
+	}
 	if err != nil {
 		t.Fatalf("%v", err)
 	}

@@ -16,6 +16,7 @@ const (
 	PlatformDeploymentFailuresMetricAttributeKeyDeployment  PlatformDeploymentFailuresMetricAttributeKey = "deployment"
 	PlatformDeploymentFailuresMetricAttributeKeyEnvironment PlatformDeploymentFailuresMetricAttributeKey = "environment"
 	PlatformDeploymentFailuresMetricAttributeKeyReason      PlatformDeploymentFailuresMetricAttributeKey = "reason"
+	PlatformDeploymentFailuresMetricAttributeKeyTeam        PlatformDeploymentFailuresMetricAttributeKey = "team"
 )
 
 // PlatformDeploymentFailuresMetricConfig provides config for the platform.deployment.failures metric.
@@ -44,9 +45,9 @@ func (ms *PlatformDeploymentFailuresMetricConfig) Unmarshal(parser *confmap.Conf
 func (ms *PlatformDeploymentFailuresMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformDeploymentFailuresMetricAttributeKeyNamespace, PlatformDeploymentFailuresMetricAttributeKeyDeployment, PlatformDeploymentFailuresMetricAttributeKeyEnvironment, PlatformDeploymentFailuresMetricAttributeKeyReason:
+		case PlatformDeploymentFailuresMetricAttributeKeyNamespace, PlatformDeploymentFailuresMetricAttributeKeyDeployment, PlatformDeploymentFailuresMetricAttributeKeyEnvironment, PlatformDeploymentFailuresMetricAttributeKeyReason, PlatformDeploymentFailuresMetricAttributeKeyTeam:
 		default:
-			return fmt.Errorf("metric platform.deployment.failures doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, reason]", val)
+			return fmt.Errorf("metric platform.deployment.failures doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, reason, team]", val)
 		}
 	}
 
@@ -67,6 +68,7 @@ const (
 	PlatformDeploymentsMetricAttributeKeyDeployment  PlatformDeploymentsMetricAttributeKey = "deployment"
 	PlatformDeploymentsMetricAttributeKeyEnvironment PlatformDeploymentsMetricAttributeKey = "environment"
 	PlatformDeploymentsMetricAttributeKeyStatus      PlatformDeploymentsMetricAttributeKey = "status"
+	PlatformDeploymentsMetricAttributeKeyTeam        PlatformDeploymentsMetricAttributeKey = "team"
 )
 
 // PlatformDeploymentsMetricConfig provides config for the platform.deployments metric.
@@ -95,9 +97,9 @@ func (ms *PlatformDeploymentsMetricConfig) Unmarshal(parser *confmap.Conf) error
 func (ms *PlatformDeploymentsMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformDeploymentsMetricAttributeKeyNamespace, PlatformDeploymentsMetricAttributeKeyDeployment, PlatformDeploymentsMetricAttributeKeyEnvironment, PlatformDeploymentsMetricAttributeKeyStatus:
+		case PlatformDeploymentsMetricAttributeKeyNamespace, PlatformDeploymentsMetricAttributeKeyDeployment, PlatformDeploymentsMetricAttributeKeyEnvironment, PlatformDeploymentsMetricAttributeKeyStatus, PlatformDeploymentsMetricAttributeKeyTeam:
 		default:
-			return fmt.Errorf("metric platform.deployments doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, status]", val)
+			return fmt.Errorf("metric platform.deployments doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, status, team]", val)
 		}
 	}
 
@@ -117,6 +119,7 @@ const (
 	PlatformDeploymentsReworkMetricAttributeKeyNamespace   PlatformDeploymentsReworkMetricAttributeKey = "namespace"
 	PlatformDeploymentsReworkMetricAttributeKeyDeployment  PlatformDeploymentsReworkMetricAttributeKey = "deployment"
 	PlatformDeploymentsReworkMetricAttributeKeyEnvironment PlatformDeploymentsReworkMetricAttributeKey = "environment"
+	PlatformDeploymentsReworkMetricAttributeKeyTeam        PlatformDeploymentsReworkMetricAttributeKey = "team"
 )
 
 // PlatformDeploymentsReworkMetricConfig provides config for the platform.deployments.rework metric.
@@ -145,9 +148,9 @@ func (ms *PlatformDeploymentsReworkMetricConfig) Unmarshal(parser *confmap.Conf)
 func (ms *PlatformDeploymentsReworkMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformDeploymentsReworkMetricAttributeKeyNamespace, PlatformDeploymentsReworkMetricAttributeKeyDeployment, PlatformDeploymentsReworkMetricAttributeKeyEnvironment:
+		case PlatformDeploymentsReworkMetricAttributeKeyNamespace, PlatformDeploymentsReworkMetricAttributeKeyDeployment, PlatformDeploymentsReworkMetricAttributeKeyEnvironment, PlatformDeploymentsReworkMetricAttributeKeyTeam:
 		default:
-			return fmt.Errorf("metric platform.deployments.rework doesn't have an attribute %v, valid attributes: [namespace, deployment, environment]", val)
+			return fmt.Errorf("metric platform.deployments.rework doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, team]", val)
 		}
 	}
 
@@ -168,6 +171,7 @@ const (
 	PlatformDoraChangeFailureRateMetricAttributeKeyDeployment  PlatformDoraChangeFailureRateMetricAttributeKey = "deployment"
 	PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment PlatformDoraChangeFailureRateMetricAttributeKey = "environment"
 	PlatformDoraChangeFailureRateMetricAttributeKeyWindow      PlatformDoraChangeFailureRateMetricAttributeKey = "window"
+	PlatformDoraChangeFailureRateMetricAttributeKeyTeam        PlatformDoraChangeFailureRateMetricAttributeKey = "team"
 )
 
 // PlatformDoraChangeFailureRateMetricConfig provides config for the platform.dora.change_failure_rate metric.
@@ -196,9 +200,9 @@ func (ms *PlatformDoraChangeFailureRateMetricConfig) Unmarshal(parser *confmap.C
 func (ms *PlatformDoraChangeFailureRateMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformDoraChangeFailureRateMetricAttributeKeyNamespace, PlatformDoraChangeFailureRateMetricAttributeKeyDeployment, PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment, PlatformDoraChangeFailureRateMetricAttributeKeyWindow:
+		case PlatformDoraChangeFailureRateMetricAttributeKeyNamespace, PlatformDoraChangeFailureRateMetricAttributeKeyDeployment, PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment, PlatformDoraChangeFailureRateMetricAttributeKeyWindow, PlatformDoraChangeFailureRateMetricAttributeKeyTeam:
 		default:
-			return fmt.Errorf("metric platform.dora.change_failure_rate doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window]", val)
+			return fmt.Errorf("metric platform.dora.change_failure_rate doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, team]", val)
 		}
 	}
 
@@ -219,6 +223,7 @@ const (
 	PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment  PlatformDoraDeploymentFrequencyMetricAttributeKey = "deployment"
 	PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment PlatformDoraDeploymentFrequencyMetricAttributeKey = "environment"
 	PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow      PlatformDoraDeploymentFrequencyMetricAttributeKey = "window"
+	PlatformDoraDeploymentFrequencyMetricAttributeKeyTeam        PlatformDoraDeploymentFrequencyMetricAttributeKey = "team"
 )
 
 // PlatformDoraDeploymentFrequencyMetricConfig provides config for the platform.dora.deployment_frequency metric.
@@ -247,9 +252,9 @@ func (ms *PlatformDoraDeploymentFrequencyMetricConfig) Unmarshal(parser *confmap
 func (ms *PlatformDoraDeploymentFrequencyMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace, PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment, PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment, PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow:
+		case PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace, PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment, PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment, PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow, PlatformDoraDeploymentFrequencyMetricAttributeKeyTeam:
 		default:
-			return fmt.Errorf("metric platform.dora.deployment_frequency doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window]", val)
+			return fmt.Errorf("metric platform.dora.deployment_frequency doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, team]", val)
 		}
 	}
 
@@ -270,6 +275,7 @@ const (
 	PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment  PlatformDoraLeadTimeMedianMetricAttributeKey = "deployment"
 	PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment PlatformDoraLeadTimeMedianMetricAttributeKey = "environment"
 	PlatformDoraLeadTimeMedianMetricAttributeKeyWindow      PlatformDoraLeadTimeMedianMetricAttributeKey = "window"
+	PlatformDoraLeadTimeMedianMetricAttributeKeyTeam        PlatformDoraLeadTimeMedianMetricAttributeKey = "team"
 )
 
 // PlatformDoraLeadTimeMedianMetricConfig provides config for the platform.dora.lead_time.median metric.
@@ -298,9 +304,9 @@ func (ms *PlatformDoraLeadTimeMedianMetricConfig) Unmarshal(parser *confmap.Conf
 func (ms *PlatformDoraLeadTimeMedianMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformDoraLeadTimeMedianMetricAttributeKeyNamespace, PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment, PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment, PlatformDoraLeadTimeMedianMetricAttributeKeyWindow:
+		case PlatformDoraLeadTimeMedianMetricAttributeKeyNamespace, PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment, PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment, PlatformDoraLeadTimeMedianMetricAttributeKeyWindow, PlatformDoraLeadTimeMedianMetricAttributeKeyTeam:
 		default:
-			return fmt.Errorf("metric platform.dora.lead_time.median doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window]", val)
+			return fmt.Errorf("metric platform.dora.lead_time.median doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, team]", val)
 		}
 	}
 
@@ -323,6 +329,7 @@ const (
 	PlatformDoraLevelMetricAttributeKeyWindow      PlatformDoraLevelMetricAttributeKey = "window"
 	PlatformDoraLevelMetricAttributeKeyMetric      PlatformDoraLevelMetricAttributeKey = "metric"
 	PlatformDoraLevelMetricAttributeKeyTierSet     PlatformDoraLevelMetricAttributeKey = "tier_set"
+	PlatformDoraLevelMetricAttributeKeyTeam        PlatformDoraLevelMetricAttributeKey = "team"
 )
 
 // PlatformDoraLevelMetricConfig provides config for the platform.dora.level metric.
@@ -351,9 +358,9 @@ func (ms *PlatformDoraLevelMetricConfig) Unmarshal(parser *confmap.Conf) error {
 func (ms *PlatformDoraLevelMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformDoraLevelMetricAttributeKeyNamespace, PlatformDoraLevelMetricAttributeKeyDeployment, PlatformDoraLevelMetricAttributeKeyEnvironment, PlatformDoraLevelMetricAttributeKeyWindow, PlatformDoraLevelMetricAttributeKeyMetric, PlatformDoraLevelMetricAttributeKeyTierSet:
+		case PlatformDoraLevelMetricAttributeKeyNamespace, PlatformDoraLevelMetricAttributeKeyDeployment, PlatformDoraLevelMetricAttributeKeyEnvironment, PlatformDoraLevelMetricAttributeKeyWindow, PlatformDoraLevelMetricAttributeKeyMetric, PlatformDoraLevelMetricAttributeKeyTierSet, PlatformDoraLevelMetricAttributeKeyTeam:
 		default:
-			return fmt.Errorf("metric platform.dora.level doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, metric, tier_set]", val)
+			return fmt.Errorf("metric platform.dora.level doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, metric, tier_set, team]", val)
 		}
 	}
 
@@ -374,6 +381,7 @@ const (
 	PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment  PlatformDoraRecoveryTimeMedianMetricAttributeKey = "deployment"
 	PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment PlatformDoraRecoveryTimeMedianMetricAttributeKey = "environment"
 	PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow      PlatformDoraRecoveryTimeMedianMetricAttributeKey = "window"
+	PlatformDoraRecoveryTimeMedianMetricAttributeKeyTeam        PlatformDoraRecoveryTimeMedianMetricAttributeKey = "team"
 )
 
 // PlatformDoraRecoveryTimeMedianMetricConfig provides config for the platform.dora.recovery_time.median metric.
@@ -402,9 +410,9 @@ func (ms *PlatformDoraRecoveryTimeMedianMetricConfig) Unmarshal(parser *confmap.
 func (ms *PlatformDoraRecoveryTimeMedianMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformDoraRecoveryTimeMedianMetricAttributeKeyNamespace, PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow:
+		case PlatformDoraRecoveryTimeMedianMetricAttributeKeyNamespace, PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow, PlatformDoraRecoveryTimeMedianMetricAttributeKeyTeam:
 		default:
-			return fmt.Errorf("metric platform.dora.recovery_time.median doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window]", val)
+			return fmt.Errorf("metric platform.dora.recovery_time.median doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, team]", val)
 		}
 	}
 
@@ -425,6 +433,7 @@ const (
 	PlatformDoraReworkRateMetricAttributeKeyDeployment  PlatformDoraReworkRateMetricAttributeKey = "deployment"
 	PlatformDoraReworkRateMetricAttributeKeyEnvironment PlatformDoraReworkRateMetricAttributeKey = "environment"
 	PlatformDoraReworkRateMetricAttributeKeyWindow      PlatformDoraReworkRateMetricAttributeKey = "window"
+	PlatformDoraReworkRateMetricAttributeKeyTeam        PlatformDoraReworkRateMetricAttributeKey = "team"
 )
 
 // PlatformDoraReworkRateMetricConfig provides config for the platform.dora.rework_rate metric.
@@ -453,9 +462,9 @@ func (ms *PlatformDoraReworkRateMetricConfig) Unmarshal(parser *confmap.Conf) er
 func (ms *PlatformDoraReworkRateMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow:
+		case PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow, PlatformDoraReworkRateMetricAttributeKeyTeam:
 		default:
-			return fmt.Errorf("metric platform.dora.rework_rate doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window]", val)
+			return fmt.Errorf("metric platform.dora.rework_rate doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, team]", val)
 		}
 	}
 
@@ -476,6 +485,7 @@ const (
 	PlatformIncidentsMetricAttributeKeyDeployment  PlatformIncidentsMetricAttributeKey = "deployment"
 	PlatformIncidentsMetricAttributeKeyEnvironment PlatformIncidentsMetricAttributeKey = "environment"
 	PlatformIncidentsMetricAttributeKeyAttributed  PlatformIncidentsMetricAttributeKey = "attributed"
+	PlatformIncidentsMetricAttributeKeyTeam        PlatformIncidentsMetricAttributeKey = "team"
 )
 
 // PlatformIncidentsMetricConfig provides config for the platform.incidents metric.
@@ -504,9 +514,9 @@ func (ms *PlatformIncidentsMetricConfig) Unmarshal(parser *confmap.Conf) error {
 func (ms *PlatformIncidentsMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformIncidentsMetricAttributeKeyNamespace, PlatformIncidentsMetricAttributeKeyDeployment, PlatformIncidentsMetricAttributeKeyEnvironment, PlatformIncidentsMetricAttributeKeyAttributed:
+		case PlatformIncidentsMetricAttributeKeyNamespace, PlatformIncidentsMetricAttributeKeyDeployment, PlatformIncidentsMetricAttributeKeyEnvironment, PlatformIncidentsMetricAttributeKeyAttributed, PlatformIncidentsMetricAttributeKeyTeam:
 		default:
-			return fmt.Errorf("metric platform.incidents doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, attributed]", val)
+			return fmt.Errorf("metric platform.incidents doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, attributed, team]", val)
 		}
 	}
 
@@ -527,6 +537,7 @@ const (
 	PlatformLeadTimeDroppedMetricAttributeKeyDeployment  PlatformLeadTimeDroppedMetricAttributeKey = "deployment"
 	PlatformLeadTimeDroppedMetricAttributeKeyEnvironment PlatformLeadTimeDroppedMetricAttributeKey = "environment"
 	PlatformLeadTimeDroppedMetricAttributeKeyReason      PlatformLeadTimeDroppedMetricAttributeKey = "reason"
+	PlatformLeadTimeDroppedMetricAttributeKeyTeam        PlatformLeadTimeDroppedMetricAttributeKey = "team"
 )
 
 // PlatformLeadTimeDroppedMetricConfig provides config for the platform.lead_time.dropped metric.
@@ -555,9 +566,9 @@ func (ms *PlatformLeadTimeDroppedMetricConfig) Unmarshal(parser *confmap.Conf) e
 func (ms *PlatformLeadTimeDroppedMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformLeadTimeDroppedMetricAttributeKeyNamespace, PlatformLeadTimeDroppedMetricAttributeKeyDeployment, PlatformLeadTimeDroppedMetricAttributeKeyEnvironment, PlatformLeadTimeDroppedMetricAttributeKeyReason:
+		case PlatformLeadTimeDroppedMetricAttributeKeyNamespace, PlatformLeadTimeDroppedMetricAttributeKeyDeployment, PlatformLeadTimeDroppedMetricAttributeKeyEnvironment, PlatformLeadTimeDroppedMetricAttributeKeyReason, PlatformLeadTimeDroppedMetricAttributeKeyTeam:
 		default:
-			return fmt.Errorf("metric platform.lead_time.dropped doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, reason]", val)
+			return fmt.Errorf("metric platform.lead_time.dropped doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, reason, team]", val)
 		}
 	}
 
@@ -590,57 +601,57 @@ func DefaultMetricsConfig() MetricsConfig {
 		PlatformDeploymentFailures: PlatformDeploymentFailuresMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PlatformDeploymentFailuresMetricAttributeKey{PlatformDeploymentFailuresMetricAttributeKeyNamespace, PlatformDeploymentFailuresMetricAttributeKeyDeployment, PlatformDeploymentFailuresMetricAttributeKeyEnvironment, PlatformDeploymentFailuresMetricAttributeKeyReason},
+			EnabledAttributes:   []PlatformDeploymentFailuresMetricAttributeKey{PlatformDeploymentFailuresMetricAttributeKeyNamespace, PlatformDeploymentFailuresMetricAttributeKeyDeployment, PlatformDeploymentFailuresMetricAttributeKeyEnvironment, PlatformDeploymentFailuresMetricAttributeKeyReason, PlatformDeploymentFailuresMetricAttributeKeyTeam},
 		},
 		PlatformDeployments: PlatformDeploymentsMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PlatformDeploymentsMetricAttributeKey{PlatformDeploymentsMetricAttributeKeyNamespace, PlatformDeploymentsMetricAttributeKeyDeployment, PlatformDeploymentsMetricAttributeKeyEnvironment, PlatformDeploymentsMetricAttributeKeyStatus},
+			EnabledAttributes:   []PlatformDeploymentsMetricAttributeKey{PlatformDeploymentsMetricAttributeKeyNamespace, PlatformDeploymentsMetricAttributeKeyDeployment, PlatformDeploymentsMetricAttributeKeyEnvironment, PlatformDeploymentsMetricAttributeKeyStatus, PlatformDeploymentsMetricAttributeKeyTeam},
 		},
 		PlatformDeploymentsRework: PlatformDeploymentsReworkMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PlatformDeploymentsReworkMetricAttributeKey{PlatformDeploymentsReworkMetricAttributeKeyNamespace, PlatformDeploymentsReworkMetricAttributeKeyDeployment, PlatformDeploymentsReworkMetricAttributeKeyEnvironment},
+			EnabledAttributes:   []PlatformDeploymentsReworkMetricAttributeKey{PlatformDeploymentsReworkMetricAttributeKeyNamespace, PlatformDeploymentsReworkMetricAttributeKeyDeployment, PlatformDeploymentsReworkMetricAttributeKeyEnvironment, PlatformDeploymentsReworkMetricAttributeKeyTeam},
 		},
 		PlatformDoraChangeFailureRate: PlatformDoraChangeFailureRateMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []PlatformDoraChangeFailureRateMetricAttributeKey{PlatformDoraChangeFailureRateMetricAttributeKeyNamespace, PlatformDoraChangeFailureRateMetricAttributeKeyDeployment, PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment, PlatformDoraChangeFailureRateMetricAttributeKeyWindow},
+			EnabledAttributes:   []PlatformDoraChangeFailureRateMetricAttributeKey{PlatformDoraChangeFailureRateMetricAttributeKeyNamespace, PlatformDoraChangeFailureRateMetricAttributeKeyDeployment, PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment, PlatformDoraChangeFailureRateMetricAttributeKeyWindow, PlatformDoraChangeFailureRateMetricAttributeKeyTeam},
 		},
 		PlatformDoraDeploymentFrequency: PlatformDoraDeploymentFrequencyMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []PlatformDoraDeploymentFrequencyMetricAttributeKey{PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace, PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment, PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment, PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow},
+			EnabledAttributes:   []PlatformDoraDeploymentFrequencyMetricAttributeKey{PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace, PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment, PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment, PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow, PlatformDoraDeploymentFrequencyMetricAttributeKeyTeam},
 		},
 		PlatformDoraLeadTimeMedian: PlatformDoraLeadTimeMedianMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []PlatformDoraLeadTimeMedianMetricAttributeKey{PlatformDoraLeadTimeMedianMetricAttributeKeyNamespace, PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment, PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment, PlatformDoraLeadTimeMedianMetricAttributeKeyWindow},
+			EnabledAttributes:   []PlatformDoraLeadTimeMedianMetricAttributeKey{PlatformDoraLeadTimeMedianMetricAttributeKeyNamespace, PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment, PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment, PlatformDoraLeadTimeMedianMetricAttributeKeyWindow, PlatformDoraLeadTimeMedianMetricAttributeKeyTeam},
 		},
 		PlatformDoraLevel: PlatformDoraLevelMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []PlatformDoraLevelMetricAttributeKey{PlatformDoraLevelMetricAttributeKeyNamespace, PlatformDoraLevelMetricAttributeKeyDeployment, PlatformDoraLevelMetricAttributeKeyEnvironment, PlatformDoraLevelMetricAttributeKeyWindow, PlatformDoraLevelMetricAttributeKeyMetric, PlatformDoraLevelMetricAttributeKeyTierSet},
+			EnabledAttributes:   []PlatformDoraLevelMetricAttributeKey{PlatformDoraLevelMetricAttributeKeyNamespace, PlatformDoraLevelMetricAttributeKeyDeployment, PlatformDoraLevelMetricAttributeKeyEnvironment, PlatformDoraLevelMetricAttributeKeyWindow, PlatformDoraLevelMetricAttributeKeyMetric, PlatformDoraLevelMetricAttributeKeyTierSet, PlatformDoraLevelMetricAttributeKeyTeam},
 		},
 		PlatformDoraRecoveryTimeMedian: PlatformDoraRecoveryTimeMedianMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []PlatformDoraRecoveryTimeMedianMetricAttributeKey{PlatformDoraRecoveryTimeMedianMetricAttributeKeyNamespace, PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow},
+			EnabledAttributes:   []PlatformDoraRecoveryTimeMedianMetricAttributeKey{PlatformDoraRecoveryTimeMedianMetricAttributeKeyNamespace, PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow, PlatformDoraRecoveryTimeMedianMetricAttributeKeyTeam},
 		},
 		PlatformDoraReworkRate: PlatformDoraReworkRateMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []PlatformDoraReworkRateMetricAttributeKey{PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow},
+			EnabledAttributes:   []PlatformDoraReworkRateMetricAttributeKey{PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow, PlatformDoraReworkRateMetricAttributeKeyTeam},
 		},
 		PlatformIncidents: PlatformIncidentsMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PlatformIncidentsMetricAttributeKey{PlatformIncidentsMetricAttributeKeyNamespace, PlatformIncidentsMetricAttributeKeyDeployment, PlatformIncidentsMetricAttributeKeyEnvironment, PlatformIncidentsMetricAttributeKeyAttributed},
+			EnabledAttributes:   []PlatformIncidentsMetricAttributeKey{PlatformIncidentsMetricAttributeKeyNamespace, PlatformIncidentsMetricAttributeKeyDeployment, PlatformIncidentsMetricAttributeKeyEnvironment, PlatformIncidentsMetricAttributeKeyAttributed, PlatformIncidentsMetricAttributeKeyTeam},
 		},
 		PlatformLeadTimeDropped: PlatformLeadTimeDroppedMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PlatformLeadTimeDroppedMetricAttributeKey{PlatformLeadTimeDroppedMetricAttributeKeyNamespace, PlatformLeadTimeDroppedMetricAttributeKeyDeployment, PlatformLeadTimeDroppedMetricAttributeKeyEnvironment, PlatformLeadTimeDroppedMetricAttributeKeyReason},
+			EnabledAttributes:   []PlatformLeadTimeDroppedMetricAttributeKey{PlatformLeadTimeDroppedMetricAttributeKeyNamespace, PlatformLeadTimeDroppedMetricAttributeKeyDeployment, PlatformLeadTimeDroppedMetricAttributeKeyEnvironment, PlatformLeadTimeDroppedMetricAttributeKeyReason, PlatformLeadTimeDroppedMetricAttributeKeyTeam},
 		},
 	}
 }

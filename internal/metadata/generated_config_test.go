@@ -29,57 +29,57 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					PlatformDeploymentFailures: PlatformDeploymentFailuresMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PlatformDeploymentFailuresMetricAttributeKey{PlatformDeploymentFailuresMetricAttributeKeyNamespace, PlatformDeploymentFailuresMetricAttributeKeyDeployment, PlatformDeploymentFailuresMetricAttributeKeyEnvironment, PlatformDeploymentFailuresMetricAttributeKeyReason},
+						EnabledAttributes:   []PlatformDeploymentFailuresMetricAttributeKey{PlatformDeploymentFailuresMetricAttributeKeyNamespace, PlatformDeploymentFailuresMetricAttributeKeyDeployment, PlatformDeploymentFailuresMetricAttributeKeyEnvironment, PlatformDeploymentFailuresMetricAttributeKeyReason, PlatformDeploymentFailuresMetricAttributeKeyTeam},
 					},
 					PlatformDeployments: PlatformDeploymentsMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PlatformDeploymentsMetricAttributeKey{PlatformDeploymentsMetricAttributeKeyNamespace, PlatformDeploymentsMetricAttributeKeyDeployment, PlatformDeploymentsMetricAttributeKeyEnvironment, PlatformDeploymentsMetricAttributeKeyStatus},
+						EnabledAttributes:   []PlatformDeploymentsMetricAttributeKey{PlatformDeploymentsMetricAttributeKeyNamespace, PlatformDeploymentsMetricAttributeKeyDeployment, PlatformDeploymentsMetricAttributeKeyEnvironment, PlatformDeploymentsMetricAttributeKeyStatus, PlatformDeploymentsMetricAttributeKeyTeam},
 					},
 					PlatformDeploymentsRework: PlatformDeploymentsReworkMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PlatformDeploymentsReworkMetricAttributeKey{PlatformDeploymentsReworkMetricAttributeKeyNamespace, PlatformDeploymentsReworkMetricAttributeKeyDeployment, PlatformDeploymentsReworkMetricAttributeKeyEnvironment},
+						EnabledAttributes:   []PlatformDeploymentsReworkMetricAttributeKey{PlatformDeploymentsReworkMetricAttributeKeyNamespace, PlatformDeploymentsReworkMetricAttributeKeyDeployment, PlatformDeploymentsReworkMetricAttributeKeyEnvironment, PlatformDeploymentsReworkMetricAttributeKeyTeam},
 					},
 					PlatformDoraChangeFailureRate: PlatformDoraChangeFailureRateMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraChangeFailureRateMetricAttributeKey{PlatformDoraChangeFailureRateMetricAttributeKeyNamespace, PlatformDoraChangeFailureRateMetricAttributeKeyDeployment, PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment, PlatformDoraChangeFailureRateMetricAttributeKeyWindow},
+						EnabledAttributes:   []PlatformDoraChangeFailureRateMetricAttributeKey{PlatformDoraChangeFailureRateMetricAttributeKeyNamespace, PlatformDoraChangeFailureRateMetricAttributeKeyDeployment, PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment, PlatformDoraChangeFailureRateMetricAttributeKeyWindow, PlatformDoraChangeFailureRateMetricAttributeKeyTeam},
 					},
 					PlatformDoraDeploymentFrequency: PlatformDoraDeploymentFrequencyMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraDeploymentFrequencyMetricAttributeKey{PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace, PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment, PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment, PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow},
+						EnabledAttributes:   []PlatformDoraDeploymentFrequencyMetricAttributeKey{PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace, PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment, PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment, PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow, PlatformDoraDeploymentFrequencyMetricAttributeKeyTeam},
 					},
 					PlatformDoraLeadTimeMedian: PlatformDoraLeadTimeMedianMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraLeadTimeMedianMetricAttributeKey{PlatformDoraLeadTimeMedianMetricAttributeKeyNamespace, PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment, PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment, PlatformDoraLeadTimeMedianMetricAttributeKeyWindow},
+						EnabledAttributes:   []PlatformDoraLeadTimeMedianMetricAttributeKey{PlatformDoraLeadTimeMedianMetricAttributeKeyNamespace, PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment, PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment, PlatformDoraLeadTimeMedianMetricAttributeKeyWindow, PlatformDoraLeadTimeMedianMetricAttributeKeyTeam},
 					},
 					PlatformDoraLevel: PlatformDoraLevelMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraLevelMetricAttributeKey{PlatformDoraLevelMetricAttributeKeyNamespace, PlatformDoraLevelMetricAttributeKeyDeployment, PlatformDoraLevelMetricAttributeKeyEnvironment, PlatformDoraLevelMetricAttributeKeyWindow, PlatformDoraLevelMetricAttributeKeyMetric, PlatformDoraLevelMetricAttributeKeyTierSet},
+						EnabledAttributes:   []PlatformDoraLevelMetricAttributeKey{PlatformDoraLevelMetricAttributeKeyNamespace, PlatformDoraLevelMetricAttributeKeyDeployment, PlatformDoraLevelMetricAttributeKeyEnvironment, PlatformDoraLevelMetricAttributeKeyWindow, PlatformDoraLevelMetricAttributeKeyMetric, PlatformDoraLevelMetricAttributeKeyTierSet, PlatformDoraLevelMetricAttributeKeyTeam},
 					},
 					PlatformDoraRecoveryTimeMedian: PlatformDoraRecoveryTimeMedianMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraRecoveryTimeMedianMetricAttributeKey{PlatformDoraRecoveryTimeMedianMetricAttributeKeyNamespace, PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow},
+						EnabledAttributes:   []PlatformDoraRecoveryTimeMedianMetricAttributeKey{PlatformDoraRecoveryTimeMedianMetricAttributeKeyNamespace, PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow, PlatformDoraRecoveryTimeMedianMetricAttributeKeyTeam},
 					},
 					PlatformDoraReworkRate: PlatformDoraReworkRateMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraReworkRateMetricAttributeKey{PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow},
+						EnabledAttributes:   []PlatformDoraReworkRateMetricAttributeKey{PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow, PlatformDoraReworkRateMetricAttributeKeyTeam},
 					},
 					PlatformIncidents: PlatformIncidentsMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PlatformIncidentsMetricAttributeKey{PlatformIncidentsMetricAttributeKeyNamespace, PlatformIncidentsMetricAttributeKeyDeployment, PlatformIncidentsMetricAttributeKeyEnvironment, PlatformIncidentsMetricAttributeKeyAttributed},
+						EnabledAttributes:   []PlatformIncidentsMetricAttributeKey{PlatformIncidentsMetricAttributeKeyNamespace, PlatformIncidentsMetricAttributeKeyDeployment, PlatformIncidentsMetricAttributeKeyEnvironment, PlatformIncidentsMetricAttributeKeyAttributed, PlatformIncidentsMetricAttributeKeyTeam},
 					},
 					PlatformLeadTimeDropped: PlatformLeadTimeDroppedMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PlatformLeadTimeDroppedMetricAttributeKey{PlatformLeadTimeDroppedMetricAttributeKeyNamespace, PlatformLeadTimeDroppedMetricAttributeKeyDeployment, PlatformLeadTimeDroppedMetricAttributeKeyEnvironment, PlatformLeadTimeDroppedMetricAttributeKeyReason},
+						EnabledAttributes:   []PlatformLeadTimeDroppedMetricAttributeKey{PlatformLeadTimeDroppedMetricAttributeKeyNamespace, PlatformLeadTimeDroppedMetricAttributeKeyDeployment, PlatformLeadTimeDroppedMetricAttributeKeyEnvironment, PlatformLeadTimeDroppedMetricAttributeKeyReason, PlatformLeadTimeDroppedMetricAttributeKeyTeam},
 					},
 				},
 			},
@@ -91,57 +91,57 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					PlatformDeploymentFailures: PlatformDeploymentFailuresMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PlatformDeploymentFailuresMetricAttributeKey{PlatformDeploymentFailuresMetricAttributeKeyNamespace, PlatformDeploymentFailuresMetricAttributeKeyDeployment, PlatformDeploymentFailuresMetricAttributeKeyEnvironment, PlatformDeploymentFailuresMetricAttributeKeyReason},
+						EnabledAttributes:   []PlatformDeploymentFailuresMetricAttributeKey{PlatformDeploymentFailuresMetricAttributeKeyNamespace, PlatformDeploymentFailuresMetricAttributeKeyDeployment, PlatformDeploymentFailuresMetricAttributeKeyEnvironment, PlatformDeploymentFailuresMetricAttributeKeyReason, PlatformDeploymentFailuresMetricAttributeKeyTeam},
 					},
 					PlatformDeployments: PlatformDeploymentsMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PlatformDeploymentsMetricAttributeKey{PlatformDeploymentsMetricAttributeKeyNamespace, PlatformDeploymentsMetricAttributeKeyDeployment, PlatformDeploymentsMetricAttributeKeyEnvironment, PlatformDeploymentsMetricAttributeKeyStatus},
+						EnabledAttributes:   []PlatformDeploymentsMetricAttributeKey{PlatformDeploymentsMetricAttributeKeyNamespace, PlatformDeploymentsMetricAttributeKeyDeployment, PlatformDeploymentsMetricAttributeKeyEnvironment, PlatformDeploymentsMetricAttributeKeyStatus, PlatformDeploymentsMetricAttributeKeyTeam},
 					},
 					PlatformDeploymentsRework: PlatformDeploymentsReworkMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PlatformDeploymentsReworkMetricAttributeKey{PlatformDeploymentsReworkMetricAttributeKeyNamespace, PlatformDeploymentsReworkMetricAttributeKeyDeployment, PlatformDeploymentsReworkMetricAttributeKeyEnvironment},
+						EnabledAttributes:   []PlatformDeploymentsReworkMetricAttributeKey{PlatformDeploymentsReworkMetricAttributeKeyNamespace, PlatformDeploymentsReworkMetricAttributeKeyDeployment, PlatformDeploymentsReworkMetricAttributeKeyEnvironment, PlatformDeploymentsReworkMetricAttributeKeyTeam},
 					},
 					PlatformDoraChangeFailureRate: PlatformDoraChangeFailureRateMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraChangeFailureRateMetricAttributeKey{PlatformDoraChangeFailureRateMetricAttributeKeyNamespace, PlatformDoraChangeFailureRateMetricAttributeKeyDeployment, PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment, PlatformDoraChangeFailureRateMetricAttributeKeyWindow},
+						EnabledAttributes:   []PlatformDoraChangeFailureRateMetricAttributeKey{PlatformDoraChangeFailureRateMetricAttributeKeyNamespace, PlatformDoraChangeFailureRateMetricAttributeKeyDeployment, PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment, PlatformDoraChangeFailureRateMetricAttributeKeyWindow, PlatformDoraChangeFailureRateMetricAttributeKeyTeam},
 					},
 					PlatformDoraDeploymentFrequency: PlatformDoraDeploymentFrequencyMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraDeploymentFrequencyMetricAttributeKey{PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace, PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment, PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment, PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow},
+						EnabledAttributes:   []PlatformDoraDeploymentFrequencyMetricAttributeKey{PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace, PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment, PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment, PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow, PlatformDoraDeploymentFrequencyMetricAttributeKeyTeam},
 					},
 					PlatformDoraLeadTimeMedian: PlatformDoraLeadTimeMedianMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraLeadTimeMedianMetricAttributeKey{PlatformDoraLeadTimeMedianMetricAttributeKeyNamespace, PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment, PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment, PlatformDoraLeadTimeMedianMetricAttributeKeyWindow},
+						EnabledAttributes:   []PlatformDoraLeadTimeMedianMetricAttributeKey{PlatformDoraLeadTimeMedianMetricAttributeKeyNamespace, PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment, PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment, PlatformDoraLeadTimeMedianMetricAttributeKeyWindow, PlatformDoraLeadTimeMedianMetricAttributeKeyTeam},
 					},
 					PlatformDoraLevel: PlatformDoraLevelMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraLevelMetricAttributeKey{PlatformDoraLevelMetricAttributeKeyNamespace, PlatformDoraLevelMetricAttributeKeyDeployment, PlatformDoraLevelMetricAttributeKeyEnvironment, PlatformDoraLevelMetricAttributeKeyWindow, PlatformDoraLevelMetricAttributeKeyMetric, PlatformDoraLevelMetricAttributeKeyTierSet},
+						EnabledAttributes:   []PlatformDoraLevelMetricAttributeKey{PlatformDoraLevelMetricAttributeKeyNamespace, PlatformDoraLevelMetricAttributeKeyDeployment, PlatformDoraLevelMetricAttributeKeyEnvironment, PlatformDoraLevelMetricAttributeKeyWindow, PlatformDoraLevelMetricAttributeKeyMetric, PlatformDoraLevelMetricAttributeKeyTierSet, PlatformDoraLevelMetricAttributeKeyTeam},
 					},
 					PlatformDoraRecoveryTimeMedian: PlatformDoraRecoveryTimeMedianMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraRecoveryTimeMedianMetricAttributeKey{PlatformDoraRecoveryTimeMedianMetricAttributeKeyNamespace, PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow},
+						EnabledAttributes:   []PlatformDoraRecoveryTimeMedianMetricAttributeKey{PlatformDoraRecoveryTimeMedianMetricAttributeKeyNamespace, PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow, PlatformDoraRecoveryTimeMedianMetricAttributeKeyTeam},
 					},
 					PlatformDoraReworkRate: PlatformDoraReworkRateMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraReworkRateMetricAttributeKey{PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow},
+						EnabledAttributes:   []PlatformDoraReworkRateMetricAttributeKey{PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow, PlatformDoraReworkRateMetricAttributeKeyTeam},
 					},
 					PlatformIncidents: PlatformIncidentsMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PlatformIncidentsMetricAttributeKey{PlatformIncidentsMetricAttributeKeyNamespace, PlatformIncidentsMetricAttributeKeyDeployment, PlatformIncidentsMetricAttributeKeyEnvironment, PlatformIncidentsMetricAttributeKeyAttributed},
+						EnabledAttributes:   []PlatformIncidentsMetricAttributeKey{PlatformIncidentsMetricAttributeKeyNamespace, PlatformIncidentsMetricAttributeKeyDeployment, PlatformIncidentsMetricAttributeKeyEnvironment, PlatformIncidentsMetricAttributeKeyAttributed, PlatformIncidentsMetricAttributeKeyTeam},
 					},
 					PlatformLeadTimeDropped: PlatformLeadTimeDroppedMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PlatformLeadTimeDroppedMetricAttributeKey{PlatformLeadTimeDroppedMetricAttributeKeyNamespace, PlatformLeadTimeDroppedMetricAttributeKeyDeployment, PlatformLeadTimeDroppedMetricAttributeKeyEnvironment, PlatformLeadTimeDroppedMetricAttributeKeyReason},
+						EnabledAttributes:   []PlatformLeadTimeDroppedMetricAttributeKey{PlatformLeadTimeDroppedMetricAttributeKeyNamespace, PlatformLeadTimeDroppedMetricAttributeKeyDeployment, PlatformLeadTimeDroppedMetricAttributeKeyEnvironment, PlatformLeadTimeDroppedMetricAttributeKeyReason, PlatformLeadTimeDroppedMetricAttributeKeyTeam},
 					},
 				},
 			},
@@ -160,7 +160,7 @@ func TestPlatformDeploymentFailuresMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformDeploymentFailuresMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.deployment.failures doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, reason]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.deployment.failures doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, reason, team]")
 
 	cfg = DefaultMetricsConfig().PlatformDeploymentFailures
 	cfg.AggregationStrategy = "invalid"
@@ -172,7 +172,7 @@ func TestPlatformDeploymentsMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformDeploymentsMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.deployments doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, status]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.deployments doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, status, team]")
 
 	cfg = DefaultMetricsConfig().PlatformDeployments
 	cfg.AggregationStrategy = "invalid"
@@ -184,7 +184,7 @@ func TestPlatformDeploymentsReworkMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformDeploymentsReworkMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.deployments.rework doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.deployments.rework doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, team]")
 
 	cfg = DefaultMetricsConfig().PlatformDeploymentsRework
 	cfg.AggregationStrategy = "invalid"
@@ -196,7 +196,7 @@ func TestPlatformDoraChangeFailureRateMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformDoraChangeFailureRateMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.change_failure_rate doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.change_failure_rate doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, team]")
 
 	cfg = DefaultMetricsConfig().PlatformDoraChangeFailureRate
 	cfg.AggregationStrategy = "invalid"
@@ -208,7 +208,7 @@ func TestPlatformDoraDeploymentFrequencyMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformDoraDeploymentFrequencyMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.deployment_frequency doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.deployment_frequency doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, team]")
 
 	cfg = DefaultMetricsConfig().PlatformDoraDeploymentFrequency
 	cfg.AggregationStrategy = "invalid"
@@ -220,7 +220,7 @@ func TestPlatformDoraLeadTimeMedianMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformDoraLeadTimeMedianMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.lead_time.median doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.lead_time.median doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, team]")
 
 	cfg = DefaultMetricsConfig().PlatformDoraLeadTimeMedian
 	cfg.AggregationStrategy = "invalid"
@@ -232,7 +232,7 @@ func TestPlatformDoraLevelMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformDoraLevelMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.level doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, metric, tier_set]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.level doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, metric, tier_set, team]")
 
 	cfg = DefaultMetricsConfig().PlatformDoraLevel
 	cfg.AggregationStrategy = "invalid"
@@ -244,7 +244,7 @@ func TestPlatformDoraRecoveryTimeMedianMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformDoraRecoveryTimeMedianMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.recovery_time.median doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.recovery_time.median doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, team]")
 
 	cfg = DefaultMetricsConfig().PlatformDoraRecoveryTimeMedian
 	cfg.AggregationStrategy = "invalid"
@@ -256,7 +256,7 @@ func TestPlatformDoraReworkRateMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformDoraReworkRateMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.rework_rate doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.rework_rate doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, team]")
 
 	cfg = DefaultMetricsConfig().PlatformDoraReworkRate
 	cfg.AggregationStrategy = "invalid"
@@ -268,7 +268,7 @@ func TestPlatformIncidentsMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformIncidentsMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.incidents doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, attributed]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.incidents doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, attributed, team]")
 
 	cfg = DefaultMetricsConfig().PlatformIncidents
 	cfg.AggregationStrategy = "invalid"
@@ -280,7 +280,7 @@ func TestPlatformLeadTimeDroppedMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformLeadTimeDroppedMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.lead_time.dropped doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, reason]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.lead_time.dropped doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, reason, team]")
 
 	cfg = DefaultMetricsConfig().PlatformLeadTimeDropped
 	cfg.AggregationStrategy = "invalid"

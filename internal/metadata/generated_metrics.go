@@ -111,47 +111,47 @@ var MapAttributeStatus = map[string]AttributeStatus{
 var MetricsInfo = metricsInfo{
 	PlatformDeploymentFailures: metricInfo{
 		Name:       "platform.deployment.failures",
-		Attributes: []string{"namespace", "deployment", "environment", "reason"},
+		Attributes: []string{"namespace", "deployment", "environment", "reason", "team"},
 	},
 	PlatformDeployments: metricInfo{
 		Name:       "platform.deployments",
-		Attributes: []string{"namespace", "deployment", "environment", "status"},
+		Attributes: []string{"namespace", "deployment", "environment", "status", "team"},
 	},
 	PlatformDeploymentsRework: metricInfo{
 		Name:       "platform.deployments.rework",
-		Attributes: []string{"namespace", "deployment", "environment"},
+		Attributes: []string{"namespace", "deployment", "environment", "team"},
 	},
 	PlatformDoraChangeFailureRate: metricInfo{
 		Name:       "platform.dora.change_failure_rate",
-		Attributes: []string{"namespace", "deployment", "environment", "window"},
+		Attributes: []string{"namespace", "deployment", "environment", "window", "team"},
 	},
 	PlatformDoraDeploymentFrequency: metricInfo{
 		Name:       "platform.dora.deployment_frequency",
-		Attributes: []string{"namespace", "deployment", "environment", "window"},
+		Attributes: []string{"namespace", "deployment", "environment", "window", "team"},
 	},
 	PlatformDoraLeadTimeMedian: metricInfo{
 		Name:       "platform.dora.lead_time.median",
-		Attributes: []string{"namespace", "deployment", "environment", "window"},
+		Attributes: []string{"namespace", "deployment", "environment", "window", "team"},
 	},
 	PlatformDoraLevel: metricInfo{
 		Name:       "platform.dora.level",
-		Attributes: []string{"namespace", "deployment", "environment", "window", "metric", "tier_set"},
+		Attributes: []string{"namespace", "deployment", "environment", "window", "metric", "tier_set", "team"},
 	},
 	PlatformDoraRecoveryTimeMedian: metricInfo{
 		Name:       "platform.dora.recovery_time.median",
-		Attributes: []string{"namespace", "deployment", "environment", "window"},
+		Attributes: []string{"namespace", "deployment", "environment", "window", "team"},
 	},
 	PlatformDoraReworkRate: metricInfo{
 		Name:       "platform.dora.rework_rate",
-		Attributes: []string{"namespace", "deployment", "environment", "window"},
+		Attributes: []string{"namespace", "deployment", "environment", "window", "team"},
 	},
 	PlatformIncidents: metricInfo{
 		Name:       "platform.incidents",
-		Attributes: []string{"namespace", "deployment", "environment", "attributed"},
+		Attributes: []string{"namespace", "deployment", "environment", "attributed", "team"},
 	},
 	PlatformLeadTimeDropped: metricInfo{
 		Name:       "platform.lead_time.dropped",
-		Attributes: []string{"namespace", "deployment", "environment", "reason"},
+		Attributes: []string{"namespace", "deployment", "environment", "reason", "team"},
 	},
 }
 
@@ -174,6 +174,22 @@ type metricInfo struct {
 	Attributes []string
 }
 
+type MetricAttributeOption interface {
+	apply(pmetric.NumberDataPoint)
+}
+
+type metricAttributeOptionFunc func(pmetric.NumberDataPoint)
+
+func (maof metricAttributeOptionFunc) apply(dp pmetric.NumberDataPoint) {
+	maof(dp)
+}
+
+func WithTeamMetricAttribute(teamAttributeValue string) MetricAttributeOption {
+	return metricAttributeOptionFunc(func(dp pmetric.NumberDataPoint) {
+		dp.Attributes().PutStr("team", teamAttributeValue)
+	})
+}
+
 type metricPlatformDeploymentFailures struct {
 	data          pmetric.Metric                         // data buffer for generated metric.
 	config        PlatformDeploymentFailuresMetricConfig // metric config provided by user.
@@ -193,7 +209,7 @@ func (m *metricPlatformDeploymentFailures) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricPlatformDeploymentFailures) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, reasonAttributeValue string) {
+func (m *metricPlatformDeploymentFailures) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, reasonAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -212,6 +228,9 @@ func (m *metricPlatformDeploymentFailures) recordDataPoint(start pcommon.Timesta
 	}
 	if slices.Contains(m.config.EnabledAttributes, PlatformDeploymentFailuresMetricAttributeKeyReason) {
 		dp.Attributes().PutStr("reason", reasonAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -293,7 +312,7 @@ func (m *metricPlatformDeployments) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricPlatformDeployments) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, statusAttributeValue string) {
+func (m *metricPlatformDeployments) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, statusAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -312,6 +331,9 @@ func (m *metricPlatformDeployments) recordDataPoint(start pcommon.Timestamp, ts 
 	}
 	if slices.Contains(m.config.EnabledAttributes, PlatformDeploymentsMetricAttributeKeyStatus) {
 		dp.Attributes().PutStr("status", statusAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -393,7 +415,7 @@ func (m *metricPlatformDeploymentsRework) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricPlatformDeploymentsRework) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string) {
+func (m *metricPlatformDeploymentsRework) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -409,6 +431,9 @@ func (m *metricPlatformDeploymentsRework) recordDataPoint(start pcommon.Timestam
 	}
 	if slices.Contains(m.config.EnabledAttributes, PlatformDeploymentsReworkMetricAttributeKeyEnvironment) {
 		dp.Attributes().PutStr("environment", environmentAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -488,7 +513,7 @@ func (m *metricPlatformDoraChangeFailureRate) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricPlatformDoraChangeFailureRate) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string) {
+func (m *metricPlatformDoraChangeFailureRate) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -507,6 +532,9 @@ func (m *metricPlatformDoraChangeFailureRate) recordDataPoint(start pcommon.Time
 	}
 	if slices.Contains(m.config.EnabledAttributes, PlatformDoraChangeFailureRateMetricAttributeKeyWindow) {
 		dp.Attributes().PutStr("window", windowAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -586,7 +614,7 @@ func (m *metricPlatformDoraDeploymentFrequency) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricPlatformDoraDeploymentFrequency) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string) {
+func (m *metricPlatformDoraDeploymentFrequency) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -605,6 +633,9 @@ func (m *metricPlatformDoraDeploymentFrequency) recordDataPoint(start pcommon.Ti
 	}
 	if slices.Contains(m.config.EnabledAttributes, PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow) {
 		dp.Attributes().PutStr("window", windowAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -684,7 +715,7 @@ func (m *metricPlatformDoraLeadTimeMedian) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricPlatformDoraLeadTimeMedian) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string) {
+func (m *metricPlatformDoraLeadTimeMedian) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -703,6 +734,9 @@ func (m *metricPlatformDoraLeadTimeMedian) recordDataPoint(start pcommon.Timesta
 	}
 	if slices.Contains(m.config.EnabledAttributes, PlatformDoraLeadTimeMedianMetricAttributeKeyWindow) {
 		dp.Attributes().PutStr("window", windowAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -782,7 +816,7 @@ func (m *metricPlatformDoraLevel) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricPlatformDoraLevel) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string, metricAttributeValue string, tierSetAttributeValue string) {
+func (m *metricPlatformDoraLevel) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string, metricAttributeValue string, tierSetAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -807,6 +841,9 @@ func (m *metricPlatformDoraLevel) recordDataPoint(start pcommon.Timestamp, ts pc
 	}
 	if slices.Contains(m.config.EnabledAttributes, PlatformDoraLevelMetricAttributeKeyTierSet) {
 		dp.Attributes().PutStr("tier_set", tierSetAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -886,7 +923,7 @@ func (m *metricPlatformDoraRecoveryTimeMedian) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricPlatformDoraRecoveryTimeMedian) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string) {
+func (m *metricPlatformDoraRecoveryTimeMedian) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -905,6 +942,9 @@ func (m *metricPlatformDoraRecoveryTimeMedian) recordDataPoint(start pcommon.Tim
 	}
 	if slices.Contains(m.config.EnabledAttributes, PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow) {
 		dp.Attributes().PutStr("window", windowAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -984,7 +1024,7 @@ func (m *metricPlatformDoraReworkRate) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricPlatformDoraReworkRate) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string) {
+func (m *metricPlatformDoraReworkRate) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -1003,6 +1043,9 @@ func (m *metricPlatformDoraReworkRate) recordDataPoint(start pcommon.Timestamp, 
 	}
 	if slices.Contains(m.config.EnabledAttributes, PlatformDoraReworkRateMetricAttributeKeyWindow) {
 		dp.Attributes().PutStr("window", windowAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -1084,7 +1127,7 @@ func (m *metricPlatformIncidents) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricPlatformIncidents) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, attributedAttributeValue string) {
+func (m *metricPlatformIncidents) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, attributedAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -1103,6 +1146,9 @@ func (m *metricPlatformIncidents) recordDataPoint(start pcommon.Timestamp, ts pc
 	}
 	if slices.Contains(m.config.EnabledAttributes, PlatformIncidentsMetricAttributeKeyAttributed) {
 		dp.Attributes().PutStr("attributed", attributedAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -1184,7 +1230,7 @@ func (m *metricPlatformLeadTimeDropped) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricPlatformLeadTimeDropped) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, reasonAttributeValue string) {
+func (m *metricPlatformLeadTimeDropped) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, reasonAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -1203,6 +1249,9 @@ func (m *metricPlatformLeadTimeDropped) recordDataPoint(start pcommon.Timestamp,
 	}
 	if slices.Contains(m.config.EnabledAttributes, PlatformLeadTimeDroppedMetricAttributeKeyReason) {
 		dp.Attributes().PutStr("reason", reasonAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -1418,58 +1467,58 @@ func (mb *MetricsBuilder) Emit(options ...ResourceMetricsOption) pmetric.Metrics
 }
 
 // RecordPlatformDeploymentFailuresDataPoint adds a data point to platform.deployment.failures metric.
-func (mb *MetricsBuilder) RecordPlatformDeploymentFailuresDataPoint(ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, reasonAttributeValue string) {
-	mb.metricPlatformDeploymentFailures.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, reasonAttributeValue)
+func (mb *MetricsBuilder) RecordPlatformDeploymentFailuresDataPoint(ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, reasonAttributeValue string, options ...MetricAttributeOption) {
+	mb.metricPlatformDeploymentFailures.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, reasonAttributeValue, options...)
 }
 
 // RecordPlatformDeploymentsDataPoint adds a data point to platform.deployments metric.
-func (mb *MetricsBuilder) RecordPlatformDeploymentsDataPoint(ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, statusAttributeValue AttributeStatus) {
-	mb.metricPlatformDeployments.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, statusAttributeValue.String())
+func (mb *MetricsBuilder) RecordPlatformDeploymentsDataPoint(ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, statusAttributeValue AttributeStatus, options ...MetricAttributeOption) {
+	mb.metricPlatformDeployments.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, statusAttributeValue.String(), options...)
 }
 
 // RecordPlatformDeploymentsReworkDataPoint adds a data point to platform.deployments.rework metric.
-func (mb *MetricsBuilder) RecordPlatformDeploymentsReworkDataPoint(ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string) {
-	mb.metricPlatformDeploymentsRework.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue)
+func (mb *MetricsBuilder) RecordPlatformDeploymentsReworkDataPoint(ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, options ...MetricAttributeOption) {
+	mb.metricPlatformDeploymentsRework.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, options...)
 }
 
 // RecordPlatformDoraChangeFailureRateDataPoint adds a data point to platform.dora.change_failure_rate metric.
-func (mb *MetricsBuilder) RecordPlatformDoraChangeFailureRateDataPoint(ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string) {
-	mb.metricPlatformDoraChangeFailureRate.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, windowAttributeValue)
+func (mb *MetricsBuilder) RecordPlatformDoraChangeFailureRateDataPoint(ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string, options ...MetricAttributeOption) {
+	mb.metricPlatformDoraChangeFailureRate.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, windowAttributeValue, options...)
 }
 
 // RecordPlatformDoraDeploymentFrequencyDataPoint adds a data point to platform.dora.deployment_frequency metric.
-func (mb *MetricsBuilder) RecordPlatformDoraDeploymentFrequencyDataPoint(ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string) {
-	mb.metricPlatformDoraDeploymentFrequency.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, windowAttributeValue)
+func (mb *MetricsBuilder) RecordPlatformDoraDeploymentFrequencyDataPoint(ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string, options ...MetricAttributeOption) {
+	mb.metricPlatformDoraDeploymentFrequency.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, windowAttributeValue, options...)
 }
 
 // RecordPlatformDoraLeadTimeMedianDataPoint adds a data point to platform.dora.lead_time.median metric.
-func (mb *MetricsBuilder) RecordPlatformDoraLeadTimeMedianDataPoint(ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string) {
-	mb.metricPlatformDoraLeadTimeMedian.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, windowAttributeValue)
+func (mb *MetricsBuilder) RecordPlatformDoraLeadTimeMedianDataPoint(ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string, options ...MetricAttributeOption) {
+	mb.metricPlatformDoraLeadTimeMedian.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, windowAttributeValue, options...)
 }
 
 // RecordPlatformDoraLevelDataPoint adds a data point to platform.dora.level metric.
-func (mb *MetricsBuilder) RecordPlatformDoraLevelDataPoint(ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string, metricAttributeValue AttributeMetric, tierSetAttributeValue string) {
-	mb.metricPlatformDoraLevel.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, windowAttributeValue, metricAttributeValue.String(), tierSetAttributeValue)
+func (mb *MetricsBuilder) RecordPlatformDoraLevelDataPoint(ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string, metricAttributeValue AttributeMetric, tierSetAttributeValue string, options ...MetricAttributeOption) {
+	mb.metricPlatformDoraLevel.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, windowAttributeValue, metricAttributeValue.String(), tierSetAttributeValue, options...)
 }
 
 // RecordPlatformDoraRecoveryTimeMedianDataPoint adds a data point to platform.dora.recovery_time.median metric.
-func (mb *MetricsBuilder) RecordPlatformDoraRecoveryTimeMedianDataPoint(ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string) {
-	mb.metricPlatformDoraRecoveryTimeMedian.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, windowAttributeValue)
+func (mb *MetricsBuilder) RecordPlatformDoraRecoveryTimeMedianDataPoint(ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string, options ...MetricAttributeOption) {
+	mb.metricPlatformDoraRecoveryTimeMedian.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, windowAttributeValue, options...)
 }
 
 // RecordPlatformDoraReworkRateDataPoint adds a data point to platform.dora.rework_rate metric.
-func (mb *MetricsBuilder) RecordPlatformDoraReworkRateDataPoint(ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string) {
-	mb.metricPlatformDoraReworkRate.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, windowAttributeValue)
+func (mb *MetricsBuilder) RecordPlatformDoraReworkRateDataPoint(ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string, options ...MetricAttributeOption) {
+	mb.metricPlatformDoraReworkRate.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, windowAttributeValue, options...)
 }
 
 // RecordPlatformIncidentsDataPoint adds a data point to platform.incidents metric.
-func (mb *MetricsBuilder) RecordPlatformIncidentsDataPoint(ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, attributedAttributeValue AttributeAttributed) {
-	mb.metricPlatformIncidents.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, attributedAttributeValue.String())
+func (mb *MetricsBuilder) RecordPlatformIncidentsDataPoint(ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, attributedAttributeValue AttributeAttributed, options ...MetricAttributeOption) {
+	mb.metricPlatformIncidents.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, attributedAttributeValue.String(), options...)
 }
 
 // RecordPlatformLeadTimeDroppedDataPoint adds a data point to platform.lead_time.dropped metric.
-func (mb *MetricsBuilder) RecordPlatformLeadTimeDroppedDataPoint(ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, reasonAttributeValue string) {
-	mb.metricPlatformLeadTimeDropped.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, reasonAttributeValue)
+func (mb *MetricsBuilder) RecordPlatformLeadTimeDroppedDataPoint(ts pcommon.Timestamp, val int64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, reasonAttributeValue string, options ...MetricAttributeOption) {
+	mb.metricPlatformLeadTimeDropped.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, reasonAttributeValue, options...)
 }
 
 // Reset resets metrics builder to its initial state. It should be used when external metrics source is restarted,

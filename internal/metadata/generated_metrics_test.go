@@ -79,69 +79,69 @@ func TestMetricsBuilder(t *testing.T) {
 			allMetricsCount := 0
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformDeploymentFailuresDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "reason-val")
+			mb.RecordPlatformDeploymentFailuresDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "reason-val", WithTeamMetricAttribute("team-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformDeploymentFailuresDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "reason-val-2")
+				mb.RecordPlatformDeploymentFailuresDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "reason-val-2", WithTeamMetricAttribute("team-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformDeploymentsDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", AttributeStatusSuccess)
+			mb.RecordPlatformDeploymentsDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", AttributeStatusSuccess, WithTeamMetricAttribute("team-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformDeploymentsDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", AttributeStatusFailure)
+				mb.RecordPlatformDeploymentsDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", AttributeStatusFailure, WithTeamMetricAttribute("team-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformDeploymentsReworkDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val")
+			mb.RecordPlatformDeploymentsReworkDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", WithTeamMetricAttribute("team-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformDeploymentsReworkDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2")
+				mb.RecordPlatformDeploymentsReworkDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", WithTeamMetricAttribute("team-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformDoraChangeFailureRateDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val")
+			mb.RecordPlatformDoraChangeFailureRateDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", WithTeamMetricAttribute("team-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformDoraChangeFailureRateDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2")
+				mb.RecordPlatformDoraChangeFailureRateDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", WithTeamMetricAttribute("team-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformDoraDeploymentFrequencyDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val")
+			mb.RecordPlatformDoraDeploymentFrequencyDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", WithTeamMetricAttribute("team-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformDoraDeploymentFrequencyDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2")
+				mb.RecordPlatformDoraDeploymentFrequencyDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", WithTeamMetricAttribute("team-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformDoraLeadTimeMedianDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val")
+			mb.RecordPlatformDoraLeadTimeMedianDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", WithTeamMetricAttribute("team-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformDoraLeadTimeMedianDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2")
+				mb.RecordPlatformDoraLeadTimeMedianDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", WithTeamMetricAttribute("team-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformDoraLevelDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", AttributeMetricDeploymentFrequency, "tier_set-val")
+			mb.RecordPlatformDoraLevelDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", AttributeMetricDeploymentFrequency, "tier_set-val", WithTeamMetricAttribute("team-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformDoraLevelDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", AttributeMetricLeadTime, "tier_set-val-2")
+				mb.RecordPlatformDoraLevelDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", AttributeMetricLeadTime, "tier_set-val-2", WithTeamMetricAttribute("team-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformDoraRecoveryTimeMedianDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val")
+			mb.RecordPlatformDoraRecoveryTimeMedianDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", WithTeamMetricAttribute("team-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformDoraRecoveryTimeMedianDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2")
+				mb.RecordPlatformDoraRecoveryTimeMedianDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", WithTeamMetricAttribute("team-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformDoraReworkRateDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val")
+			mb.RecordPlatformDoraReworkRateDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", WithTeamMetricAttribute("team-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformDoraReworkRateDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2")
+				mb.RecordPlatformDoraReworkRateDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", WithTeamMetricAttribute("team-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformIncidentsDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", AttributeAttributedTrue)
+			mb.RecordPlatformIncidentsDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", AttributeAttributedTrue, WithTeamMetricAttribute("team-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformIncidentsDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", AttributeAttributedFalse)
+				mb.RecordPlatformIncidentsDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", AttributeAttributedFalse, WithTeamMetricAttribute("team-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformLeadTimeDroppedDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "reason-val")
+			mb.RecordPlatformLeadTimeDroppedDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "reason-val", WithTeamMetricAttribute("team-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformLeadTimeDroppedDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "reason-val-2")
+				mb.RecordPlatformLeadTimeDroppedDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "reason-val-2", WithTeamMetricAttribute("team-val"))
 			}
 
 			res := pcommon.NewResource()
@@ -212,6 +212,9 @@ func TestMetricsBuilder(t *testing.T) {
 						reasonAttrVal, ok := dp.Attributes().Get("reason")
 						assert.True(t, ok)
 						assert.Equal(t, "reason-val", reasonAttrVal.Str())
+						teamAttrVal, ok := dp.Attributes().Get("team")
+						assert.True(t, ok)
+						assert.Equal(t, "team-val", teamAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.deployment.failures"], "Found a duplicate in the metrics slice: platform.deployment.failures")
 						validatedMetrics["platform.deployment.failures"] = true
@@ -271,6 +274,9 @@ func TestMetricsBuilder(t *testing.T) {
 						statusAttrVal, ok := dp.Attributes().Get("status")
 						assert.True(t, ok)
 						assert.Equal(t, "success", statusAttrVal.Str())
+						teamAttrVal, ok := dp.Attributes().Get("team")
+						assert.True(t, ok)
+						assert.Equal(t, "team-val", teamAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.deployments"], "Found a duplicate in the metrics slice: platform.deployments")
 						validatedMetrics["platform.deployments"] = true
@@ -327,6 +333,9 @@ func TestMetricsBuilder(t *testing.T) {
 						environmentAttrVal, ok := dp.Attributes().Get("environment")
 						assert.True(t, ok)
 						assert.Equal(t, "environment-val", environmentAttrVal.Str())
+						teamAttrVal, ok := dp.Attributes().Get("team")
+						assert.True(t, ok)
+						assert.Equal(t, "team-val", teamAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.deployments.rework"], "Found a duplicate in the metrics slice: platform.deployments.rework")
 						validatedMetrics["platform.deployments.rework"] = true
@@ -382,6 +391,9 @@ func TestMetricsBuilder(t *testing.T) {
 						windowAttrVal, ok := dp.Attributes().Get("window")
 						assert.True(t, ok)
 						assert.Equal(t, "window-val", windowAttrVal.Str())
+						teamAttrVal, ok := dp.Attributes().Get("team")
+						assert.True(t, ok)
+						assert.Equal(t, "team-val", teamAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.dora.change_failure_rate"], "Found a duplicate in the metrics slice: platform.dora.change_failure_rate")
 						validatedMetrics["platform.dora.change_failure_rate"] = true
@@ -437,6 +449,9 @@ func TestMetricsBuilder(t *testing.T) {
 						windowAttrVal, ok := dp.Attributes().Get("window")
 						assert.True(t, ok)
 						assert.Equal(t, "window-val", windowAttrVal.Str())
+						teamAttrVal, ok := dp.Attributes().Get("team")
+						assert.True(t, ok)
+						assert.Equal(t, "team-val", teamAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.dora.deployment_frequency"], "Found a duplicate in the metrics slice: platform.dora.deployment_frequency")
 						validatedMetrics["platform.dora.deployment_frequency"] = true
@@ -492,6 +507,9 @@ func TestMetricsBuilder(t *testing.T) {
 						windowAttrVal, ok := dp.Attributes().Get("window")
 						assert.True(t, ok)
 						assert.Equal(t, "window-val", windowAttrVal.Str())
+						teamAttrVal, ok := dp.Attributes().Get("team")
+						assert.True(t, ok)
+						assert.Equal(t, "team-val", teamAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.dora.lead_time.median"], "Found a duplicate in the metrics slice: platform.dora.lead_time.median")
 						validatedMetrics["platform.dora.lead_time.median"] = true
@@ -553,6 +571,9 @@ func TestMetricsBuilder(t *testing.T) {
 						tierSetAttrVal, ok := dp.Attributes().Get("tier_set")
 						assert.True(t, ok)
 						assert.Equal(t, "tier_set-val", tierSetAttrVal.Str())
+						teamAttrVal, ok := dp.Attributes().Get("team")
+						assert.True(t, ok)
+						assert.Equal(t, "team-val", teamAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.dora.level"], "Found a duplicate in the metrics slice: platform.dora.level")
 						validatedMetrics["platform.dora.level"] = true
@@ -612,6 +633,9 @@ func TestMetricsBuilder(t *testing.T) {
 						windowAttrVal, ok := dp.Attributes().Get("window")
 						assert.True(t, ok)
 						assert.Equal(t, "window-val", windowAttrVal.Str())
+						teamAttrVal, ok := dp.Attributes().Get("team")
+						assert.True(t, ok)
+						assert.Equal(t, "team-val", teamAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.dora.recovery_time.median"], "Found a duplicate in the metrics slice: platform.dora.recovery_time.median")
 						validatedMetrics["platform.dora.recovery_time.median"] = true
@@ -667,6 +691,9 @@ func TestMetricsBuilder(t *testing.T) {
 						windowAttrVal, ok := dp.Attributes().Get("window")
 						assert.True(t, ok)
 						assert.Equal(t, "window-val", windowAttrVal.Str())
+						teamAttrVal, ok := dp.Attributes().Get("team")
+						assert.True(t, ok)
+						assert.Equal(t, "team-val", teamAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.dora.rework_rate"], "Found a duplicate in the metrics slice: platform.dora.rework_rate")
 						validatedMetrics["platform.dora.rework_rate"] = true
@@ -724,6 +751,9 @@ func TestMetricsBuilder(t *testing.T) {
 						attributedAttrVal, ok := dp.Attributes().Get("attributed")
 						assert.True(t, ok)
 						assert.Equal(t, "true", attributedAttrVal.Str())
+						teamAttrVal, ok := dp.Attributes().Get("team")
+						assert.True(t, ok)
+						assert.Equal(t, "team-val", teamAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.incidents"], "Found a duplicate in the metrics slice: platform.incidents")
 						validatedMetrics["platform.incidents"] = true
@@ -783,6 +813,9 @@ func TestMetricsBuilder(t *testing.T) {
 						reasonAttrVal, ok := dp.Attributes().Get("reason")
 						assert.True(t, ok)
 						assert.Equal(t, "reason-val", reasonAttrVal.Str())
+						teamAttrVal, ok := dp.Attributes().Get("team")
+						assert.True(t, ok)
+						assert.Equal(t, "team-val", teamAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.lead_time.dropped"], "Found a duplicate in the metrics slice: platform.lead_time.dropped")
 						validatedMetrics["platform.lead_time.dropped"] = true
