@@ -265,7 +265,7 @@ func mediaType(req *webhook.Request) string {
 func decode(req *webhook.Request) (ptrace.Traces, error) {
 	er := ptraceotlp.NewExportRequest()
 	if mediaType(req) == ContentTypeJSON {
-		if err := checkJSONDepth(req.Body, webhook.MaxJSONDepth); err != nil {
+		if err := webhook.CheckJSONDepth(req.Body, webhook.MaxJSONDepth); err != nil {
 			return ptrace.Traces{}, err
 		}
 		if err := er.UnmarshalJSON(req.Body); err != nil {
@@ -277,38 +277,6 @@ func decode(req *webhook.Request) (ptrace.Traces, error) {
 		return ptrace.Traces{}, webhook.BadRequest("malformed OTLP/protobuf ExportTraceServiceRequest: %v", err)
 	}
 	return er.Traces(), nil
-}
-
-// checkJSONDepth refuses JSON nested deeper than max before the OTLP
-// decoder (which recurses into nested attribute values) sees it.
-func checkJSONDepth(body []byte, max int) error {
-	depth := 0
-	inString, escaped := false, false
-	for i, c := range body {
-		if inString {
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case '{', '[':
-			depth++
-			if depth > max {
-				return webhook.BadRequest("JSON nested deeper than %d levels (at byte %d)", max, i)
-			}
-		case '}', ']':
-			depth--
-		}
-	}
-	return nil
 }
 
 // attrs looks attributes up on the span first, then on its resource.

@@ -75,14 +75,14 @@ func (p *Provider) push(d delivery) (webhook.Result, error) {
 		return webhook.Result{}, err
 	}
 	parent := ""
-	if pl.Before != "" && !isZeroSHA(pl.Before) {
-		if parent, err = commitSHA("before", pl.Before); err != nil {
+	if pl.Before != "" && !webhook.IsZeroSHA(pl.Before) {
+		if parent, err = webhook.CommitSHA("before", pl.Before); err != nil {
 			return webhook.Result{}, err
 		}
 	}
 	res := webhook.Result{Events: make([]event.Event, 0, len(pl.Commits))}
 	for i, c := range pl.Commits {
-		rev, err := commitSHA(fmt.Sprintf("commits[%d].id", i), c.ID)
+		rev, err := webhook.CommitSHA(fmt.Sprintf("commits[%d].id", i), c.ID)
 		if err != nil {
 			return webhook.Result{}, err
 		}
@@ -132,7 +132,7 @@ func (p *Provider) pullRequest(d delivery) (webhook.Result, error) {
 	if err != nil {
 		return webhook.Result{}, err
 	}
-	rev, err := commitSHA("pull_request.merge_commit_sha", pl.PullRequest.MergeCommitSHA)
+	rev, err := webhook.CommitSHA("pull_request.merge_commit_sha", pl.PullRequest.MergeCommitSHA)
 	if err != nil {
 		return webhook.Result{}, err
 	}
@@ -162,7 +162,7 @@ func (dep deployment) base(d delivery, repo string) (event.Event, error) {
 	if dep.ID <= 0 {
 		return event.Event{}, webhook.BadRequest(`missing required field "deployment.id"`)
 	}
-	rev, err := commitSHA("deployment.sha", dep.SHA)
+	rev, err := webhook.CommitSHA("deployment.sha", dep.SHA)
 	if err != nil {
 		return event.Event{}, err
 	}
@@ -330,7 +330,7 @@ func (p *Provider) workflowRun(d delivery) (webhook.Result, error) {
 	if attempt <= 0 {
 		attempt = 1 // payloads from before run attempts existed
 	}
-	rev, err := commitSHA("workflow_run.head_sha", run.HeadSHA)
+	rev, err := webhook.CommitSHA("workflow_run.head_sha", run.HeadSHA)
 	if err != nil {
 		return webhook.Result{}, err
 	}
@@ -447,36 +447,6 @@ func hasLabel(labels []label, want string) bool {
 		}
 	}
 	return false
-}
-
-// commitSHA returns v, a full commit SHA (SHA-1 or SHA-256), in lower case.
-func commitSHA(field, v string) (string, error) {
-	if v == "" {
-		return "", webhook.Required(field, v)
-	}
-	if !isSHA(v) {
-		return "", webhook.BadRequest("field %q: %q is not a full commit SHA", field, v)
-	}
-	return strings.ToLower(v), nil
-}
-
-func isSHA(v string) bool {
-	if len(v) != 40 && len(v) != 64 {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return true
-}
-
-// isZeroSHA reports the all-zero SHA Git uses for "no commit" (a created
-// or deleted branch).
-func isZeroSHA(v string) bool {
-	return (len(v) == 40 || len(v) == 64) && strings.Trim(v, "0") == ""
 }
 
 // parseTime parses GitHub's ISO 8601 times, into UTC.

@@ -647,7 +647,7 @@ func FuzzParse(f *testing.F) {
 			require.NotEmpty(t, ev.Repository)
 			switch ev.Kind {
 			case event.ChangeCommitted, event.ChangeMerged:
-				require.True(t, isSHA(ev.Revision) && ev.Revision == strings.ToLower(ev.Revision))
+				require.True(t, webhook.IsSHA(ev.Revision) && ev.Revision == strings.ToLower(ev.Revision))
 			case event.IncidentOpened, event.IncidentResolved:
 				require.NotEmpty(t, ev.IncidentID)
 			default:

@@ -57,7 +57,7 @@ func (p *Provider) push(body []byte) (webhook.Result, error) {
 		return webhook.Result{}, webhook.Required("ref", pl.Ref)
 	case !strings.HasPrefix(pl.Ref, "refs/heads/"):
 		return webhook.Result{Ignored: "push to " + pl.Ref + ", which is not a branch"}, nil
-	case isZeroSHA(pl.After):
+	case webhook.IsZeroSHA(pl.After):
 		return webhook.Result{Ignored: "branch " + pl.Ref + " deleted"}, nil
 	case len(pl.Commits) == 0:
 		return webhook.Result{Ignored: "push without new commits"}, nil
@@ -66,13 +66,13 @@ func (p *Provider) push(body []byte) (webhook.Result, error) {
 	if err != nil {
 		return webhook.Result{}, err
 	}
-	after, err := commitSHA("after", pl.After)
+	after, err := webhook.CommitSHA("after", pl.After)
 	if err != nil {
 		return webhook.Result{}, err
 	}
 	before := ""
-	if pl.Before != "" && !isZeroSHA(pl.Before) {
-		if before, err = commitSHA("before", pl.Before); err != nil {
+	if pl.Before != "" && !webhook.IsZeroSHA(pl.Before) {
+		if before, err = webhook.CommitSHA("before", pl.Before); err != nil {
 			return webhook.Result{}, err
 		}
 	}
@@ -85,7 +85,7 @@ func (p *Provider) push(body []byte) (webhook.Result, error) {
 	pushKey := fmt.Sprintf("gitlab/%s/push/%s..%s/", repo, before, after)
 	res := webhook.Result{Events: make([]event.Event, 0, len(pl.Commits))}
 	for i, c := range pl.Commits {
-		rev, err := commitSHA(fmt.Sprintf("commits[%d].id", i), c.ID)
+		rev, err := webhook.CommitSHA(fmt.Sprintf("commits[%d].id", i), c.ID)
 		if err != nil {
 			return webhook.Result{}, err
 		}
@@ -140,7 +140,7 @@ func (p *Provider) mergeRequest(body []byte) (webhook.Result, error) {
 	if mr.IID <= 0 {
 		return webhook.Result{}, webhook.BadRequest(`missing required field "object_attributes.iid"`)
 	}
-	rev, err := commitSHA("object_attributes.merge_commit_sha", mr.MergeCommitSHA)
+	rev, err := webhook.CommitSHA("object_attributes.merge_commit_sha", mr.MergeCommitSHA)
 	if err != nil {
 		return webhook.Result{}, err
 	}
@@ -225,7 +225,7 @@ func commitFromURL(url, short string) string {
 	url, _, _ = strings.Cut(url, "#")
 	url = strings.TrimSuffix(url, "/")
 	sha := url[strings.LastIndexByte(url, '/')+1:]
-	if !isSHA(sha) {
+	if !webhook.IsSHA(sha) {
 		return ""
 	}
 	sha = strings.ToLower(sha)
@@ -303,7 +303,7 @@ func (p *Provider) pipeline(req *webhook.Request) (webhook.Result, error) {
 	if oa.ID <= 0 {
 		return webhook.Result{}, webhook.BadRequest(`missing required field "object_attributes.id"`)
 	}
-	rev, err := commitSHA("object_attributes.sha", oa.SHA)
+	rev, err := webhook.CommitSHA("object_attributes.sha", oa.SHA)
 	if err != nil {
 		return webhook.Result{}, err
 	}
@@ -511,36 +511,6 @@ func hasLabel(labels []label, want string) bool {
 		}
 	}
 	return false
-}
-
-// commitSHA returns v, a full commit SHA (SHA-1 or SHA-256), in lower case.
-func commitSHA(field, v string) (string, error) {
-	if v == "" {
-		return "", webhook.Required(field, v)
-	}
-	if !isSHA(v) {
-		return "", webhook.BadRequest("field %q: %q is not a full commit SHA", field, v)
-	}
-	return strings.ToLower(v), nil
-}
-
-func isSHA(v string) bool {
-	if len(v) != 40 && len(v) != 64 {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return true
-}
-
-// isZeroSHA reports the all-zero SHA Git uses for "no commit" (a created
-// or deleted branch).
-func isZeroSHA(v string) bool {
-	return (len(v) == 40 || len(v) == 64) && strings.Trim(v, "0") == ""
 }
 
 // timeLayouts are the forms GitLab writes times in: RFC 3339 in newer

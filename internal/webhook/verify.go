@@ -77,7 +77,10 @@ const MaxJSONDepth = 64
 // DecodeJSON decodes body into v, ignoring unknown fields. Its errors are
 // BadRequest errors that say what is wrong and where.
 func DecodeJSON(body []byte, v any) error {
-	if err := checkDepth(body, MaxJSONDepth); err != nil {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return BadRequest("empty body")
+	}
+	if err := CheckJSONDepth(body, MaxJSONDepth); err != nil {
 		return err
 	}
 	if err := json.Unmarshal(body, v); err != nil {
@@ -95,8 +98,9 @@ func DecodeJSON(body []byte, v any) error {
 	return nil
 }
 
-// checkDepth refuses JSON nested deeper than max, without decoding it.
-func checkDepth(body []byte, max int) error {
+// CheckJSONDepth refuses JSON nested deeper than max, without decoding it;
+// decoders that recurse (encoding/json, OTLP/JSON) are safe behind it.
+func CheckJSONDepth(body []byte, max int) error {
 	depth := 0
 	inString, escaped := false, false
 	for i, c := range body {
@@ -122,9 +126,6 @@ func checkDepth(body []byte, max int) error {
 		case '}', ']':
 			depth--
 		}
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return BadRequest("empty body")
 	}
 	return nil
 }

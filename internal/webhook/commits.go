@@ -1,0 +1,35 @@
+package webhook
+
+import "strings"
+
+// CommitSHA returns v, a full commit SHA (SHA-1 or SHA-256), in lower case,
+// or a BadRequest naming field.
+func CommitSHA(field, v string) (string, error) {
+	if v == "" {
+		return "", Required(field, v)
+	}
+	if !IsSHA(v) {
+		return "", BadRequest("field %q: %q is not a full commit SHA", field, v)
+	}
+	return strings.ToLower(v), nil
+}
+
+// IsSHA reports whether v is a full SHA-1 or SHA-256 commit id in hex.
+func IsSHA(v string) bool {
+	if len(v) != 40 && len(v) != 64 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// IsZeroSHA reports the all-zero SHA Git uses for "no commit" (a created
+// or deleted branch).
+func IsZeroSHA(v string) bool {
+	return (len(v) == 40 || len(v) == 64) && strings.Trim(v, "0") == ""
+}
