@@ -119,46 +119,16 @@ func TestOtelcolDoraEndToEnd(t *testing.T) {
 	assert.Equal(t, "histogram", m.types["platform_lead_time_seconds"])
 }
 
-// collectorBinary is the otelcol-dora that `make build` produced.
-func collectorBinary(t *testing.T) string {
-	bin := os.Getenv("OTELCOL_DORA_BIN")
-	if bin == "" {
-		bin = filepath.Join("..", "bin", "otelcol-dora")
-	}
-	bin, err := filepath.Abs(bin)
-	require.NoError(t, err)
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("otelcol-dora binary not found at %s (run `make build`, or `make test` which builds it): %v", bin, err)
-	}
-	return bin
-}
-
-// startCollector runs otelcol-dora on config/local.yaml with free ports and
-// returns its Prometheus metrics URL. It is stopped by PID when the test ends.
-func startCollector(t *testing.T, bin, kubeconfig string) string {
-	return startCollectorWith(t, bin, kubeconfig, nil, "DORA_WEBHOOK_ENDPOINT="+freeAddr(t))
-}
-
-// startCollectorWith is startCollector with more configuration files merged
-// over config/local.yaml and more environment variables.
-func startCollectorWith(t *testing.T, bin, kubeconfig string, extraConfigs []string, env ...string) string {
-	promAddr, healthAddr, telemetryPort := freeAddr(t), freeAddr(t), freePort(t)
+// runCollector runs otelcol-dora with args and extra environment until the
+// test ends, stopping it by PID, and waits until its health check (on
+// healthAddr) answers.
+func runCollector(t *testing.T, bin string, args, env []string, healthAddr string) {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "otelcol-dora.log")
 	logFile, err := os.Create(logPath)
 	require.NoError(t, err)
-
-	args := []string{"--config", filepath.Join("..", "config", "local.yaml")}
-	for _, c := range extraConfigs {
-		args = append(args, "--config", c)
-	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(),
-		"DORA_KUBECONFIG="+kubeconfig,
-		"DORA_PROMETHEUS_ENDPOINT="+promAddr,
-		"DORA_HEALTH_ENDPOINT="+healthAddr,
-		"DORA_TELEMETRY_PORT="+strconv.Itoa(telemetryPort),
-	)
-	cmd.Env = append(cmd.Env, env...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	require.NoError(t, cmd.Start())
@@ -194,6 +164,43 @@ func startCollectorWith(t *testing.T, bin, kubeconfig string, extraConfigs []str
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, 30*time.Second, 100*time.Millisecond, "otelcol-dora never became healthy")
+}
+
+// collectorBinary is the otelcol-dora that `make build` produced.
+func collectorBinary(t *testing.T) string {
+	bin := os.Getenv("OTELCOL_DORA_BIN")
+	if bin == "" {
+		bin = filepath.Join("..", "bin", "otelcol-dora")
+	}
+	bin, err := filepath.Abs(bin)
+	require.NoError(t, err)
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("otelcol-dora binary not found at %s (run `make build`, or `make test` which builds it): %v", bin, err)
+	}
+	return bin
+}
+
+// startCollector runs otelcol-dora on config/local.yaml with free ports and
+// returns its Prometheus metrics URL. It is stopped by PID when the test ends.
+func startCollector(t *testing.T, bin, kubeconfig string) string {
+	return startCollectorWith(t, bin, kubeconfig, nil, "DORA_WEBHOOK_ENDPOINT="+freeAddr(t))
+}
+
+// startCollectorWith is startCollector with more configuration files merged
+// over config/local.yaml and more environment variables.
+func startCollectorWith(t *testing.T, bin, kubeconfig string, extraConfigs []string, env ...string) string {
+	promAddr, healthAddr, telemetryPort := freeAddr(t), freeAddr(t), freePort(t)
+	args := []string{"--config", filepath.Join("..", "config", "local.yaml")}
+	for _, c := range extraConfigs {
+		args = append(args, "--config", c)
+	}
+	env = append([]string{
+		"DORA_KUBECONFIG=" + kubeconfig,
+		"DORA_PROMETHEUS_ENDPOINT=" + promAddr,
+		"DORA_HEALTH_ENDPOINT=" + healthAddr,
+		"DORA_TELEMETRY_PORT=" + strconv.Itoa(telemetryPort),
+	}, env...)
+	runCollector(t, bin, args, env, healthAddr)
 	return "http://" + promAddr + "/metrics"
 }
 

@@ -7,11 +7,8 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -247,44 +244,6 @@ service:
       exporters: [prometheus]
 `, production, servicesYAML, webhookAddr, genericSecret, promAddr, healthAddr), 0o600))
 
-	logPath := filepath.Join(dir, "otelcol-dora.log")
-	logFile, err := os.Create(logPath)
-	require.NoError(t, err)
-	cmd := exec.Command(bin, "--config", config)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		logFile.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("otelcol-dora log:\n%s", b)
-		}
-	})
-
-	healthURL := "http://" + healthAddr + "/"
-	require.Eventually(t, func() bool {
-		select {
-		case err := <-exited:
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("otelcol-dora exited: %v\n%s", err, b)
-		default:
-		}
-		resp, err := http.Get(healthURL)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 30*time.Second, 100*time.Millisecond, "otelcol-dora never became healthy")
+	runCollector(t, bin, []string{"--config", config}, nil, healthAddr)
 	return "http://" + webhookAddr, "http://" + promAddr + "/metrics"
 }
