@@ -6,6 +6,7 @@ import (
 	"path"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configoptional"
 
 	"github.com/otelcol-dora/dorareceiver/internal/engine"
@@ -67,6 +68,18 @@ type Config struct {
 	// Explain sends each production deployment as a trace and a log record
 	// to the traces and logs pipelines that use the receiver.
 	Explain ExplainConfig `mapstructure:"explain"`
+
+	// Storage is the id of a storage extension (for example
+	// file_storage/dora) that keeps the receiver's state across restarts:
+	// the counters with their start time, everything the engine correlates
+	// later events with, the delivery ids seen and the Kubernetes rollout
+	// tracker's state. Not set: the state is in memory only, and the
+	// counters restart from zero when the collector restarts.
+	Storage *component.ID `mapstructure:"storage"`
+	// SnapshotEvery is how many events are logged to the storage between
+	// two snapshots of the state (one is also taken at shutdown). Smaller
+	// means a shorter replay at start and more writing.
+	SnapshotEvery int `mapstructure:"snapshot_every"`
 
 	metadata.MetricsBuilderConfig `mapstructure:",squash"`
 
@@ -144,6 +157,7 @@ func createDefaultConfig() *Config {
 		RollingWindows:         ec.RollingWindows,
 		PerformanceLevels:      defaultPerformanceLevels(),
 		Explain:                ExplainConfig{Traces: true, Logs: true},
+		SnapshotEvery:          1000,
 		MetricsBuilderConfig:   metadata.DefaultMetricsBuilderConfig(),
 	}
 }
@@ -205,6 +219,9 @@ func (cfg *Config) Validate() error {
 	}
 	if err := cfg.PerformanceLevels.validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if cfg.SnapshotEvery <= 0 {
+		errs = append(errs, fmt.Errorf("snapshot_every: must be positive, got %d", cfg.SnapshotEvery))
 	}
 	return errors.Join(errs...)
 }

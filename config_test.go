@@ -130,6 +130,19 @@ func TestLoadWebhooksConfig(t *testing.T) {
 	assert.True(t, insecure.Webhooks.Get().Generic.Get().InsecureSkipVerify)
 }
 
+func TestLoadStorageConfig(t *testing.T) {
+	cfg, err := loadConfig(t, "storage")
+	require.NoError(t, err)
+	require.NotNil(t, cfg.Storage)
+	assert.Equal(t, component.MustNewIDWithName("file_storage", "dora"), *cfg.Storage)
+	assert.Equal(t, 50, cfg.SnapshotEvery)
+
+	def, err := loadConfig(t, "")
+	require.NoError(t, err)
+	assert.Nil(t, def.Storage, "in memory unless storage is set")
+	assert.Equal(t, 1000, def.SnapshotEvery)
+}
+
 func TestInvalidConfigNamesTheKey(t *testing.T) {
 	tests := map[string]string{
 		"no_source":              "no source configured: add a kubernetes or a webhooks section",
@@ -149,6 +162,8 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 			"rolling_windows[1]: 1d is listed twice\n" +
 			"rolling_windows[2]: -1h0m0s is not between 0 and 8784h0m0s",
 		"no_recovery_signal": "recovery_on: at least one of deployment, rollback, incident_resolved is required",
+		"bad_snapshot_every": "snapshot_every: must be positive, got 0",
+		"bad_storage_id":     "storage",
 		"bad_levels": "performance_levels::report: no DORA report table for 2022 (have [2023 2024])\n" +
 			"performance_levels::custom::name: must not be empty\n" +
 			"performance_levels::custom::high::change_failure_rate: must be a ratio above 0 and at most 1, got 1.5\n" +

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.uber.org/zap"
@@ -19,6 +20,7 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/engine"
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 	"github.com/otelcol-dora/dorareceiver/internal/k8s"
+	"github.com/otelcol-dora/dorareceiver/internal/persist"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
@@ -74,6 +76,15 @@ type doraReceiver struct {
 	stop    chan struct{}
 	done    chan struct{}
 
+	// store keeps the state in the storage extension (storage.go); nil
+	// without the storage setting. sinceSnapshot counts the events logged
+	// since the last snapshot; both under mu.
+	store         *persist.Store
+	storageClient storage.Client
+	sinceSnapshot int
+	// closing is closed when Shutdown begins: retries stop.
+	closing chan struct{}
+
 	// explanations carries deployment reports to the explain loop.
 	explanations chan []*engine.DeploymentReport
 	explainStop  chan struct{}
@@ -113,22 +124,37 @@ func (r *doraReceiver) Start(ctx context.Context, host component.Host) error {
 		return err
 	}
 	r.engine = eng
+	r.closing = make(chan struct{})
+
+	// The saved state is loaded before any source starts.
+	if r.cfg.Storage == nil {
+		r.logger.Warn("No storage configured: the DORA state is kept in memory only, and the counters restart from zero when the collector restarts; set storage to a storage extension (for example file_storage) to keep them")
+	} else if err := r.restore(ctx, host); err != nil {
+		return err
+	}
 
 	if kc := r.cfg.Kubernetes.Get(); kc != nil {
 		client, err := k8s.NewClient(kc)
 		if err != nil {
-			return err
+			return errors.Join(err, r.closeStorage(ctx))
 		}
-		r.sources = append(r.sources, k8s.New(kc, client, r.logger.With(zap.String("source", event.SourceKubernetes)), r.applyAsync,
-			k8s.WithWatchErrorHandler(func(err error) {
-				componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(err))
-			})))
+		opts := []k8s.Option{k8s.WithWatchErrorHandler(func(err error) {
+			componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(err))
+		})}
+		if r.store != nil {
+			opts = append(opts, k8s.WithStore(r.store))
+		}
+		r.sources = append(r.sources, k8s.New(kc, client, r.logger.With(zap.String("source", event.SourceKubernetes)), r.applyAsync, opts...))
 	}
 
 	r.stop = make(chan struct{})
 	r.done = make(chan struct{})
 	go r.emitLoop()
 	r.startExplain()
+	if r.store != nil {
+		// Send the restored totals without waiting for a change.
+		r.notify()
+	}
 
 	if wc := r.cfg.Webhooks.Get(); wc != nil {
 		if err := r.startServer(ctx, host, wc); err != nil {
@@ -186,6 +212,13 @@ func (r *doraReceiver) startServer(ctx context.Context, host component.Host, wc 
 
 func (r *doraReceiver) Shutdown(ctx context.Context) error {
 	var errs []error
+	if r.closing != nil {
+		select {
+		case <-r.closing:
+		default:
+			close(r.closing)
+		}
+	}
 	if r.server != nil {
 		// Stop taking deliveries first; those in flight finish.
 		errs = append(errs, r.server.Shutdown(ctx))
@@ -205,17 +238,8 @@ func (r *doraReceiver) Shutdown(ctx context.Context) error {
 		// Send the final state so push exporters get the last changes.
 		r.emit(ctx)
 	}
+	errs = append(errs, r.closeStorage(ctx))
 	return errors.Join(errs...)
-}
-
-// applyAsync is the sink of sources that need no answer (Kubernetes): the
-// change is emitted soon after, without waiting.
-func (r *doraReceiver) applyAsync(ev event.Event) {
-	if _, _, err := r.applyAll(event.SourceKubernetes, []event.Event{ev}); err != nil {
-		// A source produced an event the engine cannot use: a bug in the
-		// source, not bad user input, so it is logged loudly.
-		r.logger.Error("Event rejected by the engine", zap.String("source", ev.Source), zap.String("id", ev.ID), zap.Error(err))
-	}
 }
 
 // ingest is the sink of webhook deliveries: it applies the events and, when
@@ -223,7 +247,7 @@ func (r *doraReceiver) applyAsync(ev event.Event) {
 // been handed to the pipeline, so the sender hears 503 when the pipeline
 // refuses (and retries; the redelivery is then recognized by its id).
 func (r *doraReceiver) ingest(ctx context.Context, _ string, events []event.Event) (webhook.SinkResult, error) {
-	res, seq, err := r.applyAll("", events)
+	res, seq, err := r.applyAll(ctx, "", events)
 	if err != nil || seq == 0 {
 		return res, err
 	}
@@ -231,9 +255,11 @@ func (r *doraReceiver) ingest(ctx context.Context, _ string, events []event.Even
 }
 
 // applyAll applies a delivery's events whole: all are checked first, so a
-// bad one leaves nothing half applied. It returns the change number to wait
+// bad one leaves nothing half applied; with storage, those the engine has
+// not seen are logged, durably, before any is applied, and when that fails
+// none is (ErrStorageUnavailable). It returns the change number to wait
 // for, or 0 when no metric changed.
-func (r *doraReceiver) applyAll(_ string, events []event.Event) (webhook.SinkResult, uint64, error) {
+func (r *doraReceiver) applyAll(ctx context.Context, _ string, events []event.Event) (webhook.SinkResult, uint64, error) {
 	for i := range events {
 		r.services.resolve(&events[i])
 		if err := engine.Validate(events[i]); err != nil {
@@ -244,6 +270,10 @@ func (r *doraReceiver) applyAll(_ string, events []event.Event) (webhook.SinkRes
 	var reports []*engine.DeploymentReport
 	changed := false
 	r.mu.Lock()
+	if err := r.logEvents(ctx, events); err != nil {
+		r.mu.Unlock()
+		return res, 0, err
+	}
 	for _, ev := range events {
 		out, err := r.engine.Apply(ev)
 		if err != nil {
@@ -272,6 +302,7 @@ func (r *doraReceiver) applyAll(_ string, events []event.Event) (webhook.SinkRes
 		r.seq++
 		seq = r.seq
 	}
+	r.maybeSnapshot(ctx)
 	r.mu.Unlock()
 	if changed {
 		r.notify()

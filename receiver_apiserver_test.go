@@ -8,10 +8,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.opentelemetry.io/collector/receiver/receivertest"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,7 +19,7 @@ import (
 
 	"github.com/otelcol-dora/dorareceiver/internal/k8s"
 	"github.com/otelcol-dora/dorareceiver/internal/localcluster"
-	"github.com/otelcol-dora/dorareceiver/internal/metadata"
+	"github.com/otelcol-dora/dorareceiver/internal/persist/persisttest"
 )
 
 // These tests run the receiver against a real etcd and kube-apiserver (built
@@ -38,18 +38,38 @@ type testReceiver struct {
 
 func startReceiver(t *testing.T, kubeconfig string, configure func(*k8s.Config)) *testReceiver {
 	t.Helper()
+	return startReceiverOn(t, kubeconfig, componenttest.NewNopHost(), func(cfg *Config) {
+		if configure != nil {
+			configure(cfg.Kubernetes.Get())
+		}
+	})
+}
+
+// startStoredK8sReceiver is startReceiver with the storage extension ext:
+// successive receivers on one ext are restarts of one collector.
+func startStoredK8sReceiver(t *testing.T, kubeconfig string, ext component.Component) *testReceiver {
+	t.Helper()
+	return startReceiverOn(t, kubeconfig, extensionHost{storageID: ext}, func(cfg *Config) {
+		id := storageID
+		cfg.Storage = &id
+	})
+}
+
+func startReceiverOn(t *testing.T, kubeconfig string, host component.Host, configure func(*Config)) *testReceiver {
+	t.Helper()
 	cfg := createDefaultConfig()
 	kc := cfg.Kubernetes.GetOrInsertDefault()
 	kc.AuthType = k8s.AuthTypeKubeConfig
 	kc.KubeConfig = kubeconfig
 	if configure != nil {
-		configure(kc)
+		configure(cfg)
 	}
 	require.NoError(t, cfg.Validate())
 	sink := new(consumertest.MetricsSink)
-	rcv, err := NewFactory().CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, sink)
+	rcv, err := NewFactory().CreateMetrics(context.Background(), storedSettings(), cfg, sink)
 	require.NoError(t, err)
-	require.NoError(t, rcv.Start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(t, rcv.Start(context.Background(), host))
+	waitKubernetesSynced(t, rcv)
 	stopped := false
 	stop := func() {
 		if !stopped {
@@ -59,6 +79,24 @@ func startReceiver(t *testing.T, kubeconfig string, configure func(*k8s.Config))
 	}
 	t.Cleanup(stop)
 	return &testReceiver{t: t, sink: sink, stop: stop}
+}
+
+// waitKubernetesSynced waits until the Kubernetes source has handled its
+// initial list. Start does not wait for it (an unreachable API server is
+// retried in the background), but a test that creates a Deployment right
+// after Start must know on which side of the initial list it lands:
+// listed, it existed at start and is not counted.
+func waitKubernetesSynced(t *testing.T, rcv any) {
+	t.Helper()
+	s, ok := rcv.(*shared)
+	require.True(t, ok, "unexpected receiver type %T", rcv)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	for _, src := range s.sources {
+		if ks, ok := src.(*k8s.Source); ok {
+			require.True(t, ks.WaitForSync(ctx), "the Kubernetes source never synced")
+		}
+	}
 }
 
 // value returns the latest value of a counter series, 0 when absent.
@@ -399,6 +437,67 @@ func TestKubernetesRolloutsAgainstAPIServer(t *testing.T) {
 		c.sentinel(second, "midway")
 		c.complete("midway", "api")
 		second.waitValue("platform.deployments", series("midway", "api", "success"), 1)
+	})
+
+	t.Run("with storage, what happened while the receiver was down is counted once", func(t *testing.T) {
+		c := cluster{t: t, client: c.client}
+		ext := persisttest.NewExtension()
+		c.namespace("persist")
+		c.create("persist", "api", "registry.local/api:1.0")
+		c.complete("persist", "api")
+		c.create("persist", "cart", "registry.local/cart:1.0")
+		c.complete("persist", "cart")
+		c.create("persist", "worker", "registry.local/worker:1.0")
+		c.complete("persist", "worker")
+
+		first := startStoredK8sReceiver(t, cp.Kubeconfig, ext)
+		c.sentinel(first, "persist")
+		assert.EqualValues(t, 0, first.value("platform.deployments", series("persist", "api", "")), "existing before the first start")
+		c.setImage("persist", "api", "registry.local/api:2.0")
+		c.complete("persist", "api")
+		c.setImage("persist", "cart", "registry.local/cart:2.0")
+		c.complete("persist", "cart")
+		c.setImage("persist", "worker", "registry.local/worker:2.0")
+		c.progressing("persist", "worker")
+		first.waitValue("platform.deployments", series("persist", "api", "success"), 1)
+		first.waitValue("platform.deployments", series("persist", "cart", "success"), 1)
+		c.sentinel(first, "persist")
+		first.stop()
+
+		// While the receiver is down: a rollout completes, a new
+		// Deployment is created and rolled out, a rollout that was under
+		// way completes, a rollback (kubectl rollout undo) completes.
+		c.setImage("persist", "api", "registry.local/api:3.0")
+		c.complete("persist", "api")
+		c.create("persist", "web", "registry.local/web:1.0")
+		c.complete("persist", "web")
+		c.complete("persist", "worker")
+		c.setImage("persist", "cart", "registry.local/cart:1.0")
+		c.complete("persist", "cart")
+
+		second := startStoredK8sReceiver(t, cp.Kubeconfig, ext)
+		want := map[string]int64{"api": 2, "web": 1, "worker": 1, "cart": 2}
+		for name, n := range want {
+			second.waitValue("platform.deployments", series("persist", name, "success"), n)
+		}
+		second.waitValue("platform.deployment.failures", map[string]string{"namespace": "persist", "deployment": "cart", "reason": "rollback"}, 1)
+		assert.EqualValues(t, 1, second.histogramCount("platform.recovery_time", map[string]string{"namespace": "persist", "deployment": "cart"}),
+			"the rollback while down ended cart's failure")
+		c.sentinel(second, "persist")
+		second.stop()
+
+		// Nothing changed while down: nothing is counted again.
+		third := startStoredK8sReceiver(t, cp.Kubeconfig, ext)
+		c.sentinel(third, "persist")
+		for name, n := range want {
+			assert.EqualValues(t, n, third.value("platform.deployments", series("persist", name, "success")), name)
+			assert.EqualValues(t, 0, third.value("platform.deployments", series("persist", name, "failure")), name)
+		}
+		assert.EqualValues(t, 1, third.value("platform.deployment.failures", map[string]string{"namespace": "persist", "deployment": "cart"}))
+		// And it goes on counting.
+		c.setImage("persist", "api", "registry.local/api:4.0")
+		c.complete("persist", "api")
+		third.waitValue("platform.deployments", series("persist", "api", "success"), 3)
 	})
 
 	t.Run("namespace and label filters", func(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -23,6 +22,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/otelcol-dora/dorareceiver/internal/localcluster"
 	"github.com/otelcol-dora/dorareceiver/internal/metadata"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
@@ -44,10 +44,9 @@ func (c *flakyConsumer) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) 
 }
 
 func freeEndpoint(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := localcluster.FreePort()
 	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
+	return fmt.Sprintf("127.0.0.1:%d", p)
 }
 
 func startWebhookReceiver(t *testing.T, next *flakyConsumer, configure func(*Config)) string {

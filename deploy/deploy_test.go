@@ -755,6 +755,7 @@ func TestCollectorConfigMatchesManifests(t *testing.T) {
 	require.NoError(t, utilyaml.Unmarshal(raw, &base))
 	for _, path := range [][]string{
 		{"receivers", "dora", "kubernetes"},
+		{"receivers", "dora", "storage"},
 		{"processors"},
 		{"exporters"},
 		{"extensions"},
@@ -802,6 +803,31 @@ func TestCollectorConfigMatchesManifests(t *testing.T) {
 		assert.NotEmpty(t, res["cpu"], "resources.%s.cpu", kind)
 		assert.NotEmpty(t, res["memory"], "resources.%s.memory", kind)
 	}
+	// The receiver's state is on the PersistentVolumeClaim: the storage
+	// extension's directory is its mount, writable by the pod's group.
+	storageID, ok := nested(t, cfg, "receivers", "dora", "storage").(string)
+	require.True(t, ok, "receivers::dora::storage names the storage extension")
+	dir := nested(t, cfg, "extensions", storageID, "directory")
+	assert.Contains(t, nested(t, cfg, "service", "extensions"), storageID)
+	mounts := map[string]string{}
+	for _, m := range ctr["volumeMounts"].([]any) {
+		mm := m.(map[string]any)
+		mounts[mm["mountPath"].(string)] = mm["name"].(string)
+	}
+	require.Contains(t, mounts, dir, "the storage directory %s is a volume mount", dir)
+	volumes, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "volumes")
+	claim := ""
+	for _, v := range volumes {
+		vm := v.(map[string]any)
+		if vm["name"] == mounts[dir.(string)] {
+			claim, _, _ = unstructured.NestedString(vm, "persistentVolumeClaim", "claimName")
+		}
+	}
+	require.NotEmpty(t, claim, "the storage directory is on a PersistentVolumeClaim (an emptyDir would lose the state with the pod)")
+	findObject(t, objs, "PersistentVolumeClaim", claim)
+	fsGroup, _, _ := unstructured.NestedInt64(dep.Object, "spec", "template", "spec", "securityContext", "fsGroup")
+	assert.Equal(t, int64(65532), fsGroup, "the state volume is writable by the nonroot user")
+
 	replicas, _, _ := unstructured.NestedInt64(dep.Object, "spec", "replicas")
 	assert.Equal(t, int64(1), replicas, "one collector: replicas would count rollouts twice")
 

@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -119,10 +118,33 @@ func TestOtelcolDoraEndToEnd(t *testing.T) {
 	assert.Equal(t, "histogram", m.types["platform_lead_time_seconds"])
 }
 
+// collectorProcess is a running otelcol-dora.
+type collectorProcess struct {
+	cmd     *exec.Cmd
+	logPath string
+	// exited is closed when the process has exited, with err its status.
+	exited chan struct{}
+	err    error
+}
+
+// kill stops the collector with SIGKILL, by PID, as `kill -9` does: it
+// flushes and closes nothing. It returns once the process is gone.
+func (p *collectorProcess) kill(t *testing.T) {
+	t.Helper()
+	require.NoError(t, syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL))
+	<-p.exited
+}
+
+// log is what the collector wrote so far.
+func (p *collectorProcess) log() string {
+	b, _ := os.ReadFile(p.logPath)
+	return string(b)
+}
+
 // runCollector runs otelcol-dora with args and extra environment until the
 // test ends, stopping it by PID, and waits until its health check (on
 // healthAddr) answers.
-func runCollector(t *testing.T, bin string, args, env []string, healthAddr string) {
+func runCollector(t *testing.T, bin string, args, env []string, healthAddr string) *collectorProcess {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "otelcol-dora.log")
 	logFile, err := os.Create(logPath)
@@ -132,29 +154,30 @@ func runCollector(t *testing.T, bin string, args, env []string, healthAddr strin
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	p := &collectorProcess{cmd: cmd, logPath: logPath, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case <-p.exited:
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
-			<-exited
+			<-p.exited
 		}
 		logFile.Close()
 		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("otelcol-dora log:\n%s", b)
+			t.Logf("otelcol-dora log:\n%s", p.log())
 		}
 	})
 
 	healthURL := "http://" + healthAddr + "/"
 	require.Eventually(t, func() bool {
 		select {
-		case err := <-exited:
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("otelcol-dora exited: %v\n%s", err, b)
+		case <-p.exited:
+			t.Fatalf("otelcol-dora exited: %v\n%s", p.err, p.log())
 		default:
 		}
 		resp, err := http.Get(healthURL)
@@ -164,6 +187,7 @@ func runCollector(t *testing.T, bin string, args, env []string, healthAddr strin
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, 30*time.Second, 100*time.Millisecond, "otelcol-dora never became healthy")
+	return p
 }
 
 // collectorBinary is the otelcol-dora that `make build` produced.
@@ -195,6 +219,9 @@ func startCollectorWith(t *testing.T, bin, kubeconfig string, extraConfigs []str
 		args = append(args, "--config", c)
 	}
 	env = append([]string{
+		// A fresh state for each collector (the shipped default is
+		// .run/storage, which would carry counts from run to run).
+		"DORA_STORAGE_DIR=" + filepath.Join(t.TempDir(), "storage"),
 		"DORA_KUBECONFIG=" + kubeconfig,
 		"DORA_PROMETHEUS_ENDPOINT=" + promAddr,
 		"DORA_HEALTH_ENDPOINT=" + healthAddr,
@@ -205,10 +232,9 @@ func startCollectorWith(t *testing.T, bin, kubeconfig string, extraConfigs []str
 }
 
 func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := localcluster.FreePort()
 	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 func freeAddr(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", freePort(t)) }

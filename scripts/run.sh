@@ -34,7 +34,9 @@ if [ -f "${kubeconfig%%:*}" ] && "$KUBECTL" --kubeconfig "$kubeconfig" --request
 else
 	echo "No reachable cluster in $kubeconfig: starting a local control plane in .run/cluster"
 	mkdir -p "$ROOT/.run"
-	rm -rf "$ROOT/.run/cluster"
+	# A new cluster: the receiver's saved state (.run/storage, see
+	# config/local.yaml) belongs to the previous one.
+	rm -rf "$ROOT/.run/cluster" "$ROOT/.run/storage"
 	go build -o "$TOOLS/localcluster" ./cmd/localcluster
 	DORA_TOOLS_BIN=$TOOLS "$TOOLS/localcluster" -dir "$ROOT/.run/cluster" -fake-kubelet >"$ROOT/.run/localcluster.log" 2>&1 &
 	cluster_pid=$!

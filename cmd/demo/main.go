@@ -76,6 +76,8 @@ func run(ctx context.Context, dir, collector, collectorConfig, rules, promAddr s
 
 	log.Printf("starting otelcol-dora on %s", collectorConfig)
 	p, err := startProcess(dir, "otelcol-dora", collector, []string{"--config", collectorConfig},
+		// A fresh state: the demo's history starts from zero.
+		"DORA_STORAGE_DIR="+filepath.Join(dir, "storage"),
 		"DORA_KUBECONFIG="+cluster.Kubeconfig, "DORA_WEBHOOK_ENDPOINT="+webhookAddr,
 		"DORA_PROMETHEUS_ENDPOINT="+metricsAddr, "DORA_GITHUB_SECRET="+githubSecret)
 	if err != nil {

@@ -56,6 +56,17 @@ var kindNames = [...]string{
 // Valid reports whether k is one of the kinds above, other than KindUnknown.
 func (k Kind) Valid() bool { return k > KindUnknown && k <= ChangeOpened }
 
+// ParseKind returns the kind named name (Kind.String), and false for a name
+// that is not one of the valid kinds.
+func ParseKind(name string) (Kind, bool) {
+	for k := DeploymentStarted; k.Valid(); k++ {
+		if kindNames[k] == name {
+			return k, true
+		}
+	}
+	return KindUnknown, false
+}
+
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
 		return kindNames[k]

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -18,8 +19,11 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 )
 
-// Sink receives the events the source produces.
-type Sink func(event.Event)
+// Sink receives the events the source produces. It returns once the event
+// is durable (with storage), or an error when it could not be taken; the
+// source then saves no more of its state, so that the event is derived
+// again at the next start.
+type Sink func(event.Event) error
 
 // Source watches Deployments and sends their rollouts to a Sink.
 type Source struct {
@@ -36,6 +40,15 @@ type Source struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	synced  []cache.InformerSynced
+	stores  []cache.Store
+
+	// store keeps the tracker's state across restarts; nil keeps it in
+	// memory only. saveMu serializes handling (observe, sink, save) with
+	// the other saves, so that no state is saved before the events it
+	// implies are taken; sinkFailed stops saving once an event was not.
+	store      Store
+	saveMu     sync.Mutex
+	sinkFailed bool
 }
 
 // Option customizes a Source.
@@ -47,6 +60,12 @@ func WithClock(now func() time.Time) Option { return func(s *Source) { s.now = n
 // WithWatchErrorHandler is told of each list or watch failure; the informer
 // retries on its own with backoff.
 func WithWatchErrorHandler(f func(error)) Option { return func(s *Source) { s.onWatchError = f } }
+
+// WithStore keeps the rollout tracker's per-Deployment state in store, so
+// that after a restart nothing already counted is counted again and what
+// happened while the receiver was down is counted once (see
+// tracker.observe).
+func WithStore(store Store) Option { return func(s *Source) { s.store = store } }
 
 // New returns a Source that uses client. Use NewClient to build one from cfg.
 func New(cfg *Config, client kubernetes.Interface, logger *zap.Logger, sink Sink, opts ...Option) *Source {
@@ -89,7 +108,17 @@ func NewClient(cfg *Config) (kubernetes.Interface, error) {
 // an unreachable API server is retried in the background, and Deployments
 // listed first are still recognized as existing ones whenever the list
 // succeeds.
-func (s *Source) Start(context.Context) error {
+func (s *Source) Start(startCtx context.Context) error {
+	if s.store != nil {
+		saved, err := s.store.LoadDeployments(startCtx)
+		if err != nil {
+			return fmt.Errorf("kubernetes: loading the saved rollout state: %w", err)
+		}
+		if err := s.tracker.restore(saved, s.now()); err != nil {
+			return fmt.Errorf("kubernetes: loading the saved rollout state: %w", err)
+		}
+		s.logger.Info("Rollout state restored", zap.Int("deployments", len(saved.Deployments)), zap.Time("tracking_since", s.tracker.since))
+	}
 	// The informers outlive Start's context, which only bounds start-up.
 	var ctx context.Context
 	ctx, s.cancel = context.WithCancel(context.Background())
@@ -116,13 +145,58 @@ func (s *Source) Start(context.Context) error {
 			return err
 		}
 		s.synced = append(s.synced, reg.HasSynced)
+		s.stores = append(s.stores, inf.GetStore())
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			inf.RunWithContext(ctx)
 		}()
 	}
+	if s.store != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.afterSync(ctx)
+		}()
+	}
 	return nil
+}
+
+// afterSync waits for the first lists, then forgets the saved Deployments
+// that no longer exist and saves the state of all of them at once (the
+// first list's observations are not saved one by one).
+func (s *Source) afterSync(ctx context.Context) {
+	if !s.WaitForSync(ctx) {
+		return
+	}
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	live := map[string]bool{}
+	for _, st := range s.stores {
+		for _, k := range st.ListKeys() {
+			live[k] = true
+		}
+	}
+	if n := s.tracker.prune(func(k types.NamespacedName) bool { return live[k.String()] }); n > 0 {
+		s.logger.Info("Forgot Deployments deleted while the receiver was down", zap.Int("deployments", n))
+	}
+	s.saveLocked(ctx)
+}
+
+// saveLocked saves what changed in the tracker; saveMu is held. A failure
+// is logged and retried with the next save.
+func (s *Source) saveLocked(ctx context.Context) {
+	if s.store == nil || s.sinkFailed {
+		return
+	}
+	since, put, deleted, keys, changed := s.tracker.changes()
+	if !changed {
+		return
+	}
+	if err := s.store.SaveDeployments(ctx, since, put, deleted); err != nil {
+		s.tracker.redirty(keys)
+		s.logger.Warn("Saving the rollout state failed; retrying with the next change", zap.Error(err))
+	}
 }
 
 // WaitForSync blocks until every informer has delivered its initial list,
@@ -134,12 +208,15 @@ func (s *Source) WaitForSync(ctx context.Context) bool {
 // Watched is the number of Deployments being tracked.
 func (s *Source) Watched() int { return s.tracker.len() }
 
-// Shutdown stops the informers and waits for them.
-func (s *Source) Shutdown(context.Context) error {
+// Shutdown stops the informers, waits for them and saves the state.
+func (s *Source) Shutdown(ctx context.Context) error {
 	if s.cancel != nil {
 		s.cancel()
 	}
 	s.wg.Wait()
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	s.saveLocked(ctx)
 	return nil
 }
 
@@ -149,6 +226,8 @@ func (s *Source) handle(obj any, initial bool) {
 		s.logger.Warn("Unexpected object from the Deployment informer", zap.String("type", fmt.Sprintf("%T", obj)))
 		return
 	}
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
 	for _, ev := range s.tracker.observe(d, initial, s.now()) {
 		s.logger.Debug("Rollout event",
 			zap.Stringer("kind", ev.Kind),
@@ -157,7 +236,17 @@ func (s *Source) handle(obj any, initial bool) {
 			zap.String("environment", ev.Service.Environment),
 			zap.String("rollout", ev.DeploymentID),
 			zap.String("revision", ev.Revision))
-		s.sink(ev)
+		if err := s.sink(ev); err != nil {
+			// Not taken (the receiver is stopping): save nothing more, so
+			// that the next start derives the event again.
+			s.sinkFailed = true
+			s.logger.Warn("Rollout event not recorded; it will be derived again at the next start",
+				zap.String("rollout", ev.DeploymentID), zap.Stringer("kind", ev.Kind), zap.Error(err))
+			return
+		}
+	}
+	if !initial {
+		s.saveLocked(context.Background())
 	}
 }
 
@@ -166,7 +255,10 @@ func (s *Source) handleDelete(obj any) {
 		obj = tomb.Obj
 	}
 	if d, ok := obj.(*Deployment); ok {
+		s.saveMu.Lock()
+		defer s.saveMu.Unlock()
 		s.tracker.forget(d.Namespace, d.Name)
+		s.saveLocked(context.Background())
 	}
 }
 

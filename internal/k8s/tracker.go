@@ -51,37 +51,89 @@ type tracked struct {
 	rollout rollout
 }
 
+func (a *tracked) equal(b *tracked) bool {
+	return a.uid == b.uid && a.generation == b.generation && a.hash == b.hash &&
+		slices.Equal(a.history, b.history) && a.rollout == b.rollout
+}
+
+func (a *tracked) clone() *tracked {
+	c := *a
+	c.history = slices.Clone(a.history)
+	return &c
+}
+
 // tracker turns successive observations of Deployments into rollout events.
 // It keeps its own per-Deployment state rather than trusting the informer's
 // old object, so that relists after a watch expiry or an API server restart
 // are compared with what was last seen, not re-counted.
+//
+// With a Store, that state also survives the receiver: restore loads it
+// before the informers start, and the Deployments of their first list are
+// then compared with what the previous run saw (see observe).
 type tracker struct {
 	env *EnvironmentConfig
 
 	mu          sync.Mutex
 	deployments map[types.NamespacedName]*tracked
+	// restored is set when the state came from a Store that held one;
+	// since is when that store started tracking: a Deployment it does not
+	// know but created after since was created while the receiver was
+	// down.
+	restored bool
+	since    time.Time
+	// dirty holds the Deployments changed (or forgotten) since the last
+	// save; sinceDirty is set until since is saved.
+	dirty      map[types.NamespacedName]bool
+	sinceDirty bool
 }
 
 func newTracker(env *EnvironmentConfig) *tracker {
-	return &tracker{env: env, deployments: map[types.NamespacedName]*tracked{}}
+	return &tracker{env: env, deployments: map[types.NamespacedName]*tracked{}, dirty: map[types.NamespacedName]bool{}}
 }
 
 // observe folds one observation of d, made at now, into the tracker and
 // returns the events it implies. initial is true for objects of the
 // informer's first list: Deployments that existed when the receiver started.
+//
+// Without a restored state, those are taken as they are: a finished rollout
+// was counted (or not) before the receiver ran, an unfinished one is
+// counted when it finishes. With a restored state, the first list is
+// compared with what the previous run saw, so that what happened while the
+// receiver was down is counted once: a Deployment created after the store
+// started tracking is a new rollout, a newer template or generation than
+// the saved one is a rollout (or a rollback) and its status is evaluated
+// as usual. Several template changes while down are one rollout, the last.
 func (t *tracker) observe(d *Deployment, initial bool, now time.Time) []event.Event {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 
 	key := types.NamespacedName{Namespace: d.Namespace, Name: d.Name}
 	tr, ok := t.deployments[key]
+	var before *tracked
+	if ok {
+		before = tr.clone()
+	}
+	defer func() {
+		if before == nil || !before.equal(t.deployments[key]) {
+			t.dirty[key] = true
+		}
+	}()
 	var out []event.Event
 	switch {
 	case !ok || tr.uid != d.UID:
 		tr = &tracked{uid: d.UID, generation: d.Generation, hash: d.TemplateHash}
 		tr.rollout = rollout{id: rolloutID(d), started: now}
 		t.deployments[key] = tr
-		if initial {
+		switch {
+		case initial && t.restored && !d.CreationTimestamp.IsZero() && !d.CreationTimestamp.Time.Before(t.since.Truncate(time.Second)):
+			// Created while the receiver was down (creation times have
+			// whole seconds): its creation is a rollout, which started
+			// when it was created.
+			if created := d.CreationTimestamp.Time; created.Before(now) {
+				tr.rollout.started = created
+			}
+			out = append(out, t.newEvent(event.DeploymentStarted, d, tr.rollout, tr.rollout.started))
+		case initial:
 			// Existing before the receiver: only an unfinished rollout can
 			// still be counted, when it finishes.
 			if p := evaluate(d); p != phasePending {
@@ -89,8 +141,9 @@ func (t *tracker) observe(d *Deployment, initial bool, now time.Time) []event.Ev
 				tr.rollout.preexisting = true
 			}
 			return nil
+		default:
+			out = append(out, t.newEvent(event.DeploymentStarted, d, tr.rollout, now))
 		}
-		out = append(out, t.newEvent(event.DeploymentStarted, d, tr.rollout, now))
 	case d.Generation > tr.generation && d.TemplateHash != tr.hash:
 		// A new pod-template revision. Both checks matter: a scale bumps
 		// the generation but not the template, and an API server upgrade
@@ -103,11 +156,31 @@ func (t *tracker) observe(d *Deployment, initial bool, now time.Time) []event.Ev
 		}
 		tr.hash = d.TemplateHash
 		tr.rollout = rollout{id: rolloutID(d), started: now}
-		if rollback {
-			ev := t.newEvent(event.DeploymentRolledBack, d, tr.rollout, now)
+		at, finishedWhileDown := now, false
+		if initial {
+			// Only a restored state knows a Deployment at the first list:
+			// the template changed while the receiver was down. When the
+			// rollout has finished, its start is unknown (after the
+			// previous one's) and its outcome is at the Progressing
+			// condition's time, which the rollback (if it is one) must not
+			// follow, or its recovery would end before it began.
+			if evaluate(d) != phasePending {
+				finishedWhileDown = true
+				tr.rollout.started = previous.started
+				at = conditionTime(d, tr.rollout, now)
+				tr.rollout.started = at
+			}
+		}
+		switch {
+		case rollback:
+			ev := t.newEvent(event.DeploymentRolledBack, d, tr.rollout, at)
 			ev.PreviousDeploymentID = previous.id
 			out = append(out, ev)
-		} else {
+		case finishedWhileDown:
+			// Finished while the receiver was down: no start event, so
+			// that no build or deploy stage is made up from a start time
+			// nobody observed.
+		default:
 			// A rollout superseded before it finished never reached
 			// production as such; only its successor is counted.
 			out = append(out, t.newEvent(event.DeploymentStarted, d, tr.rollout, now))
@@ -140,7 +213,11 @@ func (t *tracker) observe(d *Deployment, initial bool, now time.Time) []event.Ev
 func (t *tracker) forget(namespace, name string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.deployments, types.NamespacedName{Namespace: namespace, Name: name})
+	key := types.NamespacedName{Namespace: namespace, Name: name}
+	if _, ok := t.deployments[key]; ok {
+		delete(t.deployments, key)
+		t.dirty[key] = true
+	}
 }
 
 func (t *tracker) len() int {

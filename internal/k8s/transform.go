@@ -29,7 +29,8 @@ const restartedAtAnnotation = "kubectl.kubernetes.io/restartedAt"
 // labels and annotations.
 type Deployment struct {
 	metav1.TypeMeta
-	// ObjectMeta holds only Name, Namespace, UID and Generation.
+	// ObjectMeta holds only Name, Namespace, UID, Generation and
+	// CreationTimestamp.
 	metav1.ObjectMeta
 
 	// Replicas is the desired count (spec.replicas, default 1).
@@ -90,6 +91,9 @@ func compact(d *appsv1.Deployment, cfg *Config) *Deployment {
 			Namespace:  unique.Make(d.Namespace).Value(),
 			UID:        d.UID,
 			Generation: d.Generation,
+			// Tells a Deployment created while the receiver was down
+			// from one that existed before (with storage).
+			CreationTimestamp: d.CreationTimestamp,
 		},
 		Replicas:           1,
 		TemplateHash:       templateHash(&d.Spec.Template),

@@ -157,7 +157,7 @@ func (h *Handler) finish(ctx context.Context, w http.ResponseWriter, header http
 	case errors.As(err, &ign):
 		body = response{Status: "ignored", Ignored: string(ign)}
 		err = nil
-	case errors.Is(err, ErrPipelineRefused):
+	case errors.Is(err, ErrPipelineRefused), errors.Is(err, ErrStorageUnavailable):
 		status = http.StatusServiceUnavailable
 		body = response{Status: "error", Error: err.Error() + "; retry later"}
 		w.Header().Set("Retry-After", "5")

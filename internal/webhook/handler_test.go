@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -71,6 +72,9 @@ func TestHandlerStatuses(t *testing.T) {
 	canceled := func(context.Context, string, []event.Event) (SinkResult, error) {
 		return SinkResult{}, context.Canceled
 	}
+	storageDown := func(context.Context, string, []event.Event) (SinkResult, error) {
+		return SinkResult{}, fmt.Errorf("%w: disk full", ErrStorageUnavailable)
+	}
 	tests := []struct {
 		name     string
 		provider Provider
@@ -88,6 +92,7 @@ func TestHandlerStatuses(t *testing.T) {
 		{"bad request", &fakeProvider{err: BadRequest("field %q missing", "x")}, okSink, http.MethodPost, "/hook", "application/json", 400, `field \"x\" missing`},
 		{"plain error is 400", &fakeProvider{err: errors.New("boom")}, okSink, http.MethodPost, "/hook", "application/json", 400, "boom"},
 		{"pipeline refused", &fakeProvider{result: oneEvent}, refused, http.MethodPost, "/hook", "application/json", 503, "retry"},
+		{"storage unavailable", &fakeProvider{result: oneEvent}, storageDown, http.MethodPost, "/hook", "application/json", 503, "storage is unavailable: disk full; retry later"},
 		{"invalid event", &fakeProvider{result: oneEvent}, invalid, http.MethodPost, "/hook", "application/json", 400, "without a service name"},
 		{"request ended", &fakeProvider{result: oneEvent}, canceled, http.MethodPost, "/hook", "application/json", 503, "retry"},
 		{"wrong method", &fakeProvider{result: oneEvent}, okSink, http.MethodPut, "/hook", "application/json", 405, "not allowed"},

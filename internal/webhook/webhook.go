@@ -85,6 +85,11 @@ func BadRequest(format string, args ...any) error {
 // not take the data; the sender should retry (503).
 var ErrPipelineRefused = errors.New("the metrics pipeline refused the data")
 
+// ErrStorageUnavailable is returned by a Sink when the events could not be
+// made durable (the storage extension failed); nothing was applied and the
+// sender should retry (503).
+var ErrStorageUnavailable = errors.New("the receiver's storage is unavailable")
+
 // SinkResult says what the engine did with a delivery's events.
 type SinkResult struct {
 	Accepted   int
@@ -92,8 +97,9 @@ type SinkResult struct {
 }
 
 // Sink applies a delivery's events. It returns once the metrics they
-// change have been handed to the pipeline, or ErrPipelineRefused; an error
-// wrapping ErrInvalidEvent is the sender's fault (400).
+// change have been handed to the pipeline, or ErrPipelineRefused or
+// ErrStorageUnavailable (retryable, 503); an error wrapping ErrInvalidEvent
+// is the sender's fault (400).
 type Sink func(ctx context.Context, source string, events []event.Event) (SinkResult, error)
 
 // ErrInvalidEvent marks events the engine cannot use.

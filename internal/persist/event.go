@@ -1,0 +1,80 @@
+package persist
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/otelcol-dora/dorareceiver/internal/event"
+)
+
+// eventVersion is the codec version of a logged event.
+const eventVersion = 1
+
+type loggedEventJSON struct {
+	Version int       `json:"version"`
+	Event   eventJSON `json:"event"`
+}
+
+// eventJSON is event.Event, version 1. The kind is its name, so that the
+// log does not depend on the order of the event.Kind constants.
+type eventJSON struct {
+	Kind                 string    `json:"kind"`
+	Source               string    `json:"source"`
+	ID                   string    `json:"id,omitempty"`
+	Time                 time.Time `json:"time"`
+	Namespace            string    `json:"namespace,omitempty"`
+	Name                 string    `json:"name,omitempty"`
+	Environment          string    `json:"environment,omitempty"`
+	Repository           string    `json:"repository,omitempty"`
+	DeploymentID         string    `json:"deployment_id,omitempty"`
+	PreviousDeploymentID string    `json:"previous_deployment_id,omitempty"`
+	Revision             string    `json:"revision,omitempty"`
+	ParentRevision       string    `json:"parent_revision,omitempty"`
+	CommitTime           time.Time `json:"commit_time,omitzero"`
+	Reason               string    `json:"reason,omitempty"`
+	IncidentID           string    `json:"incident_id,omitempty"`
+	Hotfix               bool      `json:"hotfix,omitempty"`
+	Reverts              string    `json:"reverts,omitempty"`
+	ChangeID             string    `json:"change_id,omitempty"`
+	Team                 string    `json:"team,omitempty"`
+	TeamFallback         bool      `json:"team_fallback,omitempty"`
+	Paths                []string  `json:"paths,omitempty"`
+}
+
+func encodeEvent(ev event.Event) ([]byte, error) {
+	if !ev.Kind.Valid() {
+		return nil, fmt.Errorf("persist: event %s/%s of unknown kind %d", ev.Source, ev.ID, ev.Kind)
+	}
+	return json.Marshal(loggedEventJSON{Version: eventVersion, Event: eventJSON{
+		Kind: ev.Kind.String(), Source: ev.Source, ID: ev.ID, Time: ev.Time,
+		Namespace: ev.Service.Namespace, Name: ev.Service.Name, Environment: ev.Service.Environment,
+		Repository: ev.Repository, DeploymentID: ev.DeploymentID, PreviousDeploymentID: ev.PreviousDeploymentID,
+		Revision: ev.Revision, ParentRevision: ev.ParentRevision, CommitTime: ev.CommitTime, Reason: ev.Reason,
+		IncidentID: ev.IncidentID, Hotfix: ev.Hotfix, Reverts: ev.Reverts, ChangeID: ev.ChangeID,
+		Team: ev.Team, TeamFallback: ev.TeamFallback, Paths: ev.Paths,
+	}})
+}
+
+func decodeEvent(b []byte) (event.Event, error) {
+	var l loggedEventJSON
+	if err := json.Unmarshal(b, &l); err != nil {
+		return event.Event{}, err
+	}
+	if err := checkVersion("a logged event", l.Version, eventVersion); err != nil {
+		return event.Event{}, err
+	}
+	e := l.Event
+	kind, ok := event.ParseKind(e.Kind)
+	if !ok {
+		return event.Event{}, fmt.Errorf("unknown event kind %q", e.Kind)
+	}
+	return event.Event{
+		Kind: kind, Source: e.Source, ID: e.ID, Time: e.Time,
+		Service:    event.Service{Namespace: e.Namespace, Name: e.Name, Environment: e.Environment},
+		Repository: e.Repository, DeploymentID: e.DeploymentID, PreviousDeploymentID: e.PreviousDeploymentID,
+		Revision: e.Revision, ParentRevision: e.ParentRevision, CommitTime: e.CommitTime, Reason: e.Reason,
+		IncidentID: e.IncidentID, Hotfix: e.Hotfix, Reverts: e.Reverts, ChangeID: e.ChangeID,
+		Team: e.Team, TeamFallback: e.TeamFallback, Paths: e.Paths,
+	}, nil
+}

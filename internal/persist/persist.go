@@ -1,0 +1,261 @@
+// Package persist keeps the receiver's state in a collector storage
+// extension (go.opentelemetry.io/collector/extension/xextension/storage),
+// so that it survives restarts, planned or kill -9.
+//
+// The engine is a pure fold over events, so its durable form is an event
+// log plus periodic snapshots: every delivery's events are appended (one
+// Batch: the events and the last sequence number, so a delivery is durable
+// whole or not at all) before the engine applies them; every so often a
+// snapshot of the engine's state (engine.State) replaces the events it
+// covers (one Batch again). Loading gives the snapshot and the events
+// logged after it, to replay in order.
+//
+// The Kubernetes rollout tracker's per-Deployment state lives in the same
+// store (see k8s.go).
+//
+// # Layout
+//
+// Every key but one starts with the layout version, "v1/":
+//
+//	format                          {"version":1}: the newest layout written here
+//	v1/seq                          the sequence number of the last event appended (decimal)
+//	v1/snapshot                     {"version":1,"seq":S,"state":{engine.State}}
+//	v1/events/<seq, 20 digits>      {"version":1,"event":{...}}, for S < seq <= v1/seq
+//	v1/k8s/meta                     {"version":1,"since":...,"deployments":["ns/name",...]}
+//	v1/k8s/deployments/<ns>/<name>  {"version":1,...}: one tracked Deployment
+//
+// Values are JSON with their own codec version. Loading a store whose
+// format, or any value's version, is newer than this build knows fails
+// with ErrNewerVersion instead of guessing; a later layout must keep
+// reading version 1 (testdata/v1 is a version 1 store, loaded by a test).
+package persist
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+
+	"github.com/otelcol-dora/dorareceiver/internal/engine"
+	"github.com/otelcol-dora/dorareceiver/internal/event"
+)
+
+// FormatVersion is the layout this build writes.
+const FormatVersion = 1
+
+// Keys of the layout.
+const (
+	KeyFormat    = "format"
+	KeySeq       = "v1/seq"
+	KeySnapshot  = "v1/snapshot"
+	eventsPrefix = "v1/events/"
+)
+
+// EventKey is the key of the event with sequence number seq.
+func EventKey(seq uint64) string { return fmt.Sprintf("%s%020d", eventsPrefix, seq) }
+
+// ErrNewerVersion is wrapped by the errors of Load for state written by a
+// newer otelcol-dora, in a layout or codec version this build cannot read.
+var ErrNewerVersion = errors.New("the storage holds state of a newer version")
+
+// getBatch is how many keys Load reads per Batch.
+const getBatch = 512
+
+// Store reads and writes the receiver's state through a storage client. Call
+// Load once before anything else. It is safe for concurrent use.
+type Store struct {
+	client storage.Client
+
+	mu     sync.Mutex
+	loaded bool
+	// seq is the last event appended; snapSeq the last the snapshot covers.
+	seq, snapSeq uint64
+	// formatSaved is set once the format key holds FormatVersion.
+	formatSaved bool
+
+	k8s k8sIndex
+}
+
+// New returns a Store on client. It does not take ownership of the client:
+// the caller closes it.
+func New(client storage.Client) *Store {
+	return &Store{client: client}
+}
+
+type formatJSON struct {
+	Version int `json:"version"`
+}
+
+type snapshotJSON struct {
+	Version int          `json:"version"`
+	Seq     uint64       `json:"seq"`
+	State   engine.State `json:"state"`
+}
+
+// snapshotVersion is the codec version of v1/snapshot; the engine state in
+// it has its own (engine.StateVersion).
+const snapshotVersion = 1
+
+// checkVersion fails for a value version this build cannot read.
+func checkVersion(what string, v, known int) error {
+	switch {
+	case v > known:
+		return fmt.Errorf("%w: %s is version %d, this build reads up to %d; run the newer otelcol-dora, or delete the storage to start counting from zero",
+			ErrNewerVersion, what, v, known)
+	case v < 1:
+		return fmt.Errorf("%s has no version", what)
+	}
+	return nil
+}
+
+// Load reads the saved state: the last snapshot of the engine (nil when
+// none was taken) and the events logged after it, oldest first, to apply
+// in order; lastSeq is the sequence number of the last one.
+func (s *Store) Load(ctx context.Context) (snapshot *engine.State, events []event.Event, lastSeq uint64, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	format, err := s.client.Get(ctx, KeyFormat)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("reading %s: %w", KeyFormat, err)
+	}
+	if format != nil {
+		var f formatJSON
+		if err := json.Unmarshal(format, &f); err != nil {
+			return nil, nil, 0, fmt.Errorf("reading %s: %w", KeyFormat, err)
+		}
+		if err := checkVersion("the storage layout", f.Version, FormatVersion); err != nil {
+			return nil, nil, 0, err
+		}
+		s.formatSaved = f.Version == FormatVersion
+	}
+
+	seqOp, snapOp := storage.GetOperation(KeySeq), storage.GetOperation(KeySnapshot)
+	if err := s.client.Batch(ctx, seqOp, snapOp); err != nil {
+		return nil, nil, 0, fmt.Errorf("reading the event log: %w", err)
+	}
+	var seq, snapSeq uint64
+	if seqOp.Value != nil {
+		if seq, err = strconv.ParseUint(string(seqOp.Value), 10, 64); err != nil {
+			return nil, nil, 0, fmt.Errorf("reading %s: %w", KeySeq, err)
+		}
+	}
+	if snapOp.Value != nil {
+		var sj snapshotJSON
+		if err := json.Unmarshal(snapOp.Value, &sj); err != nil {
+			return nil, nil, 0, fmt.Errorf("reading %s: %w", KeySnapshot, err)
+		}
+		if err := checkVersion(KeySnapshot, sj.Version, snapshotVersion); err != nil {
+			return nil, nil, 0, err
+		}
+		if err := checkVersion("the engine state in "+KeySnapshot, sj.State.Version, engine.StateVersion); err != nil {
+			return nil, nil, 0, err
+		}
+		snapshot, snapSeq = &sj.State, sj.Seq
+	}
+	if snapSeq > seq {
+		return nil, nil, 0, fmt.Errorf("%s covers event %d, after the last one logged (%s = %d)", KeySnapshot, snapSeq, KeySeq, seq)
+	}
+
+	for from := snapSeq + 1; from <= seq; from += getBatch {
+		to := min(seq, from+getBatch-1)
+		ops := make([]*storage.Operation, 0, to-from+1)
+		for q := from; q <= to; q++ {
+			ops = append(ops, storage.GetOperation(EventKey(q)))
+		}
+		if err := s.client.Batch(ctx, ops...); err != nil {
+			return nil, nil, 0, fmt.Errorf("reading the event log: %w", err)
+		}
+		for _, op := range ops {
+			if op.Value == nil {
+				return nil, nil, 0, fmt.Errorf("the event log lacks %s (the log runs from %d to %d)", op.Key, snapSeq+1, seq)
+			}
+			ev, err := decodeEvent(op.Value)
+			if err != nil {
+				return nil, nil, 0, fmt.Errorf("reading %s: %w", op.Key, err)
+			}
+			events = append(events, ev)
+		}
+	}
+	s.seq, s.snapSeq, s.loaded = seq, snapSeq, true
+	return snapshot, events, seq, nil
+}
+
+// formatOp returns the operation that records the layout version, the
+// first time something is written.
+func (s *Store) formatOp() []*storage.Operation {
+	if s.formatSaved {
+		return nil
+	}
+	b, _ := json.Marshal(formatJSON{Version: FormatVersion})
+	return []*storage.Operation{storage.SetOperation(KeyFormat, b)}
+}
+
+// Append logs events after the last one, in one Batch with the new last
+// sequence number: when it returns nil they are all durable (as durable as
+// the storage extension makes them), otherwise none is logged. It returns
+// the sequence number of the last event.
+func (s *Store) Append(ctx context.Context, events []event.Event) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.loaded {
+		return 0, errors.New("persist: Append before Load")
+	}
+	if len(events) == 0 {
+		return s.seq, nil
+	}
+	ops := s.formatOp()
+	seq := s.seq
+	for _, ev := range events {
+		b, err := encodeEvent(ev)
+		if err != nil {
+			return 0, err
+		}
+		seq++
+		ops = append(ops, storage.SetOperation(EventKey(seq), b))
+	}
+	ops = append(ops, storage.SetOperation(KeySeq, []byte(strconv.FormatUint(seq, 10))))
+	if err := s.client.Batch(ctx, ops...); err != nil {
+		return 0, err
+	}
+	s.seq, s.formatSaved = seq, true
+	return seq, nil
+}
+
+// Snapshot saves st, the engine's state after the events up to seq, and
+// deletes the logged events it covers, in one Batch. It returns the size of
+// the snapshot in bytes.
+func (s *Store) Snapshot(ctx context.Context, st engine.State, seq uint64) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.loaded {
+		return 0, errors.New("persist: Snapshot before Load")
+	}
+	if seq > s.seq || seq < s.snapSeq {
+		return 0, fmt.Errorf("persist: snapshot at event %d, outside the log (%d to %d)", seq, s.snapSeq, s.seq)
+	}
+	b, err := json.Marshal(snapshotJSON{Version: snapshotVersion, Seq: seq, State: st})
+	if err != nil {
+		return 0, fmt.Errorf("encoding the engine state: %w", err)
+	}
+	ops := append(s.formatOp(), storage.SetOperation(KeySnapshot, b))
+	for q := s.snapSeq + 1; q <= seq; q++ {
+		ops = append(ops, storage.DeleteOperation(EventKey(q)))
+	}
+	if err := s.client.Batch(ctx, ops...); err != nil {
+		return 0, err
+	}
+	s.snapSeq, s.formatSaved = seq, true
+	return len(b), nil
+}
+
+// Seq returns the sequence number of the last event appended and of the
+// last one the snapshot covers.
+func (s *Store) Seq() (last, snapshot uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seq, s.snapSeq
+}
