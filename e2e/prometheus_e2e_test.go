@@ -172,4 +172,22 @@ func TestDoraThroughPrometheus(t *testing.T) {
 	stack.waitQuery(t, `platform_recovery_time_seconds_count`, map[string]string{"deployment": "api"}, float64(want.Recoveries["api"]+1))
 
 	checkShippedQueries(t, stack, want)
+
+	// The receiver's own rolling values and levels, on its Prometheus
+	// endpoint (METRICS.md: rolling values): api shipped 3 successful
+	// deployments today, one of them rework (the rollback), and 2 of its 4
+	// deployments failed (the 3.0 rollout; the rollback, by the incident).
+	stack.waitQuery(t, `platform_dora_deployment_frequency_per_day{window="1d"}`, map[string]string{"deployment": "api"}, 3)
+	stack.waitQuery(t, `platform_dora_deployment_frequency_per_day{window="1d"}`, map[string]string{"deployment": "web"}, 2)
+	stack.waitQuery(t, `platform_dora_rework_rate_ratio{window="7d"}`, map[string]string{"deployment": "api"}, 1.0/3)
+	stack.waitQuery(t, `platform_dora_change_failure_rate_ratio{window="7d"}`, map[string]string{"deployment": "api"}, 0.5)
+	for _, metric := range []string{"deployment_frequency", "lead_time", "change_failure_rate", "recovery_time", "overall"} {
+		levels := query(t, stack.prometheus, `platform_dora_level{window="7d",tier_set="dora-2024",metric="`+metric+`"}`)
+		level, ok := valueOf(levels, map[string]string{"deployment": "api"})
+		if assert.True(t, ok, "level of %s for api: %v", metric, levels) {
+			assert.True(t, level >= 1 && level <= 4, "level of %s is %v, not 1 (low) to 4 (elite)", metric, level)
+		}
+	}
+	// Change failure rate 50% is "low" by every tier set.
+	stack.waitQuery(t, `platform_dora_level{window="7d",tier_set="dora-2024",metric="change_failure_rate"}`, map[string]string{"deployment": "api"}, 1)
 }
