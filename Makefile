@@ -4,6 +4,7 @@
 #   make test      every test, the real kube-apiserver ones included, and a
 #                  short fuzz run of every parser
 #   make fuzz      a longer fuzz run of every parser
+#   make bench     benchmarks, written to BENCHMARKS.md
 #   make demo      the whole loop on a local control plane, with a summary
 #   make build     the otelcol-dora binary (ocb on builder-config.yaml)
 #   make tools     etcd, kube-apiserver, kube-controller-manager, ocb
@@ -40,7 +41,7 @@ TEST_TIMEOUT ?= 25m
 FUZZ_SHORT ?= 20000x
 FUZZ_LONG ?= 2000000x
 
-.PHONY: all run demo test unit fuzz build tools generate lint clean kubectl
+.PHONY: all run demo test unit fuzz bench build tools generate lint clean kubectl
 
 all: build
 
@@ -81,6 +82,11 @@ build: $(TOOLS)/builder
 test: tools build
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 	bash scripts/fuzz.sh $(FUZZ_SHORT)
+
+## bench: the Go benchmarks (engine, emitter, webhook parsing against the
+## floor); writes BENCHMARKS.md. About 4 minutes.
+bench:
+	bash scripts/bench.sh
 
 ## fuzz: every parser's fuzz target, longer.
 fuzz:
