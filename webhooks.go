@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
@@ -39,10 +40,29 @@ type WebhooksConfig struct {
 	Spans configoptional.Optional[cicdspans.Config] `mapstructure:"otlp"`
 }
 
+// Default timeouts of the webhook server (read_header_timeout,
+// read_timeout, write_timeout, keepalive::idle_timeout).
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 30 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+)
+
 func defaultWebhooksConfig() WebhooksConfig {
 	server := confighttp.NewDefaultServerConfig()
 	server.NetAddr.Endpoint = "localhost:8088"
 	server.MaxRequestBodySize = webhook.DefaultMaxBodySize
+	// Cut slow clients off: confighttp sets no limit on reading the body
+	// (read_timeout 0) and gives a minute for the headers, so a client
+	// trickling bytes could hold a connection and a goroutine for ever.
+	// Webhook senders post small bodies at once and retry failures.
+	server.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	server.ReadTimeout = DefaultReadTimeout
+	server.WriteTimeout = DefaultWriteTimeout
+	keepalive := confighttp.NewDefaultKeepaliveServerConfig()
+	keepalive.IdleTimeout = DefaultIdleTimeout
+	server.Keepalive = configoptional.Some(keepalive)
 	return WebhooksConfig{
 		ServerConfig: server,
 		HealthPath:   "/health",
