@@ -1,6 +1,7 @@
 package dorareceiver
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -16,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +29,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
+	"github.com/otelcol-dora/dorareceiver/internal/generic"
 	"github.com/otelcol-dora/dorareceiver/internal/metadata"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
@@ -297,4 +301,41 @@ func TestWebhookServerMutualTLS(t *testing.T) {
 		raw, _ := io.ReadAll(resp.Body)
 		require.Equal(t, http.StatusOK, resp.StatusCode, string(raw))
 	})
+}
+
+func TestGenericMaxAgeThroughTheServer(t *testing.T) {
+	next := &flakyConsumer{}
+	endpoint := startReceiverFromMap(t, next, map[string]any{
+		"generic": map[string]any{"secret": testSecret, "max_age": "5m"},
+	})
+	send := func(body []byte, signedAt time.Time) reply {
+		ts := strconv.FormatInt(signedAt.Unix(), 10)
+		req, err := http.NewRequest(http.MethodPost, "http://"+endpoint+"/events", bytes.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(generic.TimestampHeader, ts)
+		req.Header.Set(generic.SignatureHeader, "sha256="+webhook.SignHMACSHA256(testSecret, generic.SignedContent(ts, body)))
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var m map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&m))
+		return reply{status: resp.StatusCode, body: m}
+	}
+	body := deploymentJSON("aged-1", "success", time.Now())
+
+	r := send(body, time.Now().Add(-10*time.Minute))
+	assert.Equal(t, http.StatusBadRequest, r.status)
+	assert.Equal(t, "error", r.body["status"])
+	assert.Contains(t, r.body["error"], "delivery older than max_age: X-Dora-Timestamp")
+	assert.Empty(t, next.AllMetrics())
+
+	// The body-only signature of the same delivery is refused too.
+	r = post(t, "http://"+endpoint+"/events", "application/json", body, true)
+	assert.Equal(t, http.StatusUnauthorized, r.status)
+	assert.Contains(t, r.body["error"], "missing X-Dora-Timestamp header")
+
+	r = send(body, time.Now())
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	assert.EqualValues(t, 1, r.body["accepted"])
 }

@@ -87,6 +87,10 @@ type Config struct {
 	// Environments maps the involved object's namespace to an environment;
 	// the first matching entry wins.
 	Environments []Environment `mapstructure:"environments"`
+	// MaxAge refuses deliveries whose event timestamp (inside the signed
+	// body) is further than this from when they arrive (replay
+	// protection); 0 disables the check.
+	MaxAge time.Duration `mapstructure:"max_age"`
 }
 
 // DefaultConfig is the source's configuration when the user sets nothing.
@@ -105,6 +109,12 @@ func (c *Config) Validate() error {
 	}
 	if strings.TrimSpace(c.DefaultEnvironment) == "" {
 		errs = append(errs, errors.New("default_environment: must not be empty"))
+	}
+	if c.MaxAge < 0 {
+		errs = append(errs, fmt.Errorf("max_age: %s is negative (0 disables the check)", c.MaxAge))
+	}
+	if c.MaxAge > 0 && c.Secret == "" {
+		errs = append(errs, errors.New("max_age: needs a secret (only a signed timestamp can be trusted)"))
 	}
 	for i, e := range c.Environments {
 		if strings.TrimSpace(e.Pattern) == "" {
@@ -175,6 +185,10 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	at, err := time.Parse(time.RFC3339Nano, fe.Timestamp)
 	if err != nil {
 		return webhook.Result{}, webhook.BadRequest("field %q: %q is not an RFC 3339 time", "timestamp", fe.Timestamp)
+	}
+	// The timestamp is inside the signed body: a replayed copy cannot move it.
+	if err := webhook.CheckAge("timestamp", at, req.Received, p.cfg.MaxAge); err != nil {
+		return webhook.Result{}, err
 	}
 
 	if obj.Kind != KindKustomization && obj.Kind != KindHelmRelease {

@@ -1,10 +1,17 @@
 // Package generic is the source for an in-house platform API: a documented
 // JSON form (schema/generic-event.schema.json) for deployments, changes and
 // incidents, signed like GitHub deliveries (X-Signature-256: sha256=HMAC).
+//
+// A sender that also sets X-Dora-Timestamp (Unix seconds) signs
+// "<timestamp>.<body>" instead of the body alone, so the time is covered
+// by the signature and max_age can refuse replayed copies.
 package generic
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,20 +19,40 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
-// SignatureHeader carries "sha256=" and the hex HMAC-SHA256 of the body.
+// SignatureHeader carries "sha256=" and the hex HMAC-SHA256 of the body,
+// or of "<timestamp>.<body>" when TimestampHeader is set.
 const SignatureHeader = "X-Signature-256"
+
+// TimestampHeader is when the sender signed the delivery, in Unix seconds.
+const TimestampHeader = "X-Dora-Timestamp"
 
 // Config configures the generic source.
 type Config struct {
 	Path                 string `mapstructure:"path"`
 	webhook.SecretConfig `mapstructure:",squash"`
+	// MaxAge refuses deliveries signed (X-Dora-Timestamp) longer ago than
+	// this when they arrive, and deliveries without a signed timestamp;
+	// 0 disables the check and accepts body-only signatures.
+	MaxAge time.Duration `mapstructure:"max_age"`
 }
 
 // DefaultConfig is the source's configuration when the user sets nothing.
 func DefaultConfig() Config { return Config{Path: "/events"} }
 
 // Validate checks the config; errors name the key.
-func (c *Config) Validate() error { return c.SecretConfig.Check() }
+func (c *Config) Validate() error {
+	var errs []error
+	if err := c.SecretConfig.Check(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.MaxAge < 0 {
+		errs = append(errs, fmt.Errorf("max_age: %s is negative (0 disables the check)", c.MaxAge))
+	}
+	if c.MaxAge > 0 && c.Secret == "" {
+		errs = append(errs, errors.New("max_age: needs a secret (only a signed timestamp can be trusted)"))
+	}
+	return errors.Join(errs...)
+}
 
 // Payload is one event of the generic form. The JSON schema in
 // schema/generic-event.schema.json describes the same fields. Encoding
@@ -74,12 +101,8 @@ func (p *Provider) ContentTypes() []string { return []string{"application/json"}
 // Parse accepts one event object or an array of them.
 func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	if p.cfg.Verify() {
-		sig, ok := strings.CutPrefix(req.Header.Get(SignatureHeader), "sha256=")
-		if !ok {
-			return webhook.Result{}, webhook.Unauthorized("missing %s header (sha256=<hex HMAC-SHA256 of the body>)", SignatureHeader)
-		}
-		if !webhook.ValidHMACSHA256(p.cfg.Secret, req.Body, sig) {
-			return webhook.Result{}, webhook.Unauthorized("%s does not match the body", SignatureHeader)
+		if err := p.verify(req); err != nil {
+			return webhook.Result{}, err
 		}
 	}
 	var payloads []Payload
@@ -106,6 +129,43 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 		res.Events = append(res.Events, ev)
 	}
 	return res, nil
+}
+
+// verify checks the signature, over "<timestamp>.<body>" when the
+// delivery has a timestamp, then the timestamp's age. The age is checked
+// after the signature so that only the secret's holder learns about it.
+func (p *Provider) verify(req *webhook.Request) error {
+	sig, ok := strings.CutPrefix(req.Header.Get(SignatureHeader), "sha256=")
+	if !ok {
+		return webhook.Unauthorized("missing %s header (sha256=<hex HMAC-SHA256 of the body, or of \"<%s>.<body>\">)", SignatureHeader, TimestampHeader)
+	}
+	stamp := strings.TrimSpace(req.Header.Get(TimestampHeader))
+	if stamp == "" {
+		if p.cfg.MaxAge > 0 {
+			return webhook.Unauthorized("missing %s header: max_age is set, so deliveries must carry their Unix time in %s and sign \"<timestamp>.<body>\"", TimestampHeader, TimestampHeader)
+		}
+		if !webhook.ValidHMACSHA256(p.cfg.Secret, req.Body, sig) {
+			return webhook.Unauthorized("%s does not match the body", SignatureHeader)
+		}
+		return nil
+	}
+	if !webhook.ValidHMACSHA256(p.cfg.Secret, SignedContent(stamp, req.Body), sig) {
+		return webhook.Unauthorized("%s does not match \"<%s>.<body>\"", SignatureHeader, TimestampHeader)
+	}
+	secs, err := strconv.ParseInt(stamp, 10, 64)
+	if err != nil {
+		return webhook.BadRequest("%s: %q is not a Unix time in seconds", TimestampHeader, stamp)
+	}
+	return webhook.CheckAge(TimestampHeader, time.Unix(secs, 0).UTC(), req.Received, p.cfg.MaxAge)
+}
+
+// SignedContent is what a delivery with a timestamp signs:
+// "<timestamp>.<body>".
+func SignedContent(timestamp string, body []byte) []byte {
+	out := make([]byte, 0, len(timestamp)+1+len(body))
+	out = append(out, timestamp...)
+	out = append(out, '.')
+	return append(out, body...)
 }
 
 func (pl *Payload) toEvent() (event.Event, error) {

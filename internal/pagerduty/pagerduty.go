@@ -172,11 +172,9 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	if inc.Type != "" && inc.Type != "incident" {
 		return webhook.Result{}, webhook.BadRequest(`field "event.data.type": %q, expected "incident" for %s`, inc.Type, ev.EventType)
 	}
-	if p.cfg.MaxAge > 0 && !req.Received.IsZero() {
-		if age := req.Received.Sub(ev.OccurredAt); age > p.cfg.MaxAge {
-			return webhook.Result{}, webhook.BadRequest("delivery older than max_age: event.occurred_at %s is %s before it was received (max_age %s)",
-				ev.OccurredAt.Format(time.RFC3339), age.Round(time.Second), p.cfg.MaxAge)
-		}
+	// occurred_at is inside the signed body: a replayed copy cannot move it.
+	if err := webhook.CheckAge("event.occurred_at", ev.OccurredAt, req.Received, p.cfg.MaxAge); err != nil {
+		return webhook.Result{}, err
 	}
 	name := p.serviceName(inc.Service)
 	if name == "" {

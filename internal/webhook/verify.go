@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/collector/config/configopaque"
 )
@@ -53,6 +54,27 @@ func SignHMACSHA256(secret string, body []byte) string {
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write(body)
 	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// CheckAge is replay protection for sources whose deliveries carry a
+// signed time (what names it in the answer: a header or a body field). A
+// captured delivery sent again later still has a valid signature; it is
+// refused when at is more than maxAge before the moment it was received,
+// or more than maxAge after it (a sender's clock that far ahead is as
+// suspicious, and would otherwise extend the window). maxAge 0 is off.
+func CheckAge(what string, at, received time.Time, maxAge time.Duration) error {
+	if maxAge <= 0 || received.IsZero() {
+		return nil
+	}
+	switch age := received.Sub(at); {
+	case age > maxAge:
+		return BadRequest("delivery older than max_age: %s %s is %s before it was received (max_age %s)",
+			what, at.Format(time.RFC3339), age.Round(time.Second), maxAge)
+	case -age > maxAge:
+		return BadRequest("delivery from the future: %s %s is %s after it was received (max_age %s; is the sender's clock right?)",
+			what, at.Format(time.RFC3339), (-age).Round(time.Second), maxAge)
+	}
+	return nil
 }
 
 // EqualToken compares a presented token with the configured one in
