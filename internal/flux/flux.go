@@ -338,7 +338,7 @@ func verify(secret configopaque.String, header string, body []byte) error {
 	if err != nil {
 		return webhook.Unauthorized("%s does not match the body", SignatureHeader)
 	}
-	mac := hmac.New(newHash, []byte(secret))
+	mac := hmac.New(newHash, webhook.Key(secret))
 	mac.Write(body)
 	if !hmac.Equal(got, mac.Sum(nil)) {
 		return webhook.Unauthorized("%s does not match the body", SignatureHeader)

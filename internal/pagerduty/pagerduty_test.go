@@ -232,6 +232,15 @@ func TestMaxAge(t *testing.T) {
 		require.NoError(t, err)
 		assert.Len(t, res.Events, 1)
 	})
+	t.Run("events further in the future than max_age are refused", func(t *testing.T) {
+		req := signed(body)
+		req.Received = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+		_, err := New(cfg).Parse(req)
+		var herr *webhook.Error
+		require.ErrorAs(t, err, &herr)
+		assert.Equal(t, http.StatusBadRequest, herr.Status)
+		assert.Contains(t, herr.Message, "delivery from the future: event.occurred_at")
+	})
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -30,6 +30,9 @@ func (c *SecretConfig) Check() error {
 	if c.Secret == "" && !c.InsecureSkipVerify {
 		return errors.New("secret: required to verify deliveries (set insecure_skip_verify: true to accept unsigned deliveries)")
 	}
+	if c.Secret != "" && len(Key(c.Secret)) == 0 {
+		return errors.New("secret: is only whitespace (is the secret file empty?)")
+	}
 	return nil
 }
 
@@ -43,9 +46,17 @@ func ValidHMACSHA256(secret configopaque.String, body []byte, hexSignature strin
 	if err != nil {
 		return false
 	}
-	mac := hmac.New(sha256.New, []byte(secret))
+	mac := hmac.New(sha256.New, Key(secret))
 	mac.Write(body)
 	return hmac.Equal(got, mac.Sum(nil))
+}
+
+// Key is a configured secret or token as it is used: without leading or
+// trailing whitespace. The collector's file provider keeps a file's content
+// verbatim, so ${file:...} on a secret file ending in a newline (as editors
+// and `echo` write it) would otherwise make every signature mismatch.
+func Key(secret configopaque.String) []byte {
+	return []byte(strings.TrimSpace(string(secret)))
 }
 
 // SignHMACSHA256 returns the hex HMAC-SHA256 of body, for tests and for
@@ -80,7 +91,7 @@ func CheckAge(what string, at, received time.Time, maxAge time.Duration) error {
 // EqualToken compares a presented token with the configured one in
 // constant time (for equal lengths; the length itself is not secret).
 func EqualToken(configured configopaque.String, presented string) bool {
-	return subtle.ConstantTimeCompare([]byte(configured), []byte(presented)) == 1
+	return subtle.ConstantTimeCompare(Key(configured), []byte(presented)) == 1
 }
 
 // BearerToken returns the token of an "Authorization: Bearer x" header.
