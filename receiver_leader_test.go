@@ -268,3 +268,21 @@ func TestLeaderElectionWithSharedStorage(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	assert.Equal(t, emissions, len(follower.sink.AllMetrics()), "a replica that lost the lease emits nothing")
 }
+
+// TestSingleReplicaIsReady: without leader_election the one replica leads
+// from the start: ready_path answers 200 and health says leader.
+func TestSingleReplicaIsReady(t *testing.T) {
+	base := startWebhookReceiver(t, &flakyConsumer{}, nil)
+	for path, want := range map[string]map[string]any{
+		"/ready":  {"status": "ready"},
+		"/health": {"status": "ok", "leader": true},
+	} {
+		resp, err := http.Get(base + path)
+		require.NoError(t, err)
+		var got map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))
+		resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode, path)
+		assert.Equal(t, want, got, path)
+	}
+}
