@@ -311,4 +311,23 @@ func TestLeaderKilled(t *testing.T) {
 	assert.Equal(t, float64(total), m.sum("platform_deployments_total", apiSuccess))
 	assert.Equal(t, float64(2), m.sum("platform_deployments_total", webSuccess))
 	assert.Contains(t, follower.p.log(), "DORA state restored from storage")
+
+	// The Lease taken away (as after a partition): the leader cannot renew,
+	// stops at renew_deadline and the collector exits, for Kubernetes to
+	// restart it as a follower.
+	lease, err := client.CoordinationV1().Leases("default").Get(ctx, "otelcol-dora", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Equal(t, follower.id, *lease.Spec.HolderIdentity)
+	intruder := "intruder"
+	lease.Spec.HolderIdentity = &intruder
+	_, err = client.CoordinationV1().Leases("default").Update(ctx, lease, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	taken := time.Now()
+	select {
+	case <-follower.p.exited:
+	case <-time.After(waitFor):
+		t.Fatal("the collector that lost the lease did not exit")
+	}
+	t.Logf("exited %s after the lease was taken (renew_deadline %s)", time.Since(taken), e2eRenewDeadline)
+	assert.Contains(t, follower.p.log(), "lost the lease")
 }
