@@ -20,6 +20,10 @@ type Config struct {
 	Kubernetes configoptional.Optional[k8s.Config] `mapstructure:"kubernetes"`
 	// Webhooks enables the HTTP server for webhooks and CI/CD spans.
 	Webhooks configoptional.Optional[WebhooksConfig] `mapstructure:"webhooks"`
+	// LeaderElection, when the key is present, elects one of several
+	// replicas through a Lease: only the leader opens the storage, watches
+	// Kubernetes and emits (leader.go).
+	LeaderElection configoptional.Optional[LeaderElectionConfig] `mapstructure:"leader_election"`
 
 	// Services maps repositories to the services they deploy (with their
 	// team and, in a monorepo, their paths).
@@ -145,6 +149,7 @@ func createDefaultConfig() *Config {
 	return &Config{
 		Kubernetes:             configoptional.Default(k8s.DefaultConfig()),
 		Webhooks:               configoptional.Default(defaultWebhooksConfig()),
+		LeaderElection:         configoptional.Default(defaultLeaderElectionConfig()),
 		ProductionEnvironments: ec.Production,
 		EmitInterval:           15 * time.Second,
 		LeadTimeBuckets:        seconds(ec.LeadTimeBounds),
@@ -218,6 +223,9 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, prefixErrors("rolling_windows", err))
 	}
 	if err := cfg.PerformanceLevels.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := cfg.validateLeaderElection(); err != nil {
 		errs = append(errs, err)
 	}
 	if cfg.SnapshotEvery <= 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -20,6 +21,7 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/engine"
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 	"github.com/otelcol-dora/dorareceiver/internal/k8s"
+	"github.com/otelcol-dora/dorareceiver/internal/leader"
 	"github.com/otelcol-dora/dorareceiver/internal/persist"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
@@ -85,6 +87,25 @@ type doraReceiver struct {
 	// closing is closed when Shutdown begins: retries stop.
 	closing chan struct{}
 
+	// active is set (under mu) while this replica applies events: from the
+	// start of its leadership (at Start without leader_election) to its
+	// end. isLeader mirrors it for the ready and health paths, and turns
+	// false as soon as the elector says the lease is lost.
+	active   bool
+	isLeader atomic.Bool
+	host     component.Host
+
+	// Leader election (leader.go); elector is nil without it. leadMu
+	// serializes starting and stopping the leadership; led says this
+	// replica led once (it never leads again: lead).
+	elector        *leader.Elector
+	electionCancel context.CancelFunc
+	electionDone   chan struct{}
+	retryAfter     time.Duration
+	leadMu         sync.Mutex
+	leading        bool
+	led            bool
+
 	// explanations carries deployment reports to the explain loop.
 	explanations chan []*engine.DeploymentReport
 	explainStop  chan struct{}
@@ -124,22 +145,56 @@ func (r *doraReceiver) Start(ctx context.Context, host component.Host) error {
 		return err
 	}
 	r.engine = eng
+	r.host = host
 	r.closing = make(chan struct{})
+	r.startExplain()
 
+	le := r.cfg.LeaderElection.Get()
+	if le == nil {
+		// A single replica leads from the start.
+		r.leadMu.Lock()
+		err := r.startLeadingLocked(ctx)
+		r.leadMu.Unlock()
+		if err != nil {
+			return errors.Join(err, r.Shutdown(ctx))
+		}
+	} else if r.cfg.Storage == nil {
+		r.logger.Warn("leader_election without storage: a new leader starts its counters from zero; set storage to a storage extension on shared storage")
+	}
+
+	if wc := r.cfg.Webhooks.Get(); wc != nil {
+		if err := r.startServer(ctx, host, wc); err != nil {
+			return errors.Join(err, r.Shutdown(ctx))
+		}
+	}
+	if le != nil {
+		if err := r.startElection(le); err != nil {
+			return errors.Join(err, r.Shutdown(ctx))
+		}
+	}
+	componentstatus.ReportStatus(host, componentstatus.NewEvent(componentstatus.StatusOK))
+	return nil
+}
+
+// startLeadingLocked loads the saved state, starts the sources and the
+// emission; r.leadMu is held. On error, stepDown undoes what was started.
+func (r *doraReceiver) startLeadingLocked(ctx context.Context) error {
+	r.led = true
+	r.leading = true
 	// The saved state is loaded before any source starts.
 	if r.cfg.Storage == nil {
 		r.logger.Warn("No storage configured: the DORA state is kept in memory only, and the counters restart from zero when the collector restarts; set storage to a storage extension (for example file_storage) to keep them")
-	} else if err := r.restore(ctx, host); err != nil {
+	} else if err := r.restore(ctx, r.host); err != nil {
 		return err
 	}
 
 	if kc := r.cfg.Kubernetes.Get(); kc != nil {
 		client, err := k8s.NewClient(kc)
 		if err != nil {
-			return errors.Join(err, r.closeStorage(ctx))
+			return err
 		}
 		opts := []k8s.Option{k8s.WithWatchErrorHandler(func(err error) {
-			componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(err))
+			componentstatus.ReportStatus(r.host, componentstatus.NewRecoverableErrorEvent(err))
 		})}
 		if r.store != nil {
 			opts = append(opts, k8s.WithStore(r.store))
@@ -150,24 +205,71 @@ func (r *doraReceiver) Start(ctx context.Context, host component.Host) error {
 	r.stop = make(chan struct{})
 	r.done = make(chan struct{})
 	go r.emitLoop()
-	r.startExplain()
+	r.mu.Lock()
+	r.active = true
+	r.mu.Unlock()
+	r.isLeader.Store(true)
 	if r.store != nil {
 		// Send the restored totals without waiting for a change.
 		r.notify()
 	}
-
-	if wc := r.cfg.Webhooks.Get(); wc != nil {
-		if err := r.startServer(ctx, host, wc); err != nil {
-			return errors.Join(err, r.Shutdown(ctx))
-		}
-	}
 	for _, s := range r.sources {
 		if err := s.Start(ctx); err != nil {
-			return errors.Join(err, r.Shutdown(ctx))
+			return err
 		}
 	}
-	componentstatus.ReportStatus(host, componentstatus.NewEvent(componentstatus.StatusOK))
 	return nil
+}
+
+// stepDown ends the leadership: no event is applied from here on, the
+// sources and the emission stop (with a last emission when final), the
+// deliveries still waiting for an emission get 503, the state is saved
+// and the storage closed. It does nothing when this replica does not lead.
+func (r *doraReceiver) stepDown(ctx context.Context, final bool) error {
+	r.leadMu.Lock()
+	defer r.leadMu.Unlock()
+	if !r.leading {
+		return nil
+	}
+	r.leading = false
+	r.isLeader.Store(false)
+	r.mu.Lock()
+	r.active = false
+	r.mu.Unlock()
+	var errs []error
+	for _, s := range r.sources {
+		errs = append(errs, s.Shutdown(ctx))
+	}
+	r.sources = nil
+	if r.stop != nil {
+		close(r.stop)
+		<-r.done
+		r.stop = nil
+		if final {
+			// Send the final state so push exporters get the last changes.
+			r.emit(ctx)
+		}
+	}
+	r.failWaitingDeliveries(webhook.ErrNotLeader)
+	errs = append(errs, r.closeStorage(ctx))
+	return errors.Join(errs...)
+}
+
+// failWaitingDeliveries answers the deliveries waiting for an emission
+// that will not come from this replica: they get 503 and are sent again
+// to the next leader, which recognizes them if they were logged.
+func (r *doraReceiver) failWaitingDeliveries(err error) {
+	r.mu.Lock()
+	target := r.seq
+	r.mu.Unlock()
+	r.flushMu.Lock()
+	if target > r.flushed {
+		r.flushed = target
+		r.flushErr = err
+	}
+	close(r.flushCh)
+	r.flushCh = make(chan struct{})
+	r.flushMu.Unlock()
 }
 
 func (r *doraReceiver) startServer(ctx context.Context, host component.Host, wc *WebhooksConfig) error {
@@ -188,6 +290,9 @@ func (r *doraReceiver) startServer(ctx context.Context, host component.Host, wc 
 		ObsReport:   r.obsHTTP,
 		MaxBodySize: wc.ServerConfig.MaxRequestBodySize,
 		HealthPath:  wc.HealthPath,
+		Health:      r.health,
+		ReadyPath:   wc.ReadyPath,
+		Ready:       r.notReady,
 	})
 	ln, err := wc.ServerConfig.ToListener(ctx)
 	if err != nil {
@@ -225,20 +330,12 @@ func (r *doraReceiver) Shutdown(ctx context.Context) error {
 		r.serveWG.Wait()
 		r.server = nil
 	}
-	for _, s := range r.sources {
-		errs = append(errs, s.Shutdown(ctx))
-	}
-	r.sources = nil
+	// The state is saved and the storage closed before the lease is
+	// released, so the next leader opens the storage after this one.
+	errs = append(errs, r.stepDown(ctx, true))
 	// Send the deployments explained so far.
 	r.stopExplain()
-	if r.stop != nil {
-		close(r.stop)
-		<-r.done
-		r.stop = nil
-		// Send the final state so push exporters get the last changes.
-		r.emit(ctx)
-	}
-	errs = append(errs, r.closeStorage(ctx))
+	errs = append(errs, r.stopElection(ctx))
 	return errors.Join(errs...)
 }
 
@@ -270,6 +367,11 @@ func (r *doraReceiver) applyAll(ctx context.Context, _ string, events []event.Ev
 	var reports []*engine.DeploymentReport
 	changed := false
 	r.mu.Lock()
+	if !r.active {
+		// A follower, or a leader that just lost the lease.
+		r.mu.Unlock()
+		return res, 0, webhook.ErrNotLeader
+	}
 	if err := r.logEvents(ctx, events); err != nil {
 		r.mu.Unlock()
 		return res, 0, err

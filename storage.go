@@ -161,6 +161,10 @@ func (r *doraReceiver) applyAsync(ev event.Event) error {
 		switch {
 		case err == nil:
 			return nil
+		case errors.Is(err, webhook.ErrNotLeader):
+			// The leadership ended: the next leader derives the event
+			// again from the cluster.
+			return err
 		case !errors.Is(err, webhook.ErrStorageUnavailable):
 			// A source produced an event the engine cannot use: a bug in
 			// the source, not bad user input, so it is logged loudly.

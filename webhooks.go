@@ -27,6 +27,10 @@ type WebhooksConfig struct {
 	ServerConfig confighttp.ServerConfig `mapstructure:",squash"`
 	// HealthPath answers GET with the receiver's status.
 	HealthPath string `mapstructure:"health_path"`
+	// ReadyPath answers 200 on the replica that takes deliveries (the
+	// leader, or every replica without leader_election) and 503 on
+	// followers: the readinessProbe that keeps webhooks on the leader.
+	ReadyPath string `mapstructure:"ready_path"`
 
 	GitHub       configoptional.Optional[github.Config]       `mapstructure:"github"`
 	GitLab       configoptional.Optional[gitlab.Config]       `mapstructure:"gitlab"`
@@ -66,6 +70,7 @@ func defaultWebhooksConfig() WebhooksConfig {
 	return WebhooksConfig{
 		ServerConfig: server,
 		HealthPath:   "/health",
+		ReadyPath:    "/ready",
 		GitHub:       configoptional.Default(github.DefaultConfig()),
 		GitLab:       configoptional.Default(gitlab.DefaultConfig()),
 		ArgoCD:       configoptional.Default(argocd.DefaultConfig()),
@@ -135,6 +140,12 @@ func (c *WebhooksConfig) Validate() error {
 		errs = append(errs, errors.New("no webhook source configured (add github, gitlab, argocd, flux, alertmanager, pagerduty, cdevents, generic or otlp)"))
 	}
 	seen := map[string]string{c.HealthPath: "health_path"}
+	if c.ReadyPath != "" {
+		if c.ReadyPath == c.HealthPath {
+			errs = append(errs, fmt.Errorf("ready_path: %q is already used by health_path", c.ReadyPath))
+		}
+		seen[c.ReadyPath] = "ready_path"
+	}
 	for _, s := range srcs {
 		if !strings.HasPrefix(s.path, "/") {
 			errs = append(errs, fmt.Errorf("%s::path: %q must start with /", s.key, s.path))
@@ -147,6 +158,9 @@ func (c *WebhooksConfig) Validate() error {
 	}
 	if c.HealthPath != "" && !strings.HasPrefix(c.HealthPath, "/") {
 		errs = append(errs, fmt.Errorf("health_path: %q must start with /", c.HealthPath))
+	}
+	if c.ReadyPath != "" && !strings.HasPrefix(c.ReadyPath, "/") {
+		errs = append(errs, fmt.Errorf("ready_path: %q must start with /", c.ReadyPath))
 	}
 	return errors.Join(errs...)
 }

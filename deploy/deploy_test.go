@@ -618,7 +618,7 @@ func TestManifestsApplyAndLeastPrivilege(t *testing.T) {
 	for _, o := range objs {
 		kinds[o.GetKind()] = true
 	}
-	for _, k := range []string{"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "Service"} {
+	for _, k := range []string{"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap", "Deployment", "Service"} {
 		require.True(t, kinds[k], "the manifests have no %s", k)
 	}
 
@@ -676,19 +676,20 @@ func TestManifestsApplyAndLeastPrivilege(t *testing.T) {
 	assert.NotEmpty(t, warn.take(), "a privileged variant of the Deployment should draw Pod Security warnings")
 
 	// Least privilege for the collector's service account.
-	can := func(verb, group, res, ns string) bool {
+	canNamed := func(verb, group, res, ns, name string) bool {
 		t.Helper()
 		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 			User:   serviceAccountUser,
 			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:otelcol-dora", "system:authenticated"},
 			ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: ns, Verb: verb, Group: group, Resource: res,
+				Namespace: ns, Verb: verb, Group: group, Resource: res, Name: name,
 			},
 		}}
 		got, err := client.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
 		require.NoError(t, err)
 		return got.Status.Allowed
 	}
+	can := func(verb, group, res, ns string) bool { t.Helper(); return canNamed(verb, group, res, ns, "") }
 	for _, ns := range []string{"", "shop", "kube-system", "otelcol-dora"} {
 		for _, verb := range []string{"get", "list", "watch"} {
 			assert.True(t, can(verb, "apps", "deployments", ns), "%s deployments in %q must be allowed", verb, ns)
@@ -710,6 +711,34 @@ func TestManifestsApplyAndLeastPrivilege(t *testing.T) {
 	}
 	for _, d := range denied {
 		assert.False(t, can(d.verb, d.group, d.res, d.ns), "%s %s/%s in %q must be denied", d.verb, d.group, d.res, d.ns)
+	}
+
+	// Leader election: the Lease the ConfigMap names, in the collector's
+	// namespace, and nothing more.
+	_, collector := collectorConfig(t)
+	leaseName := nested(t, collector, "receivers", "dora", "leader_election", "lease_name").(string)
+	leaseNS := nested(t, collector, "receivers", "dora", "leader_election", "lease_namespace").(string)
+	require.Equal(t, "otelcol-dora", leaseNS, "the Lease is in the collector's namespace")
+	const lease = "coordination.k8s.io"
+	for _, verb := range []string{"get", "update"} {
+		assert.True(t, canNamed(verb, lease, "leases", leaseNS, leaseName), "%s the Lease %s/%s must be allowed", verb, leaseNS, leaseName)
+	}
+	assert.True(t, canNamed("create", lease, "leases", leaseNS, ""), "creating the Lease must be allowed")
+	leaseDenied := []struct{ verb, ns, name string }{
+		{"update", leaseNS, "another-lease"},
+		{"get", leaseNS, "another-lease"},
+		{"delete", leaseNS, leaseName},
+		{"patch", leaseNS, leaseName},
+		{"list", leaseNS, ""},
+		{"watch", leaseNS, ""},
+		{"get", "kube-system", leaseName},
+		{"update", "kube-system", "kube-controller-manager"},
+		{"create", "kube-system", ""},
+		{"create", "shop", ""},
+		{"update", "shop", leaseName},
+	}
+	for _, d := range leaseDenied {
+		assert.False(t, canNamed(d.verb, lease, "leases", d.ns, d.name), "%s lease %q in %q must be denied", d.verb, d.name, d.ns)
 	}
 }
 
@@ -756,6 +785,7 @@ func TestCollectorConfigMatchesManifests(t *testing.T) {
 	for _, path := range [][]string{
 		{"receivers", "dora", "kubernetes"},
 		{"receivers", "dora", "storage"},
+		{"receivers", "dora", "leader_election", "lease_name"},
 		{"processors"},
 		{"exporters"},
 		{"extensions"},
@@ -788,9 +818,15 @@ func TestCollectorConfigMatchesManifests(t *testing.T) {
 		ports[pm["name"].(string)] = pm["containerPort"].(int64)
 	}
 	assert.Equal(t, map[string]int64{"metrics": 9464, "webhooks": 8088, "telemetry": 8888, "health": 13133}, ports)
-	for _, probe := range []string{"livenessProbe", "readinessProbe"} {
+	// Liveness on the receiver's health_path (every replica), readiness on
+	// its ready_path (the leader only), both on the webhook port.
+	webhookPort := strings.TrimPrefix(nested(t, cfg, "receivers", "dora", "webhooks", "endpoint").(string), "0.0.0.0:")
+	assert.Equal(t, fmt.Sprint(ports["webhooks"]), webhookPort)
+	for probe, path := range map[string]string{"livenessProbe": "/health", "readinessProbe": "/ready"} {
 		port, _, _ := unstructured.NestedFieldNoCopy(ctr, probe, "httpGet", "port")
-		assert.Equal(t, "health", port, "%s on the health_check extension", probe)
+		assert.Equal(t, "webhooks", port, "%s on the receiver's server", probe)
+		got, _, _ := unstructured.NestedString(ctr, probe, "httpGet", "path")
+		assert.Equal(t, path, got, "%s path (the receiver's defaults)", probe)
 	}
 	sc, _, _ := unstructured.NestedMap(ctr, "securityContext")
 	assert.Equal(t, true, sc["runAsNonRoot"])
@@ -824,12 +860,18 @@ func TestCollectorConfigMatchesManifests(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, claim, "the storage directory is on a PersistentVolumeClaim (an emptyDir would lose the state with the pod)")
-	findObject(t, objs, "PersistentVolumeClaim", claim)
 	fsGroup, _, _ := unstructured.NestedInt64(dep.Object, "spec", "template", "spec", "securityContext", "fsGroup")
 	assert.Equal(t, int64(65532), fsGroup, "the state volume is writable by the nonroot user")
 
+	// Several replicas only with leader election, on a volume they all
+	// mount.
 	replicas, _, _ := unstructured.NestedInt64(dep.Object, "spec", "replicas")
-	assert.Equal(t, int64(1), replicas, "one collector: replicas would count rollouts twice")
+	assert.Equal(t, int64(2), replicas)
+	nested(t, cfg, "receivers", "dora", "leader_election")
+	pvc := findObject(t, objs, "PersistentVolumeClaim", claim)
+	modes, _, _ := unstructured.NestedStringSlice(pvc.Object, "spec", "accessModes")
+	assert.Equal(t, []string{"ReadWriteMany"}, modes, "both replicas mount the state volume")
+	assert.NotZero(t, nested(t, cfg, "extensions", storageID, "timeout"), "a new leader waits for the old leader's file lock")
 
 	svc := findObject(t, objs, "Service", "otelcol-dora")
 	svcPorts := map[string]int64{}

@@ -32,8 +32,23 @@ type Handler struct {
 	maxBodySize int64
 	healthPath  string
 	health      func() any
+	readyPath   string
+	ready       func() *NotReady
 	now         func() time.Time
 }
+
+// NotReady is why a replica takes no deliveries now (a follower of the
+// leader election): deliveries and the ready path get 503, Retry-After and
+// this as JSON.
+type NotReady struct {
+	Error      string        `json:"error"`
+	Leader     string        `json:"leader,omitempty"`
+	RetryAfter time.Duration `json:"-"`
+}
+
+// ErrNotLeader refuses a delivery that reached the leader as it lost the
+// lease: 503, the sender retries against the new leader.
+var ErrNotLeader = errors.New("this replica is no longer the leader")
 
 // Options configure a Handler.
 type Options struct {
@@ -45,7 +60,12 @@ type Options struct {
 	// HealthPath answers GET with 200 and Health's value as JSON.
 	HealthPath string
 	Health     func() any
-	Now        func() time.Time
+	// ReadyPath answers 200 when Ready returns nil, 503 otherwise (a
+	// readinessProbe keeps a Service's traffic on ready replicas).
+	ReadyPath string
+	// Ready, when set and not nil, refuses every delivery.
+	Ready func() *NotReady
+	Now   func() time.Time
 }
 
 // NewHandler returns the HTTP handler for opts.
@@ -58,6 +78,8 @@ func NewHandler(opts Options) *Handler {
 		maxBodySize: opts.MaxBodySize,
 		healthPath:  opts.HealthPath,
 		health:      opts.Health,
+		readyPath:   opts.ReadyPath,
+		ready:       opts.Ready,
 		now:         opts.Now,
 	}
 	for _, r := range opts.Routes {
@@ -90,6 +112,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			body = h.health()
 		}
 		writeJSON(w, http.StatusOK, body)
+		return
+	}
+	var notReady *NotReady
+	if h.ready != nil {
+		notReady = h.ready()
+	}
+	if h.readyPath != "" && r.URL.Path == h.readyPath {
+		if notReady == nil {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+			return
+		}
+	}
+	if notReady != nil && (r.URL.Path == h.readyPath || h.routes[r.URL.Path] != nil) {
+		w.Header().Set("Retry-After", strconv.Itoa(int((notReady.RetryAfter+time.Second-1)/time.Second)))
+		writeJSON(w, http.StatusServiceUnavailable, notReady)
 		return
 	}
 	p, ok := h.routes[r.URL.Path]
@@ -157,7 +194,7 @@ func (h *Handler) finish(ctx context.Context, w http.ResponseWriter, header http
 	case errors.As(err, &ign):
 		body = response{Status: "ignored", Ignored: string(ign)}
 		err = nil
-	case errors.Is(err, ErrPipelineRefused), errors.Is(err, ErrStorageUnavailable):
+	case errors.Is(err, ErrPipelineRefused), errors.Is(err, ErrStorageUnavailable), errors.Is(err, ErrNotLeader):
 		status = http.StatusServiceUnavailable
 		body = response{Status: "error", Error: err.Error() + "; retry later"}
 		w.Header().Set("Retry-After", "5")
