@@ -5,6 +5,7 @@
 #                  short fuzz run of every parser
 #   make fuzz      a longer fuzz run of every parser
 #   make bench     benchmarks, written to BENCHMARKS.md
+#   make soak      two replicas under load with restarts (SOAK_DURATION, 10m)
 #   make demo      the whole loop on a local control plane, with a summary
 #   make build     the otelcol-dora binary (ocb on builder-config.yaml)
 #   make tools     etcd, kube-apiserver, kube-controller-manager, ocb
@@ -48,7 +49,7 @@ TEST_TIMEOUT ?= 25m
 FUZZ_SHORT ?= 20000x
 FUZZ_LONG ?= 2000000x
 
-.PHONY: all run demo test unit fuzz bench build tools generate lint vulncheck clean kubectl
+.PHONY: all run demo test unit fuzz bench soak build tools generate lint vulncheck clean kubectl
 
 all: build
 
@@ -94,6 +95,14 @@ test: tools build
 ## floor); writes BENCHMARKS.md. About 4 minutes.
 bench:
 	bash scripts/bench.sh
+
+## soak: two otelcol-dora replicas with leader election on a real control
+## plane, under a steady mix of rollouts and webhooks, one of them stopped
+## (SIGKILL or SIGTERM) and restarted every 90 s; then the counters are
+## checked against what was sent. SOAK_DURATION of load (default 10m).
+SOAK_DURATION ?= 10m
+soak: build tools
+	$(GO) run ./cmd/soak -duration $(SOAK_DURATION)
 
 ## fuzz: every parser's fuzz target, longer.
 fuzz:
