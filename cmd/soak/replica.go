@@ -18,6 +18,7 @@ import (
 const (
 	webhookSecret = "soak-webhook-secret"
 	leaseName     = "otelcol-dora-soak"
+	leaseDuration = 4 * time.Second
 )
 
 // replica is one otelcol-dora process and the ports it keeps across
@@ -69,7 +70,7 @@ func newReplica(name, dir, bin, kubeconfig, stateDir string) (*replica, error) {
       lease_name: %s
       lease_namespace: default
       identity: %s
-      lease_duration: 4s
+      lease_duration: %s
       renew_deadline: 3s
       retry_period: 500ms
     storage: file_storage/dora
@@ -98,7 +99,7 @@ service:
     metrics:
       receivers: [dora]
       exporters: [prometheus]
-`, kubeconfig, leaseName, name, ports[0], webhookSecret, ports[1], ports[2], stateDir)
+`, kubeconfig, leaseName, name, leaseDuration, ports[0], webhookSecret, ports[1], ports[2], stateDir)
 	if err := os.WriteFile(r.configPath, []byte(config), 0o600); err != nil {
 		return nil, err
 	}
