@@ -85,12 +85,13 @@ func (c *Config) Validate() error {
 // Provider implements webhook.Provider for GitHub webhooks.
 type Provider struct {
 	cfg       Config
+	mac       *webhook.HMACSHA256
 	workflows map[string]struct{}
 }
 
 // New returns the provider for cfg. cfg should have passed Validate.
 func New(cfg Config) *Provider {
-	p := &Provider{cfg: cfg, workflows: map[string]struct{}{}}
+	p := &Provider{cfg: cfg, mac: webhook.NewHMACSHA256(cfg.Secret), workflows: map[string]struct{}{}}
 	for _, w := range cfg.DeploymentWorkflows {
 		if w = strings.TrimSpace(w); w != "" {
 			p.workflows[w] = struct{}{}
@@ -156,7 +157,7 @@ func (p *Provider) verify(req *webhook.Request) error {
 	if !ok {
 		return webhook.Unauthorized("%s must start with sha256=", SignatureHeader)
 	}
-	if !webhook.ValidHMACSHA256(p.cfg.Secret, req.Body, sig) {
+	if !p.mac.Valid(req.Body, sig) {
 		return webhook.Unauthorized("%s does not match the body; check that the webhook secret equals the configured secret", SignatureHeader)
 	}
 	return nil
