@@ -12,6 +12,7 @@ package github
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"path"
 	"strings"
 
@@ -27,6 +28,13 @@ const (
 	EventHeader = "X-GitHub-Event"
 	// DeliveryHeader is the delivery's GUID; a redelivery keeps it.
 	DeliveryHeader = "X-GitHub-Delivery"
+)
+
+// The headers' canonical forms: Header.Get allocates to canonicalize
+// GitHub's spelling on every call.
+var (
+	eventKey    = http.CanonicalHeaderKey(EventHeader)
+	deliveryKey = http.CanonicalHeaderKey(DeliveryHeader)
 )
 
 // DefaultPath is the URL path the source listens on unless configured.
@@ -111,14 +119,14 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	if err := p.verify(req); err != nil {
 		return webhook.Result{}, err
 	}
-	kind := strings.TrimSpace(req.Header.Get(EventHeader))
+	kind := strings.TrimSpace(req.Header.Get(eventKey))
 	if kind == "" {
 		return webhook.Result{}, webhook.BadRequest("missing %s header", EventHeader)
 	}
 	if kind == "ping" {
 		return webhook.Result{Ignored: "ping"}, nil
 	}
-	id := strings.TrimSpace(req.Header.Get(DeliveryHeader))
+	id := strings.TrimSpace(req.Header.Get(deliveryKey))
 	if id == "" {
 		return webhook.Result{}, webhook.BadRequest("missing %s header", DeliveryHeader)
 	}

@@ -51,7 +51,7 @@ func (ps *pushScratch) release() {
 	}
 	ps.commits, ps.paths = ps.commits[:0], ps.paths[:0]
 	ps.ref, ps.before, ps.repository = nil, nil, ""
-	ps.scan.Reset(nil)
+	ps.scan = webhook.JSONScanner{}
 	pushScratchPool.Put(ps)
 }
 
@@ -239,8 +239,8 @@ func commitTime(i int, raw []byte) (time.Time, error) {
 	if len(raw) == 0 {
 		return time.Time{}, webhook.Required("commits["+strconv.Itoa(i)+"].timestamp", "")
 	}
-	t, err := time.Parse(time.RFC3339, string(raw))
-	if err != nil || t.IsZero() {
+	t, ok := webhook.ParseRFC3339(raw)
+	if !ok || t.IsZero() {
 		return time.Time{}, webhook.BadRequest("field %q: %q is not an RFC 3339 time", "commits["+strconv.Itoa(i)+"].timestamp", raw)
 	}
 	return t.UTC(), nil
