@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
@@ -144,7 +145,9 @@ func (s *JSONScanner) NextKey() bool {
 	if !ok {
 		return false
 	}
-	if escaped || !utf8.Valid(raw) {
+	// Only escapes need decoding: a key with invalid UTF-8 matches no field
+	// name, raw or with the replacement characters encoding/json puts in.
+	if escaped {
 		s.keyBuf = s.keyBuf[:0]
 		var k string
 		_ = json.Unmarshal(s.data[s.pos-len(raw)-2:s.pos], &k) // validated above
@@ -405,7 +408,16 @@ func (s *JSONScanner) scanString() (raw []byte, escaped, ok bool) {
 	i := start
 	data := s.data
 	for {
-		// Find the next byte that ends or interrupts plain text.
+		// Find the next byte that ends or interrupts plain text: eight
+		// bytes at a time while none of them is a quote, a backslash or a
+		// control character, then byte by byte.
+		for i+8 <= len(data) {
+			w := binary.LittleEndian.Uint64(data[i:])
+			if hasZeroByte(w^(ones*'"'))|hasZeroByte(w^(ones*'\\'))|hasByteLess(w, 0x20) != 0 {
+				break
+			}
+			i += 8
+		}
 		for i < len(data) && !stringStop[data[i]] {
 			i++
 		}
@@ -454,6 +466,14 @@ func (s *JSONScanner) scanString() (raw []byte, escaped, ok bool) {
 		}
 	}
 }
+
+const ones = 0x0101010101010101
+
+// hasZeroByte is nonzero when a byte of w is zero.
+func hasZeroByte(w uint64) uint64 { return (w - ones) & ^w & (ones * 0x80) }
+
+// hasByteLess is nonzero when a byte of w is less than n (n <= 128).
+func hasByteLess(w uint64, n byte) uint64 { return (w - ones*uint64(n)) & ^w & (ones * 0x80) }
 
 // stringStop marks the bytes that end plain text in a string.
 var stringStop = func() (t [256]bool) {
