@@ -59,16 +59,46 @@ func (s *JSONScanner) Reset(body []byte) {
 // Err ends the scan: it checks that nothing but white space follows the
 // top-level value and returns the first error, as DecodeJSON would.
 func (s *JSONScanner) Err() error {
+	if err := s.SyntaxErr(); err != nil {
+		return err
+	}
+	return s.typeErr
+}
+
+// SyntaxErr ends the scan as Err does but leaves out type errors: it says
+// whether the body is well-formed JSON, nested within MaxJSONDepth.
+func (s *JSONScanner) SyntaxErr() error {
 	if s.err == nil {
 		s.skipSpace()
 		if s.pos < len(s.data) {
 			s.syntaxError("after top-level value")
 		}
 	}
-	if s.err != nil {
-		return s.err
+	return s.err
+}
+
+// ValueKind names the JSON type of the value at the scanner's position
+// ("string", "number", "object", "array", "bool" or "null"; "" for none),
+// for decoders that handle a field's type errors themselves.
+func (s *JSONScanner) ValueKind() string {
+	if !s.value() {
+		return ""
 	}
-	return s.typeErr
+	switch c := s.data[s.pos]; {
+	case c == '"':
+		return "string"
+	case c == '{':
+		return "object"
+	case c == '[':
+		return "array"
+	case c == 't' || c == 'f':
+		return "bool"
+	case c == 'n':
+		return "null"
+	case c == '-' || isDigit(c):
+		return "number"
+	}
+	return ""
 }
 
 // Object enters the object at the scanner's position and reports whether
@@ -367,20 +397,8 @@ func (s *JSONScanner) mismatch(field, want string) {
 	if s.err != nil {
 		return
 	}
-	got := ""
-	switch c := s.data[s.pos]; {
-	case c == '{':
-		got = "object"
-	case c == '[':
-		got = "array"
-	case c == '"':
-		got = "string"
-	case c == 't' || c == 'f':
-		got = "bool"
-	case c == '-' || ('0' <= c && c <= '9'):
-		got = "number"
-	}
-	if got == "" { // not a value at all
+	got := s.ValueKind()
+	if got == "" || got == "null" { // not a value at all (null never is a mismatch)
 		s.Skip()
 		return
 	}
