@@ -191,3 +191,19 @@ func FuzzPushMatchesEncodingJSON(f *testing.F) {
 }
 
 var _ = event.ChangeCommitted
+
+// BenchmarkPushParse: authenticate and parse a GitLab push
+// (testdata/push.json), as the handler hands it over.
+func BenchmarkPushParse(b *testing.B) {
+	body := fixture(b, "push.json")
+	req := hooked("Push Hook", body)
+	p := provider(withRefs("main"))
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := p.Parse(req)
+		if err != nil || len(res.Events) == 0 {
+			b.Fatal(err, res)
+		}
+	}
+}
