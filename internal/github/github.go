@@ -112,7 +112,9 @@ func (p *Provider) Name() string { return event.SourceGitHub }
 
 // ContentTypes accepts only JSON: the webhook's content type must be
 // application/json (form-encoded deliveries are refused with 415).
-func (p *Provider) ContentTypes() []string { return []string{"application/json"} }
+func (p *Provider) ContentTypes() []string { return contentTypes }
+
+var contentTypes = []string{"application/json"}
 
 // Parse verifies one delivery and turns it into events.
 func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {

@@ -108,7 +108,7 @@ func (p *Provider) push(d delivery) (webhook.Result, error) {
 		return webhook.Result{}, err
 	}
 	parent := ""
-	if len(ps.before) != 0 && !webhook.IsZeroSHA(string(ps.before)) {
+	if len(ps.before) != 0 && !webhook.IsZeroSHABytes(ps.before) {
 		var err error
 		if parent, err = webhook.CommitSHA("before", string(ps.before)); err != nil {
 			return webhook.Result{}, err

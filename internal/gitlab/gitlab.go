@@ -118,7 +118,9 @@ func New(cfg Config) *Provider {
 func (p *Provider) Name() string { return event.SourceGitLab }
 
 // ContentTypes: GitLab always posts application/json.
-func (p *Provider) ContentTypes() []string { return []string{"application/json"} }
+func (p *Provider) ContentTypes() []string { return contentTypes }
+
+var contentTypes = []string{"application/json"}
 
 // hooks maps X-Gitlab-Event to the object_kind values its payload may have.
 var hooks = map[string][]string{

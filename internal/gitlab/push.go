@@ -122,7 +122,7 @@ func (p *Provider) push(ps *pushScratch) (webhook.Result, error) {
 		return webhook.Result{}, webhook.Required("ref", ref)
 	case !strings.HasPrefix(ref, "refs/heads/"):
 		return webhook.Result{Ignored: "push to " + ref + ", which is not a branch"}, nil
-	case webhook.IsZeroSHA(string(ps.after)):
+	case webhook.IsZeroSHABytes(ps.after):
 		return webhook.Result{Ignored: "branch " + ref + " deleted"}, nil
 	case len(ps.commits.List) == 0:
 		return webhook.Result{Ignored: "push without new commits"}, nil
@@ -136,7 +136,7 @@ func (p *Provider) push(ps *pushScratch) (webhook.Result, error) {
 		return webhook.Result{}, err
 	}
 	before := ""
-	if len(ps.before) != 0 && !webhook.IsZeroSHA(string(ps.before)) {
+	if len(ps.before) != 0 && !webhook.IsZeroSHABytes(ps.before) {
 		if before, err = webhook.CommitSHA("before", string(ps.before)); err != nil {
 			return webhook.Result{}, err
 		}

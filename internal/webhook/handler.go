@@ -206,34 +206,35 @@ type ignored string
 
 func (i ignored) Error() string { return string(i) }
 
+// failure maps a delivery's error to its status and answer. It is apart
+// from finish because its errors.As targets escape to the heap.
+func failure(w http.ResponseWriter, err error) (int, response) {
+	var ign ignored
+	var herr *Error
+	switch {
+	case errors.As(err, &ign):
+		return http.StatusOK, response{Status: "ignored", Ignored: string(ign)}
+	case errors.Is(err, ErrPipelineRefused), errors.Is(err, ErrStorageUnavailable):
+		w.Header().Set("Retry-After", "5")
+		return http.StatusServiceUnavailable, response{Status: "error", Error: err.Error() + "; retry later"}
+	case errors.Is(err, ErrInvalidEvent):
+		return http.StatusBadRequest, response{Status: "error", Error: err.Error()}
+	case errors.As(err, &herr):
+		return herr.Status, response{Status: "error", Error: herr.Message}
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, response{Status: "error", Error: "request ended before the data reached the pipeline; retry"}
+	default:
+		return http.StatusBadRequest, response{Status: "error", Error: err.Error()}
+	}
+}
+
 // finish answers the delivery and always ends the telemetry operation, so
 // every outcome is counted once, whichever way it ended.
 func (h *Handler) finish(ctx context.Context, w http.ResponseWriter, header http.Header, p Provider, req *Request, sres SinkResult, err error, d *delivery) {
 	status := http.StatusOK
 	body := response{Status: "accepted", Accepted: sres.Accepted, Duplicates: sres.Duplicates}
-	var ign ignored
-	var herr *Error
-	switch {
-	case err == nil:
-	case errors.As(err, &ign):
-		body = response{Status: "ignored", Ignored: string(ign)}
-		err = nil
-	case errors.Is(err, ErrPipelineRefused), errors.Is(err, ErrStorageUnavailable):
-		status = http.StatusServiceUnavailable
-		body = response{Status: "error", Error: err.Error() + "; retry later"}
-		w.Header().Set("Retry-After", "5")
-	case errors.Is(err, ErrInvalidEvent):
-		status = http.StatusBadRequest
-		body = response{Status: "error", Error: err.Error()}
-	case errors.As(err, &herr):
-		status = herr.Status
-		body = response{Status: "error", Error: herr.Message}
-	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
-		status = http.StatusServiceUnavailable
-		body = response{Status: "error", Error: "request ended before the data reached the pipeline; retry"}
-	default:
-		status = http.StatusBadRequest
-		body = response{Status: "error", Error: err.Error()}
+	if err != nil {
+		status, body = failure(w, err)
 	}
 
 	if h.obsrecv != nil {

@@ -105,7 +105,7 @@ func (pc *PushCommits) list(sp pathSpan) []string { return pc.paths[sp.from:sp.t
 // CommitEventID checks commit i's SHA and returns prefix+sep+sha, the
 // event ID, and the SHA in lower case, sharing one allocation.
 func CommitEventID(prefix, sep string, i int, raw []byte) (id, rev string, err error) {
-	if !IsSHA(string(raw)) { // no allocation: the conversion does not escape
+	if !IsSHABytes(raw) {
 		_, err = CommitSHA(commitField(i, "id"), string(raw))
 		return "", "", err
 	}
