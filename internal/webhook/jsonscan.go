@@ -203,7 +203,25 @@ func (s *JSONScanner) NextKey() bool {
 // KeyIs reports whether the current key names field, as encoding/json
 // matches keys to field names.
 func (s *JSONScanner) KeyIs(field string) bool {
-	return string(s.key) == field || bytes.EqualFold(s.key, []byte(field))
+	if string(s.key) == field {
+		return true
+	}
+	// A key shorter than an ASCII field name cannot fold to it (the
+	// non-ASCII runes that fold to ASCII letters, K and ſ, take more
+	// bytes); most keys are told apart here, before case folding.
+	if len(s.key) < len(field) || (len(s.key) > len(field) && isASCII(s.key)) {
+		return false
+	}
+	return bytes.EqualFold(s.key, []byte(field))
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // NextElem moves to the next element of the innermost array and reports

@@ -124,3 +124,31 @@ func FuzzJSONScannerValidatesAsDecodeJSON(f *testing.F) {
 	f.Add([]byte(strings.Repeat("[", MaxJSONDepth+1)))
 	f.Fuzz(func(t *testing.T, body []byte) { sameValidation(t, body) })
 }
+
+func TestJSONScannerKeysMatchAsEncodingJSON(t *testing.T) {
+	type fields struct {
+		Sha  string `json:"sha"`
+		Kind string `json:"object_kind"`
+	}
+	for _, key := range []string{"sha", "SHA", "Sha", "\u017fha", "\u017fHA", "object_\u212aind", "object_kind", "objectkind", "sha ", "sh", "shaa", "s\u00e4"} {
+		body := []byte(`{"` + key + `":"v"}`)
+		var want fields
+		require.NoError(t, json.Unmarshal(body, &want))
+		var got fields
+		var s JSONScanner
+		s.Reset(body)
+		require.True(t, s.Object(""))
+		for s.NextKey() {
+			switch {
+			case s.KeyIs("sha"):
+				got.Sha = s.String("sha")
+			case s.KeyIs("object_kind"):
+				got.Kind = s.String("object_kind")
+			default:
+				s.Skip()
+			}
+		}
+		require.NoError(t, s.Err())
+		assert.Equal(t, want, got, "key %q", key)
+	}
+}
