@@ -181,7 +181,10 @@ func (h *Handler) process(ctx context.Context, p Provider, r *http.Request, d *d
 	body, err := readBody(r.Body, d.body, r.ContentLength, h.maxBodySize)
 	d.body = body
 	if err != nil {
-		if errors.Is(err, errBodyTooLarge) {
+		// The server may bound the body too (confighttp's
+		// max_request_body_size wraps it in an http.MaxBytesReader).
+		var tooLarge *http.MaxBytesError
+		if errors.Is(err, errBodyTooLarge) || errors.As(err, &tooLarge) {
 			return nil, SinkResult{}, statusError(http.StatusRequestEntityTooLarge, "body exceeds the limit of %d bytes", h.maxBodySize)
 		}
 		return nil, SinkResult{}, BadRequest("reading the body: %v", err)
