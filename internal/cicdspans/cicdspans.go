@@ -11,6 +11,7 @@ package cicdspans
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -419,16 +420,17 @@ func (p *Provider) spanEvent(res pcommon.Map, span ptrace.Span, received time.Ti
 	}
 
 	repo, repoName := repository(a)
+	id, deploymentID := spanEventID(traceID, spanID, kind)
 	ev := event.Event{
 		Kind:         kind,
 		Source:       event.SourceSpans,
+		ID:           id,
 		Time:         at.UTC(),
 		Repository:   repo,
-		DeploymentID: "otlp/" + traceID.String(),
+		DeploymentID: deploymentID,
 		Revision:     revision(a.get(attrHeadRevision, attrHeadRevisionOld)),
 		Reason:       reason,
 	}
-	ev.ID = ev.DeploymentID + "/" + spanID.String() + "/" + kind.String()
 	ev.Service.Environment = env
 	ev.Service.Namespace = a.get(attrK8sNamespace)
 	if d := a.get(attrK8sDeployment); d != "" {
@@ -440,6 +442,23 @@ func (p *Provider) spanEvent(res pcommon.Map, span ptrace.Span, received time.Ti
 		ev.CommitTime = commitTime(a.get(attrHeadRevisionTime))
 	}
 	return ev, true, nil
+}
+
+// spanEventID returns the event ID "otlp/<trace>/<span>/<kind>" and the
+// deployment ID "otlp/<trace>", its prefix, in one allocation.
+func spanEventID(traceID pcommon.TraceID, spanID pcommon.SpanID, kind event.Kind) (id, deploymentID string) {
+	const prefix = "otlp/"
+	k := kind.String()
+	b := make([]byte, 0, len(prefix)+2*len(traceID)+1+2*len(spanID)+1+len(k))
+	b = append(b, prefix...)
+	b = hex.AppendEncode(b, traceID[:])
+	n := len(b)
+	b = append(b, '/')
+	b = hex.AppendEncode(b, spanID[:])
+	b = append(b, '/')
+	b = append(b, k...)
+	id = string(b)
+	return id, id[:n]
 }
 
 // normalizeResult maps the semantic-convention result values and the raw

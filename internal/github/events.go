@@ -30,80 +30,9 @@ func (r repository) name() (string, error) {
 	return r.FullName, nil
 }
 
-type pushPayload struct {
-	Ref     string `json:"ref"`
-	Before  string `json:"before"`
-	After   string `json:"after"`
-	Deleted bool   `json:"deleted"`
-	Commits []struct {
-		ID        string `json:"id"`
-		Timestamp string `json:"timestamp"`
-		// The files the commit touched, for monorepo path filters.
-		Added    []string `json:"added"`
-		Removed  []string `json:"removed"`
-		Modified []string `json:"modified"`
-	} `json:"commits"`
-	Repository repository `json:"repository"`
-}
-
 // maxPushFiles is how many changed files GitHub lists per commit of a push
 // at most; a commit with that many may have more.
 const maxPushFiles = 3000
-
-// push yields one ChangeCommitted per pushed commit, oldest first, each
-// linked to the one before it; the first is linked to the push's before.
-func (p *Provider) push(d delivery) (webhook.Result, error) {
-	var pl pushPayload
-	if err := webhook.DecodeJSON(d.body, &pl); err != nil {
-		return webhook.Result{}, err
-	}
-	switch {
-	case strings.HasPrefix(pl.Ref, "refs/tags/"):
-		return webhook.Result{Ignored: "push of a tag (" + pl.Ref + ")"}, nil
-	case !strings.HasPrefix(pl.Ref, "refs/heads/"):
-		if pl.Ref == "" {
-			return webhook.Result{}, webhook.Required("ref", pl.Ref)
-		}
-		return webhook.Result{Ignored: "push to " + pl.Ref + ", which is not a branch"}, nil
-	case pl.Deleted:
-		return webhook.Result{Ignored: "branch " + pl.Ref + " deleted"}, nil
-	case len(pl.Commits) == 0:
-		return webhook.Result{Ignored: "push without new commits"}, nil
-	}
-	repo, err := pl.Repository.name()
-	if err != nil {
-		return webhook.Result{}, err
-	}
-	parent := ""
-	if pl.Before != "" && !webhook.IsZeroSHA(pl.Before) {
-		if parent, err = webhook.CommitSHA("before", pl.Before); err != nil {
-			return webhook.Result{}, err
-		}
-	}
-	res := webhook.Result{Events: make([]event.Event, 0, len(pl.Commits))}
-	for i, c := range pl.Commits {
-		rev, err := webhook.CommitSHA(fmt.Sprintf("commits[%d].id", i), c.ID)
-		if err != nil {
-			return webhook.Result{}, err
-		}
-		at, err := parseTime(fmt.Sprintf("commits[%d].timestamp", i), c.Timestamp)
-		if err != nil {
-			return webhook.Result{}, err
-		}
-		res.Events = append(res.Events, event.Event{
-			Kind:           event.ChangeCommitted,
-			Source:         event.SourceGitHub,
-			ID:             d.id + "/" + rev,
-			Time:           at,
-			Repository:     repo,
-			Revision:       rev,
-			ParentRevision: parent,
-			Paths:          webhook.CommitPaths(maxPushFiles, c.Added, c.Removed, c.Modified),
-		})
-		parent = rev
-	}
-	return res, nil
-}
 
 type pullRequestPayload struct {
 	Action      string `json:"action"`

@@ -12,6 +12,7 @@ package github
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"path"
 	"strings"
 
@@ -27,6 +28,13 @@ const (
 	EventHeader = "X-GitHub-Event"
 	// DeliveryHeader is the delivery's GUID; a redelivery keeps it.
 	DeliveryHeader = "X-GitHub-Delivery"
+)
+
+// The headers' canonical forms: Header.Get allocates to canonicalize
+// GitHub's spelling on every call.
+var (
+	eventKey    = http.CanonicalHeaderKey(EventHeader)
+	deliveryKey = http.CanonicalHeaderKey(DeliveryHeader)
 )
 
 // DefaultPath is the URL path the source listens on unless configured.
@@ -85,12 +93,13 @@ func (c *Config) Validate() error {
 // Provider implements webhook.Provider for GitHub webhooks.
 type Provider struct {
 	cfg       Config
+	mac       *webhook.HMACSHA256
 	workflows map[string]struct{}
 }
 
 // New returns the provider for cfg. cfg should have passed Validate.
 func New(cfg Config) *Provider {
-	p := &Provider{cfg: cfg, workflows: map[string]struct{}{}}
+	p := &Provider{cfg: cfg, mac: webhook.NewHMACSHA256(cfg.Secret), workflows: map[string]struct{}{}}
 	for _, w := range cfg.DeploymentWorkflows {
 		if w = strings.TrimSpace(w); w != "" {
 			p.workflows[w] = struct{}{}
@@ -103,21 +112,23 @@ func (p *Provider) Name() string { return event.SourceGitHub }
 
 // ContentTypes accepts only JSON: the webhook's content type must be
 // application/json (form-encoded deliveries are refused with 415).
-func (p *Provider) ContentTypes() []string { return []string{"application/json"} }
+func (p *Provider) ContentTypes() []string { return contentTypes }
+
+var contentTypes = []string{"application/json"}
 
 // Parse verifies one delivery and turns it into events.
 func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	if err := p.verify(req); err != nil {
 		return webhook.Result{}, err
 	}
-	kind := strings.TrimSpace(req.Header.Get(EventHeader))
+	kind := strings.TrimSpace(req.Header.Get(eventKey))
 	if kind == "" {
 		return webhook.Result{}, webhook.BadRequest("missing %s header", EventHeader)
 	}
 	if kind == "ping" {
 		return webhook.Result{Ignored: "ping"}, nil
 	}
-	id := strings.TrimSpace(req.Header.Get(DeliveryHeader))
+	id := strings.TrimSpace(req.Header.Get(deliveryKey))
 	if id == "" {
 		return webhook.Result{}, webhook.BadRequest("missing %s header", DeliveryHeader)
 	}
@@ -156,7 +167,7 @@ func (p *Provider) verify(req *webhook.Request) error {
 	if !ok {
 		return webhook.Unauthorized("%s must start with sha256=", SignatureHeader)
 	}
-	if !webhook.ValidHMACSHA256(p.cfg.Secret, req.Body, sig) {
+	if !p.mac.Valid(req.Body, sig) {
 		return webhook.Unauthorized("%s does not match the body; check that the webhook secret equals the configured secret", SignatureHeader)
 	}
 	return nil

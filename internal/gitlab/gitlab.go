@@ -118,7 +118,9 @@ func New(cfg Config) *Provider {
 func (p *Provider) Name() string { return event.SourceGitLab }
 
 // ContentTypes: GitLab always posts application/json.
-func (p *Provider) ContentTypes() []string { return []string{"application/json"} }
+func (p *Provider) ContentTypes() []string { return contentTypes }
+
+var contentTypes = []string{"application/json"}
 
 // hooks maps X-Gitlab-Event to the object_kind values its payload may have.
 var hooks = map[string][]string{
@@ -158,7 +160,23 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 		return webhook.Result{Ignored: fmt.Sprintf("GitLab event %q is not used", hook)}, nil
 	}
 	var env envelope
-	if err := webhook.DecodeJSON(req.Body, &env); err != nil {
+	var ps *pushScratch
+	if slices.Contains(kinds, "push") {
+		// Decoded in one pass with the push it may be.
+		ps = pushScratchPool.Get().(*pushScratch)
+		defer ps.release()
+		syntaxErr, typeErr := ps.decode(req.Body)
+		switch {
+		case syntaxErr != nil:
+			return webhook.Result{}, syntaxErr
+		case ps.kindErr != nil:
+			return webhook.Result{}, ps.kindErr
+		}
+		env.ObjectKind = string(ps.objectKind)
+		if env.ObjectKind == "push" && typeErr != nil {
+			return webhook.Result{}, typeErr
+		}
+	} else if err := webhook.DecodeJSON(req.Body, &env); err != nil {
 		return webhook.Result{}, err
 	}
 	if !slices.Contains(kinds, env.ObjectKind) {
@@ -169,7 +187,7 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	}
 	switch env.ObjectKind {
 	case "push":
-		return p.push(req.Body)
+		return p.push(ps)
 	case "tag_push":
 		return webhook.Result{Ignored: "tag push"}, nil
 	case "merge_request":

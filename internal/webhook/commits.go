@@ -1,6 +1,9 @@
 package webhook
 
-import "strings"
+import (
+	"bytes"
+	"strings"
+)
 
 // CommitSHA returns v, a full commit SHA (SHA-1 or SHA-256), in lower case,
 // or a BadRequest naming field.
@@ -15,7 +18,13 @@ func CommitSHA(field, v string) (string, error) {
 }
 
 // IsSHA reports whether v is a full SHA-1 or SHA-256 commit id in hex.
-func IsSHA(v string) bool {
+func IsSHA(v string) bool { return isSHA(v) }
+
+// IsSHABytes is IsSHA for bytes (a SHA does not fit the 32 bytes that
+// string(b) converts without allocating).
+func IsSHABytes(v []byte) bool { return isSHA(v) }
+
+func isSHA[T string | []byte](v T) bool {
 	if len(v) != 40 && len(v) != 64 {
 		return false
 	}
@@ -32,4 +41,9 @@ func IsSHA(v string) bool {
 // or deleted branch).
 func IsZeroSHA(v string) bool {
 	return (len(v) == 40 || len(v) == 64) && strings.Trim(v, "0") == ""
+}
+
+// IsZeroSHABytes is IsZeroSHA for bytes.
+func IsZeroSHABytes(v []byte) bool {
+	return (len(v) == 40 || len(v) == 64) && len(bytes.Trim(v, "0")) == 0
 }

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // DefaultMaxBodySize bounds a delivery when the server config sets no
@@ -139,12 +142,69 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.obsrecv != nil {
 		ctx = h.obsrecv.StartMetricsOp(ctx)
 	}
-	req, sres, err := h.process(ctx, p, r)
-	h.finish(ctx, w, r.Header, p, req, sres, err)
+	d := deliveryPool.Get().(*delivery)
+	defer d.release()
+	req, sres, err := h.process(ctx, p, r, d)
+	h.finish(ctx, w, r.Header, p, req, sres, err, d)
+}
+
+// delivery is the per-request space the handler reuses across deliveries:
+// the request given to the provider, the body it was read into and the
+// response buffer. Providers copy what they keep (event strings are
+// copies), so the body can be reused once the delivery is answered.
+type delivery struct {
+	req  Request
+	body []byte
+	resp []byte
+}
+
+var deliveryPool = sync.Pool{New: func() any { return &delivery{body: make([]byte, 0, 8<<10)} }}
+
+// maxPooledBody bounds the buffers kept for reuse: a rare large delivery
+// should not pin its memory.
+const maxPooledBody = 1 << 20
+
+func (d *delivery) release() {
+	if cap(d.body) > maxPooledBody {
+		return
+	}
+	d.req = Request{}
+	d.body, d.resp = d.body[:0], d.resp[:0]
+	deliveryPool.Put(d)
+}
+
+// errBodyTooLarge is readBody's refusal of a body over the limit.
+var errBodyTooLarge = errors.New("body too large")
+
+// readBody reads r to its end into buf, refusing more than limit bytes
+// without reading (or buffering) much past the limit.
+func readBody(r io.Reader, buf []byte, sizeHint, limit int64) ([]byte, error) {
+	buf = buf[:0]
+	if sizeHint > 0 && sizeHint <= limit && int64(cap(buf)) <= sizeHint {
+		// One more byte than announced, so the read that finds the end
+		// does not grow the buffer.
+		buf = slices.Grow(buf, int(sizeHint)+1)
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, int(min(int64(max(cap(buf), 512)), limit+1-int64(len(buf)))))
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return buf, errBodyTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // process reads, verifies and applies one delivery.
-func (h *Handler) process(ctx context.Context, p Provider, r *http.Request) (*Request, SinkResult, error) {
+func (h *Handler) process(ctx context.Context, p Provider, r *http.Request, d *delivery) (*Request, SinkResult, error) {
 	if r.Method != http.MethodPost {
 		return nil, SinkResult{}, statusError(http.StatusMethodNotAllowed, "method %s not allowed; deliveries are POSTed", r.Method)
 	}
@@ -155,15 +215,19 @@ func (h *Handler) process(ctx context.Context, p Provider, r *http.Request) (*Re
 		// Refused without reading the body.
 		return nil, SinkResult{}, statusError(http.StatusRequestEntityTooLarge, "body of %d bytes exceeds the limit of %d", r.ContentLength, h.maxBodySize)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, h.maxBodySize))
+	body, err := readBody(r.Body, d.body, r.ContentLength, h.maxBodySize)
+	d.body = body
 	if err != nil {
+		// The server may bound the body too (confighttp's
+		// max_request_body_size wraps it in an http.MaxBytesReader).
 		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		if errors.Is(err, errBodyTooLarge) || errors.As(err, &tooLarge) {
 			return nil, SinkResult{}, statusError(http.StatusRequestEntityTooLarge, "body exceeds the limit of %d bytes", h.maxBodySize)
 		}
 		return nil, SinkResult{}, BadRequest("reading the body: %v", err)
 	}
-	req := &Request{Header: r.Header, Body: body, Received: h.now()}
+	d.req = Request{Header: r.Header, Body: body, Received: h.now()}
+	req := &d.req
 	res, err := p.Parse(req)
 	if err != nil {
 		return req, SinkResult{}, err
@@ -182,34 +246,35 @@ type ignored string
 
 func (i ignored) Error() string { return string(i) }
 
-// finish answers the delivery and always ends the telemetry operation, so
-// every outcome is counted once, whichever way it ended.
-func (h *Handler) finish(ctx context.Context, w http.ResponseWriter, header http.Header, p Provider, req *Request, sres SinkResult, err error) {
-	status := http.StatusOK
-	body := response{Status: "accepted", Accepted: sres.Accepted, Duplicates: sres.Duplicates}
+// failure maps a delivery's error to its status and answer. It is apart
+// from finish because its errors.As targets escape to the heap.
+func failure(w http.ResponseWriter, err error) (int, response) {
 	var ign ignored
 	var herr *Error
 	switch {
-	case err == nil:
 	case errors.As(err, &ign):
-		body = response{Status: "ignored", Ignored: string(ign)}
-		err = nil
+		return http.StatusOK, response{Status: "ignored", Ignored: string(ign)}
 	case errors.Is(err, ErrPipelineRefused), errors.Is(err, ErrStorageUnavailable), errors.Is(err, ErrNotLeader):
-		status = http.StatusServiceUnavailable
-		body = response{Status: "error", Error: err.Error() + "; retry later"}
 		w.Header().Set("Retry-After", "5")
+		return http.StatusServiceUnavailable, response{Status: "error", Error: err.Error() + "; retry later"}
 	case errors.Is(err, ErrInvalidEvent):
-		status = http.StatusBadRequest
-		body = response{Status: "error", Error: err.Error()}
+		return http.StatusBadRequest, response{Status: "error", Error: err.Error()}
 	case errors.As(err, &herr):
-		status = herr.Status
-		body = response{Status: "error", Error: herr.Message}
+		return herr.Status, response{Status: "error", Error: herr.Message}
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
-		status = http.StatusServiceUnavailable
-		body = response{Status: "error", Error: "request ended before the data reached the pipeline; retry"}
+		return http.StatusServiceUnavailable, response{Status: "error", Error: "request ended before the data reached the pipeline; retry"}
 	default:
-		status = http.StatusBadRequest
-		body = response{Status: "error", Error: err.Error()}
+		return http.StatusBadRequest, response{Status: "error", Error: err.Error()}
+	}
+}
+
+// finish answers the delivery and always ends the telemetry operation, so
+// every outcome is counted once, whichever way it ended.
+func (h *Handler) finish(ctx context.Context, w http.ResponseWriter, header http.Header, p Provider, req *Request, sres SinkResult, err error, d *delivery) {
+	status := http.StatusOK
+	body := response{Status: "accepted", Accepted: sres.Accepted, Duplicates: sres.Duplicates}
+	if err != nil {
+		status, body = failure(w, err)
 	}
 
 	if h.obsrecv != nil {
@@ -219,16 +284,31 @@ func (h *Handler) finish(ctx context.Context, w http.ResponseWriter, header http
 		}
 		h.obsrecv.EndMetricsOp(ctx, p.Name(), sres.Accepted, opErr)
 	}
-	fields := []zap.Field{zap.String("source", p.Name()), zap.Int("status", status)}
+	// Fields are built only for a level that is logged: accepted
+	// deliveries log at debug, usually off.
+	var level zapcore.Level
+	msg := ""
 	switch {
 	case status >= 500:
-		h.logger.Warn("Webhook delivery not accepted; the sender should retry", append(fields, zap.String("error", body.Error))...)
+		level, msg = zapcore.WarnLevel, "Webhook delivery not accepted; the sender should retry"
 	case status >= 400:
-		h.logger.Info("Webhook delivery refused", append(fields, zap.String("error", body.Error))...)
+		level, msg = zapcore.InfoLevel, "Webhook delivery refused"
 	case body.Ignored != "":
-		h.logger.Debug("Webhook delivery ignored", append(fields, zap.String("reason", body.Ignored))...)
+		level, msg = zapcore.DebugLevel, "Webhook delivery ignored"
 	default:
-		h.logger.Debug("Webhook delivery accepted", append(fields, zap.Int("events", sres.Accepted), zap.Int("duplicates", sres.Duplicates))...)
+		level, msg = zapcore.DebugLevel, "Webhook delivery accepted"
+	}
+	if ce := h.logger.Check(level, msg); ce != nil {
+		fields := []zap.Field{zap.String("source", p.Name()), zap.Int("status", status)}
+		switch {
+		case status >= 400:
+			fields = append(fields, zap.String("error", body.Error))
+		case body.Ignored != "":
+			fields = append(fields, zap.String("reason", body.Ignored))
+		default:
+			fields = append(fields, zap.Int("events", sres.Accepted), zap.Int("duplicates", sres.Duplicates))
+		}
+		ce.Write(fields...)
 	}
 
 	if sw, ok := p.(SuccessWriter); ok && status == http.StatusOK && req != nil {
@@ -239,7 +319,39 @@ func (h *Handler) finish(ctx context.Context, w http.ResponseWriter, header http
 		ew.WriteError(w, header, status, body.Error)
 		return
 	}
+	if body.Ignored == "" && body.Error == "" {
+		// The common answer, written without encoding/json.
+		d.resp = appendAccepted(d.resp[:0], body)
+		writeJSONBytes(w, status, d.resp)
+		return
+	}
 	writeJSON(w, status, body)
+}
+
+// appendAccepted appends body, which has no strings to escape, as
+// json.Marshal would encode it, and a newline.
+func appendAccepted(b []byte, body response) []byte {
+	b = append(b, `{"status":"`...)
+	b = append(b, body.Status...)
+	b = append(b, `","accepted":`...)
+	b = strconv.AppendInt(b, int64(body.Accepted), 10)
+	if body.Duplicates != 0 {
+		b = append(b, `,"duplicates":`...)
+		b = strconv.AppendInt(b, int64(body.Duplicates), 10)
+	}
+	return append(b, "}\n"...)
+}
+
+// jsonContentType is shared by every response: net/http only reads it.
+var jsonContentType = []string{"application/json"}
+
+// writeJSONBytes writes b, a JSON document and its newline.
+func writeJSONBytes(w http.ResponseWriter, status int, b []byte) {
+	hdr := w.Header()
+	hdr["Content-Type"] = jsonContentType
+	hdr["Content-Length"] = []string{strconv.Itoa(len(b))}
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
 }
 
 func writeJSON(w http.ResponseWriter, status int, body any) {

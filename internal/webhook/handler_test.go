@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -156,4 +158,45 @@ func TestTokensAndSignatures(t *testing.T) {
 	assert.False(t, ValidHMACSHA256("k", []byte("body"), "nothex"))
 	assert.Error(t, (&SecretConfig{}).Check())
 	assert.NoError(t, (&SecretConfig{InsecureSkipVerify: true}).Check())
+}
+
+// bodyProvider records the body it was given.
+type bodyProvider struct {
+	fakeProvider
+	got []byte
+}
+
+func (b *bodyProvider) Parse(req *Request) (Result, error) {
+	b.got = append(b.got[:0], req.Body...)
+	return b.result, nil
+}
+
+// TestHandlerReadsBodiesWithinTheLimit: bodies of unknown length (chunked)
+// are read whole up to the limit and refused past it, whether the limit is
+// the handler's or the server's (confighttp wraps the body in an
+// http.MaxBytesReader), and a pooled buffer never leaks one delivery's
+// bytes into the next.
+func TestHandlerReadsBodiesWithinTheLimit(t *testing.T) {
+	p := &bodyProvider{fakeProvider: fakeProvider{result: oneEvent}}
+	h := NewHandler(Options{Routes: []Route{{Path: "/hook", Provider: p}}, Sink: okSink, MaxBodySize: 3000})
+	post := func(body io.Reader, contentLength int64) int {
+		req := httptest.NewRequest(http.MethodPost, "/hook", body)
+		req.ContentLength = contentLength
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for _, n := range []int{0, 1, 511, 512, 513, 2999, 3000, 7} {
+		body := strings.Repeat(string(rune('a'+n%26)), n)
+		require.Equal(t, http.StatusOK, post(io.NopCloser(strings.NewReader(body)), -1), "chunked body of %d bytes", n)
+		require.Equal(t, body, string(p.got), "chunked body of %d bytes", n)
+		require.Equal(t, http.StatusOK, post(strings.NewReader(body), int64(n)), "body of %d bytes", n)
+		require.Equal(t, body, string(p.got), "body of %d bytes", n)
+	}
+	assert.Equal(t, http.StatusRequestEntityTooLarge, post(io.NopCloser(strings.NewReader(strings.Repeat("x", 3001))), -1))
+	assert.Equal(t, http.StatusRequestEntityTooLarge, post(io.NopCloser(strings.NewReader(strings.Repeat("x", 1<<20))), -1))
+	serverLimited := http.MaxBytesReader(httptest.NewRecorder(), io.NopCloser(strings.NewReader(strings.Repeat("x", 100))), 50)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, post(serverLimited, -1), "the server's limit")
+	assert.Equal(t, http.StatusBadRequest, post(io.NopCloser(iotest.ErrReader(errors.New("connection reset"))), -1))
 }

@@ -1,5 +1,7 @@
 package webhook
 
+import "slices"
+
 // CommitPaths joins the files a commit added, removed and modified (as Git
 // hosts list them in push payloads) into Event.Paths: without empty or
 // repeated entries, nil when there are none (unknown, not "touched
@@ -15,13 +17,24 @@ func CommitPaths(limit int, lists ...[]string) []string {
 		return nil
 	}
 	out := make([]string, 0, n)
-	seen := make(map[string]bool, n)
+	// A commit lists a few files: a linear search beats building a set.
+	var seen map[string]bool
+	if n > 32 {
+		seen = make(map[string]bool, n)
+	}
 	for _, l := range lists {
 		for _, p := range l {
-			if p == "" || seen[p] {
+			if p == "" {
 				continue
 			}
-			seen[p] = true
+			if seen != nil {
+				if seen[p] {
+					continue
+				}
+				seen[p] = true
+			} else if slices.Contains(out, p) {
+				continue
+			}
 			out = append(out, p)
 		}
 	}

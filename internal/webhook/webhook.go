@@ -14,6 +14,7 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
@@ -22,7 +23,9 @@ import (
 // Request is one delivery, already read and size-checked.
 type Request struct {
 	Header http.Header
-	Body   []byte
+	// Body is reused for later deliveries once this one is answered:
+	// providers copy what they keep (string(b) does).
+	Body []byte
 	// Received is when the delivery arrived, for payloads without times.
 	Received time.Time
 }
@@ -109,7 +112,14 @@ var ErrInvalidEvent = errors.New("invalid event")
 // types (application/json when types is empty).
 func acceptsContentType(header string, types []string) bool {
 	if len(types) == 0 {
-		types = []string{"application/json"}
+		types = defaultContentTypes
+	}
+	// The common case, a bare media type, without parsing (the types are
+	// lower case, as ParseMediaType returns them).
+	for _, t := range types {
+		if strings.EqualFold(header, t) {
+			return true
+		}
 	}
 	mt, _, err := mime.ParseMediaType(header)
 	if err != nil {
@@ -117,3 +127,5 @@ func acceptsContentType(header string, types []string) bool {
 	}
 	return slices.Contains(types, mt)
 }
+
+var defaultContentTypes = []string{"application/json"}
