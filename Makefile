@@ -37,6 +37,14 @@ K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
                -X k8s.io/component-base/version.gitMajor=1 \
                -X k8s.io/component-base/version.gitMinor=37
 
+# The receiver and the otelcol-dora binary build with go.mod's toolchain,
+# go1.26.10: it fixes standard library vulnerabilities that govulncheck
+# finds reachable under the go1.26.8 installed here. The go command
+# downloads it from the module proxy once. The control-plane tools keep the
+# installed Go (TOOLS_GO): they only serve the tests.
+export GOTOOLCHAIN := go1.26.10
+TOOLS_GO := GOTOOLCHAIN=local $(GO)
+
 # What the tests read to find the binaries.
 export DORA_TOOLS_BIN := $(TOOLS)
 export OTELCOL_DORA_BIN := $(BIN)
@@ -58,26 +66,26 @@ all: build
 ## when warm.
 tools: $(TOOLS)/builder $(TOOLS)/alertmanager $(TOOLS)/prometheus
 	@mkdir -p $(TOOLS)
-	cd tools/etcd && $(GO) build -o $(TOOLS)/etcd go.etcd.io/etcd/server/v3
-	cd tools/kube && $(GO) build -ldflags '$(K8S_LDFLAGS)' -o $(TOOLS)/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
-	cd tools/kube && $(GO) build -ldflags '$(K8S_LDFLAGS)' -o $(TOOLS)/kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
+	cd tools/etcd && $(TOOLS_GO) build -o $(TOOLS)/etcd go.etcd.io/etcd/server/v3
+	cd tools/kube && $(TOOLS_GO) build -ldflags '$(K8S_LDFLAGS)' -o $(TOOLS)/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+	cd tools/kube && $(TOOLS_GO) build -ldflags '$(K8S_LDFLAGS)' -o $(TOOLS)/kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
 
 $(TOOLS)/builder:
 	@mkdir -p $(TOOLS)
-	GOBIN=$(TOOLS) $(GO) install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
+	GOBIN=$(TOOLS) $(TOOLS_GO) install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
 
 $(TOOLS)/alertmanager:
 	@mkdir -p $(TOOLS)
-	GOBIN=$(TOOLS) $(GO) install github.com/prometheus/alertmanager/cmd/alertmanager@$(ALERTMANAGER_VERSION)
+	GOBIN=$(TOOLS) $(TOOLS_GO) install github.com/prometheus/alertmanager/cmd/alertmanager@$(ALERTMANAGER_VERSION)
 
 $(TOOLS)/prometheus:
 	@mkdir -p $(TOOLS)
-	GOBIN=$(TOOLS) $(GO) install github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_VERSION) github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_VERSION)
+	GOBIN=$(TOOLS) $(TOOLS_GO) install github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_VERSION) github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_VERSION)
 
 ## kubectl: only `make run` users need it, to change Deployments by hand.
 kubectl: $(TOOLS)/kubectl
 $(TOOLS)/kubectl:
-	cd tools/kube && $(GO) build -ldflags '$(K8S_LDFLAGS)' -o $(TOOLS)/kubectl k8s.io/kubernetes/cmd/kubectl
+	cd tools/kube && $(TOOLS_GO) build -ldflags '$(K8S_LDFLAGS)' -o $(TOOLS)/kubectl k8s.io/kubernetes/cmd/kubectl
 
 ## build: the otelcol-dora distribution.
 build: $(TOOLS)/builder
@@ -140,7 +148,7 @@ vulncheck: $(TOOLS)/govulncheck $(VULNDB)/index/modules.json
 
 $(TOOLS)/govulncheck:
 	@mkdir -p $(TOOLS)
-	GOBIN=$(TOOLS) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
+	GOBIN=$(TOOLS) $(TOOLS_GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
 
 $(VULNDB)/index/modules.json:
 	cd tools/vulndb && $(GO) run . -module golang.org/x/vulndb@$(VULNDB_VERSION) -out $(VULNDB)

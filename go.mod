@@ -2,6 +2,11 @@ module github.com/otelcol-dora/dorareceiver
 
 go 1.26.0
 
+// go1.26.10 fixes the standard library vulnerabilities that govulncheck finds
+// reachable under go1.26.8 (make vulncheck); the go command fetches it from
+// the module proxy.
+toolchain go1.26.10
+
 tool go.opentelemetry.io/collector/cmd/mdatagen
 
 require (
