@@ -409,8 +409,8 @@ func (e *Engine) Apply(ev event.Event) (Outcome, error) {
 		e.rolledBack(ev)
 	case event.ChangeCommitted:
 		c := e.commits.add(ev.Revision, ev.ParentRevision, ev.Time)
-		if c.reverts == "" {
-			c.reverts = ev.Reverts
+		if c.reverts() == "" && ev.Reverts != "" {
+			c.more().reverts = ev.Reverts
 		}
 		e.notePaths(c, ev.Paths)
 	case event.ChangeMerged:
@@ -709,14 +709,14 @@ func (e *Engine) incidentResolved(ev event.Event) {
 
 func (e *Engine) changeMerged(ev event.Event) {
 	c := e.commits.add(ev.Revision, "", time.Time{})
-	if c.merged.IsZero() {
-		c.merged = ev.Time
+	if c.merged.isZero() {
+		c.merged = instantOf(ev.Time)
 	}
 	if ev.ChangeID != "" {
 		ch := e.changes.get(ev.ChangeID)
 		ch.mergeRevision = ev.Revision
-		if c.opened.IsZero() {
-			c.opened = ch.opened
+		if c.opened.isZero() {
+			c.opened = instantOf(ch.opened)
 		}
 	}
 }
@@ -728,7 +728,7 @@ func (e *Engine) changeOpened(ev event.Event) {
 	}
 	ch.opened = ev.Time
 	if c := e.commits.get(ch.mergeRevision); c != nil {
-		c.opened = ev.Time
+		c.opened = instantOf(ev.Time)
 	}
 }
 
