@@ -35,7 +35,7 @@ func (e *Engine) ship(ev event.Event, s *serviceState, d *deploymentState) {
 	rev := ev.Revision
 	for i := 0; rev != "" && i < maxLeadTimeWalk && !s.revisionDeployed(rev); i++ {
 		s.markRevisionDeployed(rev, d.id)
-		c := e.commits.get(rev)
+		c := e.pendingCommit(rev)
 		if !e.belongs(ev.Service, c) {
 			// Monorepo: the commit touched none of the service's paths, so
 			// it is not a change of this service. It is walked through (and

@@ -408,6 +408,15 @@ type commitExtra struct {
 	touches    []int32
 }
 
+// recorded is the commit's age reference: its commit time, else its merge
+// time; 0 when neither is known.
+func (c *commit) recorded() instant {
+	if !c.time.isZero() {
+		return c.time
+	}
+	return c.merged
+}
+
 func (c *commit) reverts() string {
 	if c.extra == nil {
 		return ""
@@ -523,6 +532,14 @@ func (g *commitGraph) popOldest() {
 	g.head = (g.head + 1) % len(g.ring)
 	g.n--
 	g.first++
+}
+
+// expire forgets the commits recorded before cutoff, oldest added first,
+// up to the first younger one.
+func (g *commitGraph) expire(cutoff instant) {
+	for g.n > 0 && g.at(0).recorded() < cutoff {
+		g.popOldest()
+	}
 }
 
 func (g *commitGraph) len() int { return g.n }
