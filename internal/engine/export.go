@@ -441,6 +441,8 @@ func (e *Engine) load(st State) error {
 	e.version = st.Changes
 	e.newest = st.Newest
 	e.seen.newest = st.Dedup.Newest
+	e.seen.ids = make(map[dedupKey]struct{}, len(st.Dedup.IDs))
+	e.seen.order = make([]dedupEntry, 0, len(st.Dedup.IDs))
 	for i, s := range st.Dedup.IDs {
 		k := dedupKey{s.Source, s.ID}
 		if _, dup := e.seen.ids[k]; dup {
@@ -471,6 +473,7 @@ func (e *Engine) load(st State) error {
 			remap[i] = j
 		}
 	}
+	e.commits.reserve(len(st.Commits))
 	for i, cs := range st.Commits {
 		if cs.Revision == "" {
 			return fmt.Errorf("commits[%d]: no revision", i)
@@ -478,7 +481,7 @@ func (e *Engine) load(st State) error {
 		if e.commits.get(cs.Revision) != nil {
 			return fmt.Errorf("commits[%d]: %s listed twice", i, cs.Revision)
 		}
-		c := commit{rev: cs.Revision, time: instantOf(cs.Time), parent: cs.Parent, merged: instantOf(cs.Merged), opened: instantOf(cs.Opened)}
+		c := commit{rev: cs.Revision, time: instantOf(cs.Time), parent: e.commits.intern(cs.Parent), merged: instantOf(cs.Merged), opened: instantOf(cs.Opened)}
 		if cs.Reverts != "" || cs.PathsKnown {
 			c.extra = &commitExtra{reverts: cs.Reverts, pathsKnown: cs.PathsKnown}
 		}

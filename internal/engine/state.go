@@ -501,6 +501,17 @@ func (g *commitGraph) intern(rev string) string {
 	return rev
 }
 
+// reserve makes room for n commits at once (at most max), for an empty
+// graph about to be filled from a saved state: no rehashing as it grows.
+func (g *commitGraph) reserve(n int) {
+	n = min(n, g.max)
+	if g.n > 0 || n <= len(g.ring) {
+		return
+	}
+	g.index = make(map[string]uint64, n)
+	g.ring, g.head = make([]commit, n), 0
+}
+
 // push appends a new commit, forgetting the oldest when full.
 func (g *commitGraph) push(c commit) *commit {
 	for g.n >= g.max && g.n > 0 {
