@@ -721,14 +721,14 @@ func (e *Engine) incidentResolved(ev event.Event) {
 
 func (e *Engine) changeMerged(ev event.Event) {
 	c := e.commits.add(ev.Revision, "", time.Time{})
-	if c.merged.isZero() {
-		c.merged = instantOf(ev.Time)
+	if c.merged().isZero() {
+		c.more().merged = instantOf(ev.Time)
 	}
 	if ev.ChangeID != "" {
 		ch := e.changes.get(ev.ChangeID)
 		ch.mergeRevision = ev.Revision
-		if c.opened.isZero() {
-			c.opened = instantOf(ch.opened)
+		if c.opened().isZero() && !ch.opened.IsZero() {
+			c.more().opened = instantOf(ch.opened)
 		}
 	}
 }
@@ -740,7 +740,7 @@ func (e *Engine) changeOpened(ev event.Event) {
 	}
 	ch.opened = ev.Time
 	if c := e.commits.get(ch.mergeRevision); c != nil {
-		c.opened = instantOf(ev.Time)
+		c.more().opened = instantOf(ev.Time)
 	}
 }
 

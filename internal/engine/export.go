@@ -274,7 +274,7 @@ func (e *Engine) Export() State {
 	for i := range e.commits.len() {
 		c := e.commits.at(i)
 		st.Commits = append(st.Commits, CommitState{
-			Revision: c.rev, Time: c.time.time(), Parent: c.parent, Merged: c.merged.time(), Opened: c.opened.time(),
+			Revision: c.rev, Time: c.time.time(), Parent: c.parent, Merged: c.merged().time(), Opened: c.opened().time(),
 			Reverts: c.reverts(), PathsKnown: c.pathsKnown(), Touches: slices.Clone(c.touches()),
 		})
 	}
@@ -481,9 +481,9 @@ func (e *Engine) load(st State) error {
 		if e.commits.get(cs.Revision) != nil {
 			return fmt.Errorf("commits[%d]: %s listed twice", i, cs.Revision)
 		}
-		c := commit{rev: cs.Revision, time: instantOf(cs.Time), parent: e.commits.intern(cs.Parent), merged: instantOf(cs.Merged), opened: instantOf(cs.Opened)}
-		if cs.Reverts != "" || cs.PathsKnown {
-			c.extra = &commitExtra{reverts: cs.Reverts, pathsKnown: cs.PathsKnown}
+		c := commit{rev: cs.Revision, time: instantOf(cs.Time), parent: e.commits.intern(cs.Parent)}
+		if !cs.Merged.IsZero() || !cs.Opened.IsZero() || cs.Reverts != "" || cs.PathsKnown {
+			c.extra = &commitExtra{merged: instantOf(cs.Merged), opened: instantOf(cs.Opened), reverts: cs.Reverts, pathsKnown: cs.PathsKnown}
 		}
 		for _, t := range cs.Touches {
 			if t < 0 || int(t) >= len(remap) {

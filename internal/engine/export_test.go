@@ -246,8 +246,8 @@ func TestStateCoversEngine(t *testing.T) {
 		// max comes from the configuration; index, ring, head, n and first
 		// are the layout of the commits, exported in order.
 		{commitGraph{}, []string{"max", "index", "ring", "head", "n", "first"}},
-		{commit{}, []string{"rev", "parent", "time", "merged", "opened", "extra"}},
-		{commitExtra{}, []string{"reverts", "pathsKnown", "touches"}},
+		{commit{}, []string{"rev", "parent", "time", "extra"}},
+		{commitExtra{}, []string{"merged", "opened", "reverts", "pathsKnown", "touches"}},
 		{changeIndex{}, []string{"max", "changes", "order"}},
 		{changeInfo{}, []string{"opened", "mergeRevision"}},
 		{teamInfo{}, []string{"name", "fallback"}},

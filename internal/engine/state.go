@@ -390,15 +390,15 @@ type commit struct {
 	rev    string
 	parent string
 	time   instant
-	// merged is set for a merge commit (ChangeMerged), opened when the
-	// change's ChangeOpened is known too.
-	merged instant
-	opened instant
-	// extra holds what few commits have, kept out of line.
+	// extra holds what only some commits have, kept out of line.
 	extra *commitExtra
 }
 
 type commitExtra struct {
+	// merged is set for a merge commit (ChangeMerged), opened when the
+	// change's ChangeOpened is known too.
+	merged instant
+	opened instant
 	// reverts is the revision this commit reverts, when known.
 	reverts string
 	// pathsKnown is set when a source gave the files the commit touched;
@@ -414,7 +414,21 @@ func (c *commit) recorded() instant {
 	if !c.time.isZero() {
 		return c.time
 	}
-	return c.merged
+	return c.merged()
+}
+
+func (c *commit) merged() instant {
+	if c.extra == nil {
+		return 0
+	}
+	return c.extra.merged
+}
+
+func (c *commit) opened() instant {
+	if c.extra == nil {
+		return 0
+	}
+	return c.extra.opened
 }
 
 func (c *commit) reverts() string {
