@@ -52,6 +52,10 @@ type Config struct {
 	IncidentWindow time.Duration `mapstructure:"incident_window"`
 	// DedupWindow is how long event ids are remembered to drop redeliveries.
 	DedupWindow time.Duration `mapstructure:"dedup_window"`
+	// PendingChangeMaxAge is how long a commit not yet deployed is
+	// remembered (in event time); a deployment of an older one records no
+	// lead time from it.
+	PendingChangeMaxAge time.Duration `mapstructure:"pending_change_max_age"`
 
 	// MaxLeadTime is the longest lead time recorded; longer ones are
 	// counted in platform.lead_time.dropped (reason too_long).
@@ -156,6 +160,7 @@ func createDefaultConfig() *Config {
 		RecoveryTimeBuckets:    seconds(ec.RecoveryTimeBounds),
 		IncidentWindow:         ec.IncidentWindow,
 		DedupWindow:            ec.DedupWindow,
+		PendingChangeMaxAge:    ec.PendingChangeMaxAge,
 		MaxLeadTime:            ec.MaxLeadTime,
 		RecoveryOn:             []string{engine.RecoverOnDeployment, engine.RecoverOnRollback, engine.RecoverOnIncidentResolved},
 		HotfixSignals:          []string{engine.HotfixFlag, engine.HotfixRevert},
@@ -199,6 +204,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.DedupWindow <= 0 {
 		errs = append(errs, fmt.Errorf("dedup_window: must be positive, got %s", cfg.DedupWindow))
+	}
+	if cfg.PendingChangeMaxAge <= 0 {
+		errs = append(errs, fmt.Errorf("pending_change_max_age: must be positive, got %s", cfg.PendingChangeMaxAge))
 	}
 	if cfg.MaxLeadTime <= 0 {
 		errs = append(errs, fmt.Errorf("max_lead_time: must be positive, got %s", cfg.MaxLeadTime))
@@ -287,6 +295,7 @@ func (cfg *Config) engineConfig() engine.Config {
 	ec.RecoveryTimeBounds = boundsSeconds(cfg.RecoveryTimeBuckets)
 	ec.IncidentWindow = cfg.IncidentWindow
 	ec.DedupWindow = cfg.DedupWindow
+	ec.PendingChangeMaxAge = cfg.PendingChangeMaxAge
 	ec.Production = cfg.ProductionEnvironments
 	ec.MaxLeadTime = cfg.MaxLeadTime
 	// Validated: the names are known.

@@ -71,12 +71,14 @@ func TestLoadConfig(t *testing.T) {
 		assert.Equal(t, []time.Duration{5 * time.Minute, time.Hour}, cfg.RecoveryTimeBuckets)
 		assert.Equal(t, 12*time.Hour, cfg.IncidentWindow)
 		assert.Equal(t, 48*time.Hour, cfg.DedupWindow)
+		assert.Equal(t, 60*24*time.Hour, cfg.PendingChangeMaxAge)
 		assert.False(t, cfg.Metrics.PlatformDeploymentFailures.Enabled)
 		assert.True(t, cfg.Metrics.PlatformDeployments.Enabled)
 
 		ec := cfg.engineConfig()
 		assert.Equal(t, []float64{600, 3600, 86400}, ec.LeadTimeBounds)
 		assert.Equal(t, 12*time.Hour, ec.IncidentWindow)
+		assert.Equal(t, 60*24*time.Hour, ec.PendingChangeMaxAge)
 
 		assert.Equal(t, 720*time.Hour, ec.MaxLeadTime)
 		assert.Equal(t, engine.RecoverySignals{Rollback: true, IncidentResolved: true}, ec.RecoveryOn)
@@ -161,9 +163,10 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 			`hotfix_signals[0]: "label" is not one of flag, revert` + "\n" +
 			"rolling_windows[1]: 1d is listed twice\n" +
 			"rolling_windows[2]: -1h0m0s is not between 0 and 8784h0m0s",
-		"no_recovery_signal": "recovery_on: at least one of deployment, rollback, incident_resolved is required",
-		"bad_snapshot_every": "snapshot_every: must be positive, got 0",
-		"bad_storage_id":     "storage",
+		"no_recovery_signal":         "recovery_on: at least one of deployment, rollback, incident_resolved is required",
+		"bad_snapshot_every":         "snapshot_every: must be positive, got 0",
+		"bad_pending_change_max_age": "pending_change_max_age: must be positive, got -1h0m0s",
+		"bad_storage_id":             "storage",
 		"bad_levels": "performance_levels::report: no DORA report table for 2022 (have [2023 2024])\n" +
 			"performance_levels::custom::name: must not be empty\n" +
 			"performance_levels::custom::high::change_failure_rate: must be a ratio above 0 and at most 1, got 1.5\n" +

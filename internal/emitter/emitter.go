@@ -1,7 +1,9 @@
-// Package emitter turns the engine's metric state into pdata metrics: the
-// counters and the rolling gauges through the mdatagen MetricsBuilder, the
-// histograms with pdata directly (mdatagen v0.159.0 cannot generate
-// histograms). METRICS.md defines every metric.
+// Package emitter turns the engine's metric state into pdata metrics, built
+// with pdata directly: the counters and rolling gauges as metadata.yaml
+// declares them (names, descriptions and units taken from the mdatagen
+// MetricsBuilder, whose own recording is quadratic in the number of points),
+// the histograms because mdatagen v0.159.0 cannot generate them. METRICS.md
+// defines every metric.
 package emitter
 
 import (
@@ -40,13 +42,76 @@ const (
 
 // Emitter renders snapshots. It is not safe for concurrent use.
 type Emitter struct {
-	mb        *metadata.MetricsBuilder
 	buildInfo component.BuildInfo
+
+	deployments, failures, rework, incidents, leadTimeDropped    *numberMetric
+	frequency, leadTimeMedian, failureRate, recoveryMedian, rate *numberMetric
+	level                                                        *numberMetric
+	// numbers are the metrics above in the generated builder's order.
+	numbers []*numberMetric
 }
 
 // New returns an emitter for the metrics enabled in cfg.
 func New(cfg metadata.MetricsBuilderConfig, set receiver.Settings) *Emitter {
-	return &Emitter{mb: metadata.NewMetricsBuilder(cfg, set), buildInfo: set.BuildInfo}
+	templates := metricTemplates(set)
+	mc := cfg.Metrics
+	info := metadata.MetricsInfo
+	e := &Emitter{buildInfo: set.BuildInfo}
+	add := func(name string, attrs, enabled []string, on bool, strategy string) *numberMetric {
+		return newNumberMetric(templates[name], attrs, enabled, on, strategy)
+	}
+	e.failures = add(info.PlatformDeploymentFailures.Name, info.PlatformDeploymentFailures.Attributes, stringKeys(mc.PlatformDeploymentFailures.EnabledAttributes), mc.PlatformDeploymentFailures.Enabled, mc.PlatformDeploymentFailures.AggregationStrategy)
+	e.deployments = add(info.PlatformDeployments.Name, info.PlatformDeployments.Attributes, stringKeys(mc.PlatformDeployments.EnabledAttributes), mc.PlatformDeployments.Enabled, mc.PlatformDeployments.AggregationStrategy)
+	e.rework = add(info.PlatformDeploymentsRework.Name, info.PlatformDeploymentsRework.Attributes, stringKeys(mc.PlatformDeploymentsRework.EnabledAttributes), mc.PlatformDeploymentsRework.Enabled, mc.PlatformDeploymentsRework.AggregationStrategy)
+	e.failureRate = add(info.PlatformDoraChangeFailureRate.Name, info.PlatformDoraChangeFailureRate.Attributes, stringKeys(mc.PlatformDoraChangeFailureRate.EnabledAttributes), mc.PlatformDoraChangeFailureRate.Enabled, mc.PlatformDoraChangeFailureRate.AggregationStrategy)
+	e.frequency = add(info.PlatformDoraDeploymentFrequency.Name, info.PlatformDoraDeploymentFrequency.Attributes, stringKeys(mc.PlatformDoraDeploymentFrequency.EnabledAttributes), mc.PlatformDoraDeploymentFrequency.Enabled, mc.PlatformDoraDeploymentFrequency.AggregationStrategy)
+	e.leadTimeMedian = add(info.PlatformDoraLeadTimeMedian.Name, info.PlatformDoraLeadTimeMedian.Attributes, stringKeys(mc.PlatformDoraLeadTimeMedian.EnabledAttributes), mc.PlatformDoraLeadTimeMedian.Enabled, mc.PlatformDoraLeadTimeMedian.AggregationStrategy)
+	e.level = add(info.PlatformDoraLevel.Name, info.PlatformDoraLevel.Attributes, stringKeys(mc.PlatformDoraLevel.EnabledAttributes), mc.PlatformDoraLevel.Enabled, mc.PlatformDoraLevel.AggregationStrategy)
+	e.recoveryMedian = add(info.PlatformDoraRecoveryTimeMedian.Name, info.PlatformDoraRecoveryTimeMedian.Attributes, stringKeys(mc.PlatformDoraRecoveryTimeMedian.EnabledAttributes), mc.PlatformDoraRecoveryTimeMedian.Enabled, mc.PlatformDoraRecoveryTimeMedian.AggregationStrategy)
+	e.rate = add(info.PlatformDoraReworkRate.Name, info.PlatformDoraReworkRate.Attributes, stringKeys(mc.PlatformDoraReworkRate.EnabledAttributes), mc.PlatformDoraReworkRate.Enabled, mc.PlatformDoraReworkRate.AggregationStrategy)
+	e.incidents = add(info.PlatformIncidents.Name, info.PlatformIncidents.Attributes, stringKeys(mc.PlatformIncidents.EnabledAttributes), mc.PlatformIncidents.Enabled, mc.PlatformIncidents.AggregationStrategy)
+	e.leadTimeDropped = add(info.PlatformLeadTimeDropped.Name, info.PlatformLeadTimeDropped.Attributes, stringKeys(mc.PlatformLeadTimeDropped.EnabledAttributes), mc.PlatformLeadTimeDropped.Enabled, mc.PlatformLeadTimeDropped.AggregationStrategy)
+	e.numbers = []*numberMetric{e.failures, e.deployments, e.rework, e.failureRate, e.frequency, e.leadTimeMedian, e.level, e.recoveryMedian, e.rate, e.incidents, e.leadTimeDropped}
+	return e
+}
+
+// metricTemplates returns the name, description, unit and type of every
+// counter and gauge, as the generated MetricsBuilder renders them from
+// metadata.yaml, so that they are declared in one place: it records one
+// point per metric with every metric enabled and keeps the metrics.
+func metricTemplates(set receiver.Settings) map[string]pmetric.Metric {
+	cfg := metadata.DefaultMetricsBuilderConfig()
+	mc := &cfg.Metrics
+	mc.PlatformDeploymentFailures.Enabled = true
+	mc.PlatformDeployments.Enabled = true
+	mc.PlatformDeploymentsRework.Enabled = true
+	mc.PlatformDoraChangeFailureRate.Enabled = true
+	mc.PlatformDoraDeploymentFrequency.Enabled = true
+	mc.PlatformDoraLeadTimeMedian.Enabled = true
+	mc.PlatformDoraLevel.Enabled = true
+	mc.PlatformDoraRecoveryTimeMedian.Enabled = true
+	mc.PlatformDoraReworkRate.Enabled = true
+	mc.PlatformIncidents.Enabled = true
+	mc.PlatformLeadTimeDropped.Enabled = true
+	mb := metadata.NewMetricsBuilder(cfg, set)
+	var ts pcommon.Timestamp
+	mb.RecordPlatformDeploymentFailuresDataPoint(ts, 0, "", "", "", "")
+	mb.RecordPlatformDeploymentsDataPoint(ts, 0, "", "", "", metadata.AttributeStatusSuccess)
+	mb.RecordPlatformDeploymentsReworkDataPoint(ts, 0, "", "", "")
+	mb.RecordPlatformDoraChangeFailureRateDataPoint(ts, 0, "", "", "", "")
+	mb.RecordPlatformDoraDeploymentFrequencyDataPoint(ts, 0, "", "", "", "")
+	mb.RecordPlatformDoraLeadTimeMedianDataPoint(ts, 0, "", "", "", "")
+	mb.RecordPlatformDoraLevelDataPoint(ts, 0, "", "", "", "", metadata.AttributeMetricOverall, "")
+	mb.RecordPlatformDoraRecoveryTimeMedianDataPoint(ts, 0, "", "", "", "")
+	mb.RecordPlatformDoraReworkRateDataPoint(ts, 0, "", "", "", "")
+	mb.RecordPlatformIncidentsDataPoint(ts, 0, "", "", "", metadata.AttributeAttributedTrue)
+	mb.RecordPlatformLeadTimeDroppedDataPoint(ts, 0, "", "", "", "")
+	out := map[string]pmetric.Metric{}
+	ms := mb.Emit().ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	for i := range ms.Len() {
+		out[ms.At(i).Name()] = ms.At(i)
+	}
+	return out
 }
 
 // Emit renders the whole cumulative state, stamped with now. Every series
@@ -55,80 +120,84 @@ func New(cfg metadata.MetricsBuilderConfig, set receiver.Settings) *Emitter {
 func (e *Emitter) Emit(s engine.Snapshot, now time.Time) pmetric.Metrics {
 	ts := pcommon.NewTimestampFromTime(now)
 	start := pcommon.NewTimestampFromTime(s.StartTime)
-	e.mb.Reset(metadata.WithStartTime(start))
+	for _, m := range e.numbers {
+		m.reset(start, ts)
+	}
 
 	for _, p := range s.Deployments {
 		status := metadata.AttributeStatusSuccess
 		if p.Label == engine.StatusFailure {
 			status = metadata.AttributeStatusFailure
 		}
-		e.mb.RecordPlatformDeploymentsDataPoint(ts, int64(p.Value), p.Service.Namespace, p.Service.Name, p.Service.Environment, status, team(p.Team)...)
+		e.deployments.recordInt(int64(p.Value), p.Team, p.Service.Namespace, p.Service.Name, p.Service.Environment, status.String())
 	}
 	for _, p := range s.Failures {
-		e.mb.RecordPlatformDeploymentFailuresDataPoint(ts, int64(p.Value), p.Service.Namespace, p.Service.Name, p.Service.Environment, p.Label, team(p.Team)...)
+		e.failures.recordInt(int64(p.Value), p.Team, p.Service.Namespace, p.Service.Name, p.Service.Environment, p.Label)
 	}
 	for _, p := range s.Rework {
-		e.mb.RecordPlatformDeploymentsReworkDataPoint(ts, int64(p.Value), p.Service.Namespace, p.Service.Name, p.Service.Environment, team(p.Team)...)
+		e.rework.recordInt(int64(p.Value), p.Team, p.Service.Namespace, p.Service.Name, p.Service.Environment)
 	}
 	for _, p := range s.Incidents {
-		e.mb.RecordPlatformIncidentsDataPoint(ts, int64(p.Value), p.Service.Namespace, p.Service.Name, p.Service.Environment, metadata.MapAttributeAttributed[p.Label], team(p.Team)...)
+		e.incidents.recordInt(int64(p.Value), p.Team, p.Service.Namespace, p.Service.Name, p.Service.Environment, metadata.MapAttributeAttributed[p.Label].String())
 	}
 	for _, p := range s.LeadTimeDropped {
-		e.mb.RecordPlatformLeadTimeDroppedDataPoint(ts, int64(p.Value), p.Service.Namespace, p.Service.Name, p.Service.Environment, p.Label, team(p.Team)...)
+		e.leadTimeDropped.recordInt(int64(p.Value), p.Team, p.Service.Namespace, p.Service.Name, p.Service.Environment, p.Label)
 	}
-	e.recordRolling(s.Rolling, ts)
-	md := e.mb.Emit()
+	e.recordRolling(s.Rolling)
 
-	if len(s.LeadTime) == 0 && len(s.LeadTimeStages) == 0 && len(s.RecoveryTime) == 0 {
+	md := pmetric.NewMetrics()
+	if !e.hasPoints() && len(s.LeadTime) == 0 && len(s.LeadTimeStages) == 0 && len(s.RecoveryTime) == 0 {
 		return md
 	}
-	metrics := e.scopeMetrics(md).Metrics()
+	sm := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty()
+	sm.Scope().SetName(metadata.ScopeName)
+	sm.Scope().SetVersion(e.buildInfo.Version)
+	metrics := sm.Metrics()
+	for _, m := range e.numbers {
+		m.moveTo(metrics)
+	}
 	appendHistogram(metrics, LeadTimeMetric, leadTimeDescription, "", s.LeadTime, start, ts)
 	appendHistogram(metrics, LeadTimeStageMetric, leadTimeStageDescription, attrStage, s.LeadTimeStages, start, ts)
 	appendHistogram(metrics, RecoveryTimeMetric, recoveryTimeDescription, "", s.RecoveryTime, start, ts)
 	return md
 }
 
+func (e *Emitter) hasPoints() bool {
+	for _, m := range e.numbers {
+		if m.enabled && m.dps.Len() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // recordRolling records the rolling DORA gauges. The engine computes them
 // for production services only; values without data (a ratio without
 // deployments, a median without observations) are left out.
-func (e *Emitter) recordRolling(points []engine.RollingPoint, ts pcommon.Timestamp) {
+func (e *Emitter) recordRolling(points []engine.RollingPoint) {
 	for _, p := range points {
-		ns, name, env := p.Service.Namespace, p.Service.Name, p.Service.Environment
-		tm := team(p.Team)
-		e.mb.RecordPlatformDoraDeploymentFrequencyDataPoint(ts, p.DeploymentFrequency, ns, name, env, p.Window, tm...)
+		ns, name, env, tm := p.Service.Namespace, p.Service.Name, p.Service.Environment, p.Team
+		e.frequency.recordDouble(p.DeploymentFrequency, tm, ns, name, env, p.Window)
 		if p.LeadTimeMedian.OK {
-			e.mb.RecordPlatformDoraLeadTimeMedianDataPoint(ts, p.LeadTimeMedian.V, ns, name, env, p.Window, tm...)
+			e.leadTimeMedian.recordDouble(p.LeadTimeMedian.V, tm, ns, name, env, p.Window)
 		}
 		if p.ChangeFailureRate.OK {
-			e.mb.RecordPlatformDoraChangeFailureRateDataPoint(ts, p.ChangeFailureRate.V, ns, name, env, p.Window, tm...)
+			e.failureRate.recordDouble(p.ChangeFailureRate.V, tm, ns, name, env, p.Window)
 		}
 		if p.RecoveryTimeMedian.OK {
-			e.mb.RecordPlatformDoraRecoveryTimeMedianDataPoint(ts, p.RecoveryTimeMedian.V, ns, name, env, p.Window, tm...)
+			e.recoveryMedian.recordDouble(p.RecoveryTimeMedian.V, tm, ns, name, env, p.Window)
 		}
 		if p.ReworkRate.OK {
-			e.mb.RecordPlatformDoraReworkRateDataPoint(ts, p.ReworkRate.V, ns, name, env, p.Window, tm...)
+			e.rate.recordDouble(p.ReworkRate.V, tm, ns, name, env, p.Window)
 		}
 		for _, l := range p.Levels {
 			metric, ok := metadata.MapAttributeMetric[l.Metric]
 			if !ok {
 				continue
 			}
-			e.mb.RecordPlatformDoraLevelDataPoint(ts, float64(l.Level), ns, name, env, p.Window, metric, l.TierSet, tm...)
+			e.level.recordDouble(float64(l.Level), tm, ns, name, env, p.Window, metric.String(), l.TierSet)
 		}
 	}
-}
-
-// scopeMetrics returns the builder's scope, or adds the same scope when the
-// builder emitted nothing (no counter has a value yet).
-func (e *Emitter) scopeMetrics(md pmetric.Metrics) pmetric.ScopeMetrics {
-	if md.ResourceMetrics().Len() > 0 {
-		return md.ResourceMetrics().At(0).ScopeMetrics().At(0)
-	}
-	sm := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty()
-	sm.Scope().SetName(metadata.ScopeName)
-	sm.Scope().SetVersion(e.buildInfo.Version)
-	return sm
 }
 
 // appendHistogram adds one histogram metric; labelKey, when set, is the
@@ -165,14 +234,6 @@ func appendHistogram(metrics pmetric.MetricSlice, name, description, labelKey st
 			dp.SetMax(p.Histogram.Max)
 		}
 	}
-}
-
-// team is the team attribute of a point: none when the team is unknown.
-func team(name string) []metadata.MetricAttributeOption {
-	if name == "" {
-		return nil
-	}
-	return []metadata.MetricAttributeOption{metadata.WithTeamMetricAttribute(name)}
 }
 
 func putService(attrs pcommon.Map, svc event.Service) {

@@ -116,25 +116,26 @@ func matchesAny(patterns, paths []string) bool {
 // empty list is unknown (a source that lists no files for a merge commit);
 // the first report with paths wins.
 func (e *Engine) notePaths(c *commit, paths []string) {
-	if c.pathsKnown || len(paths) == 0 || len(e.filters.keys) == 0 {
+	if c.pathsKnown() || len(paths) == 0 || len(e.filters.keys) == 0 {
 		return
 	}
-	c.pathsKnown = true
-	c.touches = e.filters.touched(paths)
+	x := c.more()
+	x.pathsKnown = true
+	x.touches = e.filters.touched(paths)
 }
 
 // belongs reports whether a commit is a change of svc: always, unless svc
 // has path filters and the commit's paths are known and match none of
 // them. c is nil for a commit known only from a deployment event.
 func (e *Engine) belongs(svc event.Service, c *commit) bool {
-	if c == nil || !c.pathsKnown {
+	if c == nil || !c.pathsKnown() {
 		return true
 	}
 	i, ok := e.filters.index[keyOf(svc)]
 	if !ok {
 		return true
 	}
-	return slices.Contains(c.touches, i)
+	return slices.Contains(c.touches(), i)
 }
 
 // ValidatePathPatterns checks path patterns: not empty, and each segment a

@@ -954,3 +954,99 @@ func checkLevels(t *testing.T, ts TierSet, cases []levelCase) {
 		assert.Equal(t, c.want, ts.Classify(c.metric, c.value), "%s %s = %v", ts.Name, c.metric, c.value)
 	}
 }
+
+func TestDefinition_LeadTime_PendingChangeExpiry(t *testing.T) {
+	maxAge := func(d time.Duration) func(*Config) { return func(c *Config) { c.PendingChangeMaxAge = d } }
+	runDefinitions(t, []definitionCase{
+		{
+			name:   "a commit older than pending_change_max_age when it is deployed records no lead time",
+			cfg:    maxAge(24 * time.Hour),
+			events: []event.Event{history(api), change("c1", "history-api", 0), succeeded(api, "d1", "c1", 24*time.Hour+time.Second)},
+			want:   expect{deployments: map[string]uint64{"api success": 2}},
+		},
+		{
+			name:   "a commit exactly pending_change_max_age old is recorded",
+			cfg:    maxAge(24 * time.Hour),
+			events: []event.Event{history(api), change("c1", "history-api", 0), succeeded(api, "d1", "c1", 24*time.Hour)},
+			want: expect{
+				deployments: map[string]uint64{"api success": 2},
+				leadTime:    map[string][2]float64{"api": {days(1).Seconds(), 1}},
+			},
+		},
+		{
+			name: "age is event time against the newest event: any newer event expires older commits",
+			cfg:  maxAge(24 * time.Hour),
+			events: []event.Event{
+				history(api), change("c1", "history-api", 0),
+				change("other", "", 30*time.Hour),
+				// Reported late, with the time of the deployment itself.
+				succeeded(api, "d1", "c1", 30*time.Minute),
+			},
+			want: expect{deployments: map[string]uint64{"api success": 2}},
+		},
+		{
+			name: "an old commit reported after a newer one expires too",
+			cfg:  maxAge(24 * time.Hour),
+			events: []event.Event{
+				history(api),
+				change("c2", "", 20*time.Hour),
+				change("c1", "history-api", 0),
+				succeeded(api, "d1", "c1", 24*time.Hour+time.Minute),
+			},
+			want: expect{deployments: map[string]uint64{"api success": 2}},
+		},
+		{
+			name: "the walk to earlier commits stops at an expired one",
+			cfg:  maxAge(24 * time.Hour),
+			events: []event.Event{
+				history(api),
+				change("c1", "history-api", 0),
+				change("c2", "c1", 20*time.Hour),
+				succeeded(api, "d1", "c2", 25*time.Hour), // c1 is 25h old, c2 5h
+			},
+			want: expect{
+				deployments: map[string]uint64{"api success": 2},
+				leadTime:    map[string][2]float64{"api": {5 * 3600, 1}},
+			},
+		},
+		{
+			name:   "a deployment's own commit time still counts for an expired commit",
+			cfg:    maxAge(24 * time.Hour),
+			events: []event.Event{history(api), change("c1", "history-api", 0), withCommitTime(succeeded(api, "d1", "c1", 25*time.Hour), 0)},
+			want: expect{
+				deployments: map[string]uint64{"api success": 2},
+				leadTime:    map[string][2]float64{"api": {25 * 3600, 1}},
+			},
+		},
+		{
+			name:   "the default keeps commits 90 days",
+			events: []event.Event{history(api), change("c1", "history-api", 0), succeeded(api, "d1", "c1", days(89))},
+			want: expect{
+				deployments: map[string]uint64{"api success": 2},
+				leadTime:    map[string][2]float64{"api": {days(89).Seconds(), 1}},
+			},
+		},
+		{
+			name:   "by default a commit over 90 days old is forgotten, not dropped as too_long",
+			events: []event.Event{history(api), change("c1", "history-api", 0), succeeded(api, "d1", "c1", days(90)+time.Second)},
+			want:   expect{deployments: map[string]uint64{"api success": 2}},
+		},
+	})
+}
+
+// Expired commits leave memory as newer events arrive, not only when a
+// deployment looks them up.
+func TestPendingChangesExpireFromMemory(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.PendingChangeMaxAge = time.Hour
+	var evs []event.Event
+	for i := range 100 {
+		evs = append(evs, change(fmt.Sprintf("c%d", i), "", time.Duration(i)*time.Minute))
+	}
+	e := apply(t, cfg, evs...)
+	// The newest is at 99m: commits before 39m are gone.
+	assert.Equal(t, 61, e.commits.len())
+	assert.Nil(t, e.commits.get("c38"))
+	assert.NotNil(t, e.commits.get("c39"))
+	require.Error(t, func() error { c := DefaultConfig(); c.PendingChangeMaxAge = 0; return c.Validate() }())
+}

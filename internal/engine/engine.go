@@ -140,6 +140,11 @@ type Config struct {
 	// MaxPendingChanges bounds the commits remembered while waiting for the
 	// deployment that ships them; the oldest are forgotten first.
 	MaxPendingChanges int
+	// PendingChangeMaxAge is how long a commit is remembered, measured in
+	// event time (its commit time, else its merge time) against the newest
+	// event seen: an older commit is forgotten and a later deployment of it
+	// records no lead time from it.
+	PendingChangeMaxAge time.Duration
 	// Production lists the environment names (shell globs) that are
 	// production. Deployments to every environment are counted; only
 	// production ones feed lead time, change failures and recovery time.
@@ -176,13 +181,16 @@ func DefaultConfig() Config {
 		DedupWindow:        24 * time.Hour,
 		IncidentWindow:     24 * time.Hour,
 		MaxPendingChanges:  100000,
-		Production:         []string{"production", "prod"},
-		MergeWindow:        time.Hour,
-		MaxLeadTime:        90 * 24 * time.Hour,
-		RecoveryOn:         RecoverySignals{Deployment: true, Rollback: true, IncidentResolved: true},
-		Hotfix:             HotfixSignals{Flag: true, Revert: true},
-		RollingWindows:     []time.Duration{24 * time.Hour, 7 * 24 * time.Hour, 30 * 24 * time.Hour},
-		TierSets:           DefaultTierSets(),
+		// As long as the default max_lead_time: an older commit's lead time
+		// would be dropped as too_long anyway.
+		PendingChangeMaxAge: 90 * 24 * time.Hour,
+		Production:          []string{"production", "prod"},
+		MergeWindow:         time.Hour,
+		MaxLeadTime:         90 * 24 * time.Hour,
+		RecoveryOn:          RecoverySignals{Deployment: true, Rollback: true, IncidentResolved: true},
+		Hotfix:              HotfixSignals{Flag: true, Revert: true},
+		RollingWindows:      []time.Duration{24 * time.Hour, 7 * 24 * time.Hour, 30 * 24 * time.Hour},
+		TierSets:            DefaultTierSets(),
 	}
 }
 
@@ -203,6 +211,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxPendingChanges <= 0 {
 		errs = append(errs, errors.New("max pending changes must be positive"))
+	}
+	if c.PendingChangeMaxAge <= 0 {
+		errs = append(errs, errors.New("pending change max age must be positive"))
 	}
 	for _, p := range c.Production {
 		if _, err := path.Match(p, ""); err != nil {
@@ -395,6 +406,7 @@ func (e *Engine) Apply(ev event.Event) (Outcome, error) {
 	}
 	if ev.Time.After(e.newest) {
 		e.newest = ev.Time
+		e.commits.expire(e.pendingCutoff())
 	}
 	before := e.version
 	e.noteTeam(ev)
@@ -409,8 +421,8 @@ func (e *Engine) Apply(ev event.Event) (Outcome, error) {
 		e.rolledBack(ev)
 	case event.ChangeCommitted:
 		c := e.commits.add(ev.Revision, ev.ParentRevision, ev.Time)
-		if c.reverts == "" {
-			c.reverts = ev.Reverts
+		if c.reverts() == "" && ev.Reverts != "" {
+			c.more().reverts = ev.Reverts
 		}
 		e.notePaths(c, ev.Paths)
 	case event.ChangeMerged:
@@ -709,14 +721,14 @@ func (e *Engine) incidentResolved(ev event.Event) {
 
 func (e *Engine) changeMerged(ev event.Event) {
 	c := e.commits.add(ev.Revision, "", time.Time{})
-	if c.merged.IsZero() {
-		c.merged = ev.Time
+	if c.merged().isZero() {
+		c.more().merged = instantOf(ev.Time)
 	}
 	if ev.ChangeID != "" {
 		ch := e.changes.get(ev.ChangeID)
 		ch.mergeRevision = ev.Revision
-		if c.opened.IsZero() {
-			c.opened = ch.opened
+		if c.opened().isZero() && !ch.opened.IsZero() {
+			c.more().opened = instantOf(ch.opened)
 		}
 	}
 }
@@ -728,8 +740,25 @@ func (e *Engine) changeOpened(ev event.Event) {
 	}
 	ch.opened = ev.Time
 	if c := e.commits.get(ch.mergeRevision); c != nil {
-		c.opened = ev.Time
+		c.more().opened = instantOf(ev.Time)
 	}
+}
+
+// pendingCutoff is the age limit of pending changes: a commit recorded
+// before it is forgotten.
+func (e *Engine) pendingCutoff() instant {
+	return instantOf(e.newest.Add(-e.cfg.PendingChangeMaxAge))
+}
+
+// pendingCommit returns the commit of rev unless unknown or expired. The
+// expiry sweep forgets commits in the order they were added, so an old
+// commit reported after a newer one may still be held: it is checked here.
+func (e *Engine) pendingCommit(rev string) *commit {
+	c := e.commits.get(rev)
+	if c == nil || c.recorded() < e.pendingCutoff() {
+		return nil
+	}
+	return c
 }
 
 // Validate reports whether Apply would accept ev, without applying it, so

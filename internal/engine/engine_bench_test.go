@@ -206,9 +206,8 @@ func BenchmarkSnapshotAt3000Series(b *testing.B) {
 }
 
 // pendingChanges is the number of pending changes of the memory and
-// save/restore benchmarks: DORA_BENCH_PENDING, default 1,000,000. Building
-// that state took 181 s here (the engine's ChangeCommitted slows down as
-// pending changes grow), so scripts/bench.sh may set a smaller value.
+// save/restore benchmarks: DORA_BENCH_PENDING, default 1,000,000 (about
+// 10-20 s to build here; 181 s before the dedup expiry was made linear).
 var pendingChanges = func() int {
 	if n, err := strconv.Atoi(os.Getenv("DORA_BENCH_PENDING")); err == nil && n > 0 {
 		return n

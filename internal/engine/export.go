@@ -257,7 +257,7 @@ func (e *Engine) Export() State {
 		Newest:  utc(e.newest),
 		Dedup:   DedupState{Newest: utc(e.seen.newest)},
 	}
-	for _, d := range e.seen.order {
+	for _, d := range e.seen.live() {
 		st.Dedup.IDs = append(st.Dedup.IDs, SeenState{Source: d.key.source, ID: d.key.id, At: utc(d.at)})
 	}
 
@@ -270,11 +270,12 @@ func (e *Engine) Export() State {
 		st.Services = append(st.Services, exportService(svc, e.services[svc]))
 	}
 
-	for _, rev := range e.commits.order {
-		c := e.commits.commits[rev]
+	st.Commits = make([]CommitState, 0, e.commits.len())
+	for i := range e.commits.len() {
+		c := e.commits.at(i)
 		st.Commits = append(st.Commits, CommitState{
-			Revision: rev, Time: utc(c.time), Parent: c.parent, Merged: utc(c.merged), Opened: utc(c.opened),
-			Reverts: c.reverts, PathsKnown: c.pathsKnown, Touches: slices.Clone(c.touches),
+			Revision: c.rev, Time: c.time.time(), Parent: c.parent, Merged: c.merged().time(), Opened: c.opened().time(),
+			Reverts: c.reverts(), PathsKnown: c.pathsKnown(), Touches: slices.Clone(c.touches()),
 		})
 	}
 	for _, id := range e.changes.order {
@@ -440,6 +441,8 @@ func (e *Engine) load(st State) error {
 	e.version = st.Changes
 	e.newest = st.Newest
 	e.seen.newest = st.Dedup.Newest
+	e.seen.ids = make(map[dedupKey]struct{}, len(st.Dedup.IDs))
+	e.seen.order = make([]dedupEntry, 0, len(st.Dedup.IDs))
 	for i, s := range st.Dedup.IDs {
 		k := dedupKey{s.Source, s.ID}
 		if _, dup := e.seen.ids[k]; dup {
@@ -470,25 +473,31 @@ func (e *Engine) load(st State) error {
 			remap[i] = j
 		}
 	}
+	e.commits.reserve(len(st.Commits))
 	for i, cs := range st.Commits {
 		if cs.Revision == "" {
 			return fmt.Errorf("commits[%d]: no revision", i)
 		}
-		if _, dup := e.commits.commits[cs.Revision]; dup {
+		if e.commits.get(cs.Revision) != nil {
 			return fmt.Errorf("commits[%d]: %s listed twice", i, cs.Revision)
 		}
-		c := &commit{time: cs.Time, parent: cs.Parent, merged: cs.Merged, opened: cs.Opened, reverts: cs.Reverts, pathsKnown: cs.PathsKnown}
+		c := commit{rev: cs.Revision, time: instantOf(cs.Time), parent: e.commits.intern(cs.Parent)}
+		if !cs.Merged.IsZero() || !cs.Opened.IsZero() || cs.Reverts != "" || cs.PathsKnown {
+			c.extra = &commitExtra{merged: instantOf(cs.Merged), opened: instantOf(cs.Opened), reverts: cs.Reverts, pathsKnown: cs.PathsKnown}
+		}
 		for _, t := range cs.Touches {
 			if t < 0 || int(t) >= len(remap) {
 				return fmt.Errorf("commits[%d]: path filter %d of %d", i, t, len(remap))
 			}
 			if remap[t] >= 0 {
-				c.touches = append(c.touches, remap[t])
+				x := c.more()
+				x.touches = append(x.touches, remap[t])
 			}
 		}
-		slices.Sort(c.touches)
-		e.commits.commits[cs.Revision] = c
-		e.commits.order = append(e.commits.order, cs.Revision)
+		if c.extra != nil {
+			slices.Sort(c.extra.touches)
+		}
+		e.commits.push(c)
 	}
 	for i, cs := range st.ChangeRequests {
 		if _, dup := e.changes.changes[cs.ID]; dup {

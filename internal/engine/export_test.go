@@ -241,10 +241,13 @@ func TestStateCoversEngine(t *testing.T) {
 		{incidentState{}, []string{"id", "opened", "resolved", "attributed"}},
 		{deployRecord{}, []string{"at", "success", "changeFailure", "rework"}},
 		{sample{}, []string{"at", "v"}},
-		{dedup{}, []string{"ids", "order", "newest"}},
-		// max comes from the configuration.
-		{commitGraph{}, []string{"max", "commits", "order"}},
-		{commit{}, []string{"time", "parent", "merged", "opened", "reverts", "pathsKnown", "touches"}},
+		// head is where order's live part starts (exported from there).
+		{dedup{}, []string{"ids", "order", "head", "newest"}},
+		// max comes from the configuration; index, ring, head, n and first
+		// are the layout of the commits, exported in order.
+		{commitGraph{}, []string{"max", "index", "ring", "head", "n", "first"}},
+		{commit{}, []string{"rev", "parent", "time", "extra"}},
+		{commitExtra{}, []string{"merged", "opened", "reverts", "pathsKnown", "touches"}},
 		{changeIndex{}, []string{"max", "changes", "order"}},
 		{changeInfo{}, []string{"opened", "mergeRevision"}},
 		{teamInfo{}, []string{"name", "fallback"}},

@@ -35,13 +35,13 @@ func (e *Engine) ship(ev event.Event, s *serviceState, d *deploymentState) {
 	rev := ev.Revision
 	for i := 0; rev != "" && i < maxLeadTimeWalk && !s.revisionDeployed(rev); i++ {
 		s.markRevisionDeployed(rev, d.id)
-		c := e.commits.get(rev)
+		c := e.pendingCommit(rev)
 		if !e.belongs(ev.Service, c) {
 			// Monorepo: the commit touched none of the service's paths, so
 			// it is not a change of this service. It is walked through (and
 			// marked shipped) but neither recorded nor dropped; a merge
 			// commit still gives its change's times to the commits below.
-			if !c.merged.IsZero() {
+			if !c.merged().isZero() {
 				change = c
 			}
 			if rev == ev.Revision && ev.Reverts != "" {
@@ -53,8 +53,8 @@ func (e *Engine) ship(ev event.Event, s *serviceState, d *deploymentState) {
 		var committed time.Time
 		var reverts string
 		if c != nil {
-			committed, reverts = c.time, c.reverts
-			if !c.merged.IsZero() {
+			committed, reverts = c.time.time(), c.reverts()
+			if !c.merged().isZero() {
 				change = c
 			}
 		}
@@ -121,7 +121,7 @@ var stageNames = [...]string{StageCoding, StageReview, StageBuild, StageDeploy}
 func (e *Engine) stagesOf(svc event.Service, committed time.Time, change *commit, buildEnd, deployed time.Time) [len(stageNames) + 1]time.Time {
 	b := [len(stageNames) + 1]time.Time{0: committed, 3: buildEnd, 4: deployed}
 	if change != nil {
-		b[1], b[2] = change.opened, change.merged
+		b[1], b[2] = change.opened().time(), change.merged().time()
 	}
 	last := committed
 	for i := 1; i < len(b); i++ {

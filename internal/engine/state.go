@@ -316,8 +316,12 @@ func appendBounded[T any](list []T, v T, limit int, cutoff time.Time, at func(T)
 
 // dedup remembers applied event IDs for a window of event time.
 type dedup struct {
-	ids    map[dedupKey]struct{}
+	ids map[dedupKey]struct{}
+	// order holds the ids in the order they were added from order[head];
+	// the expired prefix is dropped only once it is half the slice, so
+	// that expiry costs O(1) per id instead of a copy of the whole window.
 	order  []dedupEntry
+	head   int
 	newest time.Time
 }
 
@@ -344,33 +348,57 @@ func (d *dedup) add(source, id string, at time.Time, window time.Duration) {
 	if at.After(d.newest) {
 		d.newest = at
 	}
-	cutoff := d.newest.Add(-window)
-	n := 0
-	for n < len(d.order) && d.order[n].at.Before(cutoff) {
-		delete(d.ids, d.order[n].key)
-		n++
+	d.expire(d.newest.Add(-window))
+}
+
+// expire forgets the ids, oldest added first, recorded before cutoff.
+func (d *dedup) expire(cutoff time.Time) {
+	for d.head < len(d.order) && d.order[d.head].at.Before(cutoff) {
+		delete(d.ids, d.order[d.head].key)
+		d.order[d.head] = dedupEntry{}
+		d.head++
 	}
-	if n > 0 {
-		d.order = append(d.order[:0], d.order[n:]...)
+	if d.head > 0 && d.head >= len(d.order)/2 {
+		d.order = append(d.order[:0], d.order[d.head:]...)
+		d.head = 0
 	}
 }
+
+// live returns the remembered ids, oldest added first.
+func (d *dedup) live() []dedupEntry { return d.order[d.head:] }
 
 // commitGraph remembers commits reported by change events, with the
 // commit before each on its branch, until deployments ship them. It is
-// bounded by a count; the oldest commits are forgotten first.
+// bounded by a count and by age; the oldest commits are forgotten first.
+//
+// It holds up to a million commits, so its layout is compact: the commits
+// live by value in a ring buffer in the order they were added (no object
+// per commit), the index maps a revision to its sequence number, and times
+// are Unix nanoseconds.
 type commitGraph struct {
-	max     int
-	commits map[string]*commit
-	order   []string
+	max   int
+	index map[string]uint64
+	// ring holds n commits from ring[head], the oldest first; first is
+	// the sequence number of the oldest.
+	ring  []commit
+	head  int
+	n     int
+	first uint64
 }
 
 type commit struct {
-	time   time.Time
+	rev    string
 	parent string
+	time   instant
+	// extra holds what only some commits have, kept out of line.
+	extra *commitExtra
+}
+
+type commitExtra struct {
 	// merged is set for a merge commit (ChangeMerged), opened when the
 	// change's ChangeOpened is known too.
-	merged time.Time
-	opened time.Time
+	merged instant
+	opened instant
 	// reverts is the revision this commit reverts, when known.
 	reverts string
 	// pathsKnown is set when a source gave the files the commit touched;
@@ -380,35 +408,166 @@ type commit struct {
 	touches    []int32
 }
 
-func newCommitGraph(max int) commitGraph {
-	return commitGraph{max: max, commits: map[string]*commit{}}
+// recorded is the commit's age reference: its commit time, else its merge
+// time; 0 when neither is known.
+func (c *commit) recorded() instant {
+	if !c.time.isZero() {
+		return c.time
+	}
+	return c.merged()
 }
 
-func (g *commitGraph) get(rev string) *commit { return g.commits[rev] }
+func (c *commit) merged() instant {
+	if c.extra == nil {
+		return 0
+	}
+	return c.extra.merged
+}
+
+func (c *commit) opened() instant {
+	if c.extra == nil {
+		return 0
+	}
+	return c.extra.opened
+}
+
+func (c *commit) reverts() string {
+	if c.extra == nil {
+		return ""
+	}
+	return c.extra.reverts
+}
+
+func (c *commit) pathsKnown() bool { return c.extra != nil && c.extra.pathsKnown }
+
+func (c *commit) touches() []int32 {
+	if c.extra == nil {
+		return nil
+	}
+	return c.extra.touches
+}
+
+func (c *commit) more() *commitExtra {
+	if c.extra == nil {
+		c.extra = &commitExtra{}
+	}
+	return c.extra
+}
+
+// instant is a time as Unix nanoseconds, 0 for the zero time: a third of
+// a time.Time's size.
+type instant int64
+
+func instantOf(t time.Time) instant {
+	if t.IsZero() {
+		return 0
+	}
+	return instant(t.UnixNano())
+}
+
+func (i instant) isZero() bool { return i == 0 }
+
+func (i instant) time() time.Time {
+	if i == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(i)).UTC()
+}
+
+func newCommitGraph(max int) commitGraph {
+	return commitGraph{max: max, index: map[string]uint64{}}
+}
+
+// get returns the commit of rev, nil when unknown. The pointer is valid
+// until the next add.
+func (g *commitGraph) get(rev string) *commit {
+	seq, ok := g.index[rev]
+	if !ok {
+		return nil
+	}
+	return g.at(int(seq - g.first))
+}
+
+// at returns the i-th oldest commit.
+func (g *commitGraph) at(i int) *commit { return &g.ring[(g.head+i)%len(g.ring)] }
 
 // add records a commit; a later report of the same commit fills in what
 // the first one lacked.
 func (g *commitGraph) add(rev, parent string, at time.Time) *commit {
-	if c, ok := g.commits[rev]; ok {
-		if c.time.IsZero() {
-			c.time = at
+	if c := g.get(rev); c != nil {
+		if c.time.isZero() {
+			c.time = instantOf(at)
 		}
 		if c.parent == "" {
-			c.parent = parent
+			c.parent = g.intern(parent)
 		}
 		return c
 	}
-	for len(g.commits) >= g.max && len(g.order) > 0 {
-		delete(g.commits, g.order[0])
-		g.order = g.order[1:]
-	}
-	c := &commit{time: at, parent: parent}
-	g.commits[rev] = c
-	g.order = append(g.order, rev)
-	return c
+	return g.push(commit{rev: rev, parent: g.intern(parent), time: instantOf(at)})
 }
 
-func (g *commitGraph) len() int { return len(g.commits) }
+// intern returns rev sharing the memory of the known commit's revision,
+// when there is one: a commit's parent is usually the previous commit.
+func (g *commitGraph) intern(rev string) string {
+	if c := g.get(rev); c != nil {
+		return c.rev
+	}
+	return rev
+}
+
+// reserve makes room for n commits at once (at most max), for an empty
+// graph about to be filled from a saved state: no rehashing as it grows.
+func (g *commitGraph) reserve(n int) {
+	n = min(n, g.max)
+	if g.n > 0 || n <= len(g.ring) {
+		return
+	}
+	g.index = make(map[string]uint64, n)
+	g.ring, g.head = make([]commit, n), 0
+}
+
+// push appends a new commit, forgetting the oldest when full.
+func (g *commitGraph) push(c commit) *commit {
+	for g.n >= g.max && g.n > 0 {
+		g.popOldest()
+	}
+	if g.n == len(g.ring) {
+		g.grow()
+	}
+	i := (g.head + g.n) % len(g.ring)
+	g.ring[i] = c
+	g.index[c.rev] = g.first + uint64(g.n)
+	g.n++
+	return &g.ring[i]
+}
+
+func (g *commitGraph) grow() {
+	size := min(max(2*len(g.ring), 1024), g.max)
+	ring := make([]commit, size)
+	for i := range g.n {
+		ring[i] = *g.at(i)
+	}
+	g.ring, g.head = ring, 0
+}
+
+func (g *commitGraph) popOldest() {
+	c := &g.ring[g.head]
+	delete(g.index, c.rev)
+	*c = commit{}
+	g.head = (g.head + 1) % len(g.ring)
+	g.n--
+	g.first++
+}
+
+// expire forgets the commits recorded before cutoff, oldest added first,
+// up to the first younger one.
+func (g *commitGraph) expire(cutoff instant) {
+	for g.n > 0 && g.at(0).recorded() < cutoff {
+		g.popOldest()
+	}
+}
+
+func (g *commitGraph) len() int { return g.n }
 
 // changeIndex links ChangeOpened and ChangeMerged events by change id,
 // bounded by a count like the commit graph.

@@ -19,7 +19,9 @@
 //
 //	format                          {"version":1}: the newest layout written here
 //	v1/seq                          the sequence number of the last event appended (decimal)
-//	v1/snapshot                     {"version":1,"seq":S,"state":{engine.State}}
+//	v1/snapshot                     {"version":2,"seq":S,"commits":N,"state":{engine.State without commits}}
+//	                                then a newline and the N commits in binary (commits.go);
+//	                                version 1 was {"version":1,"seq":S,"state":{engine.State}}
 //	v1/events/<seq, 20 digits>      {"version":1,"event":{...}}, for S < seq <= v1/seq
 //	v1/k8s/meta                     {"version":1,"since":...,"deployments":["ns/name",...]}
 //	v1/k8s/deployments/<ns>/<name>  {"version":1,...}: one tracked Deployment
@@ -31,6 +33,7 @@
 package persist
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -91,14 +94,59 @@ type formatJSON struct {
 }
 
 type snapshotJSON struct {
-	Version int          `json:"version"`
-	Seq     uint64       `json:"seq"`
+	Version int    `json:"version"`
+	Seq     uint64 `json:"seq"`
+	// Commits is how many commits follow the JSON (version 2).
+	Commits int          `json:"commits,omitempty"`
 	State   engine.State `json:"state"`
 }
 
 // snapshotVersion is the codec version of v1/snapshot; the engine state in
-// it has its own (engine.StateVersion).
-const snapshotVersion = 1
+// it has its own (engine.StateVersion). Version 1 was all JSON; version 2
+// moves the commits out of the JSON into a binary form after it.
+const snapshotVersion = 2
+
+// encodeSnapshot writes st after the events up to seq.
+func encodeSnapshot(st engine.State, seq uint64) ([]byte, error) {
+	commits := st.Commits
+	st.Commits = nil
+	head, err := json.Marshal(snapshotJSON{Version: snapshotVersion, Seq: seq, Commits: len(commits), State: st})
+	if err != nil {
+		return nil, err
+	}
+	// About 40 bytes per commit with short revisions.
+	b := make([]byte, 0, len(head)+1+len(commits)*48)
+	b = append(append(b, head...), '\n')
+	return appendCommits(b, commits), nil
+}
+
+// decodeSnapshot reads a snapshot of version 1 or 2.
+func decodeSnapshot(b []byte) (snapshotJSON, error) {
+	var sj snapshotJSON
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&sj); err != nil {
+		return sj, err
+	}
+	if err := checkVersion(KeySnapshot, sj.Version, snapshotVersion); err != nil {
+		return sj, err
+	}
+	rest := bytes.TrimPrefix(b[dec.InputOffset():], []byte("\n"))
+	if sj.Version == 1 {
+		if len(bytes.TrimSpace(rest)) > 0 {
+			return sj, errors.New("data after the JSON of a version 1 snapshot")
+		}
+		return sj, nil
+	}
+	if len(sj.State.Commits) > 0 {
+		return sj, errors.New("commits in the JSON of a version 2 snapshot")
+	}
+	commits, err := decodeCommits(rest, sj.Commits)
+	if err != nil {
+		return sj, fmt.Errorf("commits: %w", err)
+	}
+	sj.State.Commits = commits
+	return sj, nil
+}
 
 // checkVersion fails for a value version this build cannot read.
 func checkVersion(what string, v, known int) error {
@@ -144,12 +192,12 @@ func (s *Store) Load(ctx context.Context) (snapshot *engine.State, events []even
 		}
 	}
 	if snapOp.Value != nil {
-		var sj snapshotJSON
-		if err := json.Unmarshal(snapOp.Value, &sj); err != nil {
-			return nil, nil, 0, fmt.Errorf("reading %s: %w", KeySnapshot, err)
-		}
-		if err := checkVersion(KeySnapshot, sj.Version, snapshotVersion); err != nil {
+		sj, err := decodeSnapshot(snapOp.Value)
+		if errors.Is(err, ErrNewerVersion) {
 			return nil, nil, 0, err
+		}
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("reading %s: %w", KeySnapshot, err)
 		}
 		if err := checkVersion("the engine state in "+KeySnapshot, sj.State.Version, engine.StateVersion); err != nil {
 			return nil, nil, 0, err
@@ -237,7 +285,7 @@ func (s *Store) Snapshot(ctx context.Context, st engine.State, seq uint64) (int,
 	if seq > s.seq || seq < s.snapSeq {
 		return 0, fmt.Errorf("persist: snapshot at event %d, outside the log (%d to %d)", seq, s.snapSeq, s.seq)
 	}
-	b, err := json.Marshal(snapshotJSON{Version: snapshotVersion, Seq: seq, State: st})
+	b, err := encodeSnapshot(st, seq)
 	if err != nil {
 		return 0, fmt.Errorf("encoding the engine state: %w", err)
 	}

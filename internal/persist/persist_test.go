@@ -25,8 +25,12 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/persist/persisttest"
 )
 
-var updateFixture = flag.Bool("update-v1-fixture", false,
-	"rewrite testdata/v1/store.json; only while FormatVersion is 1, never after: later versions must read it as it is")
+var (
+	updateFixture = flag.Bool("update-v1-fixture", false,
+		"rewrite testdata/v1/store.json; only while the layout and the snapshot are version 1, never after: later versions must read it as it is")
+	updateSnapshotV2Fixture = flag.Bool("update-snapshot-v2-fixture", false,
+		"rewrite testdata/snapshot-v2/store.json; only while the snapshot is version 2")
+)
 
 var t0 = enginetest.T0
 
@@ -355,6 +359,7 @@ func writeFixture(t *testing.T, c *persisttest.Client) {
 func TestLoadVersion1Fixture(t *testing.T) {
 	if *updateFixture {
 		require.Equal(t, 1, FormatVersion, "the version 1 fixture is only written by version 1")
+		require.Equal(t, 1, snapshotVersion, "the version 1 fixture is only written by version 1")
 		c := persisttest.NewExtension().Client("fixture")
 		writeFixture(t, c)
 		dump, err := c.Dump()
@@ -370,7 +375,37 @@ func TestLoadVersion1Fixture(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &dump))
 	c := persisttest.NewExtension().Client("fixture")
 	c.Load(dump)
+	checkFixture(t, c)
+}
 
+var snapshotV2FixturePath = filepath.Join("testdata", "snapshot-v2", "store.json")
+
+// TestLoadSnapshotVersion2Fixture loads testdata/snapshot-v2/store.json,
+// the same store as the version 1 fixture written with snapshot version 2
+// (commits in binary after the JSON; values base64 in the file), committed
+// with the code that wrote it: later builds must load it too.
+func TestLoadSnapshotVersion2Fixture(t *testing.T) {
+	if *updateSnapshotV2Fixture {
+		require.Equal(t, 2, snapshotVersion, "the snapshot version 2 fixture is only written by version 2")
+		c := persisttest.NewExtension().Client("fixture")
+		writeFixture(t, c)
+		b, err := json.MarshalIndent(c.DumpBytes(), "", "  ")
+		require.NoError(t, err)
+		require.NoError(t, os.MkdirAll(filepath.Dir(snapshotV2FixturePath), 0o755))
+		require.NoError(t, os.WriteFile(snapshotV2FixturePath, append(b, '\n'), 0o644))
+	}
+	b, err := os.ReadFile(snapshotV2FixturePath)
+	require.NoError(t, err)
+	var dump map[string][]byte
+	require.NoError(t, json.Unmarshal(b, &dump))
+	require.Contains(t, string(dump[KeySnapshot]), `{"version":2,`)
+	c := persisttest.NewExtension().Client("fixture")
+	c.LoadBytes(dump)
+	checkFixture(t, c)
+}
+
+// checkFixture checks that a fixture store loads into the fixture scenario.
+func checkFixture(t *testing.T, c *persisttest.Client) {
 	sc := scenario(t, fixtureScenario)
 	snap, evs, seq, err := New(c).Load(context.Background())
 	require.NoError(t, err)

@@ -211,6 +211,29 @@ func (c *Client) Dump() (map[string]json.RawMessage, error) {
 }
 
 // Load replaces the client's data with a Dump.
+// DumpBytes returns a copy of every key and value of the client, for
+// fixtures whose values are not all JSON.
+func (c *Client) DumpBytes() map[string][]byte {
+	c.x.mu.Lock()
+	defer c.x.mu.Unlock()
+	out := map[string][]byte{}
+	for k, v := range c.x.data[c.name] {
+		out[k] = slices.Clone(v)
+	}
+	return out
+}
+
+// LoadBytes replaces the client's data with d (see DumpBytes).
+func (c *Client) LoadBytes(d map[string][]byte) {
+	c.x.mu.Lock()
+	defer c.x.mu.Unlock()
+	data := map[string][]byte{}
+	for k, v := range d {
+		data[k] = slices.Clone(v)
+	}
+	c.x.data[c.name] = data
+}
+
 func (c *Client) Load(d map[string]json.RawMessage) {
 	c.x.mu.Lock()
 	defer c.x.mu.Unlock()
