@@ -43,6 +43,7 @@ func main() {
 	flag.BoolVar(&o.markdown, "markdown", false, "print the results as a BENCHMARKS.md section instead of JSON")
 	flag.StringVar(&o.dir, "dir", "", "directory for the control plane (default: a new one under /dev/shm when it exists, else the temp dir; removed at the end)")
 	flag.DurationVar(&o.rolloutTimeout, "rollout-timeout", defaultRolloutTimeout, "how long the source may take to count every rollout after the last status write")
+	flag.StringVar(&o.profileDir, "heap-profiles", "", "write each variant's heap profile after sync to DIR/VARIANT.heap.pprof")
 	flag.Parse()
 	if flag.NArg() > 0 || o.deployments < 1 || o.namespaces < 1 || o.namespaces > o.deployments || o.workers < 1 {
 		flag.Usage()

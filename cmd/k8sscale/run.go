@@ -10,6 +10,7 @@ import (
 	"log"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,7 @@ type options struct {
 	markdown                         bool
 	dir                              string
 	rolloutTimeout                   time.Duration
+	profileDir                       string
 }
 
 // results is everything one run measured.
@@ -338,6 +340,9 @@ func startWatch(variant, kubeconfig string, o options) (*watchChild, error) {
 	}
 	cmd := exec.Command(self, "watch", "-variant", variant, "-kubeconfig", kubeconfig,
 		"-expect", fmt.Sprint(o.deployments), "-rollout-timeout", o.rolloutTimeout.String())
+	if o.profileDir != "" {
+		cmd.Args = append(cmd.Args, "-heap-profile", filepath.Join(o.profileDir, variant+".heap.pprof"))
+	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,8 +101,13 @@ func watchMain(args []string) error {
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the cluster")
 	expect := fs.Int("expect", 0, "Deployments the cluster holds")
 	timeout := fs.Duration("rollout-timeout", defaultRolloutTimeout, "how long to wait for every rollout after the last status write")
+	fs.StringVar(&heapProfile, "heap-profile", "", "write a heap profile after sync to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if heapProfile != "" {
+		// Every allocation, so that per-object costs show exactly.
+		runtime.MemProfileRate = 1
 	}
 	if *kubeconfig == "" || *expect < 1 {
 		return errors.New("-kubeconfig and -expect are required")
@@ -208,7 +214,16 @@ func watchSource(cfg *k8s.Config, client kubernetes.Interface, expect int, timeo
 	return emit(rr)
 }
 
+// heapProfile, when set, is where fill writes a heap profile.
+var heapProfile string
+
 func (r *syncReport) fill(before, after runtime.MemStats) {
+	if heapProfile != "" {
+		if f, err := os.Create(heapProfile); err == nil {
+			_ = pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
 	r.HeapAllocBefore, r.HeapAllocAfter = before.HeapAlloc, after.HeapAlloc
 	r.HeapInuseBefore, r.HeapInuseAfter = before.HeapInuse, after.HeapInuse
 	r.RSSKiB, r.PeakRSSKiB = procStatusKiB("VmRSS"), procStatusKiB("VmHWM")

@@ -113,7 +113,7 @@ func (t *tracker) restore(saved SavedState, now time.Time) error {
 	if t.since.IsZero() {
 		t.since, t.sinceDirty = now, true
 	}
-	clear(t.dirty)
+	t.dirty = map[types.NamespacedName]bool{}
 	return nil
 }
 
@@ -141,7 +141,7 @@ func (t *tracker) redirty(keys []types.NamespacedName) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, k := range keys {
-		t.dirty[k] = true
+		t.markDirty(k)
 	}
 	t.sinceDirty = true
 }
@@ -155,7 +155,7 @@ func (t *tracker) prune(live func(types.NamespacedName) bool) int {
 	for key := range t.deployments {
 		if !live(key) {
 			delete(t.deployments, key)
-			t.dirty[key] = true
+			t.markDirty(key)
 			n++
 		}
 	}

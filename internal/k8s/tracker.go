@@ -82,13 +82,16 @@ type tracker struct {
 	restored bool
 	since    time.Time
 	// dirty holds the Deployments changed (or forgotten) since the last
+	// save. It is nil until restore (only a Source with a Store restores):
+	// without a store nothing is saved, and marking every Deployment would
+	// only cost memory.
 	// save; sinceDirty is set until since is saved.
 	dirty      map[types.NamespacedName]bool
 	sinceDirty bool
 }
 
 func newTracker(env *EnvironmentConfig) *tracker {
-	return &tracker{env: env, deployments: map[types.NamespacedName]*tracked{}, dirty: map[types.NamespacedName]bool{}}
+	return &tracker{env: env, deployments: map[types.NamespacedName]*tracked{}}
 }
 
 // observe folds one observation of d, made at now, into the tracker and
@@ -109,15 +112,17 @@ func (t *tracker) observe(d *Deployment, initial bool, now time.Time) []event.Ev
 
 	key := types.NamespacedName{Namespace: d.Namespace, Name: d.Name}
 	tr, ok := t.deployments[key]
-	var before *tracked
-	if ok {
-		before = tr.clone()
-	}
-	defer func() {
-		if before == nil || !before.equal(t.deployments[key]) {
-			t.dirty[key] = true
+	if t.dirty != nil {
+		var before *tracked
+		if ok {
+			before = tr.clone()
 		}
-	}()
+		defer func() {
+			if before == nil || !before.equal(t.deployments[key]) {
+				t.dirty[key] = true
+			}
+		}()
+	}
 	var out []event.Event
 	switch {
 	case !ok || tr.uid != d.UID:
@@ -189,6 +194,9 @@ func (t *tracker) observe(d *Deployment, initial bool, now time.Time) []event.Ev
 	if d.Generation > tr.generation {
 		tr.generation = d.Generation
 	}
+	// Each decoded object carries its own copy of the UID: keep the
+	// stored object's, so that the tracker does not hold an older one.
+	tr.uid = d.UID
 
 	if tr.rollout.preexisting {
 		return out
@@ -216,6 +224,13 @@ func (t *tracker) forget(namespace, name string) {
 	key := types.NamespacedName{Namespace: namespace, Name: name}
 	if _, ok := t.deployments[key]; ok {
 		delete(t.deployments, key)
+		t.markDirty(key)
+	}
+}
+
+// markDirty records that key must be saved; t.mu is held.
+func (t *tracker) markDirty(key types.NamespacedName) {
+	if t.dirty != nil {
 		t.dirty[key] = true
 	}
 }
