@@ -37,13 +37,15 @@ type options struct {
 
 // results is everything one run measured.
 type results struct {
-	Deployments     int        `json:"deployments"`
-	Namespaces      int        `json:"namespaces"`
-	PopulateSeconds float64    `json:"populate_seconds"`
-	Plain           syncReport `json:"plain"`
-	Source          syncReport `json:"source"`
-	Rollout         rollout    `json:"rollout"`
-	TotalSeconds    float64    `json:"total_seconds"`
+	Deployments     int     `json:"deployments"`
+	Namespaces      int     `json:"namespaces"`
+	PopulateSeconds float64 `json:"populate_seconds"`
+	// Plain and Source hold one sync per round.
+	Plain        []syncReport `json:"plain"`
+	Source       []syncReport `json:"source"`
+	Rollout      rollout      `json:"rollout"`
+	TotalSeconds float64      `json:"total_seconds"`
+	workers      int
 }
 
 // rollout is the mass rollout as the parent wrote it and the source
@@ -65,8 +67,24 @@ type rollout struct {
 	// LagSeconds runs from the last status write to the last counted
 	// success.
 	LagSeconds float64 `json:"lag_seconds"`
-	// HeapAllocAfter is the source's live heap after the rollout.
-	HeapAllocAfter uint64 `json:"heap_alloc_after"`
+	// HeapAllocBefore and HeapAllocAfter are the source's live heap
+	// before its informers started and after the rollout.
+	HeapAllocBefore uint64 `json:"heap_alloc_before"`
+	HeapAllocAfter  uint64 `json:"heap_alloc_after"`
+	// CPUSeconds is the source process's CPU time from its sync to the
+	// last rollout counted; UpdatesPerCPUSecond is the Deployment updates
+	// (watch events) it handled per CPU second, what it could sustain on
+	// one core when the writers are not the bound.
+	CPUSeconds          float64 `json:"cpu_seconds"`
+	UpdatesPerCPUSecond float64 `json:"updates_per_cpu_second"`
+}
+
+func (r *results) add(rep syncReport) {
+	if rep.Variant == variantSource {
+		r.Source = append(r.Source, rep)
+	} else {
+		r.Plain = append(r.Plain, rep)
+	}
 }
 
 func run(o options) (*results, error) {
@@ -90,7 +108,7 @@ func run(o options) (*results, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &results{Deployments: o.deployments, Namespaces: o.namespaces}
+	res := &results{Deployments: o.deployments, Namespaces: o.namespaces, workers: o.workers}
 	ctx := context.Background()
 	t := time.Now()
 	deps, err := populate(ctx, client, o)
@@ -100,27 +118,47 @@ func run(o options) (*results, error) {
 	res.PopulateSeconds = time.Since(t).Seconds()
 	log.Printf("created %d Deployments in %d namespaces in %.1fs", o.deployments, o.namespaces, res.PopulateSeconds)
 
-	plain, err := startWatch(variantPlain, c.Kubeconfig, o)
-	if err != nil {
-		return nil, err
+	// Two rounds in opposite orders, so that neither variant always lists
+	// first; the second round's source stays up for the rollout.
+	syncOnly := func(variant string) (syncReport, error) {
+		var rep syncReport
+		w, err := startWatch(variant, c.Kubeconfig, o)
+		if err != nil {
+			return rep, err
+		}
+		defer w.kill()
+		if err := w.readLine(&rep); err != nil {
+			return rep, fmt.Errorf("%s: %w", variant, err)
+		}
+		if err := w.wait(); err != nil {
+			return rep, fmt.Errorf("%s: %w", variant, err)
+		}
+		log.Printf("%s: synced in %.2fs", variant, rep.SyncSeconds)
+		return rep, nil
 	}
-	if err := plain.readLine(&res.Plain); err != nil {
-		return nil, fmt.Errorf("plain informer: %w", err)
+	for _, variant := range []string{variantPlain, variantSource} {
+		rep, err := syncOnly(variant)
+		if err != nil {
+			return nil, err
+		}
+		res.add(rep)
 	}
-	if err := plain.wait(); err != nil {
-		return nil, fmt.Errorf("plain informer: %w", err)
-	}
-	log.Printf("plain informer: synced in %.2fs", res.Plain.SyncSeconds)
-
 	src, err := startWatch(variantSource, c.Kubeconfig, o)
 	if err != nil {
 		return nil, err
 	}
 	defer src.kill()
-	if err := src.readLine(&res.Source); err != nil {
+	var srcSync syncReport
+	if err := src.readLine(&srcSync); err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
-	log.Printf("source: synced in %.2fs", res.Source.SyncSeconds)
+	res.add(srcSync)
+	log.Printf("source: synced in %.2fs (stays up for the rollout)", srcSync.SyncSeconds)
+	rep, err := syncOnly(variantPlain)
+	if err != nil {
+		return nil, err
+	}
+	res.add(rep)
 
 	t = time.Now()
 	if err := forEach(deps, o.workers, func(i int) error { return newImage(ctx, client, deps, i) }); err != nil {
@@ -145,7 +183,12 @@ func run(o options) (*results, error) {
 		return nil, fmt.Errorf("source: %w", err)
 	}
 	r := &res.Rollout
-	r.Started, r.Counted, r.Other, r.HeapAllocAfter = rr.Started, rr.Succeeded, rr.Other, rr.HeapAllocAfter
+	r.Started, r.Counted, r.Other, r.HeapAllocAfter, r.HeapAllocBefore = rr.Started, rr.Succeeded, rr.Other, rr.HeapAllocAfter, srcSync.HeapAllocBefore
+	r.CPUSeconds = rr.CPUSeconds
+	if rr.CPUSeconds > 0 {
+		// Each Deployment changed twice: its image, then its status.
+		r.UpdatesPerCPUSecond = float64(2*o.deployments) / rr.CPUSeconds
+	}
 	r.Exact = rr.Succeeded == int64(o.deployments) && rr.Started == int64(o.deployments) && rr.Other == 0
 	if rr.LastSucceededNanos != 0 {
 		last := time.Unix(0, rr.LastSucceededNanos)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -63,6 +65,10 @@ type rolloutReport struct {
 	// first and last success the sink took.
 	FirstSucceededNanos int64 `json:"first_succeeded_unix_nanos"`
 	LastSucceededNanos  int64 `json:"last_succeeded_unix_nanos"`
+	// CPUSeconds is the CPU time (user and system) this process spent
+	// from its sync to the last rollout counted: decoding the watch events
+	// and handling them.
+	CPUSeconds float64 `json:"cpu_seconds"`
 	// HeapAllocAfter is the live heap after the rollout (the tracker now
 	// remembers one earlier template per Deployment).
 	HeapAllocAfter uint64 `json:"heap_alloc_after"`
@@ -187,8 +193,13 @@ func watchSource(cfg *k8s.Config, client kubernetes.Interface, expect int, timeo
 		return err
 	}
 
-	// The parent writes one line once it has written the last status.
+	// The parent writes one line once it has written the last status, or
+	// closes stdin when this run measures the sync only.
+	cpuBefore := cpuSeconds()
 	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	if errors.Is(err, io.EOF) && line == "" {
+		return src.Shutdown(context.Background())
+	}
 	if err != nil {
 		return fmt.Errorf("waiting for the rollout: %w", err)
 	}
@@ -199,9 +210,10 @@ func watchSource(cfg *k8s.Config, client kubernetes.Interface, expect int, timeo
 	for sink.succeeded.Load() < int64(expect) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
+	cpu := cpuSeconds() - cpuBefore
 	// A little longer, so that a rollout counted twice would show.
 	time.Sleep(time.Second)
-	rr := rolloutReport{Started: sink.started.Load(), Succeeded: sink.succeeded.Load(), Other: sink.other.Load()}
+	rr := rolloutReport{Started: sink.started.Load(), Succeeded: sink.succeeded.Load(), Other: sink.other.Load(), CPUSeconds: cpu}
 	sink.mu.Lock()
 	if !sink.first.IsZero() {
 		rr.FirstSucceededNanos, rr.LastSucceededNanos = sink.first.UnixNano(), sink.last.UnixNano()
@@ -253,6 +265,15 @@ func procStatusKiB(key string) uint64 {
 		}
 	}
 	return 0
+}
+
+// cpuSeconds is the user and system CPU time of this process so far.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func emit(v any) error {
