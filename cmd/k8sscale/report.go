@@ -68,6 +68,9 @@ func mib(kib uint64) string { return fmt.Sprintf("%.1f MiB", float64(kib)/1024) 
 // lagNote says what a lag means for the rate: with the source keeping up,
 // the writers set it.
 func lagNote(lag float64) string {
+	if lag < 0 {
+		return " (before: the watch event came ahead of the writer's answer), so the source kept up and the writers set this rate"
+	}
 	if lag < 1 {
 		return ", so the source kept up and the writers set this rate"
 	}
@@ -97,7 +100,7 @@ func (r *results) markdown() string {
 		}
 	}
 	ro := r.Rollout
-	p("\nMass rollout: every Deployment got a new image (%.1f s for %d patches, %d parallel writers), then the status of a completed rollout through the status subresource (%.1f s for %d writes). The source counted %d rollouts started and %d succeeded (%d other events): **%s**. Rate seen by the source: **%.0f rollouts/s** (successes counted over the time from the first status write to the last success counted); the last success was counted %.3f s after the last status write%s. The source process spent %.1f s of CPU on the %d updates, **%.0f updates/s per CPU second**, the rate it could take on one core. Source heap after the rollout: %.0f B per Deployment.\n\n",
+	p("\nMass rollout: every Deployment got a new image (%.1f s for %d patches, %d parallel writers), then the status of a completed rollout through the status subresource (%.1f s for %d writes). The source counted %d rollouts started and %d succeeded (%d other events): **%s**. Rate seen by the source: **%.0f rollouts/s** (successes counted over the time from the first status write to the last success counted); the last success was counted %.3f s from the last status write%s. The source process spent %.1f s of CPU on the %d updates, **%.0f updates/s per CPU second**, the rate it could take on one core. Source heap after the rollout: %.0f B per Deployment.\n\n",
 		ro.ImageSeconds, r.Deployments, r.workers, ro.StatusSeconds, r.Deployments, ro.Started, ro.Counted, ro.Other,
 		map[bool]string{true: "exactly one per Deployment", false: "NOT exactly one per Deployment"}[ro.Exact],
 		ro.CountedPerSecond, ro.LagSeconds, lagNote(ro.LagSeconds), ro.CPUSeconds, 2*r.Deployments, ro.UpdatesPerCPUSecond,

@@ -153,8 +153,8 @@ func watchPlain(client kubernetes.Interface, expect int) error {
 		return err
 	}
 	factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), reg.HasSynced) {
-		return errors.New("informer did not sync")
+	if err := waitSynced(reg.HasSynced); err != nil {
+		return fmt.Errorf("plain informer: %w", err)
 	}
 	rep.SyncSeconds = time.Since(started).Seconds()
 	after := heap()
@@ -179,8 +179,8 @@ func watchSource(cfg *k8s.Config, client kubernetes.Interface, expect int, timeo
 	if err := src.Start(context.Background()); err != nil {
 		return err
 	}
-	if !src.WaitForSync(context.Background()) {
-		return errors.New("source did not sync")
+	if err := waitSynced(src.HasSynced); err != nil {
+		return fmt.Errorf("source: %w", err)
 	}
 	rep.SyncSeconds = time.Since(started).Seconds()
 	after := heap()
@@ -228,6 +228,22 @@ func watchSource(cfg *k8s.Config, client kubernetes.Interface, expect int, timeo
 
 // heapProfile, when set, is where fill writes a heap profile.
 var heapProfile string
+
+// syncTimeout bounds the initial sync, so that a broken cluster ends the run.
+const syncTimeout = 5 * time.Minute
+
+// waitSynced polls synced every millisecond: cache.WaitForCacheSync polls
+// every 100 ms, too coarse for a sync of about a second.
+func waitSynced(synced func() bool) error {
+	deadline := time.Now().Add(syncTimeout)
+	for !synced() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not synced after %v", syncTimeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
 
 func (r *syncReport) fill(before, after runtime.MemStats) {
 	if heapProfile != "" {
