@@ -205,6 +205,17 @@ func (s *Source) WaitForSync(ctx context.Context) bool {
 	return cache.WaitForCacheSync(ctx.Done(), s.synced...)
 }
 
+// HasSynced reports whether every informer has delivered its initial list
+// to the source's handlers.
+func (s *Source) HasSynced() bool {
+	for _, synced := range s.synced {
+		if !synced() {
+			return false
+		}
+	}
+	return true
+}
+
 // Watched is the number of Deployments being tracked.
 func (s *Source) Watched() int { return s.tracker.len() }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -84,8 +86,19 @@ func (tr *tracked) state(key types.NamespacedName) DeploymentState {
 		Namespace: key.Namespace, Name: key.Name,
 		UID: tr.uid, Generation: tr.generation, TemplateHash: tr.hash,
 		History: slices.Clone(tr.history),
-		Rollout: RolloutState{ID: tr.rollout.id, Started: tr.rollout.started, Phase: phaseName(tr.rollout.phase), Preexisting: tr.rollout.preexisting},
+		Rollout: RolloutState{ID: tr.rollout.id(key.Namespace, key.Name, tr.uid), Started: tr.rollout.started, Phase: phaseName(tr.rollout.phase), Preexisting: tr.rollout.preexisting},
 	}
+}
+
+// rolloutGeneration is the generation at the end of a rollout ID
+// ("...@GENERATION").
+func rolloutGeneration(id string) (int64, bool) {
+	i := strings.LastIndexByte(id, '@')
+	if i < 0 {
+		return 0, false
+	}
+	gen, err := strconv.ParseInt(id[i+1:], 10, 64)
+	return gen, err == nil
 }
 
 // restore replaces the tracker's state with a saved one. A store that held
@@ -98,9 +111,17 @@ func (t *tracker) restore(saved SavedState, now time.Time) error {
 		if err != nil {
 			return fmt.Errorf("saved Deployment %s: %w", key, err)
 		}
+		r := rollout{started: d.Rollout.Started, phase: p, preexisting: d.Rollout.Preexisting}
+		// IDs are saved whole; keep only the generation when the ID is
+		// the one rolloutID derives from it.
+		if gen, ok := rolloutGeneration(d.Rollout.ID); ok && rolloutID(d.Namespace, d.Name, d.UID, gen) == d.Rollout.ID {
+			r.generation = gen
+		} else {
+			r.savedID = d.Rollout.ID
+		}
 		deployments[key] = &tracked{
 			uid: d.UID, generation: d.Generation, hash: d.TemplateHash, history: slices.Clone(d.History),
-			rollout: rollout{id: d.Rollout.ID, started: d.Rollout.Started, phase: p, preexisting: d.Rollout.Preexisting},
+			rollout: r,
 		}
 	}
 	t.mu.Lock()
@@ -113,7 +134,7 @@ func (t *tracker) restore(saved SavedState, now time.Time) error {
 	if t.since.IsZero() {
 		t.since, t.sinceDirty = now, true
 	}
-	clear(t.dirty)
+	t.dirty = map[types.NamespacedName]bool{}
 	return nil
 }
 
@@ -141,7 +162,7 @@ func (t *tracker) redirty(keys []types.NamespacedName) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, k := range keys {
-		t.dirty[k] = true
+		t.markDirty(k)
 	}
 	t.sinceDirty = true
 }
@@ -155,7 +176,7 @@ func (t *tracker) prune(live func(types.NamespacedName) bool) int {
 	for key := range t.deployments {
 		if !live(key) {
 			delete(t.deployments, key)
-			t.dirty[key] = true
+			t.markDirty(key)
 			n++
 		}
 	}

@@ -240,3 +240,52 @@ func TestTrackerRestoreRefusesUnknownPhase(t *testing.T) {
 	err := tr.restore(SavedState{Since: now0, Deployments: []DeploymentState{{Namespace: "shop", Name: "api", Rollout: RolloutState{Phase: "paused"}}}}, now0)
 	assert.ErrorContains(t, err, "paused")
 }
+
+// TestRolloutIDsAcrossRestore: the tracker keeps a rollout's generation,
+// not its ID; IDs saved by an earlier run come back as they were, derived
+// ones and foreign ones alike, and name the events of that rollout.
+func TestRolloutIDsAcrossRestore(t *testing.T) {
+	cfg := DefaultConfig()
+	api := fakeDeployment("api", "registry.local/api:2.0", 2)
+	pending := with(api, func(d *appsv1.Deployment) { d.Status = progressing(2) })
+	derived := "shop/api/" + string(api.UID) + "@2"
+	for name, savedID := range map[string]string{"derived": derived, "foreign": "rollout-from-an-older-format"} {
+		tr := newTracker(&cfg.Environment)
+		require.NoError(t, tr.restore(SavedState{Since: now0, Deployments: []DeploymentState{{
+			Namespace: "shop", Name: "api", UID: api.UID, Generation: 2, TemplateHash: compact(api, &cfg).TemplateHash,
+			Rollout: RolloutState{ID: savedID, Started: now0, Phase: PhasePending},
+		}}}, now0.Add(time.Hour)))
+
+		// Saved again unchanged.
+		_, put, _, _, _ := tr.markAllAndChanges()
+		require.Len(t, put, 1, name)
+		assert.Equal(t, savedID, put[0].Rollout.ID, name)
+
+		// The rollout still pending at the restart completes: its success
+		// carries the saved ID.
+		require.Empty(t, tr.observe(compact(pending, &cfg), true, now0.Add(time.Hour)), name)
+		evs := tr.observe(compact(api, &cfg), false, now0.Add(time.Hour+time.Minute))
+		require.Equal(t, []event.Kind{event.DeploymentSucceeded}, kinds(evs), name)
+		assert.Equal(t, savedID, evs[0].DeploymentID, name)
+		assert.Equal(t, savedID+"/"+event.DeploymentSucceeded.String(), evs[0].ID, name)
+	}
+
+	// A new rollout gets the derived form.
+	tr := newTracker(&cfg.Environment)
+	tr.observe(compact(api, &cfg), true, now0)
+	v3 := fakeDeployment("api", "registry.local/api:3.0", 3)
+	evs := tr.observe(compact(v3, &cfg), false, now0.Add(time.Minute))
+	require.Equal(t, []event.Kind{event.DeploymentStarted, event.DeploymentSucceeded}, kinds(evs))
+	assert.Equal(t, "shop/api/"+string(api.UID)+"@3", evs[0].DeploymentID)
+}
+
+// markAllAndChanges marks every tracked Deployment changed and returns
+// what a save would write.
+func (t *tracker) markAllAndChanges() (time.Time, []DeploymentState, []types.NamespacedName, []types.NamespacedName, bool) {
+	t.mu.Lock()
+	for k := range t.deployments {
+		t.markDirty(k)
+	}
+	t.mu.Unlock()
+	return t.changes()
+}

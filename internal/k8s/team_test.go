@@ -34,8 +34,8 @@ func TestTeamKeyLookup(t *testing.T) {
 	for name, tt := range tests {
 		c := compact(with(base, tt.edit), &cfg)
 		assert.Equal(t, tt.want, c.Team, name)
-		assert.Nil(t, c.Labels, "%s: labels are not kept", name)
-		assert.Nil(t, c.Annotations, "%s: annotations are not kept", name)
+		assert.Nil(t, c.GetLabels(), "%s: labels are not kept", name)
+		assert.Nil(t, c.GetAnnotations(), "%s: annotations are not kept", name)
 	}
 
 	// A configured key; an empty one turns the lookup off.

@@ -1,8 +1,8 @@
 package k8s
 
 import (
-	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -33,7 +33,13 @@ const (
 
 // rollout is one pod-template revision being rolled out.
 type rollout struct {
-	id      string
+	// generation introduced the template; with the Deployment's
+	// namespace, name and UID it names the rollout (see rolloutID), so
+	// that no ID string is kept per Deployment.
+	generation int64
+	// savedID is the ID a restored state held when it is not the one
+	// rolloutID derives (an older format); empty otherwise.
+	savedID string
 	started time.Time
 	phase   phase
 	// preexisting marks a rollout that had already finished when the
@@ -82,13 +88,16 @@ type tracker struct {
 	restored bool
 	since    time.Time
 	// dirty holds the Deployments changed (or forgotten) since the last
+	// save. It is nil until restore (only a Source with a Store restores):
+	// without a store nothing is saved, and marking every Deployment would
+	// only cost memory.
 	// save; sinceDirty is set until since is saved.
 	dirty      map[types.NamespacedName]bool
 	sinceDirty bool
 }
 
 func newTracker(env *EnvironmentConfig) *tracker {
-	return &tracker{env: env, deployments: map[types.NamespacedName]*tracked{}, dirty: map[types.NamespacedName]bool{}}
+	return &tracker{env: env, deployments: map[types.NamespacedName]*tracked{}}
 }
 
 // observe folds one observation of d, made at now, into the tracker and
@@ -109,20 +118,22 @@ func (t *tracker) observe(d *Deployment, initial bool, now time.Time) []event.Ev
 
 	key := types.NamespacedName{Namespace: d.Namespace, Name: d.Name}
 	tr, ok := t.deployments[key]
-	var before *tracked
-	if ok {
-		before = tr.clone()
-	}
-	defer func() {
-		if before == nil || !before.equal(t.deployments[key]) {
-			t.dirty[key] = true
+	if t.dirty != nil {
+		var before *tracked
+		if ok {
+			before = tr.clone()
 		}
-	}()
+		defer func() {
+			if before == nil || !before.equal(t.deployments[key]) {
+				t.dirty[key] = true
+			}
+		}()
+	}
 	var out []event.Event
 	switch {
 	case !ok || tr.uid != d.UID:
 		tr = &tracked{uid: d.UID, generation: d.Generation, hash: d.TemplateHash}
-		tr.rollout = rollout{id: rolloutID(d), started: now}
+		tr.rollout = rollout{generation: d.Generation, started: now}
 		t.deployments[key] = tr
 		switch {
 		case initial && t.restored && !d.CreationTimestamp.IsZero() && !d.CreationTimestamp.Time.Before(t.since.Truncate(time.Second)):
@@ -155,7 +166,7 @@ func (t *tracker) observe(d *Deployment, initial bool, now time.Time) []event.Ev
 			tr.history = tr.history[1:]
 		}
 		tr.hash = d.TemplateHash
-		tr.rollout = rollout{id: rolloutID(d), started: now}
+		tr.rollout = rollout{generation: d.Generation, started: now}
 		at, finishedWhileDown := now, false
 		if initial {
 			// Only a restored state knows a Deployment at the first list:
@@ -174,7 +185,7 @@ func (t *tracker) observe(d *Deployment, initial bool, now time.Time) []event.Ev
 		switch {
 		case rollback:
 			ev := t.newEvent(event.DeploymentRolledBack, d, tr.rollout, at)
-			ev.PreviousDeploymentID = previous.id
+			ev.PreviousDeploymentID = previous.id(d.Namespace, d.Name, d.UID)
 			out = append(out, ev)
 		case finishedWhileDown:
 			// Finished while the receiver was down: no start event, so
@@ -189,6 +200,9 @@ func (t *tracker) observe(d *Deployment, initial bool, now time.Time) []event.Ev
 	if d.Generation > tr.generation {
 		tr.generation = d.Generation
 	}
+	// Each decoded object carries its own copy of the UID: keep the
+	// stored object's, so that the tracker does not hold an older one.
+	tr.uid = d.UID
 
 	if tr.rollout.preexisting {
 		return out
@@ -216,6 +230,13 @@ func (t *tracker) forget(namespace, name string) {
 	key := types.NamespacedName{Namespace: namespace, Name: name}
 	if _, ok := t.deployments[key]; ok {
 		delete(t.deployments, key)
+		t.markDirty(key)
+	}
+}
+
+// markDirty records that key must be saved; t.mu is held.
+func (t *tracker) markDirty(key types.NamespacedName) {
+	if t.dirty != nil {
 		t.dirty[key] = true
 	}
 }
@@ -227,13 +248,14 @@ func (t *tracker) len() int {
 }
 
 func (t *tracker) newEvent(kind event.Kind, d *Deployment, r rollout, at time.Time) event.Event {
+	id := r.id(d.Namespace, d.Name, d.UID)
 	return event.Event{
 		Kind:         kind,
 		Source:       event.SourceKubernetes,
-		ID:           r.id + "/" + kind.String(),
+		ID:           id + "/" + kind.String(),
 		Time:         at,
 		Service:      event.Service{Namespace: d.Namespace, Name: d.Name, Environment: t.env.environmentFor(d.Namespace, d.Environment)},
-		DeploymentID: r.id,
+		DeploymentID: id,
 		Revision:     d.CommitSHA,
 		CommitTime:   d.CommitTime,
 		Team:         d.Team,
@@ -243,8 +265,16 @@ func (t *tracker) newEvent(kind event.Kind, d *Deployment, r rollout, at time.Ti
 // rolloutID names a rollout across restarts: the object (UID, so a
 // re-created Deployment is another) and the generation that introduced the
 // template (so a rollback to an old template is a new rollout).
-func rolloutID(d *Deployment) string {
-	return fmt.Sprintf("%s/%s/%s@%d", d.Namespace, d.Name, d.UID, d.Generation)
+func rolloutID(namespace, name string, uid types.UID, generation int64) string {
+	return namespace + "/" + name + "/" + string(uid) + "@" + strconv.FormatInt(generation, 10)
+}
+
+// id is the rollout's ID; namespace, name and uid are its Deployment's.
+func (r *rollout) id(namespace, name string, uid types.UID) string {
+	if r.savedID != "" {
+		return r.savedID
+	}
+	return rolloutID(namespace, name, uid, r.generation)
 }
 
 // evaluate reads a rollout's outcome from the Deployment's status, as

@@ -12,8 +12,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -25,13 +25,11 @@ const restartedAtAnnotation = "kubectl.kubernetes.io/restartedAt"
 // Deployment is the part of an apps/v1 Deployment the source uses. The
 // informer stores this instead of the full object (see transformer), which
 // keeps memory per watched Deployment small: the pod template is reduced to
-// a hash, and only the commit, environment and team values are kept from
-// labels and annotations.
+// a hash, only the commit, environment and team values are kept from
+// labels and annotations, and the object metadata is the few fields the
+// tracker reads (Meta) rather than a whole metav1.ObjectMeta.
 type Deployment struct {
-	metav1.TypeMeta
-	// ObjectMeta holds only Name, Namespace, UID, Generation and
-	// CreationTimestamp.
-	metav1.ObjectMeta
+	Meta
 
 	// Replicas is the desired count (spec.replicas, default 1).
 	Replicas int32
@@ -59,11 +57,14 @@ type Condition struct {
 	LastUpdateTime time.Time
 }
 
-// DeepCopyObject implements runtime.Object. Deployment holds no pointers
-// or maps beyond ObjectMeta's, which transformer leaves empty.
+// GetObjectKind implements runtime.Object. The informer knows the kind;
+// nothing reads it from stored objects.
+func (d *Deployment) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+// DeepCopyObject implements runtime.Object. Deployment holds only values
+// and immutable strings, so a shallow copy is deep.
 func (d *Deployment) DeepCopyObject() runtime.Object {
 	c := *d
-	d.ObjectMeta.DeepCopyInto(&c.ObjectMeta)
 	return &c
 }
 
@@ -85,7 +86,7 @@ func transformer(cfg *Config) cache.TransformFunc {
 
 func compact(d *appsv1.Deployment, cfg *Config) *Deployment {
 	out := &Deployment{
-		ObjectMeta: metav1.ObjectMeta{
+		Meta: Meta{
 			Name: d.Name,
 			// Many Deployments share a namespace: intern it.
 			Namespace:  unique.Make(d.Namespace).Value(),
@@ -106,7 +107,9 @@ func compact(d *appsv1.Deployment, cfg *Config) *Deployment {
 	}
 	for _, c := range d.Status.Conditions {
 		if c.Type == appsv1.DeploymentProgressing {
-			out.Progressing = Condition{Status: c.Status, Reason: c.Reason, LastUpdateTime: c.LastUpdateTime.Time}
+			// A handful of values shared by every Deployment: intern
+			// them rather than keep a copy per object.
+			out.Progressing = Condition{Status: unique.Make(c.Status).Value(), Reason: unique.Make(c.Reason).Value(), LastUpdateTime: c.LastUpdateTime.Time}
 		}
 	}
 	if cfg.Environment.Key != "" {

@@ -52,9 +52,9 @@ func TestCompactKeepsOnlyWhatIsUsed(t *testing.T) {
 	assert.Equal(t, int64(4), c.Generation)
 	assert.Equal(t, int32(2), c.Replicas)
 	assert.Equal(t, "3f2a9c1", c.CommitSHA, "image tag fallback")
-	assert.Nil(t, c.Labels)
-	assert.Nil(t, c.Annotations)
-	assert.Empty(t, c.ResourceVersion)
+	assert.Nil(t, c.GetLabels())
+	assert.Nil(t, c.GetAnnotations())
+	assert.Empty(t, c.GetResourceVersion())
 	assert.Equal(t, reasonNewReplicaSetAvailable, c.Progressing.Reason)
 
 	// The transform is idempotent and leaves tombstones alone.
