@@ -262,3 +262,101 @@ func TestWatchExpired(t *testing.T) {
 	}
 	assert.Zero(t, r.value("platform.deployment.failures", map[string]string{"namespace": ns}))
 }
+
+// TestPipelineRefusingWebhooks: while the metrics pipeline refuses data
+// (an exporter queue full, say), every delivery is answered 503 with a
+// JSON body, retries of the same deliveries too, since a 2xx must mean the
+// pipeline has the data; once it accepts again, the redeliveries get 200
+// and each delivery is counted exactly once. (TestWebhookStatuses covers a
+// single refused delivery; this is a sustained refusal with retries.)
+func TestPipelineRefusingWebhooks(t *testing.T) {
+	next := &flakyConsumer{}
+	url := startWebhookReceiver(t, next, nil) + "/events"
+	now := time.Now().Truncate(time.Second)
+	apiSuccess := map[string]string{"namespace": "shop", "deployment": "api", "status": "success"}
+	total := func() int64 { v, _ := counterValue(latest(next), "platform.deployments", apiSuccess); return v }
+
+	require.Equal(t, 200, post(t, url, "application/json", deployJSON("base", "success", "r0", now.Add(-time.Hour)), true).status)
+	require.EqualValues(t, 1, total())
+
+	next.failing.Store(true)
+	const refused = 5
+	var bodies [][]byte
+	for i := range refused {
+		bodies = append(bodies, deployJSON(fmt.Sprintf("refused-%d", i), "success", fmt.Sprintf("r%d", i+1), now.Add(time.Duration(i-refused)*time.Minute)))
+	}
+	for attempt := range 3 {
+		for i, body := range bodies {
+			r := post(t, url, "application/json", body, true)
+			require.Equal(t, 503, r.status, "attempt %d, delivery %d: %v", attempt, i, r.body)
+			assert.Equal(t, "error", r.body["status"])
+			assert.Contains(t, r.body["error"], "retry", "attempt %d, delivery %d", attempt, i)
+			assert.Equal(t, "5", r.header.Get("Retry-After"))
+		}
+	}
+	assert.EqualValues(t, 1, total(), "nothing reached the pipeline while it refused")
+
+	next.failing.Store(false)
+	for i, body := range bodies {
+		r := post(t, url, "application/json", body, true)
+		require.Equal(t, 200, r.status, "delivery %d after the pipeline recovered: %v", i, r.body)
+		// Applied at the first attempt, so the engine knows it.
+		assert.EqualValues(t, 1, r.body["duplicates"], "delivery %d", i)
+		assert.EqualValues(t, 0, r.body["accepted"], "delivery %d", i)
+	}
+	require.EqualValues(t, 1+refused, total(), "each refused delivery counted exactly once")
+
+	// Later redeliveries change nothing either.
+	for _, body := range bodies {
+		require.Equal(t, 200, post(t, url, "application/json", body, true).status)
+	}
+	require.Equal(t, 200, post(t, url, "application/json", deployJSON("after", "success", "r9", now), true).status)
+	assert.EqualValues(t, 2+refused, total())
+}
+
+// TestPipelineRefusingRollouts: rollouts that happen while the pipeline
+// refuses data are not lost: the receiver keeps them in its state and the
+// first emission the pipeline accepts carries them, each counted once.
+func TestPipelineRefusingRollouts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the control-plane binaries; run through make test")
+	}
+	t.Parallel()
+	cp := localcluster.StartForTest(t, localcluster.Options{})
+	c := cluster{t: t, client: cp.Client()}
+	const ns = "refusing"
+	c.namespace(ns)
+	c.create(ns, "api", "registry.local/api:1")
+	c.complete(ns, "api")
+
+	cfg := createDefaultConfig()
+	cfg.EmitInterval = 200 * time.Millisecond
+	kc := cfg.Kubernetes.GetOrInsertDefault()
+	kc.AuthType, kc.KubeConfig = "kubeConfig", cp.Kubeconfig
+	require.NoError(t, cfg.Validate())
+	next := &flakyConsumer{}
+	rcv, err := NewFactory().CreateMetrics(context.Background(), storedSettings(), cfg, next)
+	require.NoError(t, err)
+	require.NoError(t, rcv.Start(context.Background(), &statusHost{extensionHost: extensionHost{}}))
+	t.Cleanup(func() { require.NoError(t, rcv.Shutdown(context.Background())) })
+	waitKubernetesSynced(t, rcv)
+	r := &testReceiver{t: t, sink: &next.MetricsSink}
+	c.sentinel(r, ns)
+
+	next.failing.Store(true)
+	emittedBefore := len(next.AllMetrics())
+	c.rollout(ns, "api", "registry.local/api:2")
+	c.create(ns, "cart", "registry.local/cart:1")
+	c.complete(ns, "cart")
+	c.rollout(ns, "api", "registry.local/api:3")
+	// Several emissions are refused meanwhile.
+	time.Sleep(2 * time.Second)
+	assert.Equal(t, emittedBefore, len(next.AllMetrics()), "the refusing pipeline took data")
+
+	next.failing.Store(false)
+	r.waitValue("platform.deployments", series(ns, "api", "success"), 2)
+	r.waitValue("platform.deployments", series(ns, "cart", "success"), 1)
+	c.sentinel(r, ns)
+	assert.EqualValues(t, 2, r.value("platform.deployments", series(ns, "api", "success")))
+	assert.EqualValues(t, 1, r.value("platform.deployments", series(ns, "cart", "success")))
+}
