@@ -140,6 +140,8 @@ func (r *doraReceiver) Start(ctx context.Context, host component.Host) error {
 		}
 		opts := []k8s.Option{k8s.WithWatchErrorHandler(func(err error) {
 			componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(err))
+		}), k8s.WithWatchRecoveredHandler(func() {
+			componentstatus.ReportStatus(host, componentstatus.NewEvent(componentstatus.StatusOK))
 		})}
 		if r.store != nil {
 			opts = append(opts, k8s.WithStore(r.store))

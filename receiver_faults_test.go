@@ -3,20 +3,23 @@ package dorareceiver
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/funcr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/klog/v2"
 
 	"github.com/otelcol-dora/dorareceiver/internal/faultproxy"
+	"github.com/otelcol-dora/dorareceiver/internal/k8s"
 	"github.com/otelcol-dora/dorareceiver/internal/localcluster"
 	"github.com/otelcol-dora/dorareceiver/internal/persist/persisttest"
 )
@@ -88,7 +91,8 @@ func (c cluster) rollout(ns, name, image string) {
 // and the API server is cut for a minute (open connections dropped, new
 // ones refused) while rollouts go on in the cluster, one of them right
 // before the cut. Once the network is back the informer recovers and
-// every rollout is counted exactly once.
+// every rollout is counted exactly once; the receiver reported a
+// recoverable error meanwhile, then OK.
 func TestAPIServerUnreachableForAMinute(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a minute-long outage against the control-plane binaries; run through make test")
@@ -132,16 +136,18 @@ func TestAPIServerUnreachableForAMinute(t *testing.T) {
 	// While cut, the receiver has seen none of it, and says so.
 	assert.EqualValues(t, 1, r.value("platform.deployments", series(ns, "api", "success")), "nothing got through the cut")
 	assert.Zero(t, r.value("platform.deployments", series(ns, "search", "")), "nothing got through the cut")
-	// client-go retries a refused watch quietly (it calls the watch error
-	// handler only when a list or a non-retriable watch fails), so the
-	// component status may not show the outage: recorded, not asserted.
+	var recoverable []error
 	for _, e := range host.since(statusesBefore) {
-		t.Logf("component status during the outage: %v %v", e.Status(), e.Err())
+		if e.Status() == componentstatus.StatusRecoverableError {
+			recoverable = append(recoverable, e.Err())
+		}
 	}
+	require.NotEmpty(t, recoverable, "no recoverable error reported during a minute without the API server")
+	t.Logf("%d recoverable errors reported during the outage, the first: %v", len(recoverable), recoverable[0])
 
 	require.NoError(t, proxy.Restore())
 	restoredAt := time.Now()
-	want := map[string]int64{"api": 3, "cart": 1, "worker": 1, "web": 1, "search": 1}
+	want := map[string]int64{"api": 2, "cart": 1, "worker": 1, "web": 1, "search": 1}
 	for name, n := range want {
 		require.Eventually(t, func() bool { return r.value("platform.deployments", series(ns, name, "success")) == n },
 			recoverWithin, 50*time.Millisecond, "%s: want %d, last %d", name, n, r.value("platform.deployments", series(ns, name, "success")))
@@ -156,37 +162,40 @@ func TestAPIServerUnreachableForAMinute(t *testing.T) {
 	}
 	assert.Zero(t, r.value("platform.deployment.failures", map[string]string{"namespace": ns}))
 
-	for _, e := range host.since(statusesBefore) {
-		t.Logf("component status after recovery: %v %v", e.Status(), e.Err())
-	}
+	// The receiver reported that it recovered.
+	events := host.since(statusesBefore)
+	last := events[len(events)-1]
+	assert.Equal(t, componentstatus.StatusOK, last.Status(), "last status after the recovery: %v (%v)", last.Status(), last.Err())
 }
 
-// klogCapture routes client-go's log (klog), up to verbosity v, to lines
-// for the rest of the test: the reflector logs an expired watch only there.
-func klogCapture(t *testing.T, v int) func() []string {
-	var mu sync.Mutex
-	var lines []string
-	klog.SetLoggerWithOptions(funcr.New(func(prefix, args string) {
-		mu.Lock()
-		defer mu.Unlock()
-		lines = append(lines, prefix+" "+args)
-	}, funcr.Options{Verbosity: v}), klog.ContextualLogger(true))
-	t.Cleanup(klog.ClearLogger)
-	return func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), lines...)
-	}
+// startObservedReceiver is startReceiverOn with the receiver's log kept.
+func startObservedReceiver(t *testing.T, kubeconfig string, host component.Host) (*testReceiver, *observer.ObservedLogs) {
+	t.Helper()
+	core, logs := observer.New(zap.InfoLevel)
+	set := storedSettings()
+	set.Logger = zap.New(core)
+	cfg := createDefaultConfig()
+	kc := cfg.Kubernetes.GetOrInsertDefault()
+	kc.AuthType, kc.KubeConfig = k8s.AuthTypeKubeConfig, kubeconfig
+	require.NoError(t, cfg.Validate())
+	sink := new(consumertest.MetricsSink)
+	rcv, err := NewFactory().CreateMetrics(context.Background(), set, cfg, sink)
+	require.NoError(t, err)
+	require.NoError(t, rcv.Start(context.Background(), host))
+	t.Cleanup(func() { require.NoError(t, rcv.Shutdown(context.Background())) })
+	waitKubernetesSynced(t, rcv)
+	return &testReceiver{t: t, sink: sink}, logs
 }
 
-// TestWatchExpired: while the receiver is cut off from the API server,
-// rollouts go on and etcd is compacted past the last resourceVersion the
-// receiver saw, for real (the API server's watch cache is off, so watches
-// are served from etcd): a watch resumed from there is refused with 410
-// Gone (too old resource version), which the test checks with a watch of
-// its own. The informer must list again; the list re-delivers every
-// Deployment, those already counted included, a deletion during the gap
-// arrives as a tombstone, and each rollout is counted exactly once.
+// TestWatchExpired: the receiver's connection to the API server goes
+// silent (the proxy holds every byte) while rollouts go on and etcd is
+// compacted past the last resourceVersion the receiver saw, for real: the
+// API server's watch cache is off, so watches are served from etcd. Then
+// the connection drops; the informer watches again from that
+// resourceVersion and the API server answers 410 Gone, as a test watch
+// from there shows first. The informer lists again; the list re-delivers
+// every Deployment, those already counted included, a deletion during the
+// gap arrives as a tombstone, and each rollout is counted exactly once.
 func TestWatchExpired(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the control-plane binaries; run through make test")
@@ -200,18 +209,17 @@ func TestWatchExpired(t *testing.T) {
 		c.create(ns, name, "registry.local/"+name+":1")
 		c.complete(ns, name)
 	}
-	r := startReceiverOn(t, kubeconfig, &statusHost{extensionHost: extensionHost{}}, nil)
+	r, logs := startObservedReceiver(t, kubeconfig, componenttest.NewNopHost())
 	c.sentinel(r, ns)
 	c.rollout(ns, "api", "registry.local/api:2")
 	r.waitValue("platform.deployments", series(ns, "api", "success"), 1)
 	// The receiver has seen everything up to here.
 	seen, err := c.client.AppsV1().Deployments(ns).Get(context.Background(), "api", metav1.GetOptions{})
 	require.NoError(t, err)
-	logs := klogCapture(t, 4)
 
-	proxy.Cut()
-	// Let the informer notice and start retrying its watch.
-	time.Sleep(2 * time.Second)
+	// The receiver's connection goes silent: its watch stays open and
+	// misses what follows.
+	proxy.Freeze()
 	c.rollout(ns, "api", "registry.local/api:3")
 	c.rollout(ns, "cart", "registry.local/cart:2")
 	c.create(ns, "search", "registry.local/search:1")
@@ -232,24 +240,17 @@ func TestWatchExpired(t *testing.T) {
 	}
 	require.True(t, apierrors.IsResourceExpired(err) || apierrors.IsGone(err), "a watch from a compacted revision: %v", err)
 
-	require.NoError(t, proxy.Restore())
+	// The connection drops; the informer watches again from where it was.
+	proxy.DropConnections()
 	want := map[string]int64{"api": 2, "cart": 1, "search": 1}
 	for name, n := range want {
 		require.Eventually(t, func() bool { return r.value("platform.deployments", series(ns, name, "success")) == n },
 			recoverWithin, 50*time.Millisecond, "%s: want %d, last %d", name, n, r.value("platform.deployments", series(ns, name, "success")))
 	}
-	// How the informer got back: client-go 0.37 ends a watch broken by
-	// the network and lists again (a watch-list stream) rather than
-	// resuming it, so the 410 is met only by a watch that ended cleanly
-	// (a server-side timeout, minutes long). Either way the informer must
-	// have listed again, and the list re-delivered every Deployment.
-	relisted, expired := false, false
-	for _, line := range logs() {
-		relisted = relisted || strings.Contains(line, "Listing and watching")
-		expired = expired || strings.Contains(line, "too old resource version")
-	}
-	t.Logf("after the cut the informer listed again: %v; its watch met 410 Gone: %v", relisted, expired)
-	assert.True(t, relisted || expired, "the informer neither listed again nor met 410 Gone after the compaction")
+	// The informer's watch met the 410 for real, and listed again.
+	expired := logs.FilterMessageSnippet("Kubernetes watch expired (410 Gone)").All()
+	require.NotEmpty(t, expired, "the informer's watch never met 410 Gone")
+	t.Logf("receiver: %s: %v", expired[0].Message, expired[0].ContextMap()["error"])
 
 	// A Deployment deleted during the gap and created again is new.
 	c.create(ns, "legacy", "registry.local/legacy:2")

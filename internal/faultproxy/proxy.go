@@ -7,7 +7,6 @@ package faultproxy
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -25,6 +24,9 @@ type Proxy struct {
 	conns  map[net.Conn]struct{}
 	closed bool
 	wg     sync.WaitGroup
+	// thawed is closed while bytes flow; Freeze replaces it with an open
+	// channel, on which the copy loops wait.
+	thawed chan struct{}
 
 	accepted atomic.Int64
 }
@@ -32,7 +34,8 @@ type Proxy struct {
 // Start listens on listenAddr (host:port; use a fixed port, so that Restore
 // can listen on it again) and forwards to target.
 func Start(listenAddr, target string) (*Proxy, error) {
-	p := &Proxy{addr: listenAddr, target: target, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{addr: listenAddr, target: target, conns: map[net.Conn]struct{}{}, thawed: make(chan struct{})}
+	close(p.thawed)
 	ln, err := net.Listen("tcp", listenAddr)
 	if err != nil {
 		return nil, fmt.Errorf("faultproxy: %w", err)
@@ -57,10 +60,51 @@ func (p *Proxy) Cut() {
 		p.ln.Close()
 		p.ln = nil
 	}
+	p.dropLocked()
+}
+
+// Freeze stops forwarding bytes, both ways, on every connection, as a
+// network that silently loses packets would: the connections stay open,
+// and what either side sends meanwhile is held, then thrown away by
+// DropConnections or Cut. A watch frozen this way misses the events sent
+// meanwhile without knowing it.
+func (p *Proxy) Freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.thawed:
+		p.thawed = make(chan struct{})
+	default:
+	}
+}
+
+// DropConnections closes every open connection, with what Freeze held,
+// and forwards again: the client reconnects at once.
+func (p *Proxy) DropConnections() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dropLocked()
+}
+
+// dropLocked closes the connections, then thaws, so that the copy loops
+// held by Freeze wake up to closed connections; p.mu is held.
+func (p *Proxy) dropLocked() {
 	for c := range p.conns {
 		c.Close()
 		delete(p.conns, c)
 	}
+	select {
+	case <-p.thawed:
+	default:
+		close(p.thawed)
+	}
+}
+
+// flowing returns the channel that is closed while bytes may flow.
+func (p *Proxy) flowing() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.thawed
 }
 
 // Restore listens again on the same address. The port was ours a moment
@@ -138,7 +182,19 @@ func (p *Proxy) forward(ln net.Listener, c net.Conn) {
 
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				<-p.flowing()
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
 		// One direction ended: end both, as a dropped connection does.
 		dst.Close()
 		src.Close()

@@ -74,3 +74,37 @@ func TestCutDropsAndRefusesThenRestore(t *testing.T) {
 	assert.Equal(t, "again\n", got)
 	assert.EqualValues(t, 2, p.Accepted())
 }
+
+func TestFreezeHoldsBytesUntilDropped(t *testing.T) {
+	port, err := localcluster.FreePort()
+	require.NoError(t, err)
+	p, err := Start(fmt.Sprintf("127.0.0.1:%d", port), echoServer(t))
+	require.NoError(t, err)
+	defer p.Close()
+
+	c, err := net.Dial("tcp", p.Addr())
+	require.NoError(t, err)
+	defer c.Close()
+	r := bufio.NewReader(c)
+	_, err = roundTrip(c, r, "before")
+	require.NoError(t, err)
+
+	p.Freeze()
+	_ = c.SetDeadline(time.Now().Add(300 * time.Millisecond))
+	_, err = fmt.Fprintln(c, "frozen")
+	require.NoError(t, err, "the connection stays open")
+	_, err = r.ReadString('\n')
+	require.Error(t, err, "nothing comes back while frozen")
+
+	p.DropConnections()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	_, err = r.ReadString('\n')
+	assert.Error(t, err, "the frozen connection is dropped, what it held with it")
+
+	c2, err := net.Dial("tcp", p.Addr())
+	require.NoError(t, err, "still listening")
+	defer c2.Close()
+	got, err := roundTrip(c2, bufio.NewReader(c2), "after")
+	require.NoError(t, err)
+	assert.Equal(t, "after\n", got)
+}
