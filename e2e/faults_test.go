@@ -126,11 +126,12 @@ func TestKill9DuringWebhookBurst(t *testing.T) {
 	}
 
 	var (
-		acked          atomic.Int64 // distinct deliveries answered 2xx
-		failedAttempts atomic.Int64
-		mu             sync.Mutex
-		acceptedTimes  = make([]int, deliveries) // 2xx answers saying "new"
-		ackedBeforeRun = make([]bool, deliveries)
+		acked           atomic.Int64 // distinct deliveries answered 2xx
+		failedAttempts  atomic.Int64
+		mu              sync.Mutex
+		acceptedTimes   = make([]int, deliveries)  // 2xx answers saying "new"
+		ackedIdx        = make([]bool, deliveries) // answered 2xx at least once
+		ackedBeforeKill = make([]bool, deliveries)
 	)
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: senders}}
 	// deliver sends body i until it is answered 2xx.
@@ -139,6 +140,7 @@ func TestKill9DuringWebhookBurst(t *testing.T) {
 			out := sendBurstDelivery(client, *url.Load(), bodies[i])
 			if out.ok {
 				mu.Lock()
+				ackedIdx[i] = true
 				if out.accepted {
 					acceptedTimes[i]++
 				}
@@ -175,9 +177,7 @@ func TestKill9DuringWebhookBurst(t *testing.T) {
 	first.kill(t)
 	killedAt := acked.Load()
 	mu.Lock()
-	for i := range acceptedTimes {
-		ackedBeforeRun[i] = acceptedTimes[i] > 0
-	}
+	copy(ackedBeforeKill, ackedIdx)
 	mu.Unlock()
 	t.Logf("killed with SIGKILL after %d of %d deliveries were acknowledged", killedAt, deliveries)
 
@@ -189,7 +189,7 @@ func TestKill9DuringWebhookBurst(t *testing.T) {
 	// before it.
 	redelivered := 0
 	for i := range deliveries {
-		if ackedBeforeRun[i] && i%7 == 0 {
+		if ackedBeforeKill[i] && i%7 == 0 {
 			deliver(i)
 			redelivered++
 		}
