@@ -195,6 +195,8 @@ func (r *doraReceiver) startLeadingLocked(ctx context.Context) error {
 		}
 		opts := []k8s.Option{k8s.WithWatchErrorHandler(func(err error) {
 			componentstatus.ReportStatus(r.host, componentstatus.NewRecoverableErrorEvent(err))
+		}), k8s.WithWatchRecoveredHandler(func() {
+			componentstatus.ReportStatus(r.host, componentstatus.NewEvent(componentstatus.StatusOK))
 		})}
 		if r.store != nil {
 			opts = append(opts, k8s.WithStore(r.store))

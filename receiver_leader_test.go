@@ -29,20 +29,7 @@ var testElection = LeaderElectionConfig{
 	LeaseDuration: 2 * time.Second, RenewDeadline: 1500 * time.Millisecond, RetryPeriod: 300 * time.Millisecond,
 }
 
-// statusHost is a collector host with the storage extension that records
-// the component status the receiver reports.
-type statusHost struct {
-	extensionHost
-	mu     sync.Mutex
-	events []*componentstatus.Event
-}
-
-func (h *statusHost) Report(ev *componentstatus.Event) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.events = append(h.events, ev)
-}
-
+// fatal is the first fatal error the receiver reported, if any.
 func (h *statusHost) fatal() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()

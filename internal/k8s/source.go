@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
@@ -35,6 +35,10 @@ type Source struct {
 	// onWatchError is told of list/watch failures (the receiver reports
 	// them as component status); nil ignores them.
 	onWatchError func(error)
+	// onRecovered is told when the API server answers again after list or
+	// watch requests failed; apiFailing is whether the last one failed.
+	onRecovered func()
+	apiFailing  atomic.Bool
 
 	tracker *tracker
 	cancel  context.CancelFunc
@@ -60,6 +64,10 @@ func WithClock(now func() time.Time) Option { return func(s *Source) { s.now = n
 // WithWatchErrorHandler is told of each list or watch failure; the informer
 // retries on its own with backoff.
 func WithWatchErrorHandler(f func(error)) Option { return func(s *Source) { s.onWatchError = f } }
+
+// WithWatchRecoveredHandler is told when the API server answers the
+// informer again after failures (the receiver reports StatusOK).
+func WithWatchRecoveredHandler(f func()) Option { return func(s *Source) { s.onRecovered = f } }
 
 // WithStore keeps the rollout tracker's per-Deployment state in store, so
 // that after a restart nothing already counted is counted again and what
@@ -127,12 +135,7 @@ func (s *Source) Start(startCtx context.Context) error {
 		namespaces = []string{metav1.NamespaceAll}
 	}
 	for _, ns := range namespaces {
-		factory := informers.NewSharedInformerFactoryWithOptions(s.client, 0,
-			informers.WithNamespace(ns),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = s.cfg.LabelSelector }),
-			informers.WithTransform(transformer(s.cfg)),
-		)
-		inf := factory.Apps().V1().Deployments().Informer()
+		inf := s.newDeploymentInformer(ns)
 		if err := inf.SetWatchErrorHandlerWithContext(s.watchError); err != nil {
 			return err
 		}

@@ -47,6 +47,9 @@ type Options struct {
 	FakeKubelet bool
 	// Logf receives progress messages; nil discards them.
 	Logf func(format string, args ...any)
+	// APIServerArgs are extra kube-apiserver flags, after the defaults (a
+	// later flag wins), e.g. --watch-cache=false for a fault test.
+	APIServerArgs []string
 }
 
 // Cluster is a running control plane. Its methods are safe for concurrent
@@ -309,7 +312,7 @@ func (c *Cluster) startEtcd(ctx context.Context, peerPort, metricsPort int) erro
 }
 
 func (c *Cluster) apiServerArgs() []string {
-	return []string{
+	return append([]string{
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
 		"--secure-port=" + strconv.Itoa(c.apiPort),
@@ -329,7 +332,7 @@ func (c *Cluster) apiServerArgs() []string {
 		// Service's endpoint and exits unless reconciling is off.
 		"--endpoint-reconciler-type=none",
 		"--enable-priority-and-fairness=false",
-	}
+	}, c.opts.APIServerArgs...)
 }
 
 func (c *Cluster) startControllerManager(ctx context.Context) error {
