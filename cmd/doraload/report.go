@@ -1,0 +1,110 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+
+func ratio(a, b run) float64 {
+	if b.perSecond() == 0 {
+		return 0
+	}
+	return a.perSecond() / b.perSecond()
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "**met**"
+	}
+	return "**missed**"
+}
+
+func errCell(r run) string {
+	if r.errors == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d (first: %s)", r.errors, strings.ReplaceAll(r.firstError, "|", "/"))
+}
+
+// report writes the markdown section scripts/bench.sh appends to
+// BENCHMARKS.md.
+func report(w io.Writer, o options, r results) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	p("## Load: otelcol-dora end to end over loopback (cmd/doraload)")
+	p("")
+	p("Written by `doraload` on %s. Command:", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	p("")
+	p("```")
+	p("%s", strings.Join(append([]string{"doraload"}, os.Args[1:]...), " "))
+	p("```")
+	p("")
+	p("Machine: %d cores (GOMAXPROCS %d), shared by the load generator and the server under test; every server is its own process on 127.0.0.1, measured one after the other in the same run. Figures on a busy machine are noisy; the ratios, measured side by side, are what to compare.", runtime.NumCPU(), runtime.GOMAXPROCS(0))
+	p("")
+	p("### Webhook ingest (issue 7, item 2)")
+	p("")
+	p("Payload: GitHub `push` from internal/github/testdata/push.json (%d commits, %d bytes), each request with its own `X-GitHub-Delivery` and new commit SHAs, signed with HMAC-SHA256 (`X-Hub-Signature-256`), all generated before the timed part. The otlp receiver gets an OTLP/HTTP protobuf logs export of one log record whose body is the same push bytes (%d bytes).", r.pushCommits, r.pushSize, r.logSize)
+	p("Saturation: closed loop, %d keep-alive connections, %d requests per target after %d unmeasured. Fixed rate: open loop, %.0f requests/s for %s (%d requests), %d senders, latency from each request's scheduled time.", o.conns, o.requests, o.warmup, o.rate, o.rateFor, int(o.rate*o.rateFor.Seconds()), o.senders)
+	p("")
+	p("| target | what it does | req/s at saturation | p50 / p99 at saturation | p50 at %.0f/s | p99 at %.0f/s | achieved rate | errors |", o.rate, o.rate)
+	p("| --- | --- | --- | --- | --- | --- | --- | --- |")
+	row := func(name, what string, sat, fixed run) {
+		p("| %s | %s | %.0f | %s / %s | %s | %s | %.0f/s | %s |", name, what, sat.perSecond(), ms(sat.quantile(0.5)), ms(sat.quantile(0.99)),
+			ms(fixed.quantile(0.5)), ms(fixed.quantile(0.99)), fixed.perSecond(), errCell(sat)+" / "+errCell(fixed))
+	}
+	row("dora", "otelcol-dora: dora receiver (GitHub source) → metrics pipeline → prometheus exporter", r.doraSat, r.doraRate)
+	row("floor", "`doraload floor`: net/http, read body, check HMAC", r.floorSat, r.floorRate)
+	row("otlp", "otelcol-dora: otlp receiver (HTTP, logs) → nop exporter", r.otlpSat, r.otlpRate)
+	p("")
+	fr, or := ratio(r.doraSat, r.floorSat), ratio(r.doraSat, r.otlpSat)
+	p99 := r.doraRate.quantile(0.99)
+	p("- dora / floor: **%.2fx** (target ≥ %.1fx): %s", fr, targetFloorRatio, verdict(fr >= targetFloorRatio))
+	p("- dora / otlp receiver: **%.2fx** (target ≥ %.1fx): %s", or, targetOTLPRatio, verdict(or >= targetOTLPRatio))
+	p("- dora p99 at %.0f/s: **%s** (target < %s): %s", o.rate, ms(p99), targetP99, verdict(p99 < targetP99 && r.doraRate.errors == 0))
+	p("")
+	p("### CI/CD spans over OTLP/HTTP (issue 7, item 3)")
+	p("")
+	p("Payload: internal/cicdspans/testdata/github-deploy-success.json (the spans of a successful GitHub Actions deployment workflow run, as the contrib GitHub receiver produces them) as OTLP/HTTP protobuf, %d bytes, each export with its own trace id, so each is a new deployment for dora. Closed loop, %d connections, %d requests per target after %d unmeasured.", r.spanSize, o.conns, o.spans, o.warmup)
+	p("")
+	p("| target | what it does | req/s at saturation | p50 / p99 | errors |")
+	p("| --- | --- | --- | --- | --- |")
+	p("| dora | dora receiver's OTLP traces path (`webhooks::otlp`) → metrics pipeline → prometheus exporter | %.0f | %s / %s | %s |", r.doraSpans.perSecond(), ms(r.doraSpans.quantile(0.5)), ms(r.doraSpans.quantile(0.99)), errCell(r.doraSpans))
+	p("| otlp | otlp receiver (HTTP, traces) → nop exporter | %.0f | %s / %s | %s |", r.otlpSpans.perSecond(), ms(r.otlpSpans.quantile(0.5)), ms(r.otlpSpans.quantile(0.99)), errCell(r.otlpSpans))
+	p("")
+	sr := ratio(r.doraSpans, r.otlpSpans)
+	p("- dora / otlp receiver: **%.2fx** (target ≥ %.1fx): %s", sr, targetSpanRatio, verdict(sr >= targetSpanRatio))
+	p("")
+	p("### Freshness (issue 7, item 6)")
+	p("")
+	p("Default settings (emit_interval 15s, prometheus exporter). The Prometheus endpoint is scraped back to back until the new value shows; the figure is the time from the event to the first scrape that has it.")
+	p("")
+	p("| from | samples | p50 | max | target < %s |", targetFreshness)
+	p("| --- | --- | --- | --- | --- |")
+	fresh := func(from string, d []time.Duration, err error) {
+		if err != nil || len(d) == 0 {
+			p("| %s | 0 | | | not measured: %s |", from, strings.ReplaceAll(firstLine(err), "|", "/"))
+			return
+		}
+		p("| %s | %d | %s | %s | %s |", from, len(d), ms(quantile(d, 0.5)), ms(slices.Max(d)), verdict(slices.Max(d) < targetFreshness))
+	}
+	fresh("GitHub `deployment_status` success: the webhook's 2xx answer", r.webhookFresh, nil)
+	fresh("Deployment rollout completed (status subresource) on a real kube-apiserver", r.rolloutFresh, r.rolloutErr)
+	if len(r.profiles) > 0 {
+		p("")
+		p("CPU profiles of otelcol-dora under load: %s (`go tool pprof -top bin/otelcol-dora FILE`).", strings.Join(r.profiles, ", "))
+	}
+}
+
+func firstLine(err error) string {
+	if err == nil {
+		return "no samples"
+	}
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}
