@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -212,6 +213,31 @@ func TestLoopsSendEveryRequestOnce(t *testing.T) {
 	assert.GreaterOrEqual(t, time.Since(start), 99*time.Millisecond, "100 requests at 1000/s take 99 ms at least")
 }
 
+// Interleaved rounds give every target each of its requests once, a slice
+// per round, in turns.
+func TestInterleavedRounds(t *testing.T) {
+	var a, b atomic.Int64
+	var order []string
+	srvA := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { a.Add(1) }))
+	defer srvA.Close()
+	srvB := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { b.Add(1) }))
+	defer srvB.Close()
+	reqs := make([]request, 10)
+	for i := range reqs {
+		reqs[i] = request{body: []byte("x"), header: http.Header{}}
+	}
+	runs := interleaved(context.Background(), 3, 2, []loadJob{{target{"a", srvA.URL}, reqs}, {target{"b", srvB.URL}, reqs[:7]}},
+		func(round, job int) { order = append(order, fmt.Sprint(round, job)) })
+	assert.Equal(t, []string{"0 0", "0 1", "1 0", "1 1", "2 0", "2 1"}, order)
+	assert.Equal(t, int64(10), a.Load())
+	assert.Equal(t, int64(7), b.Load())
+	require.Len(t, runs, 2)
+	assert.Equal(t, 10, runs[0].requests)
+	assert.Equal(t, 7, runs[1].requests)
+	assert.Len(t, runs[0].latencies, 10)
+	assert.Len(t, runs[1].roundRates, 3)
+}
+
 // The whole command, small, against the real binary and a real
 // kube-apiserver: every section is measured and nothing is refused.
 func TestDoraloadEndToEnd(t *testing.T) {
@@ -220,7 +246,7 @@ func TestDoraloadEndToEnd(t *testing.T) {
 	}
 	var out bytes.Buffer
 	o := options{
-		secret: testSecret, conns: 4, requests: 300, warmup: 50, rate: 200, rateFor: time.Second,
+		secret: testSecret, conns: 4, requests: 300, rounds: 2, warmup: 50, rate: 200, rateFor: time.Second,
 		senders: 8, spans: 100, samples: 3, kubernetes: true, timeout: 3 * time.Minute,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)

@@ -128,7 +128,7 @@ func rolloutFreshness(ctx context.Context, dir, bin, secret string, samples int,
 			logf("stopping the control plane: %v", err)
 		}
 	}()
-	dora, err := startDora(ctx, dir, "dora-kubernetes", bin, secret, cluster.Kubeconfig, false)
+	dora, err := startDora(ctx, dir, "dora-kubernetes", bin, secret, "prometheus", cluster.Kubeconfig, false)
 	if err != nil {
 		return nil, err
 	}

@@ -30,6 +30,8 @@ type run struct {
 	// from the request's scheduled start, so queueing behind a slow server
 	// counts (no coordinated omission).
 	latencies []time.Duration
+	// roundRates are the requests/s of each round of an interleaved run.
+	roundRates []float64
 }
 
 func (r run) perSecond() float64 {
@@ -176,4 +178,37 @@ func openLoop(ctx context.Context, t target, rate float64, senders int, reqs []r
 	close(jobs)
 	wg.Wait()
 	return run{requests: len(col.latencies), errors: col.errors, firstError: col.first, elapsed: time.Since(start), latencies: col.latencies}
+}
+
+// loadJob is one target and the requests it gets in an interleaved run.
+type loadJob struct {
+	t    target
+	reqs []request
+}
+
+// interleaved runs the closed loops of several targets in rounds, each
+// round giving every target the next slice of its requests in turn, so that
+// a burst of load from elsewhere on the machine hits all of them alike. It
+// returns one run per job, merged over the rounds.
+func interleaved(ctx context.Context, rounds, conns int, jobs []loadJob, before func(round, job int)) []run {
+	out := make([]run, len(jobs))
+	for round := range rounds {
+		for j, jb := range jobs {
+			lo, hi := len(jb.reqs)*round/rounds, len(jb.reqs)*(round+1)/rounds
+			if before != nil {
+				before(round, j)
+			}
+			r := closedLoop(ctx, jb.t, conns, jb.reqs[lo:hi])
+			m := &out[j]
+			m.requests += r.requests
+			m.errors += r.errors
+			if m.firstError == "" {
+				m.firstError = r.firstError
+			}
+			m.elapsed += r.elapsed
+			m.latencies = append(m.latencies, r.latencies...)
+			m.roundRates = append(m.roundRates, r.perSecond())
+		}
+	}
+	return out
 }

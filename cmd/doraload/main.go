@@ -36,6 +36,7 @@ type options struct {
 	secret     string
 	conns      int
 	requests   int
+	rounds     int
 	warmup     int
 	rate       float64
 	rateFor    time.Duration
@@ -44,6 +45,7 @@ type options struct {
 	samples    int
 	kubernetes bool
 	profileDir string
+	profileFor time.Duration
 	keep       bool
 	timeout    time.Duration
 }
@@ -57,6 +59,7 @@ func main() {
 	flag.StringVar(&o.secret, "secret", "doraload-secret", "GitHub webhook secret")
 	flag.IntVar(&o.conns, "conns", 16, "concurrent keep-alive connections at saturation")
 	flag.IntVar(&o.requests, "requests", 20000, "requests per target at saturation")
+	flag.IntVar(&o.rounds, "rounds", 4, "saturation rounds: the targets take turns, each round on the next slice of the requests")
 	flag.IntVar(&o.warmup, "warmup", 1000, "unmeasured requests per target before measuring")
 	flag.Float64Var(&o.rate, "rate", 1000, "fixed open-loop rate, requests/s")
 	flag.DurationVar(&o.rateFor, "rate-for", 10*time.Second, "duration of the fixed-rate run (its request count is rate x this)")
@@ -65,6 +68,7 @@ func main() {
 	flag.IntVar(&o.samples, "samples", 20, "freshness samples (webhook and rollout each)")
 	flag.BoolVar(&o.kubernetes, "kubernetes", true, "measure rollout freshness on a local kube-apiserver (needs `make tools`)")
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU profiles of otelcol-dora under load (pprof extension) to this directory")
+	flag.DurationVar(&o.profileFor, "profile-for", 10*time.Second, "CPU profile window, from the start of each saturation block")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (configs and process logs)")
 	flag.DurationVar(&o.timeout, "timeout", 6*time.Minute, "bound of the whole run")
 	flag.Parse()
@@ -89,14 +93,19 @@ type results struct {
 	pushSize, logSize, spanSize   int
 	pushCommits                   int
 	floorSat, otlpSat, doraSat    run
+	doraNopSat                    run
 	floorRate, otlpRate, doraRate run
 	doraSpans, otlpSpans          run
+	doraNopSpans                  run
 	webhookFresh, rolloutFresh    []time.Duration
 	rolloutErr                    error
 	profiles                      []string
 }
 
 func runAll(ctx context.Context, o options, w io.Writer) error {
+	if o.rounds < 1 || o.conns < 1 || o.senders < 1 || o.rate <= 0 || o.requests < o.rounds || o.spans < o.rounds || o.warmup < 1 {
+		return fmt.Errorf("-rounds, -conns, -senders, -rate and -warmup must be positive, and -requests and -spans at least -rounds")
+	}
 	root, err := moduleRoot()
 	if err != nil {
 		return err
@@ -168,55 +177,64 @@ func runAll(ctx context.Context, o options, w io.Writer) error {
 		return err
 	}
 	defer otlp.stop()
-	dora, err := startDora(ctx, dir, "dora", bin, o.secret, "", o.profileDir != "")
+	dora, err := startDora(ctx, dir, "dora", bin, o.secret, "prometheus", "", o.profileDir != "")
 	if err != nil {
 		return err
 	}
 	defer dora.stop()
-	logf("floor pid %d, otlp pid %d, dora pid %d", floor.cmd.Process.Pid, otlp.cmd.Process.Pid, dora.cmd.Process.Pid)
+	doraNop, err := startDora(ctx, dir, "dora-nop", bin, o.secret, "nop", "", false)
+	if err != nil {
+		return err
+	}
+	defer doraNop.stop()
+	logf("floor pid %d, otlp pid %d, dora pid %d, dora-nop pid %d", floor.cmd.Process.Pid, otlp.cmd.Process.Pid, dora.cmd.Process.Pid, doraNop.cmd.Process.Pid)
 
 	floorT := target{"floor", floor.ingest + "/webhooks/github"}
 	otlpLogsT := target{"otlp logs", otlp.ingest + "/v1/logs"}
 	doraT := target{"dora", dora.ingest + "/webhooks/github"}
+	doraNopT := target{"dora-nop", doraNop.ingest + "/webhooks/github"}
 	otlpSpansT := target{"otlp traces", otlp.ingest + "/v1/traces"}
 	doraSpansT := target{"dora spans", dora.ingest + "/v1/traces"}
+	doraNopSpansT := target{"dora-nop spans", doraNop.ingest + "/v1/traces"}
 
-	phase := func(what string, f func() run) run {
-		logf("%s", what)
-		r := f()
-		logf("  %d requests in %s: %.0f req/s, p50 %s, p99 %s, %d errors %s", r.requests, r.elapsed.Round(time.Millisecond),
+	show := func(what string, r run) run {
+		logf("%s: %d requests in %s: %.0f req/s, p50 %s, p99 %s, %d errors %s", what, r.requests, r.elapsed.Round(time.Millisecond),
 			r.perSecond(), r.quantile(0.5), r.quantile(0.99), r.errors, r.firstError)
 		return r
 	}
-	closed := func(t target, reqs []request) func() run {
-		return func() run { return closedLoop(ctx, t, o.conns, reqs) }
+	// saturate runs the jobs interleaved in rounds, profiling dora (the
+	// first job) when asked.
+	saturate := func(profileName string, jobs ...loadJob) []run {
+		logf("saturation, %d rounds: %d connections each", o.rounds, o.conns)
+		stopProfile := profile(ctx, dora, o.profileDir, profileName, o.profileFor, &res)
+		runs := interleaved(ctx, o.rounds, o.conns, jobs, nil)
+		stopProfile()
+		for i, r := range runs {
+			show("  "+jobs[i].t.name, r)
+		}
+		return runs
 	}
-	open := func(t target, reqs []request) func() run {
-		return func() run { return openLoop(ctx, t, o.rate, o.senders, reqs) }
+	open := func(t target, reqs []request) run {
+		return show(fmt.Sprintf("%.0f/s %s", o.rate, t.name), openLoop(ctx, t, o.rate, o.senders, reqs))
 	}
 
-	// Webhook ingest: warm up, then saturation and the fixed rate, each
-	// target in turn on the same bytes.
-	phase("warm-up floor", closed(floorT, warmPush))
-	phase("warm-up otlp logs", closed(otlpLogsT, warmLogs))
-	phase("warm-up dora", closed(doraT, warmPush))
-	res.floorSat = phase("saturation floor", closed(floorT, satPush))
-	res.otlpSat = phase("saturation otlp logs", closed(otlpLogsT, satLogs))
-	stopProfile := profile(ctx, dora, o.profileDir, "dora-webhooks.pprof", &res)
-	res.doraSat = phase("saturation dora", closed(doraT, satPush))
-	stopProfile()
-	res.floorRate = phase(fmt.Sprintf("%.0f/s floor", o.rate), open(floorT, openPush))
-	res.otlpRate = phase(fmt.Sprintf("%.0f/s otlp logs", o.rate), open(otlpLogsT, openLogs))
-	res.doraRate = phase(fmt.Sprintf("%.0f/s dora", o.rate), open(doraT, openPush))
+	// Webhook ingest: warm up, then saturation (interleaved rounds) and the
+	// fixed rate, on the same bytes.
+	logf("warm-up")
+	interleaved(ctx, 1, o.conns, []loadJob{{floorT, warmPush}, {otlpLogsT, warmLogs}, {doraT, warmPush}, {doraNopT, warmPush}}, nil)
+	sat := saturate("dora-webhooks.pprof", loadJob{doraT, satPush}, loadJob{floorT, satPush}, loadJob{otlpLogsT, satLogs}, loadJob{doraNopT, satPush})
+	res.doraSat, res.floorSat, res.otlpSat, res.doraNopSat = sat[0], sat[1], sat[2], sat[3]
+	res.floorRate = open(floorT, openPush)
+	res.otlpRate = open(otlpLogsT, openLogs)
+	res.doraRate = open(doraT, openPush)
 
 	// CI/CD spans: the same exports into dora's OTLP path and into the
 	// otlp receiver.
-	phase("warm-up otlp traces", closed(otlpSpansT, warmSpans))
-	phase("warm-up dora spans", closed(doraSpansT, warmSpans))
-	res.otlpSpans = phase("saturation otlp traces", closed(otlpSpansT, satSpans))
-	stopProfile = profile(ctx, dora, o.profileDir, "dora-spans.pprof", &res)
-	res.doraSpans = phase("saturation dora spans", closed(doraSpansT, satSpans))
-	stopProfile()
+	logf("warm-up spans")
+	interleaved(ctx, 1, o.conns, []loadJob{{otlpSpansT, warmSpans}, {doraSpansT, warmSpans}, {doraNopSpansT, warmSpans}}, nil)
+	sat = saturate("dora-spans.pprof", loadJob{doraSpansT, satSpans}, loadJob{otlpSpansT, satSpans}, loadJob{doraNopSpansT, satSpans})
+	res.doraSpans, res.otlpSpans, res.doraNopSpans = sat[0], sat[1], sat[2]
+	doraNop.stop()
 
 	logf("webhook freshness, %d samples", o.samples)
 	if res.webhookFresh, err = webhookFreshness(ctx, dora, root, o.secret, o.samples); err != nil {
@@ -244,7 +262,7 @@ func runAll(ctx context.Context, o options, w io.Writer) error {
 
 // profile starts a CPU profile of dora through its pprof extension, when
 // asked for, and returns a function that waits for it and saves it.
-func profile(ctx context.Context, dora *collector, dir, name string, res *results) func() {
+func profile(ctx context.Context, dora *collector, dir, name string, window time.Duration, res *results) func() {
 	if dir == "" || dora.pprof == "" {
 		return func() {}
 	}
@@ -252,9 +270,10 @@ func profile(ctx context.Context, dora *collector, dir, name string, res *result
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		// A fixed window from the start of the phase: at the default
-		// request counts the phase lasts longer than that.
-		url := "http://" + dora.pprof + "/debug/pprof/profile?seconds=5"
+		// A fixed window from the start of the block; dora is idle while
+		// the other targets take their turns, so its samples are its own
+		// work under load.
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", dora.pprof, max(1, int(window.Seconds())))
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -134,6 +134,7 @@ exporters:
   prometheus:
     endpoint: %[3]s
     without_scope_info: true
+  nop:
 extensions:
   health_check:
     endpoint: %[4]s
@@ -151,7 +152,7 @@ service:
   pipelines:
     metrics:
       receivers: [dora]
-      exporters: [prometheus]
+      exporters: [%[9]s]
 `
 
 // otlpConfig is the collector's own otlp receiver (OTLP/HTTP) feeding
@@ -185,9 +186,10 @@ service:
       exporters: [nop]
 `
 
-// startDora runs otelcol-dora on doraConfig. kubeconfig adds the
-// Kubernetes source; pprof adds the pprof extension.
-func startDora(ctx context.Context, dir, name, bin, secret, kubeconfig string, pprof bool) (*collector, error) {
+// startDora runs otelcol-dora on doraConfig, its metrics pipeline ending in
+// exporter (prometheus or nop). kubeconfig adds the Kubernetes source; pprof
+// adds the pprof extension.
+func startDora(ctx context.Context, dir, name, bin, secret, exporter, kubeconfig string, pprof bool) (*collector, error) {
 	ports, err := freePorts(5)
 	if err != nil {
 		return nil, err
@@ -202,7 +204,7 @@ func startDora(ctx context.Context, dir, name, bin, secret, kubeconfig string, p
 		pprofExt = fmt.Sprintf("  pprof:\n    endpoint: %s\n", pprofAddr)
 		pprofList = ", pprof"
 	}
-	cfg := fmt.Sprintf(doraConfig, addr(ports[0]), secret, addr(ports[1]), addr(ports[2]), ports[3], k8s, pprofExt, pprofList)
+	cfg := fmt.Sprintf(doraConfig, addr(ports[0]), secret, addr(ports[1]), addr(ports[2]), ports[3], k8s, pprofExt, pprofList, exporter)
 	c, err := startCollectorProcess(ctx, dir, name, bin, cfg, addr(ports[2]))
 	if err != nil {
 		return nil, err
