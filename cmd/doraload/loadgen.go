@@ -32,6 +32,23 @@ type run struct {
 	latencies []time.Duration
 	// roundRates are the requests/s of each round of an interleaved run.
 	roundRates []float64
+	// due is, in an open-loop run, each request's scheduled time from the
+	// start, in the order of latencies: it tells a few stalls from a
+	// steadily slow server.
+	due []time.Duration
+}
+
+// slowWindows counts the requests of an open-loop run slower than limit
+// and the distinct windows of the schedule they fall in.
+func (r run) slowWindows(limit, window time.Duration) (slow, windows int) {
+	seen := map[time.Duration]bool{}
+	for i, d := range r.latencies {
+		if d > limit && i < len(r.due) {
+			slow++
+			seen[r.due[i]/window] = true
+		}
+	}
+	return slow, len(seen)
 }
 
 func (r run) perSecond() float64 {
@@ -97,12 +114,21 @@ type tally struct {
 	errors    int
 	first     string
 	latencies []time.Duration
+	due       []time.Duration
 }
 
 func (c *tally) record(lat time.Duration, err error) {
+	c.recordDue(lat, -1, err)
+}
+
+// recordDue records a latency with its scheduled time (due < 0: none).
+func (c *tally) recordDue(lat, due time.Duration, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.latencies = append(c.latencies, lat)
+	if due >= 0 {
+		c.due = append(c.due, due)
+	}
 	if err != nil {
 		c.errors++
 		if c.first == "" {
@@ -152,6 +178,8 @@ func openLoop(ctx context.Context, t target, rate float64, senders int, reqs []r
 		due time.Time
 	}
 	jobs := make(chan job, len(reqs))
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now()
 	var wg sync.WaitGroup
 	for range senders {
 		wg.Add(1)
@@ -159,12 +187,10 @@ func openLoop(ctx context.Context, t target, rate float64, senders int, reqs []r
 			defer wg.Done()
 			for j := range jobs {
 				err := send(ctx, client, t.url, reqs[j.i])
-				col.record(time.Since(j.due), err)
+				col.recordDue(time.Since(j.due), j.due.Sub(start), err)
 			}
 		}()
 	}
-	interval := time.Duration(float64(time.Second) / rate)
-	start := time.Now()
 	for i := range reqs {
 		due := start.Add(time.Duration(i) * interval)
 		if d := time.Until(due); d > 0 {
@@ -177,7 +203,7 @@ func openLoop(ctx context.Context, t target, rate float64, senders int, reqs []r
 	}
 	close(jobs)
 	wg.Wait()
-	return run{requests: len(col.latencies), errors: col.errors, firstError: col.first, elapsed: time.Since(start), latencies: col.latencies}
+	return run{requests: len(col.latencies), errors: col.errors, firstError: col.first, elapsed: time.Since(start), latencies: col.latencies, due: col.due}
 }
 
 // loadJob is one target and the requests it gets in an interleaved run.

@@ -93,6 +93,13 @@ func report(w io.Writer, o options, r results) {
 	p("- dora with the nop exporter / floor: %.2fx, / otlp receiver: %.2fx", ratio(r.doraNopSat, r.floorSat), ratio(r.doraNopSat, r.otlpSat))
 	p("- dora p99 at %.0f/s: **%s** (target < %s): %s. In the same run the floor's p99 was %s and the otlp receiver's %s: when the floor's p99 is as high, the p99 measures stalls of the shared machine (a 100 ms stall delays every request due during it), not the server.",
 		o.rate, ms(p99), targetP99, verdict(p99 < targetP99 && r.doraRate.errors == 0), ms(r.floorRate.quantile(0.99)), ms(r.otlpRate.quantile(0.99)))
+	for _, x := range []struct {
+		name string
+		r    run
+	}{{"dora", r.doraRate}, {"floor", r.floorRate}, {"otlp", r.otlpRate}} {
+		slow, windows := x.r.slowWindows(targetP99, 100*time.Millisecond)
+		p("  - %s at %.0f/s: %d requests over %s (%.1f%%), due within %d distinct 100 ms windows of the schedule", x.name, o.rate, slow, targetP99, 100*float64(slow)/float64(max(1, x.r.requests)), windows)
+	}
 	p("")
 	p("### CI/CD spans over OTLP/HTTP (issue 7, item 3)")
 	p("")
