@@ -167,6 +167,16 @@ platform_lead_time_seconds_count{status="success"} 7
 	assert.Zero(t, sum(`deployment="none"`))
 }
 
+func TestMedianOfRoundRatios(t *testing.T) {
+	a := run{roundRates: []float64{100, 50, 300, 80}}
+	b := run{roundRates: []float64{100, 100, 100, 0}}
+	rs := roundRatios(a, b)
+	assert.Equal(t, []float64{0.5, 1, 3}, rs, "sorted, rounds where b did nothing left out")
+	assert.InDelta(t, 1, median(rs), 1e-9)
+	assert.InDelta(t, 0.75, median([]float64{0.5, 1}), 1e-9)
+	assert.Zero(t, median(nil))
+}
+
 func TestQuantile(t *testing.T) {
 	var d []time.Duration
 	for i := 100; i >= 1; i-- {

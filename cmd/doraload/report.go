@@ -19,24 +19,46 @@ func ratio(a, b run) float64 {
 	return a.perSecond() / b.perSecond()
 }
 
-// ratioRange is the lowest and highest ratio of a's and b's rates round by
-// round: how much the noise of the machine moves the ratio.
-func ratioRange(a, b run) string {
-	lo, hi := 0.0, 0.0
+// roundRatios are a's rate over b's, round by round.
+func roundRatios(a, b run) []float64 {
+	var out []float64
 	for i := range min(len(a.roundRates), len(b.roundRates)) {
-		if b.roundRates[i] == 0 {
-			continue
+		if b.roundRates[i] > 0 {
+			out = append(out, a.roundRates[i]/b.roundRates[i])
 		}
-		x := a.roundRates[i] / b.roundRates[i]
-		if lo == 0 || x < lo {
-			lo = x
-		}
-		hi = max(hi, x)
 	}
-	if lo == 0 {
-		return "n/a"
+	slices.Sort(out)
+	return out
+}
+
+// median of sorted values.
+func median(sorted []float64) float64 {
+	n := len(sorted)
+	if n == 0 {
+		return 0
 	}
-	return fmt.Sprintf("%.2f–%.2fx", lo, hi)
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
+}
+
+// compare writes the ratio line of a against b: the median of the
+// per-round ratios (a burst of other load on the machine spoils a round,
+// not the figure), their range, the ratio of the totals, and the verdict.
+func compare(p func(string, ...any), label string, a, b run, target float64) {
+	rs := roundRatios(a, b)
+	if len(rs) == 0 {
+		p("- %s: n/a", label)
+		return
+	}
+	m := median(rs)
+	note := ""
+	if rs[0] < target && rs[len(rs)-1] >= target {
+		note = " (the rounds straddle the target: not conclusive on this machine)"
+	}
+	p("- %s: **%.2fx** (median of %d rounds; rounds %.2f–%.2fx; totals %.2fx; target ≥ %.1fx): %s%s",
+		label, m, len(rs), rs[0], rs[len(rs)-1], ratio(a, b), target, verdict(m >= target), note)
 }
 
 func verdict(ok bool) string {
@@ -86,11 +108,10 @@ func report(w io.Writer, o options, r results) {
 	row("otlp", "otelcol-dora: otlp receiver (HTTP, logs) → nop exporter", r.otlpSat, r.otlpRate)
 	row("dora, nop exporter", "as dora, the metrics pipeline ending in the nop exporter (for the exporter's share)", r.doraNopSat, run{})
 	p("")
-	fr, or := ratio(r.doraSat, r.floorSat), ratio(r.doraSat, r.otlpSat)
 	p99 := r.doraRate.quantile(0.99)
-	p("- dora / floor: **%.2fx** (rounds: %s; target ≥ %.1fx): %s", fr, ratioRange(r.doraSat, r.floorSat), targetFloorRatio, verdict(fr >= targetFloorRatio))
-	p("- dora / otlp receiver: **%.2fx** (rounds: %s; target ≥ %.1fx): %s", or, ratioRange(r.doraSat, r.otlpSat), targetOTLPRatio, verdict(or >= targetOTLPRatio))
-	p("- dora with the nop exporter / floor: %.2fx, / otlp receiver: %.2fx", ratio(r.doraNopSat, r.floorSat), ratio(r.doraNopSat, r.otlpSat))
+	compare(p, "dora / floor", r.doraSat, r.floorSat, targetFloorRatio)
+	compare(p, "dora / otlp receiver", r.doraSat, r.otlpSat, targetOTLPRatio)
+	p("- dora with the nop exporter / floor: %.2fx, / otlp receiver: %.2fx (medians of the rounds)", median(roundRatios(r.doraNopSat, r.floorSat)), median(roundRatios(r.doraNopSat, r.otlpSat)))
 	p("- dora p99 at %.0f/s: **%s** (target < %s): %s. In the same run the floor's p99 was %s and the otlp receiver's %s: when the floor's p99 is as high, the p99 measures stalls of the shared machine (a 100 ms stall delays every request due during it), not the server.",
 		o.rate, ms(p99), targetP99, verdict(p99 < targetP99 && r.doraRate.errors == 0), ms(r.floorRate.quantile(0.99)), ms(r.otlpRate.quantile(0.99)))
 	for _, x := range []struct {
@@ -111,9 +132,8 @@ func report(w io.Writer, o options, r results) {
 	p("| otlp | otlp receiver (HTTP, traces) → nop exporter | %.0f | %s / %s | %s |", r.otlpSpans.perSecond(), ms(r.otlpSpans.quantile(0.5)), ms(r.otlpSpans.quantile(0.99)), errCell(r.otlpSpans))
 	p("| dora, nop exporter | as dora, the metrics pipeline ending in the nop exporter | %.0f | %s / %s | %s |", r.doraNopSpans.perSecond(), ms(r.doraNopSpans.quantile(0.5)), ms(r.doraNopSpans.quantile(0.99)), errCell(r.doraNopSpans))
 	p("")
-	sr := ratio(r.doraSpans, r.otlpSpans)
-	p("- dora / otlp receiver: **%.2fx** (rounds: %s; target ≥ %.1fx): %s", sr, ratioRange(r.doraSpans, r.otlpSpans), targetSpanRatio, verdict(sr >= targetSpanRatio))
-	p("- dora with the nop exporter / otlp receiver: %.2fx", ratio(r.doraNopSpans, r.otlpSpans))
+	compare(p, "dora / otlp receiver", r.doraSpans, r.otlpSpans, targetSpanRatio)
+	p("- dora with the nop exporter / otlp receiver: %.2fx (median of the rounds)", median(roundRatios(r.doraNopSpans, r.otlpSpans)))
 	p("")
 	p("### Freshness (issue 7, item 6)")
 	p("")
