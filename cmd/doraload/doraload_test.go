@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -217,10 +218,14 @@ func TestLoopsSendEveryRequestOnce(t *testing.T) {
 
 	got.Store(0)
 	start := time.Now()
-	r = openLoop(context.Background(), target{"t", srv.URL}, 1000, 8, reqs[:100])
+	client := newClient(8)
+	defer client.CloseIdleConnections()
+	r = openLoop(context.Background(), client, target{"t", srv.URL}, 1000, 8, reqs[:100])
 	assert.Equal(t, 100, r.requests)
 	assert.Equal(t, int64(100), got.Load())
 	assert.GreaterOrEqual(t, time.Since(start), 99*time.Millisecond, "100 requests at 1000/s take 99 ms at least")
+	require.Len(t, r.due, 100)
+	assert.Equal(t, 99*time.Millisecond, slices.Max(r.due), "the last is due 99 ms after the first")
 }
 
 // Interleaved rounds give every target each of its requests once, a slice

@@ -168,10 +168,9 @@ func closedLoop(ctx context.Context, t target, conns int, reqs []request) run {
 
 // openLoop sends the requests at a fixed rate whatever the answers, from a
 // pool of senders large enough not to be the limit, and measures each
-// latency from the time the request was due.
-func openLoop(ctx context.Context, t target, rate float64, senders int, reqs []request) run {
-	client := newClient(senders)
-	defer client.CloseIdleConnections()
+// latency from the time the request was due. client should allow senders
+// connections.
+func openLoop(ctx context.Context, client *http.Client, t target, rate float64, senders int, reqs []request) run {
 	col := &tally{latencies: make([]time.Duration, 0, len(reqs))}
 	type job struct {
 		i   int
@@ -217,6 +216,23 @@ type loadJob struct {
 // a burst of load from elsewhere on the machine hits all of them alike. It
 // returns one run per job, merged over the rounds.
 func interleaved(ctx context.Context, rounds, conns int, jobs []loadJob, before func(round, job int)) []run {
+	return inRounds(rounds, jobs, before, func(jb loadJob, reqs []request) run { return closedLoop(ctx, jb.t, conns, reqs) })
+}
+
+// interleavedOpen is interleaved for open-loop runs at rate: the targets
+// take turns in slices of the schedule, each keeping its connections.
+func interleavedOpen(ctx context.Context, rounds int, rate float64, senders int, jobs []loadJob) []run {
+	clients := map[string]*http.Client{}
+	for _, jb := range jobs {
+		clients[jb.t.name] = newClient(senders)
+		defer clients[jb.t.name].CloseIdleConnections()
+	}
+	return inRounds(rounds, jobs, nil, func(jb loadJob, reqs []request) run {
+		return openLoop(ctx, clients[jb.t.name], jb.t, rate, senders, reqs)
+	})
+}
+
+func inRounds(rounds int, jobs []loadJob, before func(round, job int), do func(loadJob, []request) run) []run {
 	out := make([]run, len(jobs))
 	for round := range rounds {
 		for j, jb := range jobs {
@@ -224,8 +240,12 @@ func interleaved(ctx context.Context, rounds, conns int, jobs []loadJob, before 
 			if before != nil {
 				before(round, j)
 			}
-			r := closedLoop(ctx, jb.t, conns, jb.reqs[lo:hi])
+			r := do(jb, jb.reqs[lo:hi])
 			m := &out[j]
+			// The schedule of each round follows the target's earlier ones.
+			for _, d := range r.due {
+				m.due = append(m.due, m.elapsed+d)
+			}
 			m.requests += r.requests
 			m.errors += r.errors
 			if m.firstError == "" {

@@ -214,9 +214,6 @@ func runAll(ctx context.Context, o options, w io.Writer) error {
 		}
 		return runs
 	}
-	open := func(t target, reqs []request) run {
-		return show(fmt.Sprintf("%.0f/s %s", o.rate, t.name), openLoop(ctx, t, o.rate, o.senders, reqs))
-	}
 
 	// Webhook ingest: warm up, then saturation (interleaved rounds) and the
 	// fixed rate, on the same bytes.
@@ -224,9 +221,9 @@ func runAll(ctx context.Context, o options, w io.Writer) error {
 	interleaved(ctx, 1, o.conns, []loadJob{{floorT, warmPush}, {otlpLogsT, warmLogs}, {doraT, warmPush}, {doraNopT, warmPush}}, nil)
 	sat := saturate("dora-webhooks.pprof", loadJob{doraT, satPush}, loadJob{floorT, satPush}, loadJob{otlpLogsT, satLogs}, loadJob{doraNopT, satPush})
 	res.doraSat, res.floorSat, res.otlpSat, res.doraNopSat = sat[0], sat[1], sat[2], sat[3]
-	res.floorRate = open(floorT, openPush)
-	res.otlpRate = open(otlpLogsT, openLogs)
-	res.doraRate = open(doraT, openPush)
+	logf("fixed rate %.0f/s, %d rounds", o.rate, o.rounds)
+	fixed := interleavedOpen(ctx, o.rounds, o.rate, o.senders, []loadJob{{doraT, openPush}, {floorT, openPush}, {otlpLogsT, openLogs}})
+	res.doraRate, res.floorRate, res.otlpRate = show("  dora", fixed[0]), show("  floor", fixed[1]), show("  otlp logs", fixed[2])
 
 	// CI/CD spans: the same exports into dora's OTLP path and into the
 	// otlp receiver.

@@ -92,7 +92,7 @@ func report(w io.Writer, o options, r results) {
 	p("### Webhook ingest (issue 7, item 2)")
 	p("")
 	p("Payload: GitHub `push` from internal/github/testdata/push.json (%d commits, %d bytes), each request with its own `X-GitHub-Delivery` and new commit SHAs, signed with HMAC-SHA256 (`X-Hub-Signature-256`), all generated before the timed part. The otlp receiver gets an OTLP/HTTP protobuf logs export of one log record whose body is the same push bytes (%d bytes).", r.pushCommits, r.pushSize, r.logSize)
-	p("Saturation: closed loop, %d keep-alive connections, %d requests per target after %d unmeasured, in %d interleaved rounds (the targets take turns, so a burst of other load on the machine hits all alike). Fixed rate: open loop, %.0f requests/s for %s (%d requests), %d senders, latency from each request's scheduled time.", o.conns, o.requests, o.warmup, o.rounds, o.rate, o.rateFor, int(o.rate*o.rateFor.Seconds()), o.senders)
+	p("Saturation: closed loop, %d keep-alive connections, %d requests per target after %d unmeasured, in %d interleaved rounds (the targets take turns, so a burst of other load on the machine hits all alike). Fixed rate: open loop, %.0f requests/s for %s (%d requests) per target, %d senders, in the same interleaved rounds, latency from each request's scheduled time.", o.conns, o.requests, o.warmup, o.rounds, o.rate, o.rateFor, int(o.rate*o.rateFor.Seconds()), o.senders)
 	p("")
 	p("| target | what it does | req/s at saturation | p50 / p99 at saturation | p50 at %.0f/s | p99 at %.0f/s | achieved rate | errors |", o.rate, o.rate)
 	p("| --- | --- | --- | --- | --- | --- | --- | --- |")
