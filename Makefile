@@ -100,8 +100,10 @@ test: tools build
 	bash scripts/fuzz.sh $(FUZZ_SHORT)
 
 ## bench: the Go benchmarks (engine, emitter, webhook parsing against the
-## floor); writes BENCHMARKS.md. About 4 minutes.
-bench:
+## floor), then the load of the built binary (cmd/doraload: webhooks and
+## spans against a net/http floor and the otlp receiver, freshness on a local
+## kube-apiserver); writes BENCHMARKS.md. About 6 minutes.
+bench: tools build
 	bash scripts/bench.sh
 
 ## soak: two otelcol-dora replicas with leader election on a real control

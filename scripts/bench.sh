@@ -98,6 +98,24 @@ fs_size=$(awk -F'|' '$1=="BenchmarkSaveFileStorage" {print $7}' <<<"$table")
 } > BENCHMARKS.md
 echo "wrote BENCHMARKS.md" >&2
 
+# The load part (cmd/doraload): the whole otelcol-dora binary over loopback
+# against a net/http floor and the collector's own otlp receiver (webhook
+# ingest, CI/CD spans), and the freshness of the Prometheus endpoint after a
+# webhook and after a rollout on a local kube-apiserver. It needs
+# bin/otelcol-dora (make build) and the control-plane binaries (make tools),
+# takes 1-3 minutes and appends its own section. DORA_BENCH_LOAD=0 skips it;
+# DORA_LOAD_FLAGS passes flags (see `go run ./cmd/doraload -h`).
+if [[ "${DORA_BENCH_LOAD:-1}" != 0 ]]; then
+  loaddir=$(mktemp -d)
+  go build -o "$loaddir/doraload" ./cmd/doraload
+  echo "+ doraload ${DORA_LOAD_FLAGS:-}" >&2
+  # shellcheck disable=SC2086
+  section=$("$loaddir/doraload" ${DORA_LOAD_FLAGS:-}) || { rm -rf "$loaddir"; exit 1; }
+  rm -rf "$loaddir"
+  printf '\n%s\n' "$section" >> BENCHMARKS.md
+  echo "appended the load section (cmd/doraload) to BENCHMARKS.md" >&2
+fi
+
 # --- Kubernetes scale (issue 7, item 4) -------------------------------------
 # 10,000 Deployments in 100 namespaces on a real etcd + kube-apiserver; a plain
 # client-go informer and the receiver's source, each in its own process, then
