@@ -102,7 +102,8 @@ test: tools build
 ## bench: the Go benchmarks (engine, emitter, webhook parsing against the
 ## floor), then the load of the built binary (cmd/doraload: webhooks and
 ## spans against a net/http floor and the otlp receiver, freshness on a local
-## kube-apiserver); writes BENCHMARKS.md. About 6 minutes.
+## kube-apiserver), the Kubernetes scale run (cmd/k8sscale); writes
+## BENCHMARKS.md. About 12 minutes on 2 cores.
 bench: tools build
 	bash scripts/bench.sh
 
