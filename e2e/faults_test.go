@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,36 +24,8 @@ import (
 // state.
 func burstCollector(t *testing.T, bin, dir string) (webhookURL, metricsURL string, p *collectorProcess) {
 	t.Helper()
-	webhookAddr, promAddr, healthAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	config := filepath.Join(t.TempDir(), "otelcol-dora.yaml")
-	require.NoError(t, os.WriteFile(config, fmt.Appendf(nil, `receivers:
-  dora:
-    storage: file_storage/dora
-    webhooks:
-      endpoint: %s
-      generic:
-        secret: %s
-exporters:
-  prometheus:
-    endpoint: %s
-    without_scope_info: true
-extensions:
-  health_check:
-    endpoint: %s
-  file_storage/dora:
-    directory: %s
-service:
-  extensions: [health_check, file_storage/dora]
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    metrics:
-      receivers: [dora]
-      exporters: [prometheus]
-`, webhookAddr, genericSecret, promAddr, healthAddr, dir), 0o600))
-	p = runCollector(t, bin, []string{"--config", config}, nil, healthAddr)
-	return "http://" + webhookAddr + "/events", "http://" + promAddr + "/metrics", p
+	base, metricsURL, p := storageCollector(t, bin, dir, "")
+	return base + "/events", metricsURL, p
 }
 
 // burstOutcome is what a sender learned from one attempt.

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -46,15 +44,10 @@ type replicaProcess struct {
 // Lease default/otelcol-dora and file_storage on the shared dir.
 func startReplica(t *testing.T, bin, kubeconfig, dir, id string) *replicaProcess {
 	t.Helper()
-	webhookAddr, promAddr, healthAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	config := filepath.Join(t.TempDir(), "otelcol-dora.yaml")
-	require.NoError(t, os.WriteFile(config, fmt.Appendf(nil, `receivers:
-  dora:
-    kubernetes:
+	webhookURL, metricsURL, p := storageCollector(t, bin, dir, fmt.Sprintf(`    kubernetes:
       auth_type: kubeConfig
       kubeconfig: %s
       namespaces: [shop]
-    storage: file_storage/dora
     snapshot_every: 5
     leader_election:
       lease_namespace: default
@@ -65,33 +58,8 @@ func startReplica(t *testing.T, bin, kubeconfig, dir, id string) *replicaProcess
     services:
       - repository: acme/api
         namespace: shop
-        deployment: api
-    webhooks:
-      endpoint: %s
-      generic:
-        secret: %s
-exporters:
-  prometheus:
-    endpoint: %s
-    without_scope_info: true
-extensions:
-  health_check:
-    endpoint: %s
-  file_storage/dora:
-    directory: %s
-    timeout: 10s
-service:
-  extensions: [health_check, file_storage/dora]
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    metrics:
-      receivers: [dora]
-      exporters: [prometheus]
-`, kubeconfig, id, e2eLeaseDuration, e2eRenewDeadline, e2eRetryPeriod, webhookAddr, genericSecret, promAddr, healthAddr, dir), 0o600))
-	p := runCollector(t, bin, []string{"--config", config}, nil, healthAddr)
-	return &replicaProcess{id: id, webhookURL: "http://" + webhookAddr, metricsURL: "http://" + promAddr + "/metrics", p: p}
+        deployment: api`, kubeconfig, id, e2eLeaseDuration, e2eRenewDeadline, e2eRetryPeriod))
+	return &replicaProcess{id: id, webhookURL: webhookURL, metricsURL: metricsURL, p: p}
 }
 
 // health is the receiver's health_path answer; ok is false when the

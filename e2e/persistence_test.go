@@ -17,21 +17,19 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/engine/enginetest"
 )
 
-// persistentCollector runs otelcol-dora with the generic webhook source,
-// the Prometheus exporter and the file_storage extension on dir, with
-// fresh ports: each call is a new process on the same state.
-func persistentCollector(t *testing.T, bin, dir string) (webhookURL, metricsURL string, p *collectorProcess) {
+// storageCollector runs otelcol-dora with the generic webhook source, the
+// Prometheus exporter and the file_storage extension on dir, with fresh
+// ports: each call is a new process on the same state. receiverConfig is
+// more YAML for the dora receiver, indented by four spaces. It returns the
+// webhook server's base URL and the Prometheus endpoint's URL.
+func storageCollector(t *testing.T, bin, dir, receiverConfig string) (webhookURL, metricsURL string, p *collectorProcess) {
 	t.Helper()
 	webhookAddr, promAddr, healthAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	production, err := json.Marshal(engine.DefaultConfig().Production)
-	require.NoError(t, err)
 	config := filepath.Join(t.TempDir(), "otelcol-dora.yaml")
 	require.NoError(t, os.WriteFile(config, fmt.Appendf(nil, `receivers:
   dora:
-    production_environments: %s
+%s
     storage: file_storage/dora
-    # Small, so that the state is in a snapshot and a log.
-    snapshot_every: 3
     webhooks:
       endpoint: %s
       generic:
@@ -45,6 +43,8 @@ extensions:
     endpoint: %s
   file_storage/dora:
     directory: %s
+    # A replica that becomes leader waits this long for the old one's lock.
+    timeout: 10s
 service:
   extensions: [health_check, file_storage/dora]
   telemetry:
@@ -54,9 +54,19 @@ service:
     metrics:
       receivers: [dora]
       exporters: [prometheus]
-`, production, webhookAddr, genericSecret, promAddr, healthAddr, dir), 0o600))
+`, receiverConfig, webhookAddr, genericSecret, promAddr, healthAddr, dir), 0o600))
 	p = runCollector(t, bin, []string{"--config", config}, nil, healthAddr)
 	return "http://" + webhookAddr, "http://" + promAddr + "/metrics", p
+}
+
+// persistentCollector is storageCollector with the engine's production
+// environments and a snapshot every 3 events, so that the state is in a
+// snapshot and a log.
+func persistentCollector(t *testing.T, bin, dir string) (webhookURL, metricsURL string, p *collectorProcess) {
+	t.Helper()
+	production, err := json.Marshal(engine.DefaultConfig().Production)
+	require.NoError(t, err)
+	return storageCollector(t, bin, dir, fmt.Sprintf("    production_environments: %s\n    snapshot_every: 3", production))
 }
 
 // TestStateSurvivesKill9 sends a scenario's events to the real binary
