@@ -41,8 +41,11 @@ func (e *Engine) rolling(now time.Time) []RollingPoint {
 func (e *Engine) rollingPoints(svc event.Service, s *serviceState, now int64) []RollingPoint {
 	c := &s.rolling
 	windows := e.cfg.RollingWindows
-	changed := !c.assembled
-	if !c.counts.current(now) {
+	changed := false
+	if c.counts.current(now) && len(c.counts.vals) == len(windows) {
+		// Right for every now in span but the records added since.
+		c.countAdded(windows, now)
+	} else {
 		c.countDeployments(s.history, windows, now)
 		changed = true
 	}
@@ -55,7 +58,7 @@ func (e *Engine) rollingPoints(svc event.Service, s *serviceState, now int64) []
 		changed = true
 	}
 	c.counts.ref, c.leadTimes.ref, c.recoveries.ref = now, now, now
-	if !changed {
+	if !changed && c.assembled {
 		return c.points
 	}
 	// New Levels slices every time: earlier snapshots hold the old ones.
@@ -95,12 +98,18 @@ type rollingCache struct {
 	recoveries rollingPart[Value]
 	points     []RollingPoint
 	assembled  bool
+	// added are the history records added since counts were last right
+	// (at counts.ref), at most maxAddedDeployments.
+	added []*deployRecord
 	// The samples ordered by value, built on first use and then kept in
 	// step with leadTimes and recoveries: a median is a walk to the middle
 	// of the in-window ones, no sort per window.
 	leadByValue       sortedSamples
 	recoveriesByValue sortedSamples
 }
+
+// maxAddedDeployments bounds rollingCache.added.
+const maxAddedDeployments = 64
 
 // rollingPart is one part of the rolling values, fresh until its inputs
 // change, and then valid for every now in span.
@@ -138,6 +147,8 @@ func (c *rollingCache) countDeployments(history []*deployRecord, windows []time.
 	p := &c.counts
 	p.vals = resize(p.vals, len(windows))
 	p.span = anyNow
+	clear(c.added)
+	c.added = c.added[:0]
 	for _, r := range history {
 		at := nanos(r.at)
 		for i, w := range windows {
@@ -149,20 +160,53 @@ func (c *rollingCache) countDeployments(history []*deployRecord, windows []time.
 	p.fresh = true
 }
 
-// countDeployment adds n (1 for a record added to the history, -1 for one
-// it forgot) times r to the counts in place, when they are fresh.
-func (c *rollingCache) countDeployment(r *deployRecord, n int, windows []time.Duration) {
-	p := &c.counts
-	if !p.fresh || len(p.vals) != len(windows) {
-		p.stale()
+// addDeployment notes r, a record just added to the history, for the
+// counts: it is counted at the next rollingPoints, against that now.
+func (c *rollingCache) addDeployment(r *deployRecord) {
+	if !c.counts.fresh {
 		return
 	}
-	// The counts are right for every now in span, ref included: placing r
-	// relative to ref narrows span to where its place stays the same (for
-	// a forgotten record, more than needed, which only costs a recompute).
+	if len(c.added) == maxAddedDeployments {
+		// No snapshot for a while: recomputing is as cheap.
+		c.counts.stale()
+		return
+	}
+	c.added = append(c.added, r)
+}
+
+// forgetDeployment takes r, a record the history forgot, out of the counts.
+func (c *rollingCache) forgetDeployment(r *deployRecord, windows []time.Duration) {
+	p := &c.counts
+	if !p.fresh {
+		return
+	}
+	if i := slices.Index(c.added, r); i >= 0 {
+		c.added = slices.Delete(c.added, i, i+1)
+		return
+	}
+	// The counts are right at ref: r leaves the windows it is in at ref.
+	// Placing it narrows span more than needed, which only costs a
+	// recompute.
+	c.countAt(r, -1, p.ref, windows)
+}
+
+// countAdded counts the records added since the counts were last right,
+// at now, which span covers.
+func (c *rollingCache) countAdded(windows []time.Duration, now int64) {
+	for _, r := range c.added {
+		c.countAt(r, 1, now, windows)
+	}
+	clear(c.added)
+	c.added = c.added[:0]
+}
+
+// countAt adds n times r to the counts of the windows r is in at now, and
+// narrows span to the nows for which that stays so.
+func (c *rollingCache) countAt(r *deployRecord, n int, now int64, windows []time.Duration) {
+	p := &c.counts
 	at := nanos(r.at)
 	for i, w := range windows {
-		if p.span.place(at, p.ref, int64(w)) {
+		if p.span.place(at, now, int64(w)) {
 			p.vals[i].add(r, n)
 			c.assembled = false
 		}

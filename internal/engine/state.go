@@ -285,9 +285,9 @@ func (s *serviceState) addDeployment(d *deploymentState, at time.Time, success, 
 	r := &deployRecord{at: at, success: success, rework: rework, changeFailure: d.failureCounted}
 	d.history = r
 	s.deployed = true
-	s.rolling.countDeployment(r, 1, windows)
+	s.rolling.addDeployment(r)
 	s.history = appendBounded(s.history, r, maxHistoryPerService, cutoff, func(r *deployRecord) time.Time { return r.at },
-		func(r *deployRecord) { s.rolling.countDeployment(r, -1, windows) })
+		func(r *deployRecord) { s.rolling.forgetDeployment(r, windows) })
 }
 
 // markChangeFailure marks r, the history record of a deployment of s, as
