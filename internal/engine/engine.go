@@ -558,7 +558,7 @@ func (e *Engine) succeeded(ev event.Event) {
 			if rework {
 				count(e, e.rework, ev.Service)
 			}
-			s.addDeployment(d, ev.Time, true, rework, e.cutoff())
+			s.addDeployment(d, ev.Time, true, rework, e.cutoff(), e.cfg.RollingWindows)
 			e.report.Rework, e.report.Hotfix = rework, d.hotfix
 		}
 	case outcomeFailed:
@@ -585,7 +585,7 @@ func (e *Engine) failed(ev event.Event) {
 		d.finished = ev.Time
 		count(e, e.deployments, statusKey{ev.Service, StatusFailure})
 		if s.production {
-			s.addDeployment(d, ev.Time, false, false, e.cutoff())
+			s.addDeployment(d, ev.Time, false, false, e.cutoff(), e.cfg.RollingWindows)
 		}
 	}
 	reason := ev.Reason
@@ -623,7 +623,7 @@ func (e *Engine) rolledBack(ev event.Event) {
 			prev.outcome = outcomeFailed
 			count(e, e.deployments, statusKey{ev.Service, StatusFailure})
 			if s.production {
-				s.addDeployment(prev, ev.Time, false, false, e.cutoff())
+				s.addDeployment(prev, ev.Time, false, false, e.cutoff(), e.cfg.RollingWindows)
 			}
 		}
 		e.markFailure(ev.Service, s, prev, ReasonRollback, ev.Time)
@@ -646,7 +646,7 @@ func (e *Engine) markFailure(svc event.Service, s *serviceState, d *deploymentSt
 	d.failureCounted = true
 	count(e, e.failures, reasonKey{svc, reason})
 	if d.history != nil {
-		d.history.changeFailure = true
+		s.markChangeFailure(d.history)
 	}
 	since := d.finished
 	if since.IsZero() {

@@ -232,9 +232,10 @@ func TestStateCoversEngine(t *testing.T) {
 		// is the event being applied.
 		{Engine{}, []string{"cfg", "start", "version", "newest", "retention", "seen", "services", "commits", "changes",
 			"deployments", "failures", "dropped", "incidents", "rework", "leadTime", "stages", "recovery", "teams", "filters", "report"}},
-		// production comes from the configuration.
+		// production comes from the configuration; rolling is a cache of
+		// values computed from history, leadTimes and recoveries.
 		{serviceState{}, []string{"production", "deployments", "deployedRevisions", "revisionOrder", "historyStarted", "failures",
-			"incidents", "history", "leadTimes", "recoveries", "deployed"}},
+			"incidents", "history", "leadTimes", "recoveries", "deployed", "rolling"}},
 		{deploymentState{}, []string{"id", "source", "revision", "started", "startSeen", "finished", "outcome", "rollback", "hotfix",
 			"failureCounted", "history", "aliases", "events"}},
 		{failureState{}, []string{"deployment", "since", "detected", "incidents"}},

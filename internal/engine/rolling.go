@@ -2,6 +2,7 @@ package engine
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"time"
 
@@ -13,15 +14,21 @@ import (
 // window (now-w, now] by the time it was recorded: a deployment by its
 // outcome, a lead time by the deployment that recorded it, a recovery time
 // by the recovery.
+//
+// The receiver emits after nearly every event, so each service keeps its
+// values (rollingCache) until its rolling inputs change or now crosses a
+// time where an entry enters or leaves a window; only such services are
+// recomputed.
 func (e *Engine) rolling(now time.Time) []RollingPoint {
+	at := nanos(now)
 	var out []RollingPoint
 	for svc, s := range e.services {
 		if !s.production || !s.deployed {
 			continue
 		}
-		for _, w := range e.cfg.RollingWindows {
-			out = append(out, e.rollingPoint(svc, s, now, w))
-		}
+		// The points are copied; their Levels are shared with the cache
+		// and earlier snapshots, read only.
+		out = append(out, e.rollingPoints(svc, s, at)...)
 	}
 	slices.SortFunc(out, func(a, b RollingPoint) int {
 		return cmp.Or(compareService(a.Service, b.Service), cmp.Compare(a.Duration, b.Duration))
@@ -29,44 +36,330 @@ func (e *Engine) rolling(now time.Time) []RollingPoint {
 	return out
 }
 
-func (e *Engine) rollingPoint(svc event.Service, s *serviceState, now time.Time, w time.Duration) RollingPoint {
-	from := now.Add(-w)
-	in := func(t time.Time) bool { return t.After(from) && !t.After(now) }
+// rollingPoints returns the points of s at now, one per configured window
+// in their order, recomputing only the stale parts.
+func (e *Engine) rollingPoints(svc event.Service, s *serviceState, now int64) []RollingPoint {
+	c := &s.rolling
+	windows := e.cfg.RollingWindows
+	changed := false
+	if c.counts.current(now) && len(c.counts.vals) == len(windows) {
+		// Right for every now in span but the records added since.
+		c.countAdded(windows, now)
+	} else {
+		c.countDeployments(s.history, windows, now)
+		changed = true
+	}
+	if !c.leadTimes.current(now) {
+		medians(&c.leadTimes, &c.leadByValue, s.leadTimes, windows, now)
+		changed = true
+	}
+	if !c.recoveries.current(now) {
+		medians(&c.recoveries, &c.recoveriesByValue, s.recoveries, windows, now)
+		changed = true
+	}
+	c.counts.ref, c.leadTimes.ref, c.recoveries.ref = now, now, now
+	if !changed && c.assembled {
+		return c.points
+	}
+	// New Levels slices every time: earlier snapshots hold the old ones.
+	c.points, c.assembled = c.points[:0], true
+	for i, w := range windows {
+		k := c.counts.vals[i]
+		p := RollingPoint{
+			Service:             svc,
+			Window:              WindowLabel(w),
+			Duration:            w,
+			DeploymentFrequency: float64(k.successes) / (w.Hours() / 24),
+			LeadTimeMedian:      c.leadTimes.vals[i],
+			RecoveryTimeMedian:  c.recoveries.vals[i],
+		}
+		if k.deployments > 0 {
+			p.ChangeFailureRate = Value{float64(k.failures) / float64(k.deployments), true}
+		}
+		if k.successes > 0 {
+			p.ReworkRate = Value{float64(k.rework) / float64(k.successes), true}
+		}
+		for _, ts := range e.cfg.TierSets {
+			p.Levels = append(p.Levels, levels(ts, p)...)
+		}
+		c.points = append(c.points, p)
+	}
+	return c.points
+}
 
-	var deployments, successes, failures, rework int
-	for _, r := range s.history {
-		if !in(r.at) {
+// rollingCache holds a service's rolling values between snapshots. It is
+// not saved: its zero value is stale and recomputed from the history.
+type rollingCache struct {
+	// counts (from the history), leadTimes and recoveries (medians) are
+	// per configured window; points are assembled from them, again when
+	// assembled is false.
+	counts     rollingPart[windowCounts]
+	leadTimes  rollingPart[Value]
+	recoveries rollingPart[Value]
+	points     []RollingPoint
+	assembled  bool
+	// added are the history records added since counts were last right
+	// (at counts.ref), at most maxAddedDeployments.
+	added []*deployRecord
+	// The samples ordered by value, built on first use and then kept in
+	// step with leadTimes and recoveries: a median is a walk to the middle
+	// of the in-window ones, no sort per window.
+	leadByValue       sortedSamples
+	recoveriesByValue sortedSamples
+}
+
+// maxAddedDeployments bounds rollingCache.added.
+const maxAddedDeployments = 64
+
+// rollingPart is one part of the rolling values, fresh until its inputs
+// change, and then valid for every now in span.
+type rollingPart[T any] struct {
+	fresh bool
+	span  nowSpan
+	// ref is a now (in span) at which vals were computed or reused: the
+	// reference for updating them in place.
+	ref  int64
+	vals []T
+}
+
+func (p *rollingPart[T]) current(now int64) bool { return p.fresh && p.span.covers(now) }
+
+// stale marks the part for recomputation: its inputs changed.
+func (p *rollingPart[T]) stale() { p.fresh = false }
+
+// windowCounts are the deployments of one window.
+type windowCounts struct{ deployments, successes, failures, rework int }
+
+func (k *windowCounts) add(r *deployRecord, n int) {
+	k.deployments += n
+	if r.success {
+		k.successes += n
+	}
+	if r.changeFailure {
+		k.failures += n
+	}
+	if r.rework {
+		k.rework += n
+	}
+}
+
+func (c *rollingCache) countDeployments(history []*deployRecord, windows []time.Duration, now int64) {
+	p := &c.counts
+	p.vals = resize(p.vals, len(windows))
+	p.span = anyNow
+	clear(c.added)
+	c.added = c.added[:0]
+	for _, r := range history {
+		at := nanos(r.at)
+		for i, w := range windows {
+			if p.span.place(at, now, int64(w)) {
+				p.vals[i].add(r, 1)
+			}
+		}
+	}
+	p.fresh = true
+}
+
+// addDeployment notes r, a record just added to the history, for the
+// counts: it is counted at the next rollingPoints, against that now.
+func (c *rollingCache) addDeployment(r *deployRecord) {
+	if !c.counts.fresh {
+		return
+	}
+	if len(c.added) == maxAddedDeployments {
+		// No snapshot for a while: recomputing is as cheap.
+		c.counts.stale()
+		return
+	}
+	c.added = append(c.added, r)
+}
+
+// forgetDeployment takes r, a record the history forgot, out of the counts.
+func (c *rollingCache) forgetDeployment(r *deployRecord, windows []time.Duration) {
+	p := &c.counts
+	if !p.fresh {
+		return
+	}
+	if i := slices.Index(c.added, r); i >= 0 {
+		c.added = slices.Delete(c.added, i, i+1)
+		return
+	}
+	// The counts are right at ref: r leaves the windows it is in at ref.
+	// Placing it narrows span more than needed, which only costs a
+	// recompute.
+	c.countAt(r, -1, p.ref, windows)
+}
+
+// countAdded counts the records added since the counts were last right,
+// at now, which span covers.
+func (c *rollingCache) countAdded(windows []time.Duration, now int64) {
+	for _, r := range c.added {
+		c.countAt(r, 1, now, windows)
+	}
+	clear(c.added)
+	c.added = c.added[:0]
+}
+
+// countAt adds n times r to the counts of the windows r is in at now, and
+// narrows span to the nows for which that stays so.
+func (c *rollingCache) countAt(r *deployRecord, n int, now int64, windows []time.Duration) {
+	p := &c.counts
+	at := nanos(r.at)
+	for i, w := range windows {
+		if p.span.place(at, now, int64(w)) {
+			p.vals[i].add(r, n)
+			c.assembled = false
+		}
+	}
+}
+
+// medians computes the median of the samples in each window.
+func medians(p *rollingPart[Value], byValue *sortedSamples, samples []sample, windows []time.Duration, now int64) {
+	p.vals = resize(p.vals, len(windows))
+	if !byValue.built {
+		byValue.build(samples)
+	}
+	var countsBuf [8]int
+	counts := resize(countsBuf[:0], len(windows))
+	p.span = anyNow
+	for _, x := range byValue.s {
+		for i, w := range windows {
+			if p.span.place(x.at, now, int64(w)) {
+				counts[i]++
+			}
+		}
+	}
+	for i, w := range windows {
+		p.vals[i] = byValue.median(counts[i], now-int64(w), now)
+	}
+	p.fresh = true
+}
+
+// nowSpan is the range of now [from, until) over which every entry stays
+// in or out of the windows it was placed in.
+type nowSpan struct{ from, until int64 }
+
+var anyNow = nowSpan{math.MinInt64, math.MaxInt64}
+
+func (sp nowSpan) covers(now int64) bool { return sp.from <= now && now < sp.until }
+
+// place reports whether an entry recorded at at is in the window of w
+// ending at now, (now-w, now], and narrows sp to the nows for which that
+// stays so: an entry enters at at and leaves at at+w.
+func (sp *nowSpan) place(at, now, w int64) bool {
+	switch {
+	case at > now:
+		sp.until = min(sp.until, at)
+		return false
+	case at > now-w:
+		sp.from = max(sp.from, at)
+		sp.until = min(sp.until, at+w)
+		return true
+	default:
+		sp.from = max(sp.from, at+w)
+		return false
+	}
+}
+
+// valueSample is a sample in sortedSamples.
+type valueSample struct {
+	v  float64
+	at int64
+}
+
+// sortedSamples holds samples ordered by value (cmp.Compare, the order of
+// slices.Sort).
+type sortedSamples struct {
+	built bool
+	s     []valueSample
+}
+
+func (ss *sortedSamples) build(samples []sample) {
+	ss.s = ss.s[:0]
+	for _, x := range samples {
+		ss.s = append(ss.s, valueSample{x.v, nanos(x.at)})
+	}
+	slices.SortFunc(ss.s, func(a, b valueSample) int { return cmp.Compare(a.v, b.v) })
+	ss.built = true
+}
+
+func (ss *sortedSamples) insert(x sample) {
+	if !ss.built {
+		return
+	}
+	v := valueSample{x.v, nanos(x.at)}
+	i, _ := slices.BinarySearchFunc(ss.s, v.v, func(a valueSample, t float64) int { return cmp.Compare(a.v, t) })
+	ss.s = slices.Insert(ss.s, i, v)
+}
+
+func (ss *sortedSamples) remove(x sample) {
+	if !ss.built {
+		return
+	}
+	at := nanos(x.at)
+	i, _ := slices.BinarySearchFunc(ss.s, x.v, func(a valueSample, t float64) int { return cmp.Compare(a.v, t) })
+	for ; i < len(ss.s) && cmp.Compare(ss.s[i].v, x.v) == 0; i++ {
+		if ss.s[i].at == at {
+			ss.s = slices.Delete(ss.s, i, i+1)
+			return
+		}
+	}
+	// Not found cannot happen while the two stay in step; rebuild then.
+	ss.built = false
+}
+
+// median of the n samples in (from, to]: the middle value, or the mean of
+// the two middle values of an even count.
+func (ss *sortedSamples) median(n int, from, to int64) Value {
+	if n == 0 {
+		return Value{}
+	}
+	lo, hi := (n-1)/2, n/2
+	var a, b float64
+	k := 0
+	for _, x := range ss.s {
+		if x.at <= from || x.at > to {
 			continue
 		}
-		deployments++
-		if r.success {
-			successes++
+		if k == lo {
+			a = x.v
 		}
-		if r.changeFailure {
-			failures++
+		if k == hi {
+			b = x.v
+			break
 		}
-		if r.rework {
-			rework++
-		}
+		k++
 	}
-	p := RollingPoint{
-		Service:             svc,
-		Window:              WindowLabel(w),
-		Duration:            w,
-		DeploymentFrequency: float64(successes) / (w.Hours() / 24),
-		LeadTimeMedian:      median(s.leadTimes, in),
-		RecoveryTimeMedian:  median(s.recoveries, in),
+	if n%2 == 1 {
+		return Value{b, true}
 	}
-	if deployments > 0 {
-		p.ChangeFailureRate = Value{float64(failures) / float64(deployments), true}
+	return Value{(a + b) / 2, true}
+}
+
+// resize returns s with n zero elements, reusing its array.
+func resize[T any](s []T, n int) []T {
+	s = slices.Grow(s[:0], n)[:n]
+	clear(s)
+	return s
+}
+
+// Times as Unix nanoseconds for the rolling windows, clamped so that the
+// far past and future (a zero time, year 1) keep their order against a
+// sane now and a window added or subtracted does not overflow.
+const (
+	nanosLimitSec = 9_000_000_000 // about the years 1685 to 2255
+	nanosLimit    = nanosLimitSec * 1e9
+)
+
+func nanos(t time.Time) int64 {
+	switch s := t.Unix(); {
+	case s < -nanosLimitSec:
+		return -nanosLimit
+	case s >= nanosLimitSec:
+		return nanosLimit
+	default:
+		return s*1e9 + int64(t.Nanosecond())
 	}
-	if successes > 0 {
-		p.ReworkRate = Value{float64(rework) / float64(successes), true}
-	}
-	for _, ts := range e.cfg.TierSets {
-		p.Levels = append(p.Levels, levels(ts, p)...)
-	}
-	return p
 }
 
 // levels classifies the key metrics of p that have a value; overall is the
@@ -92,24 +385,4 @@ func levels(ts TierSet, p RollingPoint) []LevelPoint {
 		out = append(out, LevelPoint{TierSet: ts.Name, Metric: x.metric, Level: l})
 	}
 	return append(out, LevelPoint{TierSet: ts.Name, Metric: MetricOverall, Level: overall})
-}
-
-// median of the samples in the window: the middle value, or the mean of
-// the two middle values of an even count.
-func median(samples []sample, in func(time.Time) bool) Value {
-	var vs []float64
-	for _, x := range samples {
-		if in(x.at) {
-			vs = append(vs, x.v)
-		}
-	}
-	if len(vs) == 0 {
-		return Value{}
-	}
-	slices.Sort(vs)
-	n := len(vs)
-	if n%2 == 1 {
-		return Value{vs[n/2], true}
-	}
-	return Value{(vs[n/2-1] + vs[n/2]) / 2, true}
 }

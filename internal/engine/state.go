@@ -119,6 +119,10 @@ type serviceState struct {
 	// deployed is set once a production deployment had an outcome: such
 	// services get rolling values, zero deployments included.
 	deployed bool
+	// rolling caches the rolling values: every change to history (its
+	// records included), leadTimes and recoveries goes through the methods
+	// below, which update or invalidate it.
+	rolling rollingCache
 }
 
 // find returns the deployment with the given id, or nil.
@@ -277,30 +281,48 @@ func (s *serviceState) incidentOpenAt(t time.Time) bool {
 }
 
 // addDeployment adds d's outcome at at to the rolling history.
-func (s *serviceState) addDeployment(d *deploymentState, at time.Time, success, rework bool, cutoff time.Time) {
+func (s *serviceState) addDeployment(d *deploymentState, at time.Time, success, rework bool, cutoff time.Time, windows []time.Duration) {
 	r := &deployRecord{at: at, success: success, rework: rework, changeFailure: d.failureCounted}
 	d.history = r
 	s.deployed = true
-	s.history = appendBounded(s.history, r, maxHistoryPerService, cutoff, func(r *deployRecord) time.Time { return r.at })
+	s.rolling.addDeployment(r)
+	s.history = appendBounded(s.history, r, maxHistoryPerService, cutoff, func(r *deployRecord) time.Time { return r.at },
+		func(r *deployRecord) { s.rolling.forgetDeployment(r, windows) })
+}
+
+// markChangeFailure marks r, the history record of a deployment of s, as
+// a change failure. r may have left the history already: the counts are
+// recomputed rather than updated.
+func (s *serviceState) markChangeFailure(r *deployRecord) {
+	r.changeFailure = true
+	s.rolling.counts.stale()
 }
 
 func (s *serviceState) addLeadTime(at time.Time, v float64, cutoff time.Time) {
-	s.leadTimes = appendBounded(s.leadTimes, sample{at, v}, maxLeadTimesPerService, cutoff, sampleTime)
+	x := sample{at, v}
+	s.rolling.leadByValue.insert(x)
+	s.rolling.leadTimes.stale()
+	s.leadTimes = appendBounded(s.leadTimes, x, maxLeadTimesPerService, cutoff, sampleTime, s.rolling.leadByValue.remove)
 }
 
 func (s *serviceState) addRecovery(at time.Time, v float64, cutoff time.Time) {
-	s.recoveries = appendBounded(s.recoveries, sample{at, v}, maxRecoveriesPerService, cutoff, sampleTime)
+	x := sample{at, v}
+	s.rolling.recoveriesByValue.insert(x)
+	s.rolling.recoveries.stale()
+	s.recoveries = appendBounded(s.recoveries, x, maxRecoveriesPerService, cutoff, sampleTime, s.rolling.recoveriesByValue.remove)
 }
 
 func sampleTime(x sample) time.Time { return x.at }
 
 // appendBounded appends v, then forgets entries from the front while they
-// are older than cutoff or more than limit remain. Entries arrive roughly in
-// time order; one that arrives late stays until those before it go.
-func appendBounded[T any](list []T, v T, limit int, cutoff time.Time, at func(T) time.Time) []T {
+// are older than cutoff or more than limit remain, calling forget with
+// each. Entries arrive roughly in time order; one that arrives late stays
+// until those before it go.
+func appendBounded[T any](list []T, v T, limit int, cutoff time.Time, at func(T) time.Time, forget func(T)) []T {
 	list = append(list, v)
 	n := 0
 	for n < len(list) && (len(list)-n > limit || at(list[n]).Before(cutoff)) {
+		forget(list[n])
 		n++
 	}
 	if n == 0 {
