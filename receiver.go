@@ -150,6 +150,9 @@ func (r *doraReceiver) Start(ctx context.Context, host component.Host) error {
 	r.startExplain()
 
 	le := r.cfg.LeaderElection.Get()
+	if r.cfg.Kubernetes.Get() != nil || le != nil {
+		k8s.RouteKlog(r.logger)
+	}
 	if le == nil {
 		// A single replica leads from the start.
 		r.leadMu.Lock()
