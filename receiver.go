@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.uber.org/zap"
@@ -64,6 +65,22 @@ type doraReceiver struct {
 	// seq numbers the metric changes; flushed is the last one an emission
 	// handed to the pipeline, so a webhook can wait for its own change.
 	seq uint64
+	// touched are the services of the events applied since the last
+	// emission, which an emission triggered by a change sends alone;
+	// fullNext makes the next emission send every service (the first one,
+	// and the one after a refused emission). Both under mu.
+	//
+	// The services of the events are enough: every series the engine
+	// changes while applying an event is one of the event's service
+	// (engine.Apply keys every counter and histogram, failures from
+	// rollbacks, hotfixes, reverts and incidents, recoveries, unattributed
+	// incidents and the team attribute by ev.Service, and keeps the rolling
+	// history in that service's state), and the emitter renders whole the
+	// metrics that merge services (disabled service attributes, team
+	// aggregates). Rolling values of other services only move with time:
+	// the periodic emission, which sends everything, refreshes them.
+	touched  map[event.Service]struct{}
+	fullNext bool
 
 	flushMu  sync.Mutex
 	flushed  uint64
@@ -136,6 +153,8 @@ func newDoraReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) 
 		emitter:  emitter.New(cfg.MetricsBuilderConfig, set),
 		changed:  make(chan struct{}, 1),
 		flushCh:  make(chan struct{}),
+		touched:  map[event.Service]struct{}{},
+		fullNext: true,
 	}, nil
 }
 
@@ -252,7 +271,7 @@ func (r *doraReceiver) stepDown(ctx context.Context, final bool) error {
 		r.stop = nil
 		if final {
 			// Send the final state so push exporters get the last changes.
-			r.emit(ctx)
+			r.emit(ctx, true)
 		}
 	}
 	r.failWaitingDeliveries(webhook.ErrNotLeader)
@@ -393,6 +412,7 @@ func (r *doraReceiver) applyAll(ctx context.Context, _ string, events []event.Ev
 			continue
 		}
 		res.Accepted++
+		r.touched[ev.Service] = struct{}{}
 		changed = changed || out.Changed
 		if out.Deployment != nil {
 			reports = append(reports, out.Deployment)
@@ -455,29 +475,43 @@ func (r *doraReceiver) waitFlushed(ctx context.Context, seq uint64) error {
 	}
 }
 
-// emitLoop sends the state when it changes and every EmitInterval.
+// emitLoop sends the series of the services that changed when a change
+// comes, and the whole state every EmitInterval, so that every series is
+// refreshed (an exporter's expiration never drops one, rolling values
+// follow the clock).
 func (r *doraReceiver) emitLoop() {
 	defer close(r.done)
 	ticker := time.NewTicker(r.cfg.EmitInterval)
 	defer ticker.Stop()
 	for {
+		full := false
 		select {
 		case <-r.stop:
 			return
 		case <-r.changed:
 		case <-ticker.C:
+			full = true
 		}
-		r.emit(context.Background())
+		r.emit(context.Background(), full)
 	}
 }
 
-// emit sends the whole cumulative state. When the pipeline refuses it,
-// nothing is lost: the next emission carries the same totals.
-func (r *doraReceiver) emit(ctx context.Context) {
+// emit sends the cumulative state: of every service when full (or when
+// fullNext asks for it), else of the services touched since the last
+// emission. When the pipeline refuses it, nothing is lost: the next
+// emission is full and carries the same totals.
+func (r *doraReceiver) emit(ctx context.Context, full bool) {
 	r.mu.Lock()
 	target := r.seq
 	now := time.Now()
-	md := r.emitter.Emit(r.engine.SnapshotAt(now), now)
+	var md pmetric.Metrics
+	if full || r.fullNext {
+		md = r.emitter.Emit(r.engine.SnapshotAt(now), now)
+	} else {
+		md = r.emitter.EmitServices(r.engine.SnapshotAt(now), now, r.touched)
+	}
+	clear(r.touched)
+	r.fullNext = false
 	r.mu.Unlock()
 
 	var err error
@@ -487,6 +521,9 @@ func (r *doraReceiver) emit(ctx context.Context) {
 		r.obsEmit.EndMetricsOp(ctx, "dora", n, err)
 		if err != nil {
 			r.logger.Warn("Pipeline refused DORA metrics; they will be sent again with the next emission", zap.Error(err))
+			r.mu.Lock()
+			r.fullNext = true
+			r.mu.Unlock()
 		}
 	}
 

@@ -99,23 +99,31 @@ func waitKubernetesSynced(t *testing.T, rcv any) {
 	}
 }
 
-// value returns the latest value of a counter series, 0 when absent.
+// value returns the latest value of a counter series, 0 when absent: from
+// the latest emission that has it, as an exporter keeping the last value of
+// each series sees it (an emission triggered by a change carries the
+// changed services only; a service's series always come together, so attrs
+// should name one service).
 func (r *testReceiver) value(metric string, attrs map[string]string) int64 {
 	all := r.sink.AllMetrics()
-	if len(all) == 0 {
-		return 0
+	for i := len(all) - 1; i >= 0; i-- {
+		if v, ok := counterValue(all[i], metric, attrs); ok {
+			return v
+		}
 	}
-	v, _ := counterValue(all[len(all)-1], metric, attrs)
-	return v
+	return 0
 }
 
-// histogramCount returns the count of a histogram series, 0 when absent.
+// histogramCount returns the count of a histogram series, 0 when absent,
+// from the latest emission that has it (see value).
 func (r *testReceiver) histogramCount(metric string, attrs map[string]string) uint64 {
 	all := r.sink.AllMetrics()
-	if len(all) == 0 {
-		return 0
+	for i := len(all) - 1; i >= 0; i-- {
+		if n, ok := histogramCountOK(all[i], metric, attrs); ok {
+			return n
+		}
 	}
-	return histogramCount(all[len(all)-1], metric, attrs)
+	return 0
 }
 
 func (r *testReceiver) waitValue(metric string, attrs map[string]string, want int64) {
@@ -140,16 +148,24 @@ func counterValue(md pmetric.Metrics, name string, attrs map[string]string) (int
 }
 
 func histogramCount(md pmetric.Metrics, name string, attrs map[string]string) uint64 {
+	n, _ := histogramCountOK(md, name, attrs)
+	return n
+}
+
+// histogramCountOK is histogramCount, also saying whether md has the series.
+func histogramCountOK(md pmetric.Metrics, name string, attrs map[string]string) (uint64, bool) {
 	var out uint64
+	found := false
 	forEachMetric(md, name, func(m pmetric.Metric) {
 		dps := m.Histogram().DataPoints()
 		for i := range dps.Len() {
 			if matches(dps.At(i).Attributes().AsRaw(), attrs) {
 				out += dps.At(i).Count()
+				found = true
 			}
 		}
 	})
-	return out
+	return out, found
 }
 
 func forEachMetric(md pmetric.Metrics, name string, f func(pmetric.Metric)) {

@@ -118,13 +118,44 @@ func metricTemplates(set receiver.Settings) map[string]pmetric.Metric {
 // starts at the snapshot's start time, so a deployment counted once stays
 // counted once however often this runs.
 func (e *Emitter) Emit(s engine.Snapshot, now time.Time) pmetric.Metrics {
+	return e.emit(s, now, nil)
+}
+
+// EmitServices renders the series of the given services only: the points a
+// full Emit of s at now has for them, identical (names, attributes, start
+// times, values), and nothing for the other services. Every series belongs
+// to one service, so there is no service-less series to add. A counter or
+// gauge whose namespace, deployment or environment attribute is disabled
+// merges the points of several services into one (team aggregates, for
+// example): its points are all rendered, since a point built from some of
+// its services would carry a wrong value.
+func (e *Emitter) EmitServices(s engine.Snapshot, now time.Time, services map[event.Service]struct{}) pmetric.Metrics {
+	if services == nil {
+		services = map[event.Service]struct{}{}
+	}
+	return e.emit(s, now, services)
+}
+
+// emit renders s; a nil only renders every service.
+func (e *Emitter) emit(s engine.Snapshot, now time.Time, only map[event.Service]struct{}) pmetric.Metrics {
 	ts := pcommon.NewTimestampFromTime(now)
 	start := pcommon.NewTimestampFromTime(s.StartTime)
 	for _, m := range e.numbers {
 		m.reset(start, ts)
 	}
+	// keep says whether m renders svc's point.
+	keep := func(m *numberMetric, svc event.Service) bool {
+		if only == nil || m.mergesServices {
+			return true
+		}
+		_, ok := only[svc]
+		return ok
+	}
 
 	for _, p := range s.Deployments {
+		if !keep(e.deployments, p.Service) {
+			continue
+		}
 		status := metadata.AttributeStatusSuccess
 		if p.Label == engine.StatusFailure {
 			status = metadata.AttributeStatusFailure
@@ -132,21 +163,33 @@ func (e *Emitter) Emit(s engine.Snapshot, now time.Time) pmetric.Metrics {
 		e.deployments.recordInt(int64(p.Value), p.Team, p.Service.Namespace, p.Service.Name, p.Service.Environment, status.String())
 	}
 	for _, p := range s.Failures {
-		e.failures.recordInt(int64(p.Value), p.Team, p.Service.Namespace, p.Service.Name, p.Service.Environment, p.Label)
+		if keep(e.failures, p.Service) {
+			e.failures.recordInt(int64(p.Value), p.Team, p.Service.Namespace, p.Service.Name, p.Service.Environment, p.Label)
+		}
 	}
 	for _, p := range s.Rework {
-		e.rework.recordInt(int64(p.Value), p.Team, p.Service.Namespace, p.Service.Name, p.Service.Environment)
+		if keep(e.rework, p.Service) {
+			e.rework.recordInt(int64(p.Value), p.Team, p.Service.Namespace, p.Service.Name, p.Service.Environment)
+		}
 	}
 	for _, p := range s.Incidents {
-		e.incidents.recordInt(int64(p.Value), p.Team, p.Service.Namespace, p.Service.Name, p.Service.Environment, metadata.MapAttributeAttributed[p.Label].String())
+		if keep(e.incidents, p.Service) {
+			e.incidents.recordInt(int64(p.Value), p.Team, p.Service.Namespace, p.Service.Name, p.Service.Environment, metadata.MapAttributeAttributed[p.Label].String())
+		}
 	}
 	for _, p := range s.LeadTimeDropped {
-		e.leadTimeDropped.recordInt(int64(p.Value), p.Team, p.Service.Namespace, p.Service.Name, p.Service.Environment, p.Label)
+		if keep(e.leadTimeDropped, p.Service) {
+			e.leadTimeDropped.recordInt(int64(p.Value), p.Team, p.Service.Namespace, p.Service.Name, p.Service.Environment, p.Label)
+		}
 	}
-	e.recordRolling(s.Rolling)
+	e.recordRolling(s.Rolling, only)
 
+	leadTime, stages, recovery := s.LeadTime, s.LeadTimeStages, s.RecoveryTime
+	if only != nil {
+		leadTime, stages, recovery = servicesOnly(leadTime, only), servicesOnly(stages, only), servicesOnly(recovery, only)
+	}
 	md := pmetric.NewMetrics()
-	if !e.hasPoints() && len(s.LeadTime) == 0 && len(s.LeadTimeStages) == 0 && len(s.RecoveryTime) == 0 {
+	if !e.hasPoints() && len(leadTime) == 0 && len(stages) == 0 && len(recovery) == 0 {
 		return md
 	}
 	sm := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty()
@@ -156,10 +199,22 @@ func (e *Emitter) Emit(s engine.Snapshot, now time.Time) pmetric.Metrics {
 	for _, m := range e.numbers {
 		m.moveTo(metrics)
 	}
-	appendHistogram(metrics, LeadTimeMetric, leadTimeDescription, "", s.LeadTime, start, ts)
-	appendHistogram(metrics, LeadTimeStageMetric, leadTimeStageDescription, attrStage, s.LeadTimeStages, start, ts)
-	appendHistogram(metrics, RecoveryTimeMetric, recoveryTimeDescription, "", s.RecoveryTime, start, ts)
+	appendHistogram(metrics, LeadTimeMetric, leadTimeDescription, "", leadTime, start, ts)
+	appendHistogram(metrics, LeadTimeStageMetric, leadTimeStageDescription, attrStage, stages, start, ts)
+	appendHistogram(metrics, RecoveryTimeMetric, recoveryTimeDescription, "", recovery, start, ts)
 	return md
+}
+
+// servicesOnly returns the histogram points of the given services, in
+// their order.
+func servicesOnly(points []engine.HistogramPoint, only map[event.Service]struct{}) []engine.HistogramPoint {
+	var out []engine.HistogramPoint
+	for _, p := range points {
+		if _, ok := only[p.Service]; ok {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (e *Emitter) hasPoints() bool {
@@ -171,24 +226,36 @@ func (e *Emitter) hasPoints() bool {
 	return false
 }
 
-// recordRolling records the rolling DORA gauges. The engine computes them
-// for production services only; values without data (a ratio without
+// recordRolling records the rolling DORA gauges, of the services in only
+// when it is not nil (see EmitServices). The engine computes them for
+// production services only; values without data (a ratio without
 // deployments, a median without observations) are left out.
-func (e *Emitter) recordRolling(points []engine.RollingPoint) {
+func (e *Emitter) recordRolling(points []engine.RollingPoint, only map[event.Service]struct{}) {
 	for _, p := range points {
+		listed := true
+		if only != nil {
+			_, listed = only[p.Service]
+		}
+		// on says whether m renders this point.
+		on := func(m *numberMetric) bool { return listed || m.mergesServices }
 		ns, name, env, tm := p.Service.Namespace, p.Service.Name, p.Service.Environment, p.Team
-		e.frequency.recordDouble(p.DeploymentFrequency, tm, ns, name, env, p.Window)
-		if p.LeadTimeMedian.OK {
+		if on(e.frequency) {
+			e.frequency.recordDouble(p.DeploymentFrequency, tm, ns, name, env, p.Window)
+		}
+		if p.LeadTimeMedian.OK && on(e.leadTimeMedian) {
 			e.leadTimeMedian.recordDouble(p.LeadTimeMedian.V, tm, ns, name, env, p.Window)
 		}
-		if p.ChangeFailureRate.OK {
+		if p.ChangeFailureRate.OK && on(e.failureRate) {
 			e.failureRate.recordDouble(p.ChangeFailureRate.V, tm, ns, name, env, p.Window)
 		}
-		if p.RecoveryTimeMedian.OK {
+		if p.RecoveryTimeMedian.OK && on(e.recoveryMedian) {
 			e.recoveryMedian.recordDouble(p.RecoveryTimeMedian.V, tm, ns, name, env, p.Window)
 		}
-		if p.ReworkRate.OK {
+		if p.ReworkRate.OK && on(e.rate) {
 			e.rate.recordDouble(p.ReworkRate.V, tm, ns, name, env, p.Window)
+		}
+		if !on(e.level) {
+			continue
 		}
 		for _, l := range p.Levels {
 			metric, ok := metadata.MapAttributeMetric[l.Metric]

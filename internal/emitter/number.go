@@ -25,6 +25,10 @@ type numberMetric struct {
 	// use[i] says whether keys[i] is enabled in the config.
 	keys []string
 	use  []bool
+	// mergesServices is set when one of the service attributes (namespace,
+	// deployment, environment) is disabled: a point may then sum several
+	// services, so the metric cannot be rendered for some services only.
+	mergesServices bool
 
 	// Per Emit.
 	start, ts pcommon.Timestamp
@@ -45,6 +49,10 @@ func newNumberMetric(template pmetric.Metric, info []string, enabled []string, o
 		}
 		m.keys = append(m.keys, k)
 		m.use = append(m.use, slices.Contains(enabled, k))
+		switch k {
+		case attrNamespace, attrDeployment, attrEnvironment:
+			m.mergesServices = m.mergesServices || !slices.Contains(enabled, k)
+		}
 	}
 	switch template.Type() {
 	case pmetric.MetricTypeSum:
