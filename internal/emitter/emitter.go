@@ -49,6 +49,18 @@ type Emitter struct {
 	level                                                        *numberMetric
 	// numbers are the metrics above in the generated builder's order.
 	numbers []*numberMetric
+	// levels are the level values last rendered, by series. A level changes
+	// far less often than the values it classifies: EmitServices leaves an
+	// unchanged one out (the exporter still holds it, and every full Emit
+	// renders all of them), which halves what a change sends.
+	levels map[levelSeries]engine.Level
+}
+
+// levelSeries names one platform.dora.level series.
+type levelSeries struct {
+	service               event.Service
+	team, window, tierSet string
+	metric                string
 }
 
 // New returns an emitter for the metrics enabled in cfg.
@@ -56,7 +68,7 @@ func New(cfg metadata.MetricsBuilderConfig, set receiver.Settings) *Emitter {
 	templates := metricTemplates(set)
 	mc := cfg.Metrics
 	info := metadata.MetricsInfo
-	e := &Emitter{buildInfo: set.BuildInfo}
+	e := &Emitter{buildInfo: set.BuildInfo, levels: map[levelSeries]engine.Level{}}
 	add := func(name string, attrs, enabled []string, on bool, strategy string) *numberMetric {
 		return newNumberMetric(templates[name], attrs, enabled, on, strategy)
 	}
@@ -123,7 +135,9 @@ func (e *Emitter) Emit(s engine.Snapshot, now time.Time) pmetric.Metrics {
 
 // EmitServices renders the series of the given services only: the points a
 // full Emit of s at now has for them, identical (names, attributes, start
-// times, values), and nothing for the other services. Every series belongs
+// times, values), and nothing for the other services, except the level
+// gauges whose value has not changed since this emitter last rendered them
+// (a full Emit renders them all). Every series belongs
 // to one service, so there is no service-less series to add. A counter or
 // gauge whose namespace, deployment or environment attribute is disabled
 // merges the points of several services into one (team aggregates, for
@@ -261,6 +275,13 @@ func (e *Emitter) recordRolling(points []engine.RollingPoint, only map[event.Ser
 			metric, ok := metadata.MapAttributeMetric[l.Metric]
 			if !ok {
 				continue
+			}
+			if !e.level.mergesServices {
+				k := levelSeries{service: p.Service, team: tm, window: p.Window, tierSet: l.TierSet, metric: l.Metric}
+				if last, seen := e.levels[k]; seen && last == l.Level && only != nil {
+					continue
+				}
+				e.levels[k] = l.Level
 			}
 			e.level.recordDouble(float64(l.Level), tm, ns, name, env, p.Window, metric.String(), l.TierSet)
 		}

@@ -1,6 +1,7 @@
 package emitter
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -11,14 +12,16 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
+	"github.com/otelcol-dora/dorareceiver/internal/engine"
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 	"github.com/otelcol-dora/dorareceiver/internal/metadata"
 )
 
 // restricted returns a copy of full without the points of services not in
-// only, except in the metrics named in whole; metrics left without points
-// are removed, and an emission left without metrics has no resource.
-func restricted(full pmetric.Metrics, only map[event.Service]struct{}, whole map[string]bool) pmetric.Metrics {
+// only, except in the metrics named in whole, and without the metrics named
+// in without; metrics left without points are removed, and an emission left
+// without metrics has no resource.
+func restricted(full pmetric.Metrics, only map[event.Service]struct{}, whole, without map[string]bool) pmetric.Metrics {
 	out := pmetric.NewMetrics()
 	full.CopyTo(out)
 	drop := func(attrs pcommon.Map) bool {
@@ -30,6 +33,9 @@ func restricted(full pmetric.Metrics, only map[event.Service]struct{}, whole map
 	}
 	sms := out.ResourceMetrics().At(0).ScopeMetrics().At(0)
 	sms.Metrics().RemoveIf(func(m pmetric.Metric) bool {
+		if without[m.Name()] {
+			return true
+		}
 		if whole[m.Name()] {
 			return false
 		}
@@ -62,7 +68,8 @@ func services(svcs ...event.Service) map[event.Service]struct{} {
 
 // A filtered emission is the full emission restricted to the services
 // asked for: the same metrics, points, attributes, timestamps and values,
-// in the same order, and nothing of the other services.
+// in the same order, and nothing of the other services; the level gauges
+// the full emission has just rendered with the same values are left out.
 func TestEmitServicesIsTheFullEmissionRestricted(t *testing.T) {
 	em := New(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
 	snap := scenario(t)
@@ -80,7 +87,7 @@ func TestEmitServicesIsTheFullEmissionRestricted(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			got := em.EmitServices(snap, now, only)
-			want := restricted(full, only, nil)
+			want := restricted(full, only, nil, map[string]bool{"platform.dora.level": true})
 			require.NoError(t, pmetrictest.CompareMetrics(want, got), "compared with the full emission restricted to %v", only)
 			assert.Equal(t, want.DataPointCount(), got.DataPointCount())
 		})
@@ -93,6 +100,41 @@ func TestEmitServicesIsTheFullEmissionRestricted(t *testing.T) {
 	assert.Equal(t, 0, em.EmitServices(snap, now, nil).DataPointCount())
 	// Emitting a subset leaves the next full emission whole.
 	require.NoError(t, pmetrictest.CompareMetrics(full, em.Emit(snap, now)))
+}
+
+// A level that changed since the last emission is in the next filtered
+// one, alone of its metric; once sent, it is left out again until it
+// changes, and a full emission renders every level.
+func TestEmitServicesSendsChangedLevels(t *testing.T) {
+	em := New(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+	snap := scenario(t)
+	now := start.Add(4 * time.Hour)
+	full := em.Emit(snap, now)
+	require.Positive(t, levelPoints(full))
+
+	changed := snap
+	changed.Rolling = append([]engine.RollingPoint(nil), snap.Rolling...)
+	i := slices.IndexFunc(changed.Rolling, func(p engine.RollingPoint) bool { return p.Service == api && len(p.Levels) > 0 })
+	require.GreaterOrEqual(t, i, 0, "the scenario has levels for api")
+	changed.Rolling[i].Levels = append([]engine.LevelPoint(nil), changed.Rolling[i].Levels...)
+	changed.Rolling[i].Levels[0].Level = (changed.Rolling[i].Levels[0].Level + 1) % 4
+
+	got := em.EmitServices(changed, now, services(api))
+	assert.Equal(t, 1, levelPoints(got), "only the changed level")
+	forEachMetricNamed(got, "platform.dora.level", func(m pmetric.Metric) {
+		dp := m.Gauge().DataPoints().At(0)
+		assert.Equal(t, float64(changed.Rolling[i].Levels[0].Level), dp.DoubleValue())
+		w, _ := dp.Attributes().Get("window")
+		assert.Equal(t, changed.Rolling[i].Window, w.Str())
+	})
+	assert.Zero(t, levelPoints(em.EmitServices(changed, now, services(api))), "sent once")
+	assert.Equal(t, levelPoints(full), levelPoints(em.Emit(changed, now)), "a full emission has every level")
+}
+
+func levelPoints(md pmetric.Metrics) int {
+	n := 0
+	forEachMetricNamed(md, "platform.dora.level", func(m pmetric.Metric) { n += m.Gauge().DataPoints().Len() })
+	return n
 }
 
 // A metric whose service attributes are partly disabled merges several
@@ -108,7 +150,7 @@ func TestEmitServicesRendersMergedMetricsWhole(t *testing.T) {
 	full := em.Emit(snap, now)
 	whole := map[string]bool{"platform.deployments": true, "platform.dora.deployment_frequency": true}
 	got := em.EmitServices(snap, now, services(web))
-	require.NoError(t, pmetrictest.CompareMetrics(restricted(full, services(web), whole), got))
+	require.NoError(t, pmetrictest.CompareMetrics(restricted(full, services(web), whole, map[string]bool{"platform.dora.level": true}), got))
 
 	// shop's successes sum api's and web's, whichever service changed.
 	var successes int64
