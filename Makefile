@@ -91,7 +91,9 @@ $(TOOLS)/kubectl:
 build: $(TOOLS)/builder
 	@mkdir -p build bin
 	$(TOOLS)/builder --config builder-config.yaml
-	cp build/otelcol-dora/otelcol-dora $(BIN)
+	@# A new file renamed over the old one: a running otelcol-dora keeps its
+	@# binary (cp over it fails with "Text file busy").
+	cp build/otelcol-dora/otelcol-dora $(BIN).new && mv -f $(BIN).new $(BIN)
 
 ## test: unit tests, the real API server tests and the end-to-end test of
 ## the built binary.
