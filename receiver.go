@@ -475,6 +475,11 @@ func (r *doraReceiver) waitFlushed(ctx context.Context, seq uint64) error {
 	}
 }
 
+// changeGather is how long a change waits for others before it is emitted:
+// far below what a webhook sender notices, long enough to gather the
+// deliveries that a burst's senders have in flight.
+const changeGather = 100 * time.Microsecond
+
 // emitLoop sends the series of the services that changed when a change
 // comes, and the whole state every EmitInterval, so that every series is
 // refreshed (an exporter's expiration never drops one, rolling values
@@ -489,6 +494,13 @@ func (r *doraReceiver) emitLoop() {
 		case <-r.stop:
 			return
 		case <-r.changed:
+			// Deliveries that arrive together are sent in one emission:
+			// without this pause an emission starts at the first change of
+			// a burst and carries only it, and every other delivery of the
+			// burst waits for the next one (CI/CD spans under load: 0.69x of
+			// the otlp receiver without it, 0.94x with it; 1 ms was too long
+			// for senders that wait for their answers: 0.36x).
+			time.Sleep(changeGather)
 		case <-ticker.C:
 			full = true
 		}
