@@ -116,16 +116,10 @@ func (cfg *Config) validateLeaderElection() error {
 			errs = append(errs, errors.New("leader_election::auth_type: the kubernetes section's connection settings are used; set auth_type, kubeconfig and context there only"))
 		}
 	} else {
-		switch le.AuthType {
-		case "":
+		if le.AuthType == "" {
 			errs = append(errs, fmt.Errorf("leader_election::auth_type: required without a kubernetes section, to reach the API server that holds the Lease (%s or %s)", k8s.AuthTypeServiceAccount, k8s.AuthTypeKubeConfig))
-		case k8s.AuthTypeServiceAccount:
-			if le.KubeConfig != "" || le.Context != "" {
-				errs = append(errs, fmt.Errorf("leader_election::auth_type: %q ignores kubeconfig and context; set auth_type: %s to use them", le.AuthType, k8s.AuthTypeKubeConfig))
-			}
-		case k8s.AuthTypeKubeConfig:
-		default:
-			errs = append(errs, fmt.Errorf("leader_election::auth_type: %q is not one of %s, %s", le.AuthType, k8s.AuthTypeServiceAccount, k8s.AuthTypeKubeConfig))
+		} else if err := k8s.ValidateAuth(le.AuthType, le.KubeConfig, le.Context); err != nil {
+			errs = append(errs, fmt.Errorf("leader_election::%w", err))
 		}
 	}
 	if le.LeaseNamespace == "" && podNamespace() == "" {

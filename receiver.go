@@ -286,11 +286,18 @@ func (r *doraReceiver) failWaitingDeliveries(err error) {
 	r.mu.Lock()
 	target := r.seq
 	r.mu.Unlock()
+	r.settleFlush(target, err)
+}
+
+// settleFlush records that the changes up to target were handed to the
+// pipeline, with err when they were not taken, and wakes the deliveries
+// waiting for them (waitFlushed).
+func (r *doraReceiver) settleFlush(target uint64, err error) {
 	r.flushMu.Lock()
 	if target > r.flushed {
 		r.flushed = target
-		r.flushErr = err
 	}
+	r.flushErr = err
 	close(r.flushCh)
 	r.flushCh = make(chan struct{})
 	r.flushMu.Unlock()
@@ -539,12 +546,5 @@ func (r *doraReceiver) emit(ctx context.Context, full bool) {
 		}
 	}
 
-	r.flushMu.Lock()
-	if target > r.flushed {
-		r.flushed = target
-	}
-	r.flushErr = err
-	close(r.flushCh)
-	r.flushCh = make(chan struct{})
-	r.flushMu.Unlock()
+	r.settleFlush(target, err)
 }

@@ -104,18 +104,27 @@ func DefaultConfig() Config {
 	}
 }
 
+// ValidateAuth checks the settings that reach the API server (auth_type,
+// kubeconfig, context); its error names auth_type.
+func ValidateAuth(authType, kubeConfig, context string) error {
+	switch authType {
+	case AuthTypeServiceAccount:
+		if kubeConfig != "" || context != "" {
+			return fmt.Errorf("auth_type: %q ignores kubeconfig and context; set auth_type: %s to use them", authType, AuthTypeKubeConfig)
+		}
+	case AuthTypeKubeConfig:
+	default:
+		return fmt.Errorf("auth_type: %q is not one of %s, %s", authType, AuthTypeServiceAccount, AuthTypeKubeConfig)
+	}
+	return nil
+}
+
 // Validate reports problems naming the offending key, relative to the
 // kubernetes section.
 func (c *Config) Validate() error {
 	var errs []error
-	switch c.AuthType {
-	case AuthTypeServiceAccount:
-		if c.KubeConfig != "" || c.Context != "" {
-			errs = append(errs, fmt.Errorf("auth_type: %q ignores kubeconfig and context; set auth_type: %s to use them", c.AuthType, AuthTypeKubeConfig))
-		}
-	case AuthTypeKubeConfig:
-	default:
-		errs = append(errs, fmt.Errorf("auth_type: %q is not one of %s, %s", c.AuthType, AuthTypeServiceAccount, AuthTypeKubeConfig))
+	if err := ValidateAuth(c.AuthType, c.KubeConfig, c.Context); err != nil {
+		errs = append(errs, err)
 	}
 	for i, ns := range c.Namespaces {
 		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
