@@ -18,12 +18,16 @@ import (
 type PushCommits struct {
 	List  []PushCommit
 	paths []string
+	// Messages asks Decode for each commit's "message" too (revert
+	// patterns read it); it stays set across Reset.
+	Messages bool
 }
 
-// PushCommit is one listed commit. ID and Timestamp point into the body
-// (or into a copy when they had escapes) and are valid while it is.
+// PushCommit is one listed commit. ID, Timestamp and Message point into
+// the body (or into a copy when they had escapes) and are valid while it
+// is.
 type PushCommit struct {
-	ID, Timestamp            []byte
+	ID, Timestamp, Message   []byte
 	added, removed, modified pathSpan
 }
 
@@ -68,6 +72,10 @@ func (pc *PushCommits) Decode(s *JSONScanner) {
 			case s.KeyIs("timestamp"):
 				if v, ok := s.StringBytes("commits.timestamp"); ok {
 					c.Timestamp = v
+				}
+			case pc.Messages && s.KeyIs("message"):
+				if v, ok := s.StringBytes("commits.message"); ok {
+					c.Message = v
 				}
 			case s.KeyIs("added"):
 				c.added = pc.decodePaths(s, "commits.added")
