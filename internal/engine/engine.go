@@ -100,7 +100,8 @@ func ParseRecoverySignals(names []string) (RecoverySignals, error) {
 // HotfixSignals says what makes a deployment a hotfix, which fails the
 // deployment it fixes.
 type HotfixSignals struct {
-	// Flag: an event of the deployment has Hotfix set.
+	// Flag: an event of the deployment has Hotfix set, or the deployment
+	// ships a commit whose change event had it (a hotfix pull request).
 	Flag bool
 	// Revert: the deployment ships a commit that reverts a revision an
 	// earlier deployment of the service shipped (Event.Reverts).
