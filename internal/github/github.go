@@ -64,8 +64,9 @@ type Config struct {
 
 // pullRequestRevertPattern matches GitHub's revert pull requests: the
 // Revert button titles them `Revert "<title>"` and writes "Reverts
-// owner/repo#N" as their body.
-const pullRequestRevertPattern = `(?s)^Revert ".*\bReverts ((?:[\w.-]+/[\w.-]+)?#[0-9]+)`
+// owner/repo#N" as their body. (Not anchored to the title's start, so that
+// its literal prefix lets most texts be ruled out cheaply.)
+const pullRequestRevertPattern = `(?s)Revert ".*\bReverts ((?:[\w.-]+/[\w.-]+)?#[0-9]+)`
 
 // DefaultConfig is the source's configuration when the user sets nothing.
 func DefaultConfig() Config {

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"path"
@@ -62,6 +63,7 @@ func (c ChangeSignalsConfig) Check() error {
 // ChangeSignals is a checked ChangeSignalsConfig, ready to use.
 type ChangeSignals struct {
 	reverts  []*regexp.Regexp
+	prefixes [][]byte // each revert pattern's literal prefix
 	labels   []string
 	branches []string
 }
@@ -72,7 +74,9 @@ func NewChangeSignals(c ChangeSignalsConfig) ChangeSignals {
 	var s ChangeSignals
 	for _, p := range c.RevertPatterns {
 		if re, err := regexp.Compile(p); err == nil && re.NumSubexp() >= 1 {
+			prefix, _ := re.LiteralPrefix()
 			s.reverts = append(s.reverts, re)
+			s.prefixes = append(s.prefixes, []byte(prefix))
 		}
 	}
 	for _, l := range c.HotfixLabels {
@@ -95,7 +99,12 @@ func (s *ChangeSignals) ReadsReverts() bool { return len(s.reverts) > 0 }
 // Reverted returns the first capture group of the first revert pattern
 // that matches text, "" when none does.
 func (s *ChangeSignals) Reverted(text []byte) string {
-	for _, re := range s.reverts {
+	for i, re := range s.reverts {
+		// Most messages revert nothing: a pattern's literal prefix, when it
+		// has one, rules them out for a fraction of the regexp's cost.
+		if p := s.prefixes[i]; len(p) > 0 && !bytes.Contains(text, p) {
+			continue
+		}
 		if m := re.FindSubmatchIndex(text); m != nil && m[2] >= 0 {
 			return string(text[m[2]:m[3]])
 		}

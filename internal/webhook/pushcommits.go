@@ -21,6 +21,8 @@ type PushCommits struct {
 	// Messages asks Decode for each commit's "message" too (revert
 	// patterns read it); it stays set across Reset.
 	Messages bool
+	// text holds the unescaped messages.
+	text []byte
 }
 
 // PushCommit is one listed commit. ID, Timestamp and Message point into
@@ -39,11 +41,13 @@ type pathSpan struct{ from, to int }
 func (pc *PushCommits) Reset() {
 	clear(pc.paths)
 	clear(pc.List)
-	pc.List, pc.paths = pc.List[:0], pc.paths[:0]
+	pc.List, pc.paths, pc.text = pc.List[:0], pc.paths[:0], pc.text[:0]
 }
 
 // Large reports whether pc grew too large to be worth keeping in a pool.
-func (pc *PushCommits) Large() bool { return cap(pc.List) > 256 || cap(pc.paths) > 4096 }
+func (pc *PushCommits) Large() bool {
+	return cap(pc.List) > 256 || cap(pc.paths) > 4096 || cap(pc.text) > 1<<20
+}
 
 // Decode reads the "commits" value at the scanner's position.
 func (pc *PushCommits) Decode(s *JSONScanner) {
@@ -74,7 +78,9 @@ func (pc *PushCommits) Decode(s *JSONScanner) {
 					c.Timestamp = v
 				}
 			case pc.Messages && s.KeyIs("message"):
-				if v, ok := s.StringBytes("commits.message"); ok {
+				var v []byte
+				var ok bool
+				if pc.text, v, ok = s.AppendString(pc.text, "commits.message"); ok {
 					c.Message = v
 				}
 			case s.KeyIs("added"):
