@@ -130,3 +130,69 @@ func TestGitHubHotfixLabelMakesTheDeploymentAHotfix(t *testing.T) {
 	assert.True(t, ok, "the hotfix is rework")
 	assert.EqualValues(t, 1, v)
 }
+
+// A GitLab revert merge request names the merge request it reverts ("This
+// reverts merge request !57"); the receiver resolves it to !57's merge
+// commit, known from !57's own Merge Request Hook.
+func TestGitLabRevertMergeRequestFailsTheDeploymentThatShippedTheReverted(t *testing.T) {
+	next := &flakyConsumer{}
+	url := startWebhookReceiver(t, next, func(cfg *Config) {
+		cfg.Webhooks.GetOrInsertDefault().GitLab.GetOrInsertDefault().Secret = testSecret
+		cfg.Services = append(cfg.Services, ServiceMapping{Repository: "acme/platform/billing", Namespace: "billing", Deployment: "billing"})
+	})
+	postGitLab := func(body []byte) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, url+"/webhooks/gitlab", bytes.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Gitlab-Event", "Merge Request Hook")
+		req.Header.Set("X-Gitlab-Token", testSecret)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	deploy := func(id, rev string, at time.Time) {
+		t.Helper()
+		body := fmt.Appendf(nil, `{"type":"deployment","id":%q,"time":%q,"repository":"acme/platform/billing","environment":"production","status":"success","deployment_id":%q,"revision":%q}`,
+			id, at.UTC().Format(time.RFC3339), id, rev)
+		r := post(t, url+"/events", "application/json", body, true)
+		require.Equal(t, http.StatusOK, r.status, r.body)
+	}
+	fixture := func(edit func(mr map[string]any)) []byte {
+		raw, err := os.ReadFile("internal/gitlab/testdata/merge_request_merged.json")
+		require.NoError(t, err)
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(raw, &m))
+		if edit != nil {
+			edit(m["object_attributes"].(map[string]any))
+		}
+		b, err := json.Marshal(m)
+		require.NoError(t, err)
+		return b
+	}
+	const merged57 = "9d6fcbe347704e55e8adb18ed54e7ed7a3aa5204" // the fixture's merge_commit_sha
+	const merged58 = "5b0e6d1c2a3f4e5d6c7b8a9f0e1d2c3b4a5f6e7d"
+
+	postGitLab(fixture(nil)) // !57, merged 09:03:16
+	deploy("d1", merged57, time.Date(2026, 11, 2, 9, 10, 0, 0, time.UTC))
+	// !58, opened by GitLab's Revert button on !57: only its iid, title,
+	// description, source branch, merge commit and merge time changed.
+	postGitLab(fixture(func(mr map[string]any) {
+		mr["iid"] = 58
+		mr["title"] = `Revert "Round invoice totals half-even"`
+		mr["description"] = "This reverts merge request !57"
+		mr["source_branch"] = "revert-9d6fcbe3"
+		mr["merge_commit_sha"] = merged58
+		mr["updated_at"] = "2026-11-02 09:40:00 UTC"
+	}))
+	deploy("d2", merged58, time.Date(2026, 11, 2, 9, 45, 0, 0, time.UTC))
+
+	md := latest(next)
+	v, ok := counterValue(md, "platform.deployment.failures", map[string]string{"deployment": "billing", "reason": "revert"})
+	assert.True(t, ok, "d1 shipped !57, which !58 reverts")
+	assert.EqualValues(t, 1, v)
+	v, ok = counterValue(md, "platform.deployments.rework", map[string]string{"deployment": "billing"})
+	assert.True(t, ok, "d2 ships the revert: rework")
+	assert.EqualValues(t, 1, v)
+}
