@@ -100,7 +100,8 @@ func ParseRecoverySignals(names []string) (RecoverySignals, error) {
 // HotfixSignals says what makes a deployment a hotfix, which fails the
 // deployment it fixes.
 type HotfixSignals struct {
-	// Flag: an event of the deployment has Hotfix set.
+	// Flag: an event of the deployment has Hotfix set, or the deployment
+	// ships a commit whose change event had it (a hotfix pull request).
 	Flag bool
 	// Revert: the deployment ships a commit that reverts a revision an
 	// earlier deployment of the service shipped (Event.Reverts).
@@ -421,9 +422,7 @@ func (e *Engine) Apply(ev event.Event) (Outcome, error) {
 		e.rolledBack(ev)
 	case event.ChangeCommitted:
 		c := e.commits.add(ev.Revision, ev.ParentRevision, ev.Time)
-		if c.reverts() == "" && ev.Reverts != "" {
-			c.more().reverts = ev.Reverts
-		}
+		e.noteRevertHotfix(c, ev)
 		e.notePaths(c, ev.Paths)
 	case event.ChangeMerged:
 		e.changeMerged(ev)
@@ -724,12 +723,33 @@ func (e *Engine) changeMerged(ev event.Event) {
 	if c.merged().isZero() {
 		c.more().merged = instantOf(ev.Time)
 	}
+	e.noteRevertHotfix(c, ev)
 	if ev.ChangeID != "" {
 		ch := e.changes.get(ev.ChangeID)
 		ch.mergeRevision = ev.Revision
 		if c.opened().isZero() && !ch.opened.IsZero() {
 			c.more().opened = instantOf(ch.opened)
 		}
+	}
+}
+
+// noteRevertHotfix keeps what a change event says of its commit: the
+// revision it reverts (given, or the merge commit of the change it reverts,
+// when that change's merge is known) and a hotfix mark. ship reads them.
+func (e *Engine) noteRevertHotfix(c *commit, ev event.Event) {
+	if c.reverts() == "" {
+		reverts := ev.Reverts
+		if reverts == "" && ev.RevertsChange != "" {
+			if ch, ok := e.changes.changes[ev.RevertsChange]; ok {
+				reverts = ch.mergeRevision
+			}
+		}
+		if reverts != "" && reverts != c.rev {
+			c.more().reverts = reverts
+		}
+	}
+	if ev.Hotfix && !c.hotfix() {
+		c.more().hotfix = true
 	}
 }
 

@@ -193,6 +193,8 @@ type CommitState struct {
 	Merged   time.Time `json:"merged,omitzero"`
 	Opened   time.Time `json:"opened,omitzero"`
 	Reverts  string    `json:"reverts,omitempty"`
+	// Hotfix marks a commit of a hotfix change.
+	Hotfix bool `json:"hotfix,omitempty"`
 	// PathsKnown is set when its files were known; Touches then lists the
 	// State.PathFilters they matched, by index.
 	PathsKnown bool    `json:"paths_known,omitempty"`
@@ -275,7 +277,7 @@ func (e *Engine) Export() State {
 		c := e.commits.at(i)
 		st.Commits = append(st.Commits, CommitState{
 			Revision: c.rev, Time: c.time.time(), Parent: c.parent, Merged: c.merged().time(), Opened: c.opened().time(),
-			Reverts: c.reverts(), PathsKnown: c.pathsKnown(), Touches: slices.Clone(c.touches()),
+			Reverts: c.reverts(), Hotfix: c.hotfix(), PathsKnown: c.pathsKnown(), Touches: slices.Clone(c.touches()),
 		})
 	}
 	for _, id := range e.changes.order {
@@ -482,8 +484,8 @@ func (e *Engine) load(st State) error {
 			return fmt.Errorf("commits[%d]: %s listed twice", i, cs.Revision)
 		}
 		c := commit{rev: cs.Revision, time: instantOf(cs.Time), parent: e.commits.intern(cs.Parent)}
-		if !cs.Merged.IsZero() || !cs.Opened.IsZero() || cs.Reverts != "" || cs.PathsKnown {
-			c.extra = &commitExtra{merged: instantOf(cs.Merged), opened: instantOf(cs.Opened), reverts: cs.Reverts, pathsKnown: cs.PathsKnown}
+		if !cs.Merged.IsZero() || !cs.Opened.IsZero() || cs.Reverts != "" || cs.Hotfix || cs.PathsKnown {
+			c.extra = &commitExtra{merged: instantOf(cs.Merged), opened: instantOf(cs.Opened), reverts: cs.Reverts, hotfix: cs.Hotfix, pathsKnown: cs.PathsKnown}
 		}
 		for _, t := range cs.Touches {
 			if t < 0 || int(t) >= len(remap) {

@@ -248,7 +248,7 @@ func TestStateCoversEngine(t *testing.T) {
 		// are the layout of the commits, exported in order.
 		{commitGraph{}, []string{"max", "index", "ring", "head", "n", "first"}},
 		{commit{}, []string{"rev", "parent", "time", "extra"}},
-		{commitExtra{}, []string{"merged", "opened", "reverts", "pathsKnown", "touches"}},
+		{commitExtra{}, []string{"merged", "opened", "reverts", "hotfix", "pathsKnown", "touches"}},
 		{changeIndex{}, []string{"max", "changes", "order"}},
 		{changeInfo{}, []string{"opened", "mergeRevision"}},
 		{teamInfo{}, []string{"name", "fallback"}},

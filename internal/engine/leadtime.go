@@ -69,6 +69,9 @@ func (e *Engine) ship(ev event.Event, s *serviceState, d *deploymentState) {
 		if reverts != "" {
 			e.reverted(ev, s, d, reverts)
 		}
+		if c != nil && c.hotfix() {
+			e.hotfixed(ev, s, d)
+		}
 		// A rollback deploys code that ran in production before: no lead
 		// time. A commit without a known time has none either.
 		shipped := ShippedCommit{Revision: rev, CommitTime: committed}
@@ -161,4 +164,17 @@ func (e *Engine) reverted(ev event.Event, s *serviceState, d *deploymentState, r
 	}
 	d.hotfix = true
 	e.markFailure(ev.Service, s, prev, ReasonRevert, ev.Time)
+}
+
+// hotfixed makes d, which ships a commit of a hotfix change, a hotfix, as
+// the Hotfix flag on a deployment event does (Engine.record): the
+// deployment it follows fails (reason hotfix).
+func (e *Engine) hotfixed(ev event.Event, s *serviceState, d *deploymentState) {
+	if !e.cfg.Hotfix.Flag || d.hotfix {
+		return
+	}
+	d.hotfix = true
+	if prev := s.latestSucceededBefore(ev.Time, d); prev != nil {
+		e.markFailure(ev.Service, s, prev, ReasonHotfix, ev.Time)
+	}
 }

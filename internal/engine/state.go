@@ -423,6 +423,9 @@ type commitExtra struct {
 	opened instant
 	// reverts is the revision this commit reverts, when known.
 	reverts string
+	// hotfix marks a commit of a hotfix change (Event.Hotfix on its change
+	// event): the deployment that ships it is a hotfix.
+	hotfix bool
 	// pathsKnown is set when a source gave the files the commit touched;
 	// touches then holds the indices of the monorepo path filters they
 	// match (Engine.filters), the paths themselves are not kept.
@@ -459,6 +462,8 @@ func (c *commit) reverts() string {
 	}
 	return c.extra.reverts
 }
+
+func (c *commit) hotfix() bool { return c.extra != nil && c.extra.hotfix }
 
 func (c *commit) pathsKnown() bool { return c.extra != nil && c.extra.pathsKnown }
 

@@ -136,13 +136,20 @@ type Event struct {
 	IncidentID string
 	// Hotfix marks a deployment made to fix a production problem: the
 	// deployment it follows counts as a change failure (reason hotfix) and
-	// the hotfix as rework.
+	// the hotfix as rework. On a change event (a merged pull request with a
+	// hotfix label or from a hotfix branch) it marks the change's commit:
+	// the production deployment that ships it is a hotfix.
 	Hotfix bool
 	// Reverts is the revision that Revision reverts, when the source knows
 	// it (a change event for a revert commit, or a deployment of one). A
 	// production deployment that ships the revert fails the deployment that
 	// shipped the reverted revision (reason revert).
 	Reverts string
+	// RevertsChange is the ChangeID of the change (pull or merge request)
+	// that Revision reverts, when the source names only the change (GitHub's
+	// revert pull requests say "Reverts owner/repo#N"): the engine resolves
+	// it to that change's merge commit, known from its ChangeMerged event.
+	RevertsChange string
 	// ChangeID identifies a change (pull or merge request) across its
 	// ChangeOpened and ChangeMerged events, when the source knows it
 	// (for example "github/acme/api/pull/42").

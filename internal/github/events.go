@@ -37,15 +37,24 @@ const maxPushFiles = 3000
 type pullRequestPayload struct {
 	Action      string `json:"action"`
 	PullRequest struct {
-		Number         int64  `json:"number"`
-		Merged         bool   `json:"merged"`
-		MergeCommitSHA string `json:"merge_commit_sha"`
-		MergedAt       string `json:"merged_at"`
+		Number         int64   `json:"number"`
+		Merged         bool    `json:"merged"`
+		MergeCommitSHA string  `json:"merge_commit_sha"`
+		MergedAt       string  `json:"merged_at"`
+		Title          string  `json:"title"`
+		Body           string  `json:"body"`
+		Labels         []label `json:"labels"`
+		Head           struct {
+			Ref string `json:"ref"`
+		} `json:"head"`
 	} `json:"pull_request"`
 	Repository repository `json:"repository"`
 }
 
-// pullRequest yields ChangeMerged when a pull request is merged.
+// pullRequest yields ChangeMerged when a pull request is merged. A revert
+// pull request (revert_patterns on its title and body) names the change or
+// commit it reverts; a hotfix label or a hotfix source branch makes it a
+// hotfix.
 func (p *Provider) pullRequest(d delivery) (webhook.Result, error) {
 	var pl pullRequestPayload
 	if err := webhook.DecodeJSON(d.body, &pl); err != nil {
@@ -69,14 +78,26 @@ func (p *Provider) pullRequest(d delivery) (webhook.Result, error) {
 	if err != nil {
 		return webhook.Result{}, err
 	}
-	return one(event.Event{
+	pr := &pl.PullRequest
+	ev := event.Event{
 		Kind:       event.ChangeMerged,
 		Source:     event.SourceGitHub,
 		ID:         d.id,
 		Time:       at,
 		Repository: repo,
 		Revision:   rev,
-	}), nil
+	}
+	if pr.Number > 0 {
+		ev.ChangeID = changeID(repo, pr.Number)
+	}
+	if p.signals.ReadsReverts() {
+		ev.Reverts, ev.RevertsChange = revertTarget(repo, p.signals.Reverted([]byte(pr.Title+"\n\n"+pr.Body)))
+	}
+	ev.Hotfix = p.signals.HotfixBranch(pr.Head.Ref)
+	for _, l := range pr.Labels {
+		ev.Hotfix = ev.Hotfix || p.signals.HotfixLabel(l.Name)
+	}
+	return one(ev), nil
 }
 
 type deployment struct {

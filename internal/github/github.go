@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
@@ -56,7 +57,16 @@ type Config struct {
 	WorkflowEnvironment string `mapstructure:"workflow_environment"`
 	// IncidentLabel is the issue label that makes an issue an incident.
 	IncidentLabel string `mapstructure:"incident_label"`
+	// Reverts and hotfixes in pushes and merged pull requests:
+	// revert_patterns, hotfix_labels, hotfix_branches.
+	webhook.ChangeSignalsConfig `mapstructure:",squash"`
 }
+
+// pullRequestRevertPattern matches GitHub's revert pull requests: the
+// Revert button titles them `Revert "<title>"` and writes "Reverts
+// owner/repo#N" as their body. (Not anchored to the title's start, so that
+// its literal prefix lets most texts be ruled out cheaply.)
+const pullRequestRevertPattern = `(?s)Revert ".*\bReverts ((?:[\w.-]+/[\w.-]+)?#[0-9]+)`
 
 // DefaultConfig is the source's configuration when the user sets nothing.
 func DefaultConfig() Config {
@@ -64,6 +74,9 @@ func DefaultConfig() Config {
 		Path:                DefaultPath,
 		WorkflowEnvironment: "production",
 		IncidentLabel:       "incident",
+		ChangeSignalsConfig: webhook.ChangeSignalsConfig{
+			RevertPatterns: []string{webhook.GitRevertPattern, pullRequestRevertPattern},
+		},
 	}
 }
 
@@ -87,6 +100,9 @@ func (c *Config) Validate() error {
 	if strings.TrimSpace(c.IncidentLabel) == "" {
 		errs = append(errs, errors.New("incident_label: must not be empty"))
 	}
+	if err := c.ChangeSignalsConfig.Check(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -95,11 +111,12 @@ type Provider struct {
 	cfg       Config
 	mac       *webhook.HMACSHA256
 	workflows map[string]struct{}
+	signals   webhook.ChangeSignals
 }
 
 // New returns the provider for cfg. cfg should have passed Validate.
 func New(cfg Config) *Provider {
-	p := &Provider{cfg: cfg, mac: webhook.NewHMACSHA256(cfg.Secret), workflows: map[string]struct{}{}}
+	p := &Provider{cfg: cfg, mac: webhook.NewHMACSHA256(cfg.Secret), workflows: map[string]struct{}{}, signals: webhook.NewChangeSignals(cfg.ChangeSignalsConfig)}
 	for _, w := range cfg.DeploymentWorkflows {
 		if w = strings.TrimSpace(w); w != "" {
 			p.workflows[w] = struct{}{}
@@ -175,6 +192,31 @@ func (p *Provider) verify(req *webhook.Request) error {
 
 // isDeploymentWorkflow reports whether a workflow run belongs to one of the
 // configured deployment workflows.
+// revertTarget turns what a revert pattern captured in repo into the
+// reverted commit, or the ChangeID of the reverted pull request
+// ("#N" is one of repo, "owner/repo#N" one of that repository).
+func revertTarget(repo, captured string) (reverts, change string) {
+	if captured == "" {
+		return "", ""
+	}
+	if webhook.IsSHA(captured) {
+		return strings.ToLower(captured), ""
+	}
+	r, n, ok := webhook.ChangeRef(captured, '#')
+	if !ok {
+		return "", ""
+	}
+	if r == "" {
+		r = repo
+	}
+	return "", changeID(r, n)
+}
+
+// changeID names a pull request as ChangeMerged and RevertsChange do.
+func changeID(repo string, number int64) string {
+	return "github/" + repo + "/pull/" + strconv.FormatInt(number, 10)
+}
+
 func (p *Provider) isDeploymentWorkflow(name, workflowPath string) bool {
 	if len(p.workflows) == 0 {
 		return false

@@ -192,7 +192,7 @@ func TestPullRequestMerged(t *testing.T) {
 	assert.Equal(t, []event.Event{{
 		Kind: event.ChangeMerged, Source: event.SourceGitHub, ID: guid,
 		Time: ts("2026-11-02T09:03:16Z"), Repository: repoName,
-		Revision: "14091a9f2461267ee7e02525b4f1f2923f1c9849",
+		Revision: "14091a9f2461267ee7e02525b4f1f2923f1c9849", ChangeID: "github/acme/api/pull/1287",
 	}}, res.Events)
 
 	t.Run("closed without merging", func(t *testing.T) {

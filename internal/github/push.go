@@ -12,9 +12,10 @@ import (
 // below are kept, and the scratch space is pooled. The result is what
 // encoding/json would have decoded into
 //
-//	{ref, before, deleted, commits[{id, timestamp, added, removed, modified}], repository{full_name}}
+//	{ref, before, deleted, commits[{id, timestamp, message, added, removed, modified}], repository{full_name}}
 //
-// with the same errors (push_test.go checks it against encoding/json).
+// with the same errors (push_test.go checks it against encoding/json);
+// message is read only when revert_patterns is set.
 
 // pushScratch is the decoded push and the space it is decoded in.
 type pushScratch struct {
@@ -86,6 +87,7 @@ func (ps *pushScratch) decode(body []byte) error {
 func (p *Provider) push(d delivery) (webhook.Result, error) {
 	ps := pushScratchPool.Get().(*pushScratch)
 	defer ps.release()
+	ps.commits.Messages = p.signals.ReadsReverts()
 	if err := ps.decode(d.body); err != nil {
 		return webhook.Result{}, err
 	}
@@ -125,7 +127,7 @@ func (p *Provider) push(d delivery) (webhook.Result, error) {
 		if err != nil {
 			return webhook.Result{}, err
 		}
-		res.Events = append(res.Events, event.Event{
+		ev := event.Event{
 			Kind:           event.ChangeCommitted,
 			Source:         event.SourceGitHub,
 			ID:             id,
@@ -134,7 +136,11 @@ func (p *Provider) push(d delivery) (webhook.Result, error) {
 			Revision:       rev,
 			ParentRevision: parent,
 			Paths:          ps.commits.Paths(maxPushFiles, i),
-		})
+		}
+		if msg := commits[i].Message; len(msg) > 0 {
+			ev.Reverts, ev.RevertsChange = revertTarget(repo, p.signals.Reverted(msg))
+		}
+		res.Events = append(res.Events, ev)
 		parent = rev
 	}
 	return res, nil

@@ -24,6 +24,7 @@ type referencePushPayload struct {
 	Commits []struct {
 		ID        string `json:"id"`
 		Timestamp string `json:"timestamp"`
+		Message   string `json:"message"`
 		// The files the commit touched, for monorepo path filters.
 		Added    []string `json:"added"`
 		Removed  []string `json:"removed"`
@@ -34,7 +35,7 @@ type referencePushPayload struct {
 
 // push yields one ChangeCommitted per pushed commit, oldest first, each
 // linked to the one before it; the first is linked to the push's before.
-func referencePush(d delivery) (webhook.Result, error) {
+func referencePush(p *Provider, d delivery) (webhook.Result, error) {
 	var pl referencePushPayload
 	if err := webhook.DecodeJSON(d.body, &pl); err != nil {
 		return webhook.Result{}, err
@@ -72,7 +73,7 @@ func referencePush(d delivery) (webhook.Result, error) {
 		if err != nil {
 			return webhook.Result{}, err
 		}
-		res.Events = append(res.Events, event.Event{
+		ev := event.Event{
 			Kind:           event.ChangeCommitted,
 			Source:         event.SourceGitHub,
 			ID:             d.id + "/" + rev,
@@ -81,7 +82,11 @@ func referencePush(d delivery) (webhook.Result, error) {
 			Revision:       rev,
 			ParentRevision: parent,
 			Paths:          webhook.CommitPaths(maxPushFiles, c.Added, c.Removed, c.Modified),
-		})
+		}
+		if c.Message != "" {
+			ev.Reverts, ev.RevertsChange = revertTarget(repo, p.signals.Reverted([]byte(c.Message)))
+		}
+		res.Events = append(res.Events, ev)
 		parent = rev
 	}
 	return res, nil
@@ -94,8 +99,9 @@ func referencePush(d delivery) (webhook.Result, error) {
 func samePush(t *testing.T, body []byte) {
 	t.Helper()
 	d := delivery{id: guid, body: body}
-	want, wantErr := referencePush(d)
-	got, gotErr := provider().push(d)
+	p := provider()
+	want, wantErr := referencePush(p, d)
+	got, gotErr := p.push(d)
 	if wantErr != nil || gotErr != nil {
 		require.Error(t, gotErr, "the reference refused %q: %v", body, wantErr)
 		require.Error(t, wantErr, "the reference accepted %q", body)
@@ -145,6 +151,13 @@ func TestPushMatchesEncodingJSON(t *testing.T) {
 		`{"ref":"refs/heads/main","repository":{"full_name":"a/b"},"before":"` + upper + `","commits":[{"id":"` + sha + `","timestamp":"2026-11-02T09:00:00Z","added":[1]}]}`,
 		`{"ref":"refs/heads/main","repository":{"full_name":"a/b"},"commits":[{"id":"` + sha + `","timestamp":"2026-11-02T09:00:00Z","removed":{}}],"x":[}`,
 		`{"ref":"refs/tags/v1"}`, `{"ref":"refs/pull/1"}`, `{"ref":"refs/heads/x","commits":[]}`,
+		// Commit messages, read for revert_patterns.
+		`{"ref":"refs/heads/main","repository":{"full_name":"a/b"},"commits":[{"id":"` + sha + `","timestamp":"2026-11-02T09:00:00Z","message":"Revert \"x\"\n\nThis reverts commit ` + upper + `.\n"}]}`,
+		`{"ref":"refs/heads/main","repository":{"full_name":"a/b"},"commits":[{"id":"` + sha + `","timestamp":"2026-11-02T09:00:00Z","message":"\u0054his reverts commit ` + sha + `"}]}`,
+		`{"ref":"refs/heads/main","repository":{"full_name":"a/b"},"commits":[{"id":"` + sha + `","timestamp":"2026-11-02T09:00:00Z","Message":"Revert \"x\"\n\nReverts a/b#12"}]}`,
+		`{"ref":"refs/heads/main","repository":{"full_name":"a/b"},"commits":[{"id":"` + sha + `","timestamp":"2026-11-02T09:00:00Z","message":"This reverts commit ` + sha + `"}],"commits":[{"message":null,"id":"` + sha + `"}]}`,
+		`{"ref":"refs/heads/main","repository":{"full_name":"a/b"},"commits":[{"id":"` + sha + `","timestamp":"2026-11-02T09:00:00Z","message":7}]}`,
+		"{\"ref\":\"refs/heads/main\",\"repository\":{\"full_name\":\"a/b\"},\"commits\":[{\"id\":\"" + sha + "\",\"timestamp\":\"2026-11-02T09:00:00Z\",\"message\":\"\xffThis reverts commit " + sha + "\"}]}",
 		`{"ref":"refs/heads/main","total":1e400,"repository":{"full_name":"a/b"},"commits":[{"id":"` + sha + `","timestamp":"0001-01-01T00:00:00Z"}]}`,
 	}
 	for _, body := range bodies {
@@ -155,6 +168,7 @@ func TestPushMatchesEncodingJSON(t *testing.T) {
 func FuzzPushMatchesEncodingJSON(f *testing.F) {
 	f.Add(fixture(f, "push.json"))
 	f.Add([]byte(`{"ref":"refs/heads/main","repository":{"full_name":"a/b"},"commits":[{"id":"14091a9f2461267ee7e02525b4f1f2923f1c9849","timestamp":"2026-11-02T09:00:00Z","added":["a"],"removed":null,"modified":["a","b"]}]}`))
+	f.Add([]byte(`{"ref":"refs/heads/main","repository":{"full_name":"a/b"},"commits":[{"id":"14091a9f2461267ee7e02525b4f1f2923f1c9849","timestamp":"2026-11-02T09:00:00Z","message":"Revert \"x\"\n\nThis reverts commit 51de2b835bd35a67eb32dbcd3d77d4b96e5aa39d.\n"}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		samePush(t, body)
 	})

@@ -29,16 +29,24 @@ func (p project) name() (string, error) {
 type mergeRequestPayload struct {
 	Project          project `json:"project"`
 	ObjectAttributes struct {
-		IID            int64  `json:"iid"`
-		Action         string `json:"action"`
-		State          string `json:"state"`
-		MergeCommitSHA string `json:"merge_commit_sha"`
-		UpdatedAt      string `json:"updated_at"`
+		IID            int64   `json:"iid"`
+		Action         string  `json:"action"`
+		State          string  `json:"state"`
+		MergeCommitSHA string  `json:"merge_commit_sha"`
+		UpdatedAt      string  `json:"updated_at"`
+		Title          string  `json:"title"`
+		Description    string  `json:"description"`
+		SourceBranch   string  `json:"source_branch"`
+		Labels         []label `json:"labels"`
 	} `json:"object_attributes"`
+	Labels []label `json:"labels"`
 }
 
 // mergeRequest yields ChangeMerged when a merge request is merged. Its
 // payload has no merge time; updated_at is the time of the merge update.
+// A revert merge request (revert_patterns on its title and description)
+// names the change or commit it reverts; a hotfix label or a hotfix source
+// branch makes it a hotfix.
 func (p *Provider) mergeRequest(body []byte) (webhook.Result, error) {
 	var pl mergeRequestPayload
 	if err := webhook.DecodeJSON(body, &pl); err != nil {
@@ -66,14 +74,23 @@ func (p *Provider) mergeRequest(body []byte) (webhook.Result, error) {
 	if err != nil {
 		return webhook.Result{}, err
 	}
-	return one(event.Event{
+	ev := event.Event{
 		Kind:       event.ChangeMerged,
 		Source:     event.SourceGitLab,
 		ID:         fmt.Sprintf("gitlab/%s/merge_requests/%d/merged", repo, mr.IID),
 		Time:       at,
 		Repository: repo,
 		Revision:   rev,
-	}), nil
+		ChangeID:   changeID(repo, mr.IID),
+	}
+	if p.signals.ReadsReverts() {
+		ev.Reverts, ev.RevertsChange = revertTarget(repo, p.signals.Reverted([]byte(mr.Title+"\n\n"+mr.Description)))
+	}
+	ev.Hotfix = p.signals.HotfixBranch(mr.SourceBranch)
+	for _, l := range append(mr.Labels, pl.Labels...) {
+		ev.Hotfix = ev.Hotfix || p.signals.HotfixLabel(l.Title)
+	}
+	return one(ev), nil
 }
 
 type deploymentPayload struct {

@@ -55,7 +55,15 @@ type Config struct {
 	// IncidentLabel makes an issue an incident (issues of type Incident
 	// always are).
 	IncidentLabel string `mapstructure:"incident_label"`
+	// Reverts and hotfixes in pushes and merged merge requests:
+	// revert_patterns, hotfix_labels, hotfix_branches.
+	webhook.ChangeSignalsConfig `mapstructure:",squash"`
 }
+
+// mergeRequestRevertPattern matches what GitLab's Revert button writes
+// into the revert commit's message and the revert merge request's
+// description: "This reverts merge request !N".
+const mergeRequestRevertPattern = `This reverts merge request ((?:[\w./-]+)?![0-9]+)`
 
 // DefaultConfig is the source's configuration when the user sets nothing.
 func DefaultConfig() Config {
@@ -64,6 +72,9 @@ func DefaultConfig() Config {
 		DeploymentStages:    []string{"deploy"},
 		PipelineEnvironment: "production",
 		IncidentLabel:       "incident",
+		ChangeSignalsConfig: webhook.ChangeSignalsConfig{
+			RevertPatterns: []string{webhook.GitRevertPattern, mergeRequestRevertPattern},
+		},
 	}
 }
 
@@ -97,18 +108,22 @@ func (c *Config) Validate() error {
 	if strings.TrimSpace(c.IncidentLabel) == "" {
 		errs = append(errs, errors.New("incident_label: must not be empty"))
 	}
+	if err := c.ChangeSignalsConfig.Check(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
 // Provider implements webhook.Provider for GitLab webhooks.
 type Provider struct {
-	cfg    Config
-	stages map[string]struct{}
+	cfg     Config
+	stages  map[string]struct{}
+	signals webhook.ChangeSignals
 }
 
 // New returns the provider for cfg. cfg should have passed Validate.
 func New(cfg Config) *Provider {
-	p := &Provider{cfg: cfg, stages: map[string]struct{}{}}
+	p := &Provider{cfg: cfg, stages: map[string]struct{}{}, signals: webhook.NewChangeSignals(cfg.ChangeSignalsConfig)}
 	for _, s := range cfg.DeploymentStages {
 		p.stages[strings.TrimSpace(s)] = struct{}{}
 	}
@@ -165,6 +180,7 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 		// Decoded in one pass with the push it may be.
 		ps = pushScratchPool.Get().(*pushScratch)
 		defer ps.release()
+		ps.commits.Messages = p.signals.ReadsReverts()
 		syntaxErr, typeErr := ps.decode(req.Body)
 		switch {
 		case syntaxErr != nil:
@@ -199,6 +215,31 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	default: // issue, work_item
 		return p.issue(req.Body)
 	}
+}
+
+// revertTarget turns what a revert pattern captured in repo into the
+// reverted commit, or the ChangeID of the reverted merge request ("!N" is
+// one of repo, "group/project!N" one of that project).
+func revertTarget(repo, captured string) (reverts, change string) {
+	if captured == "" {
+		return "", ""
+	}
+	if webhook.IsSHA(captured) {
+		return strings.ToLower(captured), ""
+	}
+	r, n, ok := webhook.ChangeRef(captured, '!')
+	if !ok {
+		return "", ""
+	}
+	if r == "" {
+		r = repo
+	}
+	return "", changeID(r, n)
+}
+
+// changeID names a merge request as ChangeMerged and RevertsChange do.
+func changeID(repo string, iid int64) string {
+	return fmt.Sprintf("gitlab/%s/merge_requests/%d", repo, iid)
 }
 
 // deploymentRef reports whether pipelines of ref deploy.

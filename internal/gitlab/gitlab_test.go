@@ -126,6 +126,9 @@ func TestConfigUnmarshal(t *testing.T) {
 		"secret":            "t0ken",
 		"deployment_refs":   []any{"main", "v*"},
 		"deployment_stages": []any{"release"},
+		"revert_patterns":   []any{},
+		"hotfix_labels":     []any{"hotfix"},
+		"hotfix_branches":   []any{"hotfix/*"},
 	}).Unmarshal(&cfg)
 	require.NoError(t, err)
 	assert.Equal(t, "/hooks/gitlab", cfg.Path)
@@ -134,6 +137,9 @@ func TestConfigUnmarshal(t *testing.T) {
 	assert.Equal(t, []string{"release"}, cfg.DeploymentStages)
 	assert.Equal(t, "production", cfg.PipelineEnvironment, "unset keys keep their defaults")
 	assert.Equal(t, "incident", cfg.IncidentLabel)
+	assert.Empty(t, cfg.RevertPatterns, "an empty list turns revert patterns off")
+	assert.Equal(t, []string{"hotfix"}, cfg.HotfixLabels)
+	assert.Equal(t, []string{"hotfix/*"}, cfg.HotfixBranches)
 	assert.NoError(t, cfg.Validate())
 }
 
@@ -204,6 +210,7 @@ func TestMergeRequestMerged(t *testing.T) {
 	assert.Equal(t, []event.Event{{
 		Kind: event.ChangeMerged, Source: event.SourceGitLab, ID: "gitlab/acme/platform/billing/merge_requests/57/merged",
 		Time: ts("2026-11-02T09:03:16Z"), Repository: repoName, Revision: mergeSHA,
+		ChangeID: "gitlab/acme/platform/billing/merge_requests/57",
 	}}, res.Events)
 
 	t.Run("RFC 3339 times, as in the documented example", func(t *testing.T) {

@@ -16,6 +16,8 @@ import (
 //
 //	{object_kind, ref, before, after, commits[...], total_commits_count, project{path_with_namespace}}
 //
+// (commits' message only when revert_patterns is set)
+//
 // with the errors encoding/json gave when the envelope and then the push
 // were decoded one after the other (push_test.go checks it against them).
 
@@ -159,7 +161,7 @@ func (p *Provider) push(ps *pushScratch) (webhook.Result, error) {
 		if err != nil {
 			return webhook.Result{}, err
 		}
-		res.Events = append(res.Events, event.Event{
+		ev := event.Event{
 			Kind:           event.ChangeCommitted,
 			Source:         event.SourceGitLab,
 			ID:             id,
@@ -168,7 +170,11 @@ func (p *Provider) push(ps *pushScratch) (webhook.Result, error) {
 			Revision:       rev,
 			ParentRevision: parent,
 			Paths:          ps.commits.Paths(0, i),
-		})
+		}
+		if msg := commits[i].Message; len(msg) > 0 {
+			ev.Reverts, ev.RevertsChange = revertTarget(repo, p.signals.Reverted(msg))
+		}
+		res.Events = append(res.Events, ev)
 		parent = rev
 	}
 	return res, nil

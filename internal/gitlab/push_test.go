@@ -24,6 +24,7 @@ type referencePushPayload struct {
 	Commits []struct {
 		ID        string `json:"id"`
 		Timestamp string `json:"timestamp"`
+		Message   string `json:"message"`
 		// The files the commit touched, for monorepo path filters.
 		Added    []string `json:"added"`
 		Removed  []string `json:"removed"`
@@ -38,7 +39,7 @@ type referencePushPayload struct {
 // of a push (total_commits_count has the real number): when it left some
 // out, the oldest listed commit's parent is not known, so it is left empty
 // rather than linked to the push's before.
-func referencePush(body []byte) (webhook.Result, error) {
+func referencePush(p *Provider, body []byte) (webhook.Result, error) {
 	var pl referencePushPayload
 	if err := webhook.DecodeJSON(body, &pl); err != nil {
 		return webhook.Result{}, err
@@ -84,7 +85,7 @@ func referencePush(body []byte) (webhook.Result, error) {
 		if err != nil {
 			return webhook.Result{}, err
 		}
-		res.Events = append(res.Events, event.Event{
+		ev := event.Event{
 			Kind:           event.ChangeCommitted,
 			Source:         event.SourceGitLab,
 			ID:             pushKey + rev,
@@ -93,7 +94,11 @@ func referencePush(body []byte) (webhook.Result, error) {
 			Revision:       rev,
 			ParentRevision: parent,
 			Paths:          webhook.CommitPaths(0, c.Added, c.Removed, c.Modified),
-		})
+		}
+		if c.Message != "" {
+			ev.Reverts, ev.RevertsChange = revertTarget(repo, p.signals.Reverted([]byte(c.Message)))
+		}
+		res.Events = append(res.Events, ev)
 		parent = rev
 	}
 	return res, nil
@@ -114,7 +119,7 @@ func referenceParse(p *Provider, hook string, body []byte) (webhook.Result, erro
 	}
 	switch env.ObjectKind {
 	case "push":
-		return referencePush(body)
+		return referencePush(p, body)
 	case "tag_push":
 		return webhook.Result{Ignored: "tag push"}, nil
 	default:
@@ -170,6 +175,11 @@ func TestPushMatchesEncodingJSON(t *testing.T) {
 		`{"object_kind":"push","ref":"refs/heads/main","after":"` + sha + `",` + proj + `,"commits":[{"id":"xyz","timestamp":"2026-11-02T09:00:00Z"}]}`,
 		`{"object_kind":"push","ref":"refs/heads/main","after":"` + sha + `",` + proj + `,"commits":[` + commit + `],"x":[}`,
 		`{"Object_Kind":"push","REF":"refs/heads/main","after":"` + sha + `",` + proj + `,"commits":[` + commit + `]}`,
+		// Commit messages, read for revert_patterns.
+		`{"object_kind":"push","ref":"refs/heads/main","after":"` + sha + `",` + proj + `,"commits":[{"id":"` + sha + `","timestamp":"2026-11-02T09:00:00Z","message":"Revert \"x\"\n\nThis reverts commit ` + upper + `"}]}`,
+		`{"object_kind":"push","ref":"refs/heads/main","after":"` + sha + `",` + proj + `,"commits":[{"id":"` + sha + `","timestamp":"2026-11-02T09:00:00Z","message":"Revert \"x\"\n\nThis reverts merge request !57"}]}`,
+		`{"object_kind":"push","ref":"refs/heads/main","after":"` + sha + `",` + proj + `,"commits":[{"id":"` + sha + `","timestamp":"2026-11-02T09:00:00Z","MESSAGE":"This reverts merge request acme/other!9"},{"id":"` + sha + `","timestamp":"2026-11-02T09:00:00Z","message":null}]}`,
+		`{"object_kind":"push","ref":"refs/heads/main","after":"` + sha + `",` + proj + `,"commits":[{"id":"` + sha + `","timestamp":"2026-11-02T09:00:00Z","message":["x"]}]}`,
 	}
 	for _, hook := range []string{"Push Hook", "System Hook"} {
 		for _, body := range bodies {
@@ -182,6 +192,7 @@ func FuzzPushMatchesEncodingJSON(f *testing.F) {
 	f.Add("Push Hook", fixture(f, "push.json"))
 	f.Add("System Hook", fixture(f, "push.json"))
 	f.Add("System Hook", fixture(f, "merge_request_merged.json"))
+	f.Add("Push Hook", []byte(`{"object_kind":"push","ref":"refs/heads/main","after":"9d6fcbe347704e55e8adb18ed54e7ed7a3aa5204","project":{"path_with_namespace":"a/b"},"commits":[{"id":"9d6fcbe347704e55e8adb18ed54e7ed7a3aa5204","timestamp":"2026-11-02T09:00:00Z","message":"Revert \"x\"\n\nThis reverts merge request !57"}]}`))
 	f.Fuzz(func(t *testing.T, hook string, body []byte) {
 		if hook != "Push Hook" && hook != "System Hook" {
 			return

@@ -22,6 +22,9 @@ import (
 //	merged, opened        when flagged: varint, Unix nanoseconds minus time
 //	reverts               when flagged: uvarint length, bytes
 //	touches               when flagged: uvarint count, then uvarint each
+//
+// commitHotfix has no bytes of its own; snapshots written before it have
+// the bit clear.
 const (
 	commitHasTime = 1 << iota
 	commitHasMerged
@@ -29,6 +32,7 @@ const (
 	commitHasReverts
 	commitPathsKnown
 	commitHasTouches
+	commitHotfix
 )
 
 func appendString(b []byte, s string) []byte {
@@ -58,6 +62,9 @@ func appendCommits(b []byte, commits []engine.CommitState) []byte {
 		}
 		if len(c.Touches) > 0 {
 			flags |= commitHasTouches
+		}
+		if c.Hotfix {
+			flags |= commitHotfix
 		}
 		b = append(b, flags)
 		b = appendString(b, c.Revision)
@@ -170,6 +177,7 @@ func decodeCommits(b []byte, count int) ([]engine.CommitState, error) {
 			c.Reverts = r.string()
 		}
 		c.PathsKnown = flags&commitPathsKnown != 0
+		c.Hotfix = flags&commitHotfix != 0
 		if flags&commitHasTouches != 0 {
 			n := r.uvarint()
 			if n > uint64(len(r.b)) {

@@ -20,6 +20,8 @@ func TestCommitsCodecRoundTrip(t *testing.T) {
 		{Revision: "m1", Merged: at.Add(3 * time.Hour), Opened: at},
 		{Revision: "r1", Time: at.Add(4 * time.Hour), Reverts: "a1", PathsKnown: true, Touches: []int32{0, 2, 70000}},
 		{Revision: "p1", Time: at.Add(5 * time.Hour), PathsKnown: true},
+		// A hotfix merge commit.
+		{Revision: "h1", Merged: at.Add(6 * time.Hour), Hotfix: true},
 		{Revision: "ü-unicode/ß", Time: time.Unix(0, 1).UTC()},
 	}
 	b := appendCommits([]byte("head\n"), commits)

@@ -36,6 +36,7 @@ type eventJSON struct {
 	IncidentID           string    `json:"incident_id,omitempty"`
 	Hotfix               bool      `json:"hotfix,omitempty"`
 	Reverts              string    `json:"reverts,omitempty"`
+	RevertsChange        string    `json:"reverts_change,omitempty"`
 	ChangeID             string    `json:"change_id,omitempty"`
 	Team                 string    `json:"team,omitempty"`
 	TeamFallback         bool      `json:"team_fallback,omitempty"`
@@ -51,7 +52,7 @@ func encodeEvent(ev event.Event) ([]byte, error) {
 		Namespace: ev.Service.Namespace, Name: ev.Service.Name, Environment: ev.Service.Environment,
 		Repository: ev.Repository, DeploymentID: ev.DeploymentID, PreviousDeploymentID: ev.PreviousDeploymentID,
 		Revision: ev.Revision, ParentRevision: ev.ParentRevision, CommitTime: ev.CommitTime, Reason: ev.Reason,
-		IncidentID: ev.IncidentID, Hotfix: ev.Hotfix, Reverts: ev.Reverts, ChangeID: ev.ChangeID,
+		IncidentID: ev.IncidentID, Hotfix: ev.Hotfix, Reverts: ev.Reverts, RevertsChange: ev.RevertsChange, ChangeID: ev.ChangeID,
 		Team: ev.Team, TeamFallback: ev.TeamFallback, Paths: ev.Paths,
 	}})
 }
@@ -74,7 +75,7 @@ func decodeEvent(b []byte) (event.Event, error) {
 		Service:    event.Service{Namespace: e.Namespace, Name: e.Name, Environment: e.Environment},
 		Repository: e.Repository, DeploymentID: e.DeploymentID, PreviousDeploymentID: e.PreviousDeploymentID,
 		Revision: e.Revision, ParentRevision: e.ParentRevision, CommitTime: e.CommitTime, Reason: e.Reason,
-		IncidentID: e.IncidentID, Hotfix: e.Hotfix, Reverts: e.Reverts, ChangeID: e.ChangeID,
+		IncidentID: e.IncidentID, Hotfix: e.Hotfix, Reverts: e.Reverts, RevertsChange: e.RevertsChange, ChangeID: e.ChangeID,
 		Team: e.Team, TeamFallback: e.TeamFallback, Paths: e.Paths,
 	}, nil
 }

@@ -169,7 +169,7 @@ func fullEvent() event.Event {
 		Service:    event.Service{Namespace: "shop", Name: "api", Environment: "production"},
 		Repository: "acme/api", DeploymentID: "d2", PreviousDeploymentID: "d1",
 		Revision: "r2", ParentRevision: "r1", CommitTime: t0.Add(-time.Hour), Reason: "Degraded",
-		IncidentID: "inc-1", Hotfix: true, Reverts: "r0", ChangeID: "github/acme/api/pull/1",
+		IncidentID: "inc-1", Hotfix: true, Reverts: "r0", RevertsChange: "github/acme/api/pull/0", ChangeID: "github/acme/api/pull/1",
 		Team: "payments", TeamFallback: true, Paths: []string{"a.go", "b/c.go"},
 	}
 }

@@ -295,6 +295,68 @@ func (s *JSONScanner) StringBytes(field string) (raw []byte, ok bool) {
 	return raw, true
 }
 
+// AppendString reads a string value as StringBytes does, but a value with
+// escapes is unescaped onto dst instead of into a new allocation (commit
+// messages nearly always have some: their line breaks). It returns dst,
+// grown or not, and the value, which is in dst or in the body.
+func (s *JSONScanner) AppendString(dst []byte, field string) (out, v []byte, ok bool) {
+	if !s.value() {
+		return dst, nil, false
+	}
+	if s.data[s.pos] != '"' {
+		if !s.null() {
+			s.mismatch(field, "string")
+		}
+		return dst, nil, false
+	}
+	start := s.pos
+	raw, escaped, ok := s.scanString()
+	if !ok {
+		return dst, nil, false
+	}
+	if !escaped && utf8.Valid(raw) {
+		return dst, raw, true
+	}
+	from := len(dst)
+	if escaped && utf8.Valid(raw) {
+		// The escapes other than \u map to one byte each; a \u escape
+		// (surrogates, invalid code points) is left to encoding/json.
+		simple := true
+		for i := 0; i < len(raw) && simple; i++ {
+			c := raw[i]
+			if c != '\\' {
+				dst = append(dst, c)
+				continue
+			}
+			i++
+			switch raw[i] {
+			case 'n':
+				dst = append(dst, '\n')
+			case 't':
+				dst = append(dst, '\t')
+			case 'r':
+				dst = append(dst, '\r')
+			case 'b':
+				dst = append(dst, '\b')
+			case 'f':
+				dst = append(dst, '\f')
+			case '"', '\\', '/':
+				dst = append(dst, raw[i])
+			default:
+				simple = false
+			}
+		}
+		if simple {
+			return dst, dst[from:], true
+		}
+		dst = dst[:from]
+	}
+	var str string
+	_ = json.Unmarshal(s.data[start:s.pos], &str) // validated above
+	dst = append(dst, str...)
+	return dst, dst[from:], true
+}
+
 // Bool reads a boolean value; null is false.
 func (s *JSONScanner) Bool(field string) bool {
 	if !s.value() {

@@ -152,3 +152,29 @@ func TestJSONScannerKeysMatchAsEncodingJSON(t *testing.T) {
 		assert.Equal(t, want, got, "key %q", key)
 	}
 }
+
+// TestAppendString: the value AppendString unescapes onto its buffer is
+// what encoding/json decodes, whatever the escapes.
+func TestAppendString(t *testing.T) {
+	values := []string{
+		`"plain"`, `""`, `"Revert \"x\"\n\nThis reverts commit abc.\n"`, `"tab\there\r\b\f\/\\"`,
+		`"\u0054his \u00e9 \ud83d\ude00 \ud800"`, "\"caf\xc3\xa9\"", "\"bad \xff utf-8\"", "\"bad \xff and\\n escape\"",
+	}
+	var buf []byte
+	for _, raw := range values {
+		var want string
+		require.NoError(t, json.Unmarshal([]byte(raw), &want), raw)
+		var s JSONScanner
+		s.Reset([]byte(raw))
+		out, v, ok := s.AppendString(buf, "f")
+		require.True(t, ok, raw)
+		require.NoError(t, s.Err())
+		assert.Equal(t, want, string(v), raw)
+		buf = out
+	}
+	var s JSONScanner
+	s.Reset([]byte(`7`))
+	_, _, ok := s.AppendString(nil, "f")
+	assert.False(t, ok)
+	assert.ErrorContains(t, s.Err(), `field "f": expected string, got JSON number`)
+}

@@ -18,12 +18,18 @@ import (
 type PushCommits struct {
 	List  []PushCommit
 	paths []string
+	// Messages asks Decode for each commit's "message" too (revert
+	// patterns read it); it stays set across Reset.
+	Messages bool
+	// text holds the unescaped messages.
+	text []byte
 }
 
-// PushCommit is one listed commit. ID and Timestamp point into the body
-// (or into a copy when they had escapes) and are valid while it is.
+// PushCommit is one listed commit. ID, Timestamp and Message point into
+// the body (or into a copy when they had escapes) and are valid while it
+// is.
 type PushCommit struct {
-	ID, Timestamp            []byte
+	ID, Timestamp, Message   []byte
 	added, removed, modified pathSpan
 }
 
@@ -35,11 +41,13 @@ type pathSpan struct{ from, to int }
 func (pc *PushCommits) Reset() {
 	clear(pc.paths)
 	clear(pc.List)
-	pc.List, pc.paths = pc.List[:0], pc.paths[:0]
+	pc.List, pc.paths, pc.text = pc.List[:0], pc.paths[:0], pc.text[:0]
 }
 
 // Large reports whether pc grew too large to be worth keeping in a pool.
-func (pc *PushCommits) Large() bool { return cap(pc.List) > 256 || cap(pc.paths) > 4096 }
+func (pc *PushCommits) Large() bool {
+	return cap(pc.List) > 256 || cap(pc.paths) > 4096 || cap(pc.text) > 1<<20
+}
 
 // Decode reads the "commits" value at the scanner's position.
 func (pc *PushCommits) Decode(s *JSONScanner) {
@@ -68,6 +76,12 @@ func (pc *PushCommits) Decode(s *JSONScanner) {
 			case s.KeyIs("timestamp"):
 				if v, ok := s.StringBytes("commits.timestamp"); ok {
 					c.Timestamp = v
+				}
+			case pc.Messages && s.KeyIs("message"):
+				var v []byte
+				var ok bool
+				if pc.text, v, ok = s.AppendString(pc.text, "commits.message"); ok {
+					c.Message = v
 				}
 			case s.KeyIs("added"):
 				c.added = pc.decodePaths(s, "commits.added")
