@@ -15,14 +15,19 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/metadata"
 	"github.com/otelcol-dora/dorareceiver/internal/persist"
 	"github.com/otelcol-dora/dorareceiver/internal/persist/persisttest"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
@@ -240,4 +245,76 @@ func TestPoisonEventsSetAsideAtStart(t *testing.T) {
 	restored := logs.FilterMessage("DORA state restored from storage").All()
 	require.Len(t, restored, 1)
 	assert.EqualValues(t, 3, restored[0].ContextMap()["events_set_aside"])
+}
+
+// TestRefusalsCountedAndLogged: each refused delivery is counted by
+// source and reason in the receiver's own telemetry, and its log line
+// carries the client's address.
+func TestRefusalsCountedAndLogged(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	reader := sdkmetric.NewManualReader()
+	set := receivertest.NewNopSettings(metadata.Type)
+	set.Logger = zap.New(core)
+	set.TelemetrySettings.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	cfg := createDefaultConfig()
+	wc := cfg.Webhooks.GetOrInsertDefault()
+	wc.ServerConfig.NetAddr.Endpoint = freeEndpoint(t)
+	wc.Generic.GetOrInsertDefault().Secret = testSecret
+	require.NoError(t, cfg.Validate())
+	rcv, err := NewFactory().CreateMetrics(context.Background(), set, cfg, &flakyConsumer{})
+	require.NoError(t, err)
+	require.NoError(t, rcv.Start(context.Background(), componenttest.NewNopHost()))
+	defer func() { require.NoError(t, rcv.Shutdown(context.Background())) }()
+
+	url := "http://" + wc.ServerConfig.NetAddr.Endpoint + "/events"
+	long := fmt.Appendf(nil, `{"type":"deployment","id":"d1","time":%q,"service":%q,"namespace":"shop","environment":"production","status":"success","deployment_id":"d1"}`,
+		time.Now().UTC().Format(time.RFC3339), strings.Repeat("a", 300))
+	for range 2 {
+		r := post(t, url, "application/json", long, true)
+		require.Equal(t, http.StatusBadRequest, r.status, r.body)
+		require.Equal(t, "service", r.body["field"], r.body)
+	}
+	require.Equal(t, http.StatusUnauthorized, post(t, url, "application/json", long, false).status)
+
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(context.Background(), &rm))
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != metricRefused {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				src, _ := dp.Attributes.Value("source")
+				reason, _ := dp.Attributes.Value("reason")
+				got[src.AsString()+"/"+reason.AsString()] = dp.Value
+			}
+		}
+	}
+	assert.Equal(t, map[string]int64{"generic/value_too_long": 2, "generic/unauthorized": 1}, got)
+
+	refused := logs.FilterMessage("Webhook delivery refused").All()
+	require.Len(t, refused, 3)
+	for _, e := range refused {
+		assert.Contains(t, e.ContextMap()["client"], "127.0.0.1:")
+	}
+}
+
+// TestStartWarnings: a short secret, a disabled timeout and the otlp path
+// without auth are each named at start; the defaults with a long secret
+// draw none.
+func TestStartWarnings(t *testing.T) {
+	wc := defaultWebhooksConfig()
+	wc.Generic.GetOrInsertDefault().Secret = "0123456789abcdef" // 16 bytes
+	assert.Empty(t, startWarnings(&wc))
+
+	wc.Generic.Get().Secret = "0123456789abcde" // 15
+	wc.Flux.GetOrInsertDefault().Secret = "x"
+	wc.ServerConfig.ReadHeaderTimeout = 0
+	wc.Spans.GetOrInsertDefault()
+	var keys []string
+	for _, w := range startWarnings(&wc) {
+		keys = append(keys, w.key)
+	}
+	assert.ElementsMatch(t, []string{"flux::secret", "generic::secret", "otlp", "read_header_timeout"}, keys)
 }
