@@ -52,11 +52,12 @@ type doraReceiver struct {
 	nextTraces consumer.Traces
 	nextLogs   consumer.Logs
 
-	obsEmit   *receiverhelper.ObsReport
-	obsHTTP   *receiverhelper.ObsReport
-	telemetry *telemetry
-	logger    *zap.Logger
-	services  serviceMap
+	obsEmit  *receiverhelper.ObsReport
+	obsHTTP  *receiverhelper.ObsReport
+	logger   *zap.Logger
+	services serviceMap
+	// tel is the receiver's own telemetry (telemetry.go).
+	tel *telemetry
 
 	// mu serializes the engine and the emitter, which are not safe for
 	// concurrent use; sources call in from their own goroutines.
@@ -148,19 +149,19 @@ func newDoraReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) 
 		return nil, err
 	}
 	return &doraReceiver{
-		telemetry: tel,
-		cfg:       cfg,
-		settings:  set,
-		next:      next,
-		obsEmit:   obsEmit,
-		obsHTTP:   obsHTTP,
-		logger:    set.Logger,
-		services:  newServiceMap(cfg.Services, cfg.Teams),
-		emitter:   emitter.New(cfg.MetricsBuilderConfig, set),
-		changed:   make(chan struct{}, 1),
-		flushCh:   make(chan struct{}),
-		touched:   map[event.Service]struct{}{},
-		fullNext:  true,
+		cfg:      cfg,
+		settings: set,
+		next:     next,
+		obsEmit:  obsEmit,
+		obsHTTP:  obsHTTP,
+		tel:      tel,
+		logger:   set.Logger,
+		services: newServiceMap(cfg.Services, cfg.Teams),
+		emitter:  emitter.New(cfg.MetricsBuilderConfig, set),
+		changed:  make(chan struct{}, 1),
+		flushCh:  make(chan struct{}),
+		touched:  map[event.Service]struct{}{},
+		fullNext: true,
 	}, nil
 }
 
@@ -333,7 +334,7 @@ func (r *doraReceiver) startServer(ctx context.Context, host component.Host, wc 
 		Health:      r.health,
 		ReadyPath:   wc.ReadyPath,
 		Ready:       r.notReady,
-		Refused:     r.telemetry.refusedDelivery,
+		Refused:     r.tel.refusedDelivery,
 	})
 	ln, err := wc.ServerConfig.ToListener(ctx)
 	if err != nil {

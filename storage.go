@@ -79,7 +79,7 @@ func (r *doraReceiver) restore(ctx context.Context, host component.Host) error {
 		r.logger.Error("A logged event could not be replayed and was set aside; the receiver starts without it. It is kept in the storage for inspection.",
 			zap.Stringer("storage", id), zap.Uint64("event", sa.Seq), zap.String("key", sa.Key), zap.Error(sa.Err))
 	}
-	r.telemetry.setAside(ctx, len(setAside))
+	r.tel.setAside(ctx, len(setAside))
 	r.logger.Info("DORA state restored from storage",
 		zap.Stringer("storage", id),
 		zap.Bool("snapshot", snap != nil),
