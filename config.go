@@ -89,6 +89,9 @@ type Config struct {
 	// means a shorter replay at start and more writing.
 	SnapshotEvery int `mapstructure:"snapshot_every"`
 
+	// Limits bound what one delivery can carry (bounds.go).
+	Limits LimitsConfig `mapstructure:"limits"`
+
 	metadata.MetricsBuilderConfig `mapstructure:",squash"`
 
 	// prevent unkeyed literal initialization
@@ -168,6 +171,7 @@ func createDefaultConfig() *Config {
 		PerformanceLevels:      defaultPerformanceLevels(),
 		Explain:                ExplainConfig{Traces: true, Logs: true},
 		SnapshotEvery:          1000,
+		Limits:                 defaultLimitsConfig(),
 		MetricsBuilderConfig:   metadata.DefaultMetricsBuilderConfig(),
 	}
 }
@@ -238,6 +242,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.SnapshotEvery <= 0 {
 		errs = append(errs, fmt.Errorf("snapshot_every: must be positive, got %d", cfg.SnapshotEvery))
+	}
+	if err := cfg.Limits.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -56,6 +56,8 @@ type doraReceiver struct {
 	obsHTTP  *receiverhelper.ObsReport
 	logger   *zap.Logger
 	services serviceMap
+	// tel is the receiver's own telemetry (telemetry.go).
+	tel *telemetry
 
 	// mu serializes the engine and the emitter, which are not safe for
 	// concurrent use; sources call in from their own goroutines.
@@ -142,12 +144,17 @@ func newDoraReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) 
 	if err != nil {
 		return nil, err
 	}
+	tel, err := newTelemetry(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
 	return &doraReceiver{
 		cfg:      cfg,
 		settings: set,
 		next:     next,
 		obsEmit:  obsEmit,
 		obsHTTP:  obsHTTP,
+		tel:      tel,
 		logger:   set.Logger,
 		services: newServiceMap(cfg.Services, cfg.Teams),
 		emitter:  emitter.New(cfg.MetricsBuilderConfig, set),
@@ -314,6 +321,9 @@ func (r *doraReceiver) startServer(ctx context.Context, host component.Host, wc 
 				zap.String("source", p.Name()), zap.String("path", s.path))
 		}
 	}
+	for _, w := range startWarnings(wc) {
+		r.logger.Warn("Webhook server setting weakens it against abuse", zap.String("key", "webhooks::"+w.key), zap.String("problem", w.msg))
+	}
 	handler := webhook.NewHandler(webhook.Options{
 		Routes:      routes,
 		Sink:        r.ingest,
@@ -324,6 +334,7 @@ func (r *doraReceiver) startServer(ctx context.Context, host component.Host, wc 
 		Health:      r.health,
 		ReadyPath:   wc.ReadyPath,
 		Ready:       r.notReady,
+		Refused:     r.tel.refusedDelivery,
 	})
 	ln, err := wc.ServerConfig.ToListener(ctx)
 	if err != nil {
@@ -375,6 +386,9 @@ func (r *doraReceiver) Shutdown(ctx context.Context) error {
 // been handed to the pipeline, so the sender hears 503 when the pipeline
 // refuses (and retries; the redelivery is then recognized by its id).
 func (r *doraReceiver) ingest(ctx context.Context, _ string, events []event.Event) (webhook.SinkResult, error) {
+	if err := r.cfg.Limits.checkCount(len(events)); err != nil {
+		return webhook.SinkResult{}, err
+	}
 	res, seq, err := r.applyAll(ctx, "", events)
 	if err != nil || seq == 0 {
 		return res, err
@@ -388,10 +402,11 @@ func (r *doraReceiver) ingest(ctx context.Context, _ string, events []event.Even
 // none is (ErrStorageUnavailable). It returns the change number to wait
 // for, or 0 when no metric changed.
 func (r *doraReceiver) applyAll(ctx context.Context, _ string, events []event.Event) (webhook.SinkResult, uint64, error) {
+	now := time.Now()
 	for i := range events {
 		r.services.resolve(&events[i])
-		if err := engine.Validate(events[i]); err != nil {
-			return webhook.SinkResult{}, 0, fmt.Errorf("%w: event %d: %v", webhook.ErrInvalidEvent, i, err)
+		if err := r.checkEvent(&events[i], now); err != nil {
+			return webhook.SinkResult{}, 0, fmt.Errorf("%w: event %d: %w", webhook.ErrInvalidEvent, i, err)
 		}
 	}
 	var res webhook.SinkResult

@@ -49,15 +49,24 @@ func (r *doraReceiver) restore(ctx context.Context, host component.Host) error {
 	}
 	began := time.Now()
 	store := persist.New(client)
-	snap, events, last, err := store.Load(ctx)
+	// Each logged event passes the check a delivery's events pass; one
+	// that fails (logged by an older build, or written by hand) is set
+	// aside instead of failing the start: a start that fails on it would
+	// fail again on every restart.
+	now := time.Now()
+	snap, events, last, setAside, err := store.LoadChecked(ctx, func(ev event.Event) error { return r.checkEvent(&ev, now) })
 	if err == nil && snap != nil {
 		err = r.engine.Import(*snap)
 	}
 	if err == nil {
-		for i, ev := range events {
-			if _, aerr := r.engine.Apply(ev); aerr != nil {
-				err = fmt.Errorf("replaying logged event %d of %d (%s %s): %w", i+1, len(events), ev.Source, ev.ID, aerr)
-				break
+		for _, l := range events {
+			if aerr := r.replay(l.Event); aerr != nil {
+				sa, serr := store.SetAsideLogged(ctx, l.Seq, aerr)
+				if serr != nil {
+					err = fmt.Errorf("replaying logged event %d (%s %s): %w; setting it aside failed: %w", l.Seq, l.Event.Source, l.Event.ID, aerr, serr)
+					break
+				}
+				setAside = append(setAside, sa)
 			}
 		}
 	}
@@ -66,20 +75,38 @@ func (r *doraReceiver) restore(ctx context.Context, host component.Host) error {
 		return fmt.Errorf("storage: loading the state saved in %q: %w", id, err)
 	}
 	r.store, r.storageClient = store, client
+	for _, sa := range setAside {
+		r.logger.Error("A logged event could not be replayed and was set aside; the receiver starts without it. It is kept in the storage for inspection.",
+			zap.Stringer("storage", id), zap.Uint64("event", sa.Seq), zap.String("key", sa.Key), zap.Error(sa.Err))
+	}
+	r.tel.setAside(ctx, len(setAside))
 	r.logger.Info("DORA state restored from storage",
 		zap.Stringer("storage", id),
 		zap.Bool("snapshot", snap != nil),
 		zap.Int("events_replayed", len(events)),
+		zap.Int("events_set_aside", len(setAside)),
 		zap.Uint64("last_event", last),
 		zap.Time("counters_start", r.engine.StartTime()),
 		zap.Duration("took", time.Since(began)))
-	if len(events) > 0 {
-		// Start with a short log.
+	if len(events) > 0 || len(setAside) > 0 {
+		// Start with a short log, without the events set aside.
 		r.mu.Lock()
 		r.snapshotLocked(ctx)
 		r.mu.Unlock()
 	}
 	return nil
+}
+
+// replay applies a logged event, turning a panic of the engine into an
+// error: the event is set aside rather than crashing every start.
+func (r *doraReceiver) replay(ev event.Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("the engine panicked applying it: %v", p)
+		}
+	}()
+	_, err = r.engine.Apply(ev)
+	return err
 }
 
 // logEvents makes the events of a delivery that the engine has not seen

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/configopaque"
 	"go.opentelemetry.io/collector/config/configoptional"
 
 	"github.com/otelcol-dora/dorareceiver/internal/alertmanager"
@@ -89,42 +90,45 @@ type webhookSource struct {
 	path string
 	// insecure is set when the source accepts unverified deliveries.
 	insecure bool
+	// secret is the source's secret or token, empty for none (its
+	// length is checked at start: startWarnings).
+	secret   configopaque.String
 	provider webhook.Provider
 }
 
 // sources lists the enabled sources in a fixed order.
 func (c *WebhooksConfig) sources() []webhookSource {
 	var out []webhookSource
-	add := func(key, path string, insecure bool, p webhook.Provider) {
-		out = append(out, webhookSource{key: key, path: path, insecure: insecure, provider: p})
+	add := func(key, path string, insecure bool, p webhook.Provider, secret configopaque.String) {
+		out = append(out, webhookSource{key: key, path: path, insecure: insecure, secret: secret, provider: p})
 	}
 	if cfg := c.GitHub.Get(); cfg != nil {
-		add("github", cfg.Path, unverified(cfg.SecretConfig), github.New(*cfg))
+		add("github", cfg.Path, unverified(cfg.SecretConfig), github.New(*cfg), cfg.Secret)
 	}
 	if cfg := c.GitLab.Get(); cfg != nil {
-		add("gitlab", cfg.Path, unverified(cfg.SecretConfig), gitlab.New(*cfg))
+		add("gitlab", cfg.Path, unverified(cfg.SecretConfig), gitlab.New(*cfg), cfg.Secret)
 	}
 	if cfg := c.ArgoCD.Get(); cfg != nil {
-		add("argocd", cfg.Path, cfg.InsecureSkipVerify && cfg.Token == "", argocd.New(*cfg))
+		add("argocd", cfg.Path, cfg.InsecureSkipVerify && cfg.Token == "", argocd.New(*cfg), cfg.Token)
 	}
 	if cfg := c.Flux.Get(); cfg != nil {
-		add("flux", cfg.Path, unverified(cfg.SecretConfig), flux.New(*cfg))
+		add("flux", cfg.Path, unverified(cfg.SecretConfig), flux.New(*cfg), cfg.Secret)
 	}
 	if cfg := c.Alertmanager.Get(); cfg != nil {
-		add("alertmanager", cfg.Path, cfg.InsecureSkipVerify && cfg.Token == "", alertmanager.New(*cfg))
+		add("alertmanager", cfg.Path, cfg.InsecureSkipVerify && cfg.Token == "", alertmanager.New(*cfg), cfg.Token)
 	}
 	if cfg := c.PagerDuty.Get(); cfg != nil {
-		add("pagerduty", cfg.Path, unverified(cfg.SecretConfig), pagerduty.New(*cfg))
+		add("pagerduty", cfg.Path, unverified(cfg.SecretConfig), pagerduty.New(*cfg), cfg.Secret)
 	}
 	if cfg := c.CDEvents.Get(); cfg != nil {
-		add("cdevents", cfg.Path, cfg.InsecureSkipVerify && cfg.Token == "", cdevents.New(*cfg))
+		add("cdevents", cfg.Path, cfg.InsecureSkipVerify && cfg.Token == "", cdevents.New(*cfg), cfg.Token)
 	}
 	if cfg := c.Generic.Get(); cfg != nil {
-		add("generic", cfg.Path, unverified(cfg.SecretConfig), generic.New(*cfg))
+		add("generic", cfg.Path, unverified(cfg.SecretConfig), generic.New(*cfg), cfg.Secret)
 	}
 	if cfg := c.Spans.Get(); cfg != nil {
 		// OTLP carries no signature; protect it with the server's auth.
-		add("otlp", cfg.Path, false, cicdspans.New(*cfg))
+		add("otlp", cfg.Path, false, cicdspans.New(*cfg), "")
 	}
 	return out
 }

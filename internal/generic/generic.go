@@ -26,6 +26,10 @@ const SignatureHeader = "X-Signature-256"
 // TimestampHeader is when the sender signed the delivery, in Unix seconds.
 const TimestampHeader = "X-Dora-Timestamp"
 
+// maxUnixSeconds (year 5138) is past any timestamp in seconds a sender
+// writes; milliseconds since 1970 passed it in 1973.
+const maxUnixSeconds = 100_000_000_000
+
 // Config configures the generic source.
 type Config struct {
 	Path                 string `mapstructure:"path"`
@@ -155,6 +159,11 @@ func (p *Provider) verify(req *webhook.Request) error {
 	secs, err := strconv.ParseInt(stamp, 10, 64)
 	if err != nil {
 		return webhook.BadRequest("%s: %q is not a Unix time in seconds", TimestampHeader, stamp)
+	}
+	if secs >= maxUnixSeconds || secs <= -maxUnixSeconds {
+		// Refused whatever max_age: a sender that writes milliseconds
+		// would otherwise go on without replay protection.
+		return webhook.BadRequest("%s: %d looks like milliseconds (or finer), not Unix seconds: as seconds it is past the year 5000; send the Unix time in seconds", TimestampHeader, secs)
 	}
 	return webhook.CheckAge(TimestampHeader, time.Unix(secs, 0).UTC(), req.Received, p.cfg.MaxAge)
 }

@@ -196,7 +196,10 @@ func parseCommitTime(v string) (time.Time, bool) {
 	if t, err := time.Parse(time.RFC3339, v); err == nil {
 		return t, true
 	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
+	// Past 1e11 (year 5138) it is milliseconds or finer, not seconds: the
+	// commit time is unknown rather than far in the future (which the
+	// receiver refuses, with the deployment).
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 && n < 100_000_000_000 {
 		return time.Unix(n, 0).UTC(), true
 	}
 	if t, err := time.Parse("Mon Jan 2 15:04:05 2006 -0700", v); err == nil {

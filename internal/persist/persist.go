@@ -23,6 +23,8 @@
 //	                                then a newline and the N commits in binary (commits.go);
 //	                                version 1 was {"version":1,"seq":S,"state":{engine.State}}
 //	v1/events/<seq, 20 digits>      {"version":1,"event":{...}}, for S < seq <= v1/seq
+//	v1/set-aside/<seq, 20 digits>   {"version":1,"error":"...","value":"<the logged event's value>"}:
+//	                                an event of the log that replay could not use (LoadChecked)
 //	v1/k8s/meta                     {"version":1,"since":...,"deployments":["ns/name",...]}
 //	v1/k8s/deployments/<ns>/<name>  {"version":1,...}: one tracked Deployment
 //
@@ -34,10 +36,12 @@ package persist
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -56,7 +60,12 @@ const (
 	KeySeq       = "v1/seq"
 	KeySnapshot  = "v1/snapshot"
 	eventsPrefix = "v1/events/"
+	// SetAsidePrefix starts the keys of the events set aside at load.
+	SetAsidePrefix = "v1/set-aside/"
 )
+
+// SetAsideKey is the key an event set aside at load is kept under.
+func SetAsideKey(seq uint64) string { return fmt.Sprintf("%s%020d", SetAsidePrefix, seq) }
 
 // EventKey is the key of the event with sequence number seq.
 func EventKey(seq uint64) string { return fmt.Sprintf("%s%020d", eventsPrefix, seq) }
@@ -164,48 +173,131 @@ func checkVersion(what string, v, known int) error {
 // none was taken) and the events logged after it, oldest first, to apply
 // in order; lastSeq is the sequence number of the last one.
 func (s *Store) Load(ctx context.Context) (snapshot *engine.State, events []event.Event, lastSeq uint64, err error) {
+	snapshot, logged, lastSeq, _, err := s.LoadChecked(ctx, nil)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	events = make([]event.Event, len(logged))
+	for i, l := range logged {
+		events[i] = l.Event
+	}
+	return snapshot, events, lastSeq, nil
+}
+
+// Logged is an event of the log and its sequence number.
+type Logged struct {
+	Seq   uint64
+	Event event.Event
+}
+
+// SetAside is an event of the log that load or replay could not use: it
+// is kept under Key for inspection, out of the replay.
+type SetAside struct {
+	Seq uint64
+	Key string
+	Err error
+}
+
+// setAsideJSON is the value of a set-aside key.
+type setAsideJSON struct {
+	Version int    `json:"version"`
+	Error   string `json:"error"`
+	Value   string `json:"value"`
+}
+
+// LoadChecked is Load that does not fail for a logged event it cannot use:
+// one that does not decode (other than a newer version, which fails as in
+// Load: a newer build can use it), or that check refuses, is copied under
+// SetAsideKey with the reason, left out of events and listed in setAside.
+// One bad event must not keep the receiver from starting. The events
+// stay in the log until the next snapshot removes them with the others.
+func (s *Store) LoadChecked(ctx context.Context, check func(event.Event) error) (snapshot *engine.State, events []Logged, lastSeq uint64, setAside []SetAside, err error) {
+	snapshot, events, lastSeq, raw, err := s.load(ctx, check)
+	if err != nil {
+		return nil, nil, 0, nil, err
+	}
+	for seq, reason := range raw {
+		if err := s.putSetAside(ctx, seq, reason.value, reason.err); err != nil {
+			return nil, nil, 0, nil, err
+		}
+		setAside = append(setAside, SetAside{Seq: seq, Key: SetAsideKey(seq), Err: reason.err})
+	}
+	slices.SortFunc(setAside, func(a, b SetAside) int { return cmp.Compare(a.Seq, b.Seq) })
+	return snapshot, events, lastSeq, setAside, nil
+}
+
+// SetAsideLogged copies the logged event seq under SetAsideKey with err,
+// for an event that failed when it was replayed.
+func (s *Store) SetAsideLogged(ctx context.Context, seq uint64, reason error) (SetAside, error) {
+	value, err := s.client.Get(ctx, EventKey(seq))
+	if err != nil {
+		return SetAside{}, fmt.Errorf("reading %s: %w", EventKey(seq), err)
+	}
+	if err := s.putSetAside(ctx, seq, value, reason); err != nil {
+		return SetAside{}, err
+	}
+	return SetAside{Seq: seq, Key: SetAsideKey(seq), Err: reason}, nil
+}
+
+func (s *Store) putSetAside(ctx context.Context, seq uint64, value []byte, reason error) error {
+	b, err := json.Marshal(setAsideJSON{Version: 1, Error: reason.Error(), Value: string(value)})
+	if err != nil {
+		return err
+	}
+	if err := s.client.Set(ctx, SetAsideKey(seq), b); err != nil {
+		return fmt.Errorf("setting aside %s: %w", EventKey(seq), err)
+	}
+	return nil
+}
+
+type rejected struct {
+	value []byte
+	err   error
+}
+
+func (s *Store) load(ctx context.Context, check func(event.Event) error) (snapshot *engine.State, events []Logged, lastSeq uint64, bad map[uint64]rejected, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	format, err := s.client.Get(ctx, KeyFormat)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("reading %s: %w", KeyFormat, err)
+		return nil, nil, 0, nil, fmt.Errorf("reading %s: %w", KeyFormat, err)
 	}
 	if format != nil {
 		var f formatJSON
 		if err := json.Unmarshal(format, &f); err != nil {
-			return nil, nil, 0, fmt.Errorf("reading %s: %w", KeyFormat, err)
+			return nil, nil, 0, nil, fmt.Errorf("reading %s: %w", KeyFormat, err)
 		}
 		if err := checkVersion("the storage layout", f.Version, FormatVersion); err != nil {
-			return nil, nil, 0, err
+			return nil, nil, 0, nil, err
 		}
 		s.formatSaved = f.Version == FormatVersion
 	}
 
 	seqOp, snapOp := storage.GetOperation(KeySeq), storage.GetOperation(KeySnapshot)
 	if err := s.client.Batch(ctx, seqOp, snapOp); err != nil {
-		return nil, nil, 0, fmt.Errorf("reading the event log: %w", err)
+		return nil, nil, 0, nil, fmt.Errorf("reading the event log: %w", err)
 	}
 	var seq, snapSeq uint64
 	if seqOp.Value != nil {
 		if seq, err = strconv.ParseUint(string(seqOp.Value), 10, 64); err != nil {
-			return nil, nil, 0, fmt.Errorf("reading %s: %w", KeySeq, err)
+			return nil, nil, 0, nil, fmt.Errorf("reading %s: %w", KeySeq, err)
 		}
 	}
 	if snapOp.Value != nil {
 		sj, err := decodeSnapshot(snapOp.Value)
 		if errors.Is(err, ErrNewerVersion) {
-			return nil, nil, 0, err
+			return nil, nil, 0, nil, err
 		}
 		if err != nil {
-			return nil, nil, 0, fmt.Errorf("reading %s: %w", KeySnapshot, err)
+			return nil, nil, 0, nil, fmt.Errorf("reading %s: %w", KeySnapshot, err)
 		}
 		if err := checkVersion("the engine state in "+KeySnapshot, sj.State.Version, engine.StateVersion); err != nil {
-			return nil, nil, 0, err
+			return nil, nil, 0, nil, err
 		}
 		snapshot, snapSeq = &sj.State, sj.Seq
 	}
 	if snapSeq > seq {
-		return nil, nil, 0, fmt.Errorf("%s covers event %d, after the last one logged (%s = %d)", KeySnapshot, snapSeq, KeySeq, seq)
+		return nil, nil, 0, nil, fmt.Errorf("%s covers event %d, after the last one logged (%s = %d)", KeySnapshot, snapSeq, KeySeq, seq)
 	}
 
 	for from := snapSeq + 1; from <= seq; from += getBatch {
@@ -215,21 +307,32 @@ func (s *Store) Load(ctx context.Context) (snapshot *engine.State, events []even
 			ops = append(ops, storage.GetOperation(EventKey(q)))
 		}
 		if err := s.client.Batch(ctx, ops...); err != nil {
-			return nil, nil, 0, fmt.Errorf("reading the event log: %w", err)
+			return nil, nil, 0, nil, fmt.Errorf("reading the event log: %w", err)
 		}
-		for _, op := range ops {
+		for k, op := range ops {
+			q := from + uint64(k)
 			if op.Value == nil {
-				return nil, nil, 0, fmt.Errorf("the event log lacks %s (the log runs from %d to %d)", op.Key, snapSeq+1, seq)
+				return nil, nil, 0, nil, fmt.Errorf("the event log lacks %s (the log runs from %d to %d)", op.Key, snapSeq+1, seq)
 			}
 			ev, err := decodeEvent(op.Value)
-			if err != nil {
-				return nil, nil, 0, fmt.Errorf("reading %s: %w", op.Key, err)
+			if errors.Is(err, ErrNewerVersion) || (err != nil && check == nil) {
+				return nil, nil, 0, nil, fmt.Errorf("reading %s: %w", op.Key, err)
 			}
-			events = append(events, ev)
+			if err == nil && check != nil {
+				err = check(ev)
+			}
+			if err != nil {
+				if bad == nil {
+					bad = map[uint64]rejected{}
+				}
+				bad[q] = rejected{value: op.Value, err: err}
+				continue
+			}
+			events = append(events, Logged{Seq: q, Event: ev})
 		}
 	}
 	s.seq, s.snapSeq, s.loaded = seq, snapSeq, true
-	return snapshot, events, seq, nil
+	return snapshot, events, seq, bad, nil
 }
 
 // formatOp returns the operation that records the layout version, the

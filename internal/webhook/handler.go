@@ -37,6 +37,7 @@ type Handler struct {
 	health      func() any
 	readyPath   string
 	ready       func() *NotReady
+	refused     func(ctx context.Context, source, reason string)
 	now         func() time.Time
 }
 
@@ -68,7 +69,10 @@ type Options struct {
 	ReadyPath string
 	// Ready, when set and not nil, refuses every delivery.
 	Ready func() *NotReady
-	Now   func() time.Time
+	// Refused, when set, is called for every delivery refused with a 4xx,
+	// with the source and a reason (refusalReason).
+	Refused func(ctx context.Context, source, reason string)
+	Now     func() time.Time
 }
 
 // NewHandler returns the HTTP handler for opts.
@@ -83,6 +87,7 @@ func NewHandler(opts Options) *Handler {
 		health:      opts.Health,
 		readyPath:   opts.ReadyPath,
 		ready:       opts.Ready,
+		refused:     opts.Refused,
 		now:         opts.Now,
 	}
 	for _, r := range opts.Routes {
@@ -106,6 +111,8 @@ type response struct {
 	Duplicates int    `json:"duplicates,omitempty"`
 	Ignored    string `json:"ignored,omitempty"`
 	Error      string `json:"error,omitempty"`
+	// Field names the event field that made the delivery invalid.
+	Field string `json:"field,omitempty"`
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -145,7 +152,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d := deliveryPool.Get().(*delivery)
 	defer d.release()
 	req, sres, err := h.process(ctx, p, r, d)
-	h.finish(ctx, w, r.Header, p, req, sres, err, d)
+	h.finish(ctx, w, r, p, req, sres, err, d)
 }
 
 // delivery is the per-request space the handler reuses across deliveries:
@@ -258,7 +265,12 @@ func failure(w http.ResponseWriter, err error) (int, response) {
 		w.Header().Set("Retry-After", "5")
 		return http.StatusServiceUnavailable, response{Status: "error", Error: err.Error() + "; retry later"}
 	case errors.Is(err, ErrInvalidEvent):
-		return http.StatusBadRequest, response{Status: "error", Error: err.Error()}
+		var f interface{ FieldName() string }
+		field := ""
+		if errors.As(err, &f) {
+			field = f.FieldName()
+		}
+		return http.StatusBadRequest, response{Status: "error", Error: err.Error(), Field: field}
 	case errors.As(err, &herr):
 		return herr.Status, response{Status: "error", Error: herr.Message}
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
@@ -270,7 +282,7 @@ func failure(w http.ResponseWriter, err error) (int, response) {
 
 // finish answers the delivery and always ends the telemetry operation, so
 // every outcome is counted once, whichever way it ended.
-func (h *Handler) finish(ctx context.Context, w http.ResponseWriter, header http.Header, p Provider, req *Request, sres SinkResult, err error, d *delivery) {
+func (h *Handler) finish(ctx context.Context, w http.ResponseWriter, r *http.Request, p Provider, req *Request, sres SinkResult, err error, d *delivery) {
 	status := http.StatusOK
 	body := response{Status: "accepted", Accepted: sres.Accepted, Duplicates: sres.Duplicates}
 	if err != nil {
@@ -283,6 +295,9 @@ func (h *Handler) finish(ctx context.Context, w http.ResponseWriter, header http
 			opErr = errors.New(body.Error)
 		}
 		h.obsrecv.EndMetricsOp(ctx, p.Name(), sres.Accepted, opErr)
+	}
+	if h.refused != nil && status >= 400 && status < 500 {
+		h.refused(ctx, p.Name(), refusalReason(status, err))
 	}
 	// Fields are built only for a level that is logged: accepted
 	// deliveries log at debug, usually off.
@@ -302,7 +317,9 @@ func (h *Handler) finish(ctx context.Context, w http.ResponseWriter, header http
 		fields := []zap.Field{zap.String("source", p.Name()), zap.Int("status", status)}
 		switch {
 		case status >= 400:
-			fields = append(fields, zap.String("error", body.Error))
+			// The client address, so that a refusal can be traced to its
+			// sender (behind a proxy, the proxy's).
+			fields = append(fields, zap.String("error", body.Error), zap.String("client", r.RemoteAddr))
 		case body.Ignored != "":
 			fields = append(fields, zap.String("reason", body.Ignored))
 		default:
@@ -316,7 +333,7 @@ func (h *Handler) finish(ctx context.Context, w http.ResponseWriter, header http
 		return
 	}
 	if ew, ok := p.(ErrorWriter); ok && status >= 400 {
-		ew.WriteError(w, header, status, body.Error)
+		ew.WriteError(w, r.Header, status, body.Error)
 		return
 	}
 	if body.Ignored == "" && body.Error == "" {
@@ -326,6 +343,32 @@ func (h *Handler) finish(ctx context.Context, w http.ResponseWriter, header http
 		return
 	}
 	writeJSON(w, status, body)
+}
+
+// refusalReason names why a delivery was refused (status 4xx), for the
+// receiver's telemetry: a few fixed values, never the sender's text.
+func refusalReason(status int, err error) string {
+	var rr interface{ RefusalReason() string }
+	if errors.As(err, &rr) && rr.RefusalReason() != "" {
+		return rr.RefusalReason()
+	}
+	switch {
+	case errors.Is(err, ErrInvalidEvent):
+		return "invalid_event"
+	case status == http.StatusBadRequest:
+		return "bad_request"
+	case status == http.StatusUnauthorized:
+		return "unauthorized"
+	case status == http.StatusForbidden:
+		return "forbidden"
+	case status == http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case status == http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case status == http.StatusUnsupportedMediaType:
+		return "unsupported_media_type"
+	}
+	return "status_" + strconv.Itoa(status)
 }
 
 // appendAccepted appends body, which has no strings to escape, as

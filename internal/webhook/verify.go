@@ -136,15 +136,27 @@ func CheckAge(what string, at, received time.Time, maxAge time.Duration) error {
 	if maxAge <= 0 || received.IsZero() {
 		return nil
 	}
-	switch age := received.Sub(at); {
-	case age > maxAge:
+	// Times are compared, not subtracted: received.Sub(at) saturates 292
+	// years away, and the negation of the saturated minimum overflows, so a
+	// far-future time passed the check.
+	switch {
+	case at.Before(received.Add(-maxAge)):
 		return BadRequest("delivery older than max_age: %s %s is %s before it was received (max_age %s)",
-			what, at.Format(time.RFC3339), age.Round(time.Second), maxAge)
-	case -age > maxAge:
+			what, at.Format(time.RFC3339), describeGap(received, at), maxAge)
+	case at.After(received.Add(maxAge)):
 		return BadRequest("delivery from the future: %s %s is %s after it was received (max_age %s; is the sender's clock right?)",
-			what, at.Format(time.RFC3339), (-age).Round(time.Second), maxAge)
+			what, at.Format(time.RFC3339), describeGap(at, received), maxAge)
 	}
 	return nil
+}
+
+// describeGap is later - earlier rounded to the second, or "more than 290
+// years" where a Duration cannot hold it.
+func describeGap(later, earlier time.Time) string {
+	if later.After(earlier.Add(290 * 365 * 24 * time.Hour)) {
+		return "more than 290 years"
+	}
+	return later.Sub(earlier).Round(time.Second).String()
 }
 
 // EqualToken compares a presented token with the configured one in

@@ -1,0 +1,60 @@
+package dorareceiver
+
+import (
+	"context"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+)
+
+// The receiver's own telemetry, beside the collector's standard receiver
+// counters (otelcol_receiver_accepted/refused_metric_points): counters of
+// why deliveries were refused and of the logged events set aside at
+// start. They go wherever the collector's service::telemetry::metrics
+// sends its own metrics (by default its Prometheus endpoint on :8888),
+// through the component's TelemetrySettings.
+const (
+	// metricRefused counts refused deliveries by source and reason.
+	metricRefused = "otelcol_dora_refused_deliveries"
+	// metricSetAside counts logged events set aside at start.
+	metricSetAside = "otelcol_dora_set_aside_events"
+)
+
+type telemetry struct {
+	refused metric.Int64Counter
+	setAsid metric.Int64Counter
+}
+
+func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
+	mp := set.MeterProvider
+	if mp == nil {
+		mp = noop.NewMeterProvider()
+	}
+	m := mp.Meter("github.com/otelcol-dora/dorareceiver")
+	refused, err := m.Int64Counter(metricRefused,
+		metric.WithDescription("Webhook deliveries and OTLP exports the dora receiver refused (4xx), by source and reason."),
+		metric.WithUnit("{deliveries}"))
+	if err != nil {
+		return nil, err
+	}
+	setAside, err := m.Int64Counter(metricSetAside,
+		metric.WithDescription("Events of the saved log that could not be replayed at start and were set aside in the storage."),
+		metric.WithUnit("{events}"))
+	if err != nil {
+		return nil, err
+	}
+	return &telemetry{refused: refused, setAsid: setAside}, nil
+}
+
+// refusedDelivery counts one refused delivery.
+func (t *telemetry) refusedDelivery(ctx context.Context, source, reason string) {
+	t.refused.Add(ctx, 1, metric.WithAttributes(attribute.String("source", source), attribute.String("reason", reason)))
+}
+
+func (t *telemetry) setAside(ctx context.Context, n int) {
+	if n > 0 {
+		t.setAsid.Add(ctx, int64(n))
+	}
+}
