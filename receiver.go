@@ -156,7 +156,7 @@ func newDoraReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) 
 		obsHTTP:  obsHTTP,
 		tel:      tel,
 		logger:   set.Logger,
-		services: newServiceMap(cfg.Services, cfg.Teams),
+		services: newServiceMap(cfg.Services, cfg.Teams).withNamespaceEnvironments(kubernetesEnvironments(cfg)),
 		emitter:  emitter.New(cfg.MetricsBuilderConfig, set),
 		changed:  make(chan struct{}, 1),
 		flushCh:  make(chan struct{}),

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/otelcol-dora/dorareceiver/internal/engine"
 	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/k8s"
 )
 
 // ServiceMapping ties a source repository to the service it deploys, so
@@ -35,12 +37,21 @@ type serviceMap struct {
 	// entry has no Deployment: the repository alone does not tell which of
 	// its services an event is about.
 	byRepo map[string]ServiceMapping
-	teams  teamResolver
+	// namespaces maps a deployment name to the namespaces the entries
+	// naming it give, in config order, without repeats.
+	namespaces map[string][]string
+	// envOf is the environment of a namespace as the Kubernetes source
+	// derives it (its namespace rules, else its default); nil: none known.
+	envOf func(namespace string) string
+	teams teamResolver
 }
 
 func newServiceMap(m []ServiceMapping, teams TeamsConfig) serviceMap {
-	out := serviceMap{byRepo: map[string]ServiceMapping{}, teams: newTeamResolver(m, teams)}
+	out := serviceMap{byRepo: map[string]ServiceMapping{}, namespaces: map[string][]string{}, teams: newTeamResolver(m, teams)}
 	for _, s := range m {
+		if !slices.Contains(out.namespaces[s.Deployment], s.Namespace) {
+			out.namespaces[s.Deployment] = append(out.namespaces[s.Deployment], s.Namespace)
+		}
 		k := strings.ToLower(s.Repository)
 		if _, dup := out.byRepo[k]; dup {
 			out.byRepo[k] = ServiceMapping{}
@@ -51,12 +62,42 @@ func newServiceMap(m []ServiceMapping, teams TeamsConfig) serviceMap {
 	return out
 }
 
+// withNamespaceEnvironments lets resolve tell the namespaces of one
+// deployment apart by environment, with the Kubernetes source's rules.
+func (m serviceMap) withNamespaceEnvironments(env k8s.EnvironmentConfig) serviceMap {
+	m.envOf = func(namespace string) string {
+		for _, r := range env.Namespaces {
+			if ok, _ := path.Match(r.Pattern, namespace); ok {
+				return r.Environment
+			}
+		}
+		return env.Default
+	}
+	return m
+}
+
+// kubernetesEnvironments is the Kubernetes source's environment rules, its
+// defaults when the source is off (Get, unlike GetOrInsertDefault, does not
+// turn it on).
+func kubernetesEnvironments(cfg *Config) k8s.EnvironmentConfig {
+	if kc := cfg.Kubernetes.Get(); kc != nil {
+		return kc.Environment
+	}
+	return k8s.DefaultConfig().Environment
+}
+
 // resolve fills the service of an event that names only a repository (the
-// configured mapping, else the repository's last path element), then its
-// team.
+// configured mapping, else the repository's last path element), or the
+// namespace of one that names a service but no namespace, then its team.
 func (m serviceMap) resolve(ev *event.Event) {
 	defer m.teams.resolve(ev)
-	if ev.Service.Name != "" || ev.Repository == "" {
+	if ev.Service.Name != "" {
+		if ev.Service.Namespace == "" {
+			ev.Service.Namespace = m.namespaceOf(ev.Service.Name, ev.Service.Environment)
+		}
+		return
+	}
+	if ev.Repository == "" {
 		return
 	}
 	if s, ok := m.byRepo[strings.ToLower(ev.Repository)]; ok && s.Deployment != "" {
@@ -64,6 +105,34 @@ func (m serviceMap) resolve(ev *event.Event) {
 		return
 	}
 	ev.Service.Name = path.Base(ev.Repository)
+}
+
+// namespaceOf is the namespace of a service that a source names without
+// one (CDEvents subjects, Alertmanager and PagerDuty services, the generic
+// service, a span's service.name): the namespace of the services entries
+// whose deployment is that name, when they give one; when they give
+// several, the one whose environment (by the Kubernetes namespace rules)
+// is the event's, when exactly one is. Else none: guessing would move the
+// event onto another service's series.
+func (m serviceMap) namespaceOf(name, environment string) string {
+	candidates := m.namespaces[name]
+	if len(candidates) == 1 {
+		return candidates[0]
+	}
+	if m.envOf == nil || environment == "" {
+		return ""
+	}
+	found := ""
+	for _, ns := range candidates {
+		if m.envOf(ns) != environment {
+			continue
+		}
+		if found != "" {
+			return ""
+		}
+		found = ns
+	}
+	return found
 }
 
 func validateServices(m []ServiceMapping) error {

@@ -110,6 +110,12 @@ func (p *Provider) Name() string { return event.SourceArgoCD }
 
 func (p *Provider) ContentTypes() []string { return []string{"application/json"} }
 
+// ContentTypeHint is added to the 415 answer: Argo CD's webhook service
+// sends no Content-Type unless its headers name one.
+func (p *Provider) ContentTypeHint() string {
+	return "add the header Content-Type: application/json to the webhook service's headers (service.webhook.<name> in argocd-notifications-cm)"
+}
+
 // Parse turns one notification into one deployment event.
 func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	if p.cfg.verify() {

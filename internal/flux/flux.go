@@ -5,9 +5,12 @@
 // Provider's secret.
 //
 // Kustomization and HelmRelease events are deployments: a successful
-// reconciliation, install or upgrade is a successful deployment, a failed
-// one (severity error) a failed deployment. Everything else (progress,
-// dependency waits, source events) is ignored.
+// reconciliation, install or upgrade is a successful deployment; an error
+// event whose reason says the revision did not apply or did not become
+// healthy is a failed deployment of that revision. Everything else
+// (progress, dependency waits, remediation, drift, source events, the
+// Flux object's own configuration errors) is ignored; docs/sources/flux.md
+// lists the reasons and why.
 //
 // Flux events carry no delivery id; the event id is derived from the
 // involved object's uid, the reason, the revision and the timestamp, which
@@ -54,17 +57,38 @@ var successReasons = map[string]bool{
 	"UpgradeSucceeded":        true,
 }
 
-// failureReasons are the reasons of error events reporting a deployment
-// that did not complete: the manifests did not build or apply, the
-// workloads did not become healthy, Helm's install, upgrade or tests
-// failed.
+// failureReasons are the reasons of error events reporting that a
+// revision was not applied or did not become healthy: kustomize-controller
+// sends its Ready condition's reason (fluxcd/pkg/apis/meta), helm-controller
+// the reason of the failed Helm action (helm-controller api/v2).
 var failureReasons = map[string]bool{
-	"ReconciliationFailed": true,
-	"HealthCheckFailed":    true,
+	// kustomize-controller: the revision's artifact could not be fetched
+	// or lacks spec.path, kustomize build failed, server-side apply failed,
+	// garbage collection of the objects the revision removed failed, the
+	// applied workloads did not become healthy.
+	"ArtifactFailed":       true,
 	"BuildFailed":          true,
-	"InstallFailed":        true,
-	"UpgradeFailed":        true,
-	"TestFailed":           true,
+	"ReconciliationFailed": true,
+	"PruneFailed":          true,
+	"HealthCheckFailed":    true,
+	// kustomize-controller v1beta1 (Flux v0.x), still in the
+	// notification-controller's documented example: dry-run validation
+	// of the manifests failed.
+	"ValidationFailed": true,
+	// helm-controller: the Helm install or upgrade failed (including its
+	// wait for the workloads), or the release's tests failed.
+	"InstallFailed": true,
+	"UpgradeFailed": true,
+	"TestFailed":    true,
+}
+
+// deletionMessages are the messages of kustomize-controller's error events
+// while it deletes a Kustomization (its finalizer): they carry the last
+// Ready reason and the last applied revision, and are not deployments.
+var deletionMessages = []string{
+	"pruning for deleted resource failed",
+	"failed to wait for resources termination",
+	"unable to prune objects:",
 }
 
 // Environment maps the namespaces matching Pattern (a path.Match glob) to
@@ -196,10 +220,14 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	}
 	ev := event.Event{Source: event.SourceFlux, Time: at}
 	switch {
+	case fe.Severity == "error" && isDeletion(fe.Message):
+		return webhook.Result{Ignored: fmt.Sprintf("%s error event %s is about the deletion of the %s (%q), not a deployment", obj.Kind, fe.Reason, obj.Kind, firstLine(fe.Message))}, nil
+	case successReasons[fe.Reason] && fe.Severity == "error":
+		// kustomize-controller names an error with its Ready condition's
+		// reason, which is still the last success when the error is not a
+		// reconciliation of a revision.
+		return webhook.Result{Ignored: fmt.Sprintf("%s error event with the reason of its last success (%s) does not report a deployment outcome", obj.Kind, fe.Reason)}, nil
 	case successReasons[fe.Reason]:
-		if fe.Severity == "error" {
-			return webhook.Result{}, webhook.BadRequest(`field "severity": error contradicts reason %q`, fe.Reason)
-		}
 		ev.Kind = event.DeploymentSucceeded
 	case failureReasons[fe.Reason] && fe.Severity == "error":
 		ev.Kind = event.DeploymentFailed
@@ -225,6 +253,23 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	}
 	ev.ID = who + "/" + fe.Reason + "/" + revision + "/" + at.UTC().Format(time.RFC3339Nano)
 	return webhook.Result{Events: []event.Event{ev}}, nil
+}
+
+// isDeletion reports whether message is one of kustomize-controller's
+// deletion errors.
+func isDeletion(message string) bool {
+	for _, m := range deletionMessages {
+		if strings.HasPrefix(message, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// firstLine is the first line of a message, for the ignored answer.
+func firstLine(message string) string {
+	line, _, _ := strings.Cut(message, "\n")
+	return line
 }
 
 // environment is the event's "environment" metadata (set by the Alert's

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,61 @@ func TestKustomizationHealthCheckFailed(t *testing.T) {
 	}, parseOne(t, newProvider(nil), "kustomization-healthcheck-failed.json"))
 }
 
+// TestFailureReasons: every error whose reason says the revision did not
+// apply or did not become healthy is a failed deployment of that revision,
+// with that reason (kustomize-controller's Ready reasons, helm-controller's
+// failed actions).
+func TestFailureReasons(t *testing.T) {
+	p := newProvider(nil)
+	assert.Equal(t, event.Event{
+		Kind:         event.DeploymentFailed,
+		Source:       event.SourceFlux,
+		ID:           "7d0cdc51-ddcf-4743-b223-83ca5c699632/PruneFailed/4e07408562bedb8b60ce05c1decfe3ad16b72230/2026-11-03T08:41:52Z",
+		Time:         time.Date(2026, 11, 3, 8, 41, 52, 0, time.UTC),
+		Service:      event.Service{Namespace: "shop", Name: "api", Environment: "production"},
+		DeploymentID: "flux/Kustomization/shop/api/4e07408562bedb8b60ce05c1decfe3ad16b72230",
+		Revision:     "4e07408562bedb8b60ce05c1decfe3ad16b72230",
+		Reason:       "PruneFailed",
+	}, parseOne(t, p, "kustomization-prune-failed.json"))
+
+	artifact := parseOne(t, p, "kustomization-artifact-failed.json")
+	assert.Equal(t, event.DeploymentFailed, artifact.Kind, "spec.path is missing from the revision")
+	assert.Equal(t, "ArtifactFailed", artifact.Reason)
+	assert.Equal(t, "flux/Kustomization/shop/api/2c624232cdd221771294dfbb310aca000a0df6ac", artifact.DeploymentID)
+
+	// The example of notification-controller's docs (v1beta3 events.md),
+	// as published: a kustomize-controller v1beta1 validation error, with
+	// the prefixed metadata key and the legacy revision.
+	doc := parseOne(t, p, "notification-controller-docs-example.json")
+	assert.Equal(t, event.Event{
+		Kind:         event.DeploymentFailed,
+		Source:       event.SourceFlux,
+		ID:           "7d0cdc51-ddcf-4743-b223-83ca5c699632/ValidationFailed/731f7eaddfb6af01cb2173e18f0f75b0ba780ef1/2022-10-28T07:26:19Z",
+		Time:         time.Date(2022, 10, 28, 7, 26, 19, 0, time.UTC),
+		Service:      event.Service{Namespace: "apps", Name: "webapp", Environment: "production"},
+		DeploymentID: "flux/Kustomization/apps/webapp/731f7eaddfb6af01cb2173e18f0f75b0ba780ef1",
+		Revision:     "731f7eaddfb6af01cb2173e18f0f75b0ba780ef1",
+		Reason:       "ValidationFailed",
+	}, doc)
+
+	// The other reasons of the list, on the same delivery shape.
+	for _, tc := range []struct{ fixture, reason string }{
+		{"kustomization-healthcheck-failed.json", "BuildFailed"},
+		{"kustomization-healthcheck-failed.json", "ReconciliationFailed"},
+		{"kustomization-healthcheck-failed.json", "HealthCheckFailed"},
+		{"helmrelease-upgrade-failed.json", "InstallFailed"},
+		{"helmrelease-upgrade-failed.json", "UpgradeFailed"},
+		{"helmrelease-upgrade-failed.json", "TestFailed"},
+	} {
+		body := regexp.MustCompile(`"reason": "[A-Za-z]+"`).ReplaceAllString(string(fixture(t, tc.fixture)), `"reason": "`+tc.reason+`"`)
+		res, err := p.Parse(signed([]byte(body)))
+		require.NoError(t, err, tc.reason)
+		require.Len(t, res.Events, 1, "%s: %s", tc.reason, res.Ignored)
+		assert.Equal(t, event.DeploymentFailed, res.Events[0].Kind, tc.reason)
+		assert.Equal(t, tc.reason, res.Events[0].Reason)
+	}
+}
+
 func TestOCIArtifactBuiltFromGit(t *testing.T) {
 	ev := parseOne(t, newProvider(nil), "kustomization-oci-succeeded.json")
 	assert.Equal(t, "7d1a0e4b9c3f5e2a8b6d4c0f1e3a5b7c9d2f4e6a", ev.Revision, "the origin revision is the commit")
@@ -112,6 +168,12 @@ func TestIgnored(t *testing.T) {
 	for name, want := range map[string]string{
 		"kustomization-progressing.json": "Kustomization event Progressing (severity info) is not a deployment outcome",
 		"gitrepository-stored.json":      "GitRepository events are not deployments",
+		// A rollback names the previous chart version: the failure was the
+		// UpgradeFailed before it.
+		"helmrelease-rollback-succeeded.json": "HelmRelease event RollbackSucceeded (severity info) is not a deployment outcome",
+		// kustomize-controller's finalizer reports with the last Ready
+		// reason and revision.
+		"kustomization-deletion-failed.json": `Kustomization error event ReconciliationSucceeded is about the deletion of the Kustomization ("pruning for deleted resource failed")`,
 	} {
 		res, err := p.Parse(signed(fixture(t, name)))
 		require.NoError(t, err, name)
@@ -122,10 +184,21 @@ func TestIgnored(t *testing.T) {
 		// Failure reasons count only as errors (Flux reports some of them
 		// as info while it retries).
 		`{"involvedObject":{"kind":"HelmRelease","namespace":"a","name":"b"},"severity":"info","reason":"InstallFailed","timestamp":"2026-11-02T10:00:00Z","metadata":{"revision":"1.0.0"}}`: "HelmRelease event InstallFailed (severity info) is not a deployment outcome",
-		`{"involvedObject":{"kind":"Kustomization","namespace":"a","name":"b"},"severity":"error","reason":"ArtifactFailed","timestamp":"2026-11-02T10:00:00Z"}`:                             "Kustomization event ArtifactFailed (severity error) is not a deployment outcome",
-		`{"involvedObject":{"kind":"Kustomization","namespace":"a","name":"b"},"severity":"info","reason":"DependencyNotReady","timestamp":"2026-11-02T10:00:00Z"}`:                          "not a deployment outcome",
-		`{"involvedObject":{"kind":"HelmRelease","namespace":"a","name":"b"},"severity":"info","reason":"RollbackSucceeded","timestamp":"2026-11-02T10:00:00Z","metadata":{"revision":"1"}}`: "not a deployment outcome",
-		`{"involvedObject":{"kind":"Kustomization","namespace":"a","name":"b"},"severity":"info","reason":"ReconciliationSucceeded","timestamp":"2026-11-02T10:00:00Z"}`:                     "has no revision in its metadata",
+		// Errors without a revision (kustomize-controller's access and
+		// feature-gate errors, helm-controller's plain events) cannot name
+		// the deployment.
+		`{"involvedObject":{"kind":"HelmRelease","namespace":"a","name":"b"},"severity":"error","reason":"ArtifactFailed","timestamp":"2026-11-02T10:00:00Z"}`: "HelmRelease event ArtifactFailed has no revision in its metadata",
+		// The Flux object's own configuration, the controller's pod, a
+		// remediation or drift: not the revision's deployment.
+		`{"involvedObject":{"kind":"Kustomization","namespace":"a","name":"b"},"severity":"error","reason":"InvalidCELExpression","timestamp":"2026-11-02T10:00:00Z","metadata":{"revision":"main@sha1:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"}}`:    "Kustomization event InvalidCELExpression (severity error) is not a deployment outcome",
+		`{"involvedObject":{"kind":"Kustomization","namespace":"a","name":"b"},"severity":"error","reason":"DirCreationFailed","timestamp":"2026-11-02T10:00:00Z","metadata":{"revision":"main@sha1:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"}}`:       "not a deployment outcome",
+		`{"involvedObject":{"kind":"HelmRelease","namespace":"a","name":"b"},"severity":"error","reason":"RollbackFailed","timestamp":"2026-11-02T10:00:00Z","metadata":{"revision":"1.0.0"}}`:                                                         "not a deployment outcome",
+		`{"involvedObject":{"kind":"HelmRelease","namespace":"a","name":"b"},"severity":"error","reason":"DriftCorrectionFailed","timestamp":"2026-11-02T10:00:00Z","metadata":{"revision":"1.0.0"}}`:                                                  "not a deployment outcome",
+		`{"involvedObject":{"kind":"Kustomization","namespace":"a","name":"b"},"severity":"error","reason":"ReconciliationSucceeded","timestamp":"2026-11-02T10:00:00Z","metadata":{"revision":"main@sha1:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"}}`: "with the reason of its last success (ReconciliationSucceeded) does not report a deployment outcome",
+		`{"involvedObject":{"kind":"HelmRelease","namespace":"a","name":"b"},"severity":"info","reason":"HealthCheckCanceled","timestamp":"2026-11-02T10:00:00Z","metadata":{"revision":"1.0.0"}}`:                                                     "not a deployment outcome",
+		`{"involvedObject":{"kind":"Kustomization","namespace":"a","name":"b"},"severity":"info","reason":"DependencyNotReady","timestamp":"2026-11-02T10:00:00Z"}`:                                                                                    "not a deployment outcome",
+		`{"involvedObject":{"kind":"HelmRelease","namespace":"a","name":"b"},"severity":"info","reason":"RollbackSucceeded","timestamp":"2026-11-02T10:00:00Z","metadata":{"revision":"1"}}`:                                                           "not a deployment outcome",
+		`{"involvedObject":{"kind":"Kustomization","namespace":"a","name":"b"},"severity":"info","reason":"ReconciliationSucceeded","timestamp":"2026-11-02T10:00:00Z"}`:                                                                               "has no revision in its metadata",
 	} {
 		res, err := p.Parse(signed([]byte(body)))
 		require.NoError(t, err, body)
@@ -266,7 +339,6 @@ func TestMalformed(t *testing.T) {
 		`{` + obj + `,"timestamp":"2026-11-02T10:00:00Z"}`:                                                                  `missing required field "reason"`,
 		`{` + obj + `,"reason":"ReconciliationSucceeded"}`:                                                                  `missing required field "timestamp"`,
 		`{` + obj + `,"reason":"ReconciliationSucceeded","timestamp":"2 Nov 2026"}`:                                         `field "timestamp": "2 Nov 2026" is not an RFC 3339 time`,
-		`{` + obj + `,"severity":"error","reason":"ReconciliationSucceeded","timestamp":"2026-11-02T10:00:00Z"}`:            `field "severity": error contradicts reason "ReconciliationSucceeded"`,
 		`{` + obj + `,"reason":"ReconciliationSucceeded","timestamp":"2026-11-02T10:00:00Z","metadata":{"revision":1}}`:     `field "metadata": expected string`,
 		`{"involvedObject":"Kustomization/shop/api","reason":"ReconciliationSucceeded","timestamp":"2026-11-02T10:00:00Z"}`: `field "involvedObject": expected flux.ObjectReference`,
 	}
@@ -319,7 +391,8 @@ func TestConfigValidate(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	for _, name := range []string{"kustomization-succeeded.json", "kustomization-healthcheck-failed.json", "kustomization-progressing.json",
-		"kustomization-oci-succeeded.json", "helmrelease-upgrade-succeeded.json", "helmrelease-upgrade-failed.json", "gitrepository-stored.json"} {
+		"kustomization-oci-succeeded.json", "helmrelease-upgrade-succeeded.json", "helmrelease-upgrade-failed.json", "gitrepository-stored.json",
+		"kustomization-prune-failed.json", "kustomization-artifact-failed.json", "kustomization-deletion-failed.json", "notification-controller-docs-example.json"} {
 		f.Add(fixture(f, name))
 	}
 	f.Add([]byte(`{"involvedObject":{"kind":"Kustomization","namespace":"a","name":"b"},"reason":"ReconciliationSucceeded","timestamp":"2026-11-02T10:00:00Z","metadata":{"x.fluxcd.io/revision":"main/9f86d081884c7d659a2feaa0c55ad015a3bf4f1b","":"y"}}`))

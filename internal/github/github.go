@@ -133,6 +133,13 @@ func (p *Provider) ContentTypes() []string { return contentTypes }
 
 var contentTypes = []string{"application/json"}
 
+// ContentTypeHint is added to the 415 answer, which GitHub shows in the
+// webhook's Recent Deliveries: a new webhook's Content type defaults to
+// application/x-www-form-urlencoded.
+func (p *Provider) ContentTypeHint() string {
+	return "set the webhook's Content type to application/json (Settings > Webhooks > Edit; GitHub's default, application/x-www-form-urlencoded, is not read)"
+}
+
 // Parse verifies one delivery and turns it into events.
 func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	if err := p.verify(req); err != nil {

@@ -605,6 +605,12 @@ func TestHandler(t *testing.T) {
 
 	w = post(signed("push", fixture(t, "push.json")), "application/x-www-form-urlencoded")
 	assert.Equal(t, http.StatusUnsupportedMediaType, w.Code)
+	// GitHub shows this body in the webhook's Recent Deliveries: it says
+	// which setting to change.
+	var answer struct{ Error string }
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &answer), w.Body.String())
+	assert.Equal(t, `content type "application/x-www-form-urlencoded" is not accepted by the github source: send application/json; `+
+		`set the webhook's Content type to application/json (Settings > Webhooks > Edit; GitHub's default, application/x-www-form-urlencoded, is not read)`, answer.Error)
 
 	req := signed("push", fixture(t, "push.json"))
 	req.Header.Set(SignatureHeader, "sha256="+webhook.SignHMACSHA256("wrong", req.Body))

@@ -192,8 +192,8 @@ type pipelinePayload struct {
 }
 
 // pipeline yields the outcome of a finished pipeline of a deployment ref
-// whose deployment-stage jobs ran: failed if one of them failed, succeeded
-// if they succeeded. A pipeline that failed before its deploy jobs ran
+// whose deployment-stage jobs ran: failed if one of them failed (whether
+// or not it was allowed to fail), succeeded if they succeeded. A pipeline that failed before its deploy jobs ran
 // deployed nothing and is ignored.
 func (p *Provider) pipeline(req *webhook.Request) (webhook.Result, error) {
 	if len(p.cfg.DeploymentRefs) == 0 {
@@ -222,6 +222,8 @@ func (p *Provider) pipeline(req *webhook.Request) (webhook.Result, error) {
 		switch b.Status {
 		case "success":
 		case "failed":
+			// Also with allow_failure: true, where the pipeline passes
+			// (with warnings) but this deployment did not happen.
 			failed = true
 		default: // skipped, manual, canceled, created: did not deploy
 			continue
@@ -262,10 +264,16 @@ func (p *Provider) pipeline(req *webhook.Request) (webhook.Result, error) {
 		DeploymentID: fmt.Sprintf("gitlab/%s/pipeline/%d", repo, oa.ID),
 		Revision:     rev,
 	}
+	outcome := "success"
 	if failed {
 		ev.Kind, ev.Reason = event.DeploymentFailed, "failed"
+		outcome = "failed"
 	}
-	ev.ID = ev.DeploymentID + "/" + oa.Status
+	// The id names the deployment's outcome, not the pipeline's status: a
+	// deploy job with allow_failure that failed leaves the pipeline
+	// "success", and retrying that job makes a second "success" pipeline
+	// event, the recovery, which must not look like a redelivery.
+	ev.ID = ev.DeploymentID + "/" + outcome
 	return one(ev), nil
 }
 

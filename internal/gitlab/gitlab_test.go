@@ -315,6 +315,30 @@ func TestPipeline(t *testing.T) {
 		assert.Equal(t, "failed", res.Events[0].Reason)
 		assert.Equal(t, "gitlab/acme/platform/billing/pipeline/99131/failed", res.Events[0].ID)
 	})
+	// A deploy job with allow_failure: true that failed passes the
+	// pipeline ("passed with warnings"), but the deployment failed; the
+	// job retried and passing is its recovery, a second "success" pipeline
+	// event that must not be taken for a redelivery of the first.
+	t.Run("deploy job allowed to fail, then retried", func(t *testing.T) {
+		body := patched(t, "pipeline.json", func(m map[string]any) {
+			obj(m, "object_attributes")["detailed_status"] = "passed with warnings"
+			deployJob(m)["status"] = "failed"
+			deployJob(m)["allow_failure"] = true
+			deployJob(m)["failure_reason"] = "script_failure"
+		})
+		p := provider(withRefs("main"))
+		failed := parse(t, p, hooked("Pipeline Hook", body))
+		require.Len(t, failed.Events, 1)
+		assert.Equal(t, event.DeploymentFailed, failed.Events[0].Kind)
+		assert.Equal(t, "failed", failed.Events[0].Reason)
+		assert.Equal(t, "gitlab/acme/platform/billing/pipeline/99131/failed", failed.Events[0].ID)
+
+		recovered := parse(t, p, hooked("Pipeline Hook", fixture(t, "pipeline.json")))
+		require.Len(t, recovered.Events, 1)
+		assert.Equal(t, event.DeploymentSucceeded, recovered.Events[0].Kind)
+		assert.Equal(t, failed.Events[0].DeploymentID, recovered.Events[0].DeploymentID)
+		assert.NotEqual(t, failed.Events[0].ID, recovered.Events[0].ID, "the recovery is not a redelivery")
+	})
 	t.Run("failed before the deploy job ran", func(t *testing.T) {
 		body := patched(t, "pipeline.json", func(m map[string]any) {
 			obj(m, "object_attributes")["status"] = "failed"

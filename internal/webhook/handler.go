@@ -216,7 +216,7 @@ func (h *Handler) process(ctx context.Context, p Provider, r *http.Request, d *d
 		return nil, SinkResult{}, statusError(http.StatusMethodNotAllowed, "method %s not allowed; deliveries are POSTed", r.Method)
 	}
 	if !acceptsContentType(r.Header.Get("Content-Type"), p.ContentTypes()) {
-		return nil, SinkResult{}, statusError(http.StatusUnsupportedMediaType, "content type %q not accepted by the %s source", r.Header.Get("Content-Type"), p.Name())
+		return nil, SinkResult{}, unsupportedMediaType(p, r.Header.Get("Content-Type"))
 	}
 	if r.ContentLength > h.maxBodySize {
 		// Refused without reading the body.

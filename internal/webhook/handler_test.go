@@ -118,6 +118,42 @@ func TestHandlerStatuses(t *testing.T) {
 	}
 }
 
+// hinted is a source whose senders have a content type setting.
+type hinted struct{ fakeProvider }
+
+func (h *hinted) ContentTypes() []string {
+	return []string{"application/json", "application/cdevents+json"}
+}
+func (h *hinted) ContentTypeHint() string { return "change the sender's setting" }
+
+// TestUnsupportedMediaTypeSaysWhatToSend: the 415 answer is what the
+// sender's delivery log shows, so it names the types the source reads and,
+// where the provider knows one, the setting to change.
+func TestUnsupportedMediaTypeSaysWhatToSend(t *testing.T) {
+	tests := []struct {
+		name     string
+		provider Provider
+		ctype    string
+		want     string
+	}{
+		{"default types", &fakeProvider{result: oneEvent}, "application/x-www-form-urlencoded",
+			`content type "application/x-www-form-urlencoded" is not accepted by the fake source: send application/json`},
+		{"no header", &fakeProvider{result: oneEvent}, "",
+			`a request without Content-Type is not accepted by the fake source: send application/json`},
+		{"several types and a hint", &hinted{fakeProvider{result: oneEvent}}, "text/plain",
+			`content type "text/plain" is not accepted by the fake source: send application/json or application/cdevents+json; change the sender's setting`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := serve(t, tt.provider, okSink, http.MethodPost, "/hook", tt.ctype, "{}")
+			assert.Equal(t, http.StatusUnsupportedMediaType, rec.Code)
+			var body struct{ Error string }
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body), rec.Body.String())
+			assert.Equal(t, tt.want, body.Error)
+		})
+	}
+}
+
 func TestHandlerRefusesLargeBodiesBeforeReading(t *testing.T) {
 	h := NewHandler(Options{Routes: []Route{{Path: "/hook", Provider: &fakeProvider{result: oneEvent}}}, Sink: okSink, MaxBodySize: 10})
 	req := httptest.NewRequest(http.MethodPost, "/hook", strings.NewReader(strings.Repeat("x", 11)))

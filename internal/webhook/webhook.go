@@ -50,6 +50,14 @@ type Provider interface {
 	Parse(req *Request) (Result, error)
 }
 
+// ContentTypeHinter is implemented by providers whose senders have a
+// setting for the content type: the hint, added to the 415 answer, says
+// which setting to change (the answer is what the sender's delivery log
+// shows).
+type ContentTypeHinter interface {
+	ContentTypeHint() string
+}
+
 // SuccessWriter is implemented by providers whose senders expect a
 // particular success body (OTLP expects an ExportTraceServiceResponse).
 type SuccessWriter interface {
@@ -129,3 +137,24 @@ func acceptsContentType(header string, types []string) bool {
 }
 
 var defaultContentTypes = []string{"application/json"}
+
+// unsupportedMediaType is the 415 answer: it names the type received, the
+// types the source reads and, where the sender has a setting for it, what
+// to change, so that the sender's delivery log says how to fix it.
+func unsupportedMediaType(p Provider, header string) error {
+	types := p.ContentTypes()
+	if len(types) == 0 {
+		types = defaultContentTypes
+	}
+	got := fmt.Sprintf("content type %q", header)
+	if strings.TrimSpace(header) == "" {
+		got = "a request without Content-Type"
+	}
+	msg := fmt.Sprintf("%s is not accepted by the %s source: send %s", got, p.Name(), strings.Join(types, " or "))
+	if h, ok := p.(ContentTypeHinter); ok {
+		if hint := h.ContentTypeHint(); hint != "" {
+			msg += "; " + hint
+		}
+	}
+	return statusError(http.StatusUnsupportedMediaType, "%s", msg)
+}
