@@ -35,14 +35,20 @@ type serviceMap struct {
 	// entry has no Deployment: the repository alone does not tell which of
 	// its services an event is about.
 	byRepo map[string]ServiceMapping
-	teams  teamResolver
+	// monorepos maps a repository with several services to its entries.
+	monorepos map[string][]ServiceMapping
+	teams     teamResolver
 }
 
 func newServiceMap(m []ServiceMapping, teams TeamsConfig) serviceMap {
-	out := serviceMap{byRepo: map[string]ServiceMapping{}, teams: newTeamResolver(m, teams)}
+	out := serviceMap{byRepo: map[string]ServiceMapping{}, monorepos: map[string][]ServiceMapping{}, teams: newTeamResolver(m, teams)}
 	for _, s := range m {
 		k := strings.ToLower(s.Repository)
-		if _, dup := out.byRepo[k]; dup {
+		if first, dup := out.byRepo[k]; dup {
+			if len(out.monorepos[k]) == 0 {
+				out.monorepos[k] = []ServiceMapping{first}
+			}
+			out.monorepos[k] = append(out.monorepos[k], s)
 			out.byRepo[k] = ServiceMapping{}
 			continue
 		}
@@ -52,18 +58,32 @@ func newServiceMap(m []ServiceMapping, teams TeamsConfig) serviceMap {
 }
 
 // resolve fills the service of an event that names only a repository (the
-// configured mapping, else the repository's last path element), then its
-// team.
+// configured mapping; else the service its sender hints at, which also
+// picks one of a monorepo's services; else the repository's last path
+// element), then its team.
 func (m serviceMap) resolve(ev *event.Event) {
 	defer m.teams.resolve(ev)
-	if ev.Service.Name != "" || ev.Repository == "" {
+	if ev.Service.Name != "" {
 		return
 	}
-	if s, ok := m.byRepo[strings.ToLower(ev.Repository)]; ok && s.Deployment != "" {
+	k := strings.ToLower(ev.Repository)
+	if s, ok := m.byRepo[k]; ok && s.Deployment != "" && ev.Repository != "" {
 		ev.Service.Namespace, ev.Service.Name = s.Namespace, s.Deployment
 		return
 	}
-	ev.Service.Name = path.Base(ev.Repository)
+	if ev.ServiceHint != "" {
+		for _, s := range m.monorepos[k] {
+			if strings.EqualFold(s.Deployment, ev.ServiceHint) {
+				ev.Service.Namespace, ev.Service.Name = s.Namespace, s.Deployment
+				return
+			}
+		}
+		ev.Service.Name = ev.ServiceHint
+		return
+	}
+	if ev.Repository != "" {
+		ev.Service.Name = path.Base(ev.Repository)
+	}
 }
 
 func validateServices(m []ServiceMapping) error {
