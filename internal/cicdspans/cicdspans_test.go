@@ -817,6 +817,21 @@ func TestServiceNameIsAHintBesideTheRepository(t *testing.T) {
 	assert.Empty(t, res.Events[0].ServiceHint)
 }
 
+// A step span that knows only the repository's bare name does not hide the
+// full name that its job's URL gives.
+func TestFullRepositoryNameWins(t *testing.T) {
+	end := time.Date(2026, 11, 2, 11, 10, 0, 0, time.UTC)
+	td := ptrace.NewTraces()
+	spanOf(td, "Run ./deploy.sh", 3, 2, end, "cicd.pipeline.task.name=Run ./deploy.sh", "resource:vcs.repository.name=api")
+	spanOf(td, "deploy", 2, 1, end, "resource:cicd.pipeline.task.run.id=31415926535", "resource:cicd.pipeline.run.task.status=success",
+		"resource:vcs.repository.name=api",
+		"resource:cicd.pipeline.task.run.url.full=https://github.com/acme/api/actions/runs/1/job/31415926535")
+	res, err := provider(tasks("deploy")).Parse(protoReq(export(t, td)))
+	require.NoError(t, err)
+	require.Len(t, res.Events, 1)
+	assert.Equal(t, "acme/api", res.Events[0].Repository)
+}
+
 func TestTraceMemoryIsBounded(t *testing.T) {
 	m := newTraceMemory(2)
 	id := func(b byte) pcommon.TraceID { return pcommon.TraceID{b} }

@@ -32,7 +32,8 @@ import (
 // and CI systems to their own name (search-ci), not the workload's.
 //
 // Each attribute is taken from the first span that has it (the span's own
-// attributes before its resource's).
+// attributes before its resource's); a full repository name (org/repo)
+// beats a bare one.
 type identity struct {
 	namespace, workload string // k8s.namespace.name, k8s.deployment.name
 	repo, repoName      string // repository(): full name and short name
@@ -49,8 +50,11 @@ func (id *identity) fill(a attrs) {
 	if id.workload == "" {
 		id.workload = a.get(attrK8sDeployment)
 	}
-	if id.repo == "" {
-		id.repo, id.repoName = repository(a)
+	if !strings.Contains(id.repo, "/") {
+		// A full name (org/repo) beats a bare name from an earlier span.
+		if repo, name := repository(a); repo != "" && (id.repo == "" || strings.Contains(repo, "/")) {
+			id.repo, id.repoName = repo, name
+		}
 	}
 	if id.service == "" {
 		if svc := a.get(attrServiceName); !strings.HasPrefix(svc, "unknown_service") {
@@ -67,7 +71,7 @@ func (id *identity) merge(more identity) {
 	if id.workload == "" {
 		id.workload = more.workload
 	}
-	if id.repo == "" {
+	if more.repo != "" && (id.repo == "" || !strings.Contains(id.repo, "/") && strings.Contains(more.repo, "/")) {
 		id.repo, id.repoName = more.repo, more.repoName
 	}
 	if id.service == "" {
