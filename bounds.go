@@ -180,16 +180,14 @@ const minSecretLen = 16
 // startWarnings names, at start, what leaves the webhook server open to
 // abuse while still being a valid configuration: short secrets, disabled
 // server timeouts, and paths that take deliveries without verifying them
-// (insecure_skip_verify is warned about as each source is enabled).
+// (insecure_skip_verify, the only way to run the otlp path without an
+// authenticator, is warned about as each source is enabled).
 func startWarnings(wc *WebhooksConfig) []startWarning {
 	var out []startWarning
 	for _, s := range wc.sources() {
 		if n := len(webhook.Key(s.secret)); n > 0 && n < minSecretLen {
 			out = append(out, startWarning{key: s.key + "::secret", msg: fmt.Sprintf(
 				"the secret or token is %d bytes long, under %d: a short secret can be guessed; use a random one of at least 32 bytes", n, minSecretLen)})
-		}
-		if s.key == "otlp" && !wc.ServerConfig.Auth.HasValue() {
-			out = append(out, startWarning{key: "otlp", msg: "OTLP spans are accepted WITHOUT authentication (no auth on the webhooks server); anyone who can reach " + s.path + " can add deployments"})
 		}
 	}
 	sc := wc.ServerConfig

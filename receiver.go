@@ -312,7 +312,8 @@ func (r *doraReceiver) settleFlush(target uint64, err error) {
 
 func (r *doraReceiver) startServer(ctx context.Context, host component.Host, wc *WebhooksConfig) error {
 	var routes []webhook.Route
-	for _, s := range wc.sources() {
+	srcs := wc.sources()
+	for _, s := range srcs {
 		p := s.provider
 		routes = append(routes, webhook.Route{Path: s.path, Provider: p})
 		r.logger.Info("Webhook source enabled", zap.String("source", p.Name()), zap.String("path", s.path))
@@ -336,11 +337,15 @@ func (r *doraReceiver) startServer(ctx context.Context, host component.Host, wc 
 		Ready:       r.notReady,
 		Refused:     r.tel.refusedDelivery,
 	})
+	authed, err := authenticatePaths(ctx, handler, srcs, host, r.logger)
+	if err != nil {
+		return err
+	}
 	ln, err := wc.ServerConfig.ToListener(ctx)
 	if err != nil {
 		return fmt.Errorf("webhooks: listening on %s: %w", wc.ServerConfig.NetAddr.Endpoint, err)
 	}
-	srv, err := wc.ServerConfig.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings, handler)
+	srv, err := wc.ServerConfig.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings, authed)
 	if err != nil {
 		ln.Close()
 		return err

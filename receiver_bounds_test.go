@@ -300,9 +300,8 @@ func TestRefusalsCountedAndLogged(t *testing.T) {
 	}
 }
 
-// TestStartWarnings: a short secret, a disabled timeout and the otlp path
-// without auth are each named at start; the defaults with a long secret
-// draw none.
+// TestStartWarnings: a short secret and a disabled timeout are each named
+// at start; the defaults with a long secret draw none.
 func TestStartWarnings(t *testing.T) {
 	wc := defaultWebhooksConfig()
 	wc.Generic.GetOrInsertDefault().Secret = "0123456789abcdef" // 16 bytes
@@ -311,10 +310,9 @@ func TestStartWarnings(t *testing.T) {
 	wc.Generic.Get().Secret = "0123456789abcde" // 15
 	wc.Flux.GetOrInsertDefault().Secret = "x"
 	wc.ServerConfig.ReadHeaderTimeout = 0
-	wc.Spans.GetOrInsertDefault()
 	var keys []string
 	for _, w := range startWarnings(&wc) {
 		keys = append(keys, w.key)
 	}
-	assert.ElementsMatch(t, []string{"flux::secret", "generic::secret", "otlp", "read_header_timeout"}, keys)
+	assert.ElementsMatch(t, []string{"flux::secret", "generic::secret", "read_header_timeout"}, keys)
 }

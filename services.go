@@ -37,6 +37,8 @@ type serviceMap struct {
 	// entry has no Deployment: the repository alone does not tell which of
 	// its services an event is about.
 	byRepo map[string]ServiceMapping
+	// monorepos maps a repository with several services to its entries.
+	monorepos map[string][]ServiceMapping
 	// namespaces maps a deployment name to the namespaces the entries
 	// naming it give, in config order, without repeats.
 	namespaces map[string][]string
@@ -47,13 +49,22 @@ type serviceMap struct {
 }
 
 func newServiceMap(m []ServiceMapping, teams TeamsConfig) serviceMap {
-	out := serviceMap{byRepo: map[string]ServiceMapping{}, namespaces: map[string][]string{}, teams: newTeamResolver(m, teams)}
+	out := serviceMap{
+		byRepo:     map[string]ServiceMapping{},
+		monorepos:  map[string][]ServiceMapping{},
+		namespaces: map[string][]string{},
+		teams:      newTeamResolver(m, teams),
+	}
 	for _, s := range m {
 		if !slices.Contains(out.namespaces[s.Deployment], s.Namespace) {
 			out.namespaces[s.Deployment] = append(out.namespaces[s.Deployment], s.Namespace)
 		}
 		k := strings.ToLower(s.Repository)
-		if _, dup := out.byRepo[k]; dup {
+		if first, dup := out.byRepo[k]; dup {
+			if len(out.monorepos[k]) == 0 {
+				out.monorepos[k] = []ServiceMapping{first}
+			}
+			out.monorepos[k] = append(out.monorepos[k], s)
 			out.byRepo[k] = ServiceMapping{}
 			continue
 		}
@@ -87,24 +98,40 @@ func kubernetesEnvironments(cfg *Config) k8s.EnvironmentConfig {
 }
 
 // resolve fills the service of an event that names only a repository (the
-// configured mapping, else the repository's last path element), or the
-// namespace of one that names a service but no namespace, then its team.
+// configured mapping; else the service its sender hints at, which also
+// picks one of a monorepo's services; else the repository's last path
+// element), or the namespace of one that names a service but no namespace
+// (namespaceOf), then its team.
 func (m serviceMap) resolve(ev *event.Event) {
 	defer m.teams.resolve(ev)
-	if ev.Service.Name != "" {
-		if ev.Service.Namespace == "" {
-			ev.Service.Namespace = m.namespaceOf(ev.Service.Name, ev.Service.Environment)
-		}
-		return
+	if ev.Service.Name == "" {
+		m.resolveRepository(ev)
 	}
-	if ev.Repository == "" {
-		return
+	if ev.Service.Name != "" && ev.Service.Namespace == "" {
+		ev.Service.Namespace = m.namespaceOf(ev.Service.Name, ev.Service.Environment)
 	}
-	if s, ok := m.byRepo[strings.ToLower(ev.Repository)]; ok && s.Deployment != "" {
+}
+
+// resolveRepository names the service of an event that names none.
+func (m serviceMap) resolveRepository(ev *event.Event) {
+	k := strings.ToLower(ev.Repository)
+	if s, ok := m.byRepo[k]; ok && s.Deployment != "" && ev.Repository != "" {
 		ev.Service.Namespace, ev.Service.Name = s.Namespace, s.Deployment
 		return
 	}
-	ev.Service.Name = path.Base(ev.Repository)
+	if ev.ServiceHint != "" {
+		for _, s := range m.monorepos[k] {
+			if strings.EqualFold(s.Deployment, ev.ServiceHint) {
+				ev.Service.Namespace, ev.Service.Name = s.Namespace, s.Deployment
+				return
+			}
+		}
+		ev.Service.Name = ev.ServiceHint
+		return
+	}
+	if ev.Repository != "" {
+		ev.Service.Name = path.Base(ev.Repository)
+	}
 }
 
 // namespaceOf is the namespace of a service that a source names without

@@ -1,14 +1,21 @@
 package dorareceiver
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configauth"
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configopaque"
 	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/extension/extensionauth"
+	"go.uber.org/zap"
 
 	"github.com/otelcol-dora/dorareceiver/internal/alertmanager"
 	"github.com/otelcol-dora/dorareceiver/internal/argocd"
@@ -94,6 +101,8 @@ type webhookSource struct {
 	// length is checked at start: startWarnings).
 	secret   configopaque.String
 	provider webhook.Provider
+	// auth is the authenticator extension of the source's path (otlp).
+	auth *configauth.Config
 }
 
 // sources lists the enabled sources in a fixed order.
@@ -127,10 +136,75 @@ func (c *WebhooksConfig) sources() []webhookSource {
 		add("generic", cfg.Path, unverified(cfg.SecretConfig), generic.New(*cfg), cfg.Secret)
 	}
 	if cfg := c.Spans.Get(); cfg != nil {
-		// OTLP carries no signature; protect it with the server's auth.
-		add("otlp", cfg.Path, false, cicdspans.New(*cfg), "")
+		// OTLP carries no signature: an authenticator extension checks
+		// its senders (otlp::auth, or the server's auth or mutual TLS).
+		add("otlp", cfg.Path, cfg.InsecureSkipVerify && !cfg.Auth.HasValue() && !c.serverAuthenticates(), cicdspans.New(*cfg), "")
+		out[len(out)-1].auth = cfg.Auth.Get()
 	}
 	return out
+}
+
+// serverAuthenticates reports whether the server itself authenticates
+// every request: its auth setting, or mutual TLS (a client certificate
+// signed by client_ca_file is required).
+func (c *WebhooksConfig) serverAuthenticates() bool {
+	if c.ServerConfig.Auth.HasValue() {
+		return true
+	}
+	tls := c.ServerConfig.TLS.Get()
+	return tls != nil && tls.ClientCAFile != ""
+}
+
+// authenticatePaths wraps next so that the requests to the path of each
+// source with an auth setting pass its authenticator extension first,
+// like confighttp's auth but for that path alone (GitHub and other webhook
+// senders cannot send the credentials an authenticator asks for). A
+// refusal is a 401 in the source's error encoding, before the body is
+// read.
+func authenticatePaths(ctx context.Context, next http.Handler, srcs []webhookSource, host component.Host, logger *zap.Logger) (http.Handler, error) {
+	byPath := map[string]pathAuth{}
+	for _, s := range srcs {
+		if s.auth == nil {
+			continue
+		}
+		server, err := s.auth.GetServerAuthenticator(ctx, host.GetExtensions())
+		if err != nil {
+			return nil, fmt.Errorf("webhooks::%s::auth: %w", s.key, err)
+		}
+		byPath[s.path] = pathAuth{server: server, provider: s.provider}
+		logger.Info("Webhook source authenticates its senders", zap.String("source", s.provider.Name()),
+			zap.String("path", s.path), zap.String("authenticator", s.auth.AuthenticatorID.String()))
+	}
+	if len(byPath) == 0 {
+		return next, nil
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pa, ok := byPath[r.URL.Path]
+		if !ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		actx, err := pa.server.Authenticate(r.Context(), r.Header)
+		if err != nil {
+			msg := "unauthenticated: " + err.Error()
+			logger.Info("Webhook delivery refused", zap.String("source", pa.provider.Name()),
+				zap.Int("status", http.StatusUnauthorized), zap.String("error", msg))
+			if ew, ok := pa.provider.(webhook.ErrorWriter); ok {
+				ew.WriteError(w, r.Header, http.StatusUnauthorized, msg)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_ = json.NewEncoder(w).Encode(map[string]string{"status": "error", "error": msg})
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(actx))
+	}), nil
+}
+
+type pathAuth struct {
+	server   extensionauth.Server
+	provider webhook.Provider
 }
 
 func unverified(s webhook.SecretConfig) bool { return s.InsecureSkipVerify && s.Secret == "" }
@@ -159,6 +233,9 @@ func (c *WebhooksConfig) Validate() error {
 			errs = append(errs, fmt.Errorf("%s::path: %q is already used by %s", s.key, s.path, other))
 		}
 		seen[s.path] = s.key
+	}
+	if cfg := c.Spans.Get(); cfg != nil && !cfg.Auth.HasValue() && !cfg.InsecureSkipVerify && !c.serverAuthenticates() {
+		errs = append(errs, errors.New("otlp::auth: required to authenticate OTLP exports (authenticator: a bearertokenauth or oidc extension; the server's auth or mutual TLS also do; set otlp::insecure_skip_verify: true to accept unauthenticated exports)"))
 	}
 	if c.HealthPath != "" && !strings.HasPrefix(c.HealthPath, "/") {
 		errs = append(errs, fmt.Errorf("health_path: %q must start with /", c.HealthPath))

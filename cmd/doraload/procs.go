@@ -129,6 +129,8 @@ const doraConfig = `receivers:
         secret: %[2]s
       otlp:
         deployment_pipelines: ["deploy*"]
+        # Like the otlp receiver it is compared with: no authentication.
+        insecure_skip_verify: true
 %[6]s
 exporters:
   prometheus:

@@ -5,8 +5,8 @@
 // task spans that are deployments become DeploymentSucceeded and
 // DeploymentFailed events; every other span is skipped.
 //
-// OTLP has no payload signature: authenticate senders with the HTTP
-// server's auth setting (a confighttp authenticator extension).
+// OTLP has no payload signature: senders are authenticated by an
+// authenticator extension (the auth setting) before the body is read.
 package cicdspans
 
 import (
@@ -24,6 +24,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/collector/config/configauth"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
@@ -87,6 +89,15 @@ type Config struct {
 	// DefaultEnvironment is the environment of a deployment span that
 	// names none.
 	DefaultEnvironment string `mapstructure:"default_environment"`
+	// Auth names a server authenticator extension (bearertokenauth, oidc)
+	// that every export to this path must pass, before its body is read.
+	// It applies to this path only: the server's own auth would also
+	// refuse the webhook senders that cannot send credentials (GitHub).
+	Auth configoptional.Optional[configauth.Config] `mapstructure:"auth"`
+	// InsecureSkipVerify accepts exports without credentials. Without it
+	// the source refuses to start unless auth, the server's auth or mutual
+	// TLS authenticates its senders.
+	InsecureSkipVerify bool `mapstructure:"insecure_skip_verify"`
 }
 
 // DefaultConfig is the source's configuration when the user sets nothing.
@@ -113,6 +124,9 @@ func (c *Config) Validate() error {
 	if strings.TrimSpace(c.DefaultEnvironment) == "" {
 		errs = append(errs, errors.New("default_environment: must not be empty"))
 	}
+	if a := c.Auth.Get(); a != nil && a.AuthenticatorID.Type().String() == "" {
+		errs = append(errs, errors.New("auth::authenticator: must name a server authenticator extension (for example bearertokenauth or oidc)"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -122,6 +136,8 @@ type Provider struct {
 	cfg       Config
 	pipelines []*regexp.Regexp
 	tasks     []*regexp.Regexp
+	// traces remembers the service of recent traces across exports.
+	traces *traceMemory
 }
 
 // New returns the provider for cfg.
@@ -129,7 +145,7 @@ func New(cfg Config) *Provider {
 	if cfg.DefaultEnvironment == "" {
 		cfg.DefaultEnvironment = defaultEnvironmentValue
 	}
-	return &Provider{cfg: cfg, pipelines: globs(cfg.DeploymentPipelines), tasks: globs(cfg.DeploymentTasks)}
+	return &Provider{cfg: cfg, pipelines: globs(cfg.DeploymentPipelines), tasks: globs(cfg.DeploymentTasks), traces: newTraceMemory(traceMemorySize)}
 }
 
 func (p *Provider) Name() string { return event.SourceSpans }
@@ -139,13 +155,18 @@ func (p *Provider) ContentTypes() []string {
 }
 
 // Parse decodes one ExportTraceServiceRequest and returns an event per
-// deployment span, in end-time order.
+// deployment span, in end-time order. The service of every event of a
+// trace is the trace's (see identity).
 func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	td, err := decode(req)
 	if err != nil {
 		return webhook.Result{}, err
 	}
 	var events []event.Event
+	// What each trace of the export says about its service, from all its
+	// spans, deployments or not (a deploy step may carry the workload).
+	var traces []traceIdentity
+	var eventTrace []int // the index in traces of each event's trace
 	spans := 0
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
@@ -156,15 +177,27 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 			ss := sss.At(j).Spans()
 			for k := 0; k < ss.Len(); k++ {
 				spans++
-				ev, ok, err := p.spanEvent(res, ss.At(k), req.Received)
+				span := ss.At(k)
+				ti := traceIndex(&traces, span.TraceID())
+				traces[ti].id.fill(attrs{span: span.Attributes(), res: res})
+				ev, ok, err := p.spanEvent(res, span, req.Received)
 				if err != nil {
 					return webhook.Result{}, err
 				}
 				if ok {
+					traces[ti].deploys = true
 					events = append(events, ev)
+					eventTrace = append(eventTrace, ti)
 				}
 			}
 		}
+	}
+	for i := range traces {
+		t := &traces[i]
+		t.id = p.traces.merge(t.trace, t.id, t.deploys)
+	}
+	for i := range events {
+		traces[eventTrace[i]].id.apply(&events[i])
 	}
 	if len(events) == 0 {
 		if spans == 0 {
@@ -419,25 +452,18 @@ func (p *Provider) spanEvent(res pcommon.Map, span ptrace.Span, received time.Ti
 		}
 	}
 
-	repo, repoName := repository(a)
 	id, deploymentID := spanEventID(traceID, spanID, kind)
+	// The service and the repository are the trace's: Parse sets them.
 	ev := event.Event{
 		Kind:         kind,
 		Source:       event.SourceSpans,
 		ID:           id,
 		Time:         at.UTC(),
-		Repository:   repo,
 		DeploymentID: deploymentID,
 		Revision:     revision(a.get(attrHeadRevision, attrHeadRevisionOld)),
 		Reason:       reason,
 	}
 	ev.Service.Environment = env
-	ev.Service.Namespace = a.get(attrK8sNamespace)
-	if d := a.get(attrK8sDeployment); d != "" {
-		ev.Service.Name = d
-	} else if svc := a.get(attrServiceName); !derivedServiceName(svc, repo, repoName) {
-		ev.Service.Name = svc
-	}
 	if ev.Revision != "" {
 		ev.CommitTime = commitTime(a.get(attrHeadRevisionTime))
 	}

@@ -333,7 +333,7 @@ func TestSpanMapping(t *testing.T) {
 		},
 		check: func(t *testing.T, evs []event.Event) { assert.Empty(t, evs) },
 	}, {
-		name: "real service name and kubernetes workload",
+		name: "real service name and kubernetes namespace: the services mapping decides, service.name its hint",
 		body: func(t testing.TB) []byte {
 			return span(t, "deploy", false, "cicd.pipeline.task.type=deploy", "cicd.pipeline.task.run.result=success",
 				"resource:service.name=checkout", "resource:vcs.repository.name=shop-monorepo",
@@ -341,7 +341,8 @@ func TestSpanMapping(t *testing.T) {
 		},
 		check: func(t *testing.T, evs []event.Event) {
 			require.Len(t, evs, 1)
-			assert.Equal(t, event.Service{Namespace: "shop", Name: "checkout", Environment: "production"}, evs[0].Service)
+			assert.Equal(t, event.Service{Namespace: "shop", Environment: "production"}, evs[0].Service)
+			assert.Equal(t, "checkout", evs[0].ServiceHint)
 			assert.Equal(t, "shop-monorepo", evs[0].Repository)
 		},
 	}, {
@@ -684,4 +685,163 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// spanOf builds one span of trace 5b8e...; attrs as in span(); parent is
+// empty for a root span.
+func spanOf(td ptrace.Traces, name string, id, parent byte, end time.Time, kv ...string) {
+	rs := td.ResourceSpans().AppendEmpty()
+	s := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	s.SetName(name)
+	s.SetTraceID(pcommon.TraceID{0x5b, 0x8e, 0xff, 0xf7, 0x98, 0x03, 0x81, 0x03, 0xd2, 0x69, 0xb6, 0x33, 0x81, 0x3f, 0xc6, 0x0c})
+	s.SetSpanID(pcommon.SpanID{0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, id})
+	if parent != 0 {
+		s.SetParentSpanID(pcommon.SpanID{0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, parent})
+	}
+	s.SetStartTimestamp(pcommon.NewTimestampFromTime(end.Add(-5 * time.Minute)))
+	s.SetEndTimestamp(pcommon.NewTimestampFromTime(end))
+	for _, pair := range kv {
+		k, v, _ := strings.Cut(pair, "=")
+		m := s.Attributes()
+		if rk, ok := strings.CutPrefix(k, "resource:"); ok {
+			k, m = rk, rs.Resource().Attributes()
+		}
+		m.PutStr(k, v)
+	}
+}
+
+func export(t testing.TB, td ptrace.Traces) []byte {
+	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	require.NoError(t, err)
+	return b
+}
+
+// The pipeline run deploy-search (its CI's service.name) and its deploy
+// task (the Kubernetes workload) are one trace: one deployment of one
+// service, whether they come in one export or two, in either order.
+func TestTraceIsOneService(t *testing.T) {
+	end := time.Date(2026, 11, 2, 11, 10, 0, 0, time.UTC)
+	run := func(td ptrace.Traces) {
+		spanOf(td, "deploy-search", 1, 0, end, "resource:service.name=search-ci",
+			"cicd.pipeline.run.id=7001", "cicd.pipeline.result=success")
+	}
+	task := func(td ptrace.Traces) {
+		spanOf(td, "rollout", 2, 1, end.Add(-time.Minute), "resource:service.name=search-ci",
+			"cicd.pipeline.task.type=deploy", "cicd.pipeline.task.run.result=success",
+			"k8s.namespace.name=search", "k8s.deployment.name=search")
+	}
+	want := event.Service{Namespace: "search", Name: "search", Environment: "production"}
+	check := func(t *testing.T, p *Provider, exports ...[]byte) {
+		eng, err := engine.New(engine.DefaultConfig(), end.Add(-48*time.Hour))
+		require.NoError(t, err)
+		var evs []event.Event
+		for _, b := range exports {
+			res, err := p.Parse(protoReq(b))
+			require.NoError(t, err)
+			evs = append(evs, res.Events...)
+		}
+		require.Len(t, evs, 2, "the run and the task are both deployments")
+		for _, ev := range evs {
+			_, err := eng.Apply(ev)
+			require.NoError(t, err)
+		}
+		snap := eng.Snapshot()
+		require.Len(t, snap.Deployments, 1, "one series: %+v", snap.Deployments)
+		assert.Equal(t, uint64(1), snap.Deployments[0].Value)
+		assert.Equal(t, evs[0].Service, evs[1].Service)
+	}
+	t.Run("one export", func(t *testing.T) {
+		td := ptrace.NewTraces()
+		run(td)
+		task(td)
+		p := provider(pipelines("deploy-*"))
+		check(t, p, export(t, td))
+		res, err := p.Parse(protoReq(export(t, td)))
+		require.NoError(t, err)
+		assert.Equal(t, want, res.Events[1].Service, "the workload beats service.name")
+	})
+	t.Run("task first, then run", func(t *testing.T) {
+		t1, t2 := ptrace.NewTraces(), ptrace.NewTraces()
+		task(t1)
+		run(t2)
+		p := provider(pipelines("deploy-*"))
+		check(t, p, export(t, t1), export(t, t2))
+		res, err := p.Parse(protoReq(export(t, t2)))
+		require.NoError(t, err)
+		assert.Equal(t, want, res.Events[0].Service, "the run takes the workload its task named")
+	})
+	t.Run("run first, then task", func(t *testing.T) {
+		t1, t2 := ptrace.NewTraces(), ptrace.NewTraces()
+		run(t1)
+		task(t2)
+		check(t, provider(pipelines("deploy-*")), export(t, t1), export(t, t2))
+	})
+	t.Run("a non-deployment span names the workload", func(t *testing.T) {
+		td := ptrace.NewTraces()
+		spanOf(td, "kubectl apply", 3, 1, end.Add(-2*time.Minute), "k8s.namespace.name=search", "k8s.deployment.name=search")
+		p := provider(pipelines("deploy-*"))
+		res, err := p.Parse(protoReq(export(t, td)))
+		require.NoError(t, err)
+		assert.Empty(t, res.Events)
+		t2 := ptrace.NewTraces()
+		run(t2)
+		res, err = p.Parse(protoReq(export(t, t2)))
+		require.NoError(t, err)
+		require.Len(t, res.Events, 1)
+		assert.Equal(t, want, res.Events[0].Service)
+	})
+}
+
+// Without a workload, a span's service.name does not name the service when
+// there is a repository: the receiver's services mapping does, with
+// service.name as its hint, as for webhooks of the repository.
+func TestServiceNameIsAHintBesideTheRepository(t *testing.T) {
+	// The contrib GitHub receiver with a service_name custom property:
+	// service.name "search" on the repository acme/search-api.
+	res, err := provider(pipelines("deploy")).Parse(protoReq(span(t, "deploy", true,
+		"resource:service.name=search", "resource:vcs.repository.name=search-api",
+		"resource:cicd.pipeline.run.url.full=https://github.com/acme/search-api/actions/runs/9",
+		"resource:cicd.pipeline.run.status=success")))
+	require.NoError(t, err)
+	require.Len(t, res.Events, 1)
+	assert.Equal(t, event.Service{Environment: "production"}, res.Events[0].Service)
+	assert.Equal(t, "acme/search-api", res.Events[0].Repository)
+	assert.Equal(t, "search", res.Events[0].ServiceHint)
+
+	// Without a repository, service.name is the service.
+	res, err = provider(pipelines("deploy")).Parse(protoReq(span(t, "deploy", true,
+		"resource:service.name=search", "cicd.pipeline.result=success")))
+	require.NoError(t, err)
+	require.Len(t, res.Events, 1)
+	assert.Equal(t, event.Service{Name: "search", Environment: "production"}, res.Events[0].Service)
+	assert.Empty(t, res.Events[0].ServiceHint)
+}
+
+// A step span that knows only the repository's bare name does not hide the
+// full name that its job's URL gives.
+func TestFullRepositoryNameWins(t *testing.T) {
+	end := time.Date(2026, 11, 2, 11, 10, 0, 0, time.UTC)
+	td := ptrace.NewTraces()
+	spanOf(td, "Run ./deploy.sh", 3, 2, end, "cicd.pipeline.task.name=Run ./deploy.sh", "resource:vcs.repository.name=api")
+	spanOf(td, "deploy", 2, 1, end, "resource:cicd.pipeline.task.run.id=31415926535", "resource:cicd.pipeline.run.task.status=success",
+		"resource:vcs.repository.name=api",
+		"resource:cicd.pipeline.task.run.url.full=https://github.com/acme/api/actions/runs/1/job/31415926535")
+	res, err := provider(tasks("deploy")).Parse(protoReq(export(t, td)))
+	require.NoError(t, err)
+	require.Len(t, res.Events, 1)
+	assert.Equal(t, "acme/api", res.Events[0].Repository)
+}
+
+func TestTraceMemoryIsBounded(t *testing.T) {
+	m := newTraceMemory(2)
+	id := func(b byte) pcommon.TraceID { return pcommon.TraceID{b} }
+	m.merge(id(1), identity{workload: "a"}, false)
+	m.merge(id(2), identity{workload: "b"}, false)
+	m.merge(id(3), identity{workload: "c"}, false)
+	assert.Len(t, m.byID, 2)
+	assert.Equal(t, identity{service: "x"}, m.merge(id(1), identity{service: "x"}, false), "the oldest trace was forgotten")
+	assert.Equal(t, identity{workload: "c", service: "y"}, m.merge(id(3), identity{service: "y"}, true))
+	assert.Equal(t, identity{workload: "c", service: "y"}, m.merge(id(3), identity{namespace: "z"}, true), "fixed by its first event")
+	assert.Equal(t, identity{}, m.merge(id(4), identity{}, false))
+	assert.Len(t, m.byID, 2, "traces that say nothing are not remembered")
 }

@@ -113,6 +113,11 @@ type Event struct {
 	Service Service
 	// Repository is the source repository ("org/api"), when known.
 	Repository string
+	// ServiceHint is a service name that a sender gives without knowing
+	// the workload (a CI span's service.name). With Service.Name empty, the
+	// receiver uses it when the services setting does not map Repository
+	// to one service: to pick a monorepo's service, else as the name.
+	ServiceHint string
 
 	// DeploymentID identifies one deployment across its started, succeeded
 	// and failed events (for Kubernetes: the Deployment and its pod-template

@@ -27,6 +27,7 @@ type eventJSON struct {
 	Name                 string    `json:"name,omitempty"`
 	Environment          string    `json:"environment,omitempty"`
 	Repository           string    `json:"repository,omitempty"`
+	ServiceHint          string    `json:"service_hint,omitempty"`
 	DeploymentID         string    `json:"deployment_id,omitempty"`
 	PreviousDeploymentID string    `json:"previous_deployment_id,omitempty"`
 	Revision             string    `json:"revision,omitempty"`
@@ -50,7 +51,7 @@ func encodeEvent(ev event.Event) ([]byte, error) {
 	return json.Marshal(loggedEventJSON{Version: eventVersion, Event: eventJSON{
 		Kind: ev.Kind.String(), Source: ev.Source, ID: ev.ID, Time: ev.Time,
 		Namespace: ev.Service.Namespace, Name: ev.Service.Name, Environment: ev.Service.Environment,
-		Repository: ev.Repository, DeploymentID: ev.DeploymentID, PreviousDeploymentID: ev.PreviousDeploymentID,
+		Repository: ev.Repository, ServiceHint: ev.ServiceHint, DeploymentID: ev.DeploymentID, PreviousDeploymentID: ev.PreviousDeploymentID,
 		Revision: ev.Revision, ParentRevision: ev.ParentRevision, CommitTime: ev.CommitTime, Reason: ev.Reason,
 		IncidentID: ev.IncidentID, Hotfix: ev.Hotfix, Reverts: ev.Reverts, RevertsChange: ev.RevertsChange, ChangeID: ev.ChangeID,
 		Team: ev.Team, TeamFallback: ev.TeamFallback, Paths: ev.Paths,
@@ -73,7 +74,7 @@ func decodeEvent(b []byte) (event.Event, error) {
 	return event.Event{
 		Kind: kind, Source: e.Source, ID: e.ID, Time: e.Time,
 		Service:    event.Service{Namespace: e.Namespace, Name: e.Name, Environment: e.Environment},
-		Repository: e.Repository, DeploymentID: e.DeploymentID, PreviousDeploymentID: e.PreviousDeploymentID,
+		Repository: e.Repository, ServiceHint: e.ServiceHint, DeploymentID: e.DeploymentID, PreviousDeploymentID: e.PreviousDeploymentID,
 		Revision: e.Revision, ParentRevision: e.ParentRevision, CommitTime: e.CommitTime, Reason: e.Reason,
 		IncidentID: e.IncidentID, Hotfix: e.Hotfix, Reverts: e.Reverts, RevertsChange: e.RevertsChange, ChangeID: e.ChangeID,
 		Team: e.Team, TeamFallback: e.TeamFallback, Paths: e.Paths,

@@ -167,7 +167,7 @@ func fullEvent() event.Event {
 	return event.Event{
 		Kind: event.DeploymentRolledBack, Source: "argocd", ID: "id-1", Time: t0,
 		Service:    event.Service{Namespace: "shop", Name: "api", Environment: "production"},
-		Repository: "acme/api", DeploymentID: "d2", PreviousDeploymentID: "d1",
+		Repository: "acme/api", ServiceHint: "api-ci", DeploymentID: "d2", PreviousDeploymentID: "d1",
 		Revision: "r2", ParentRevision: "r1", CommitTime: t0.Add(-time.Hour), Reason: "Degraded",
 		IncidentID: "inc-1", Hotfix: true, Reverts: "r0", RevertsChange: "github/acme/api/pull/0", ChangeID: "github/acme/api/pull/1",
 		Team: "payments", TeamFallback: true, Paths: []string{"a.go", "b/c.go"},
