@@ -845,3 +845,21 @@ func TestTraceMemoryIsBounded(t *testing.T) {
 	assert.Equal(t, identity{}, m.merge(id(4), identity{}, false))
 	assert.Len(t, m.byID, 2, "traces that say nothing are not remembered")
 }
+
+// TestOversizedIdentityIsNotRemembered: an export whose workload is longer
+// than any limit the receiver accepts is refused there; the trace memory
+// must not keep it, so the trace's next export resolves from itself (and
+// megabytes are not held for thousands of traces).
+func TestOversizedIdentityIsNotRemembered(t *testing.T) {
+	m := newTraceMemory(4)
+	trace := pcommon.TraceID{1}
+	huge := identity{workload: strings.Repeat("x", maxRememberedLen+1)}
+	assert.Equal(t, huge, m.merge(trace, huge, true))
+	assert.Empty(t, m.byID)
+	assert.Equal(t, identity{workload: "api"}, m.merge(trace, identity{workload: "api"}, true))
+
+	atLimit := identity{workload: strings.Repeat("y", maxRememberedLen)}
+	other := pcommon.TraceID{2}
+	m.merge(other, atLimit, false)
+	assert.Equal(t, atLimit, m.merge(other, identity{}, true), "a value at the limit is remembered")
+}

@@ -42,6 +42,22 @@ type identity struct {
 
 func (id identity) empty() bool { return id == identity{} }
 
+// maxRememberedLen is the longest value an identity field may have to be
+// remembered across exports: the receiver's longest limit on the fields it
+// fills (a repository, 1024 bytes). An export with a longer value is
+// refused whole, and must leave nothing behind that shapes later exports
+// of the same trace or holds megabytes in the trace memory.
+const maxRememberedLen = 1024
+
+func (id identity) oversized() bool {
+	for _, v := range [...]string{id.namespace, id.workload, id.repo, id.repoName, id.service} {
+		if len(v) > maxRememberedLen {
+			return true
+		}
+	}
+	return false
+}
+
 // fill takes from a what id does not have yet.
 func (id *identity) fill(a attrs) {
 	if id.namespace == "" {
@@ -155,6 +171,9 @@ func newTraceMemory(size int) *traceMemory {
 // identity is merged until its first event: attributes seen before it (a
 // task span's workload) count, attributes first seen after it do not.
 func (m *traceMemory) merge(trace pcommon.TraceID, local identity, deploys bool) identity {
+	if local.oversized() {
+		return local
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.byID[trace]
