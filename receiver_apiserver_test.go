@@ -325,6 +325,9 @@ func TestKubernetesRolloutsAgainstAPIServer(t *testing.T) {
 		c.sentinel(r, "update")
 		assert.EqualValues(t, 0, r.value("platform.deployments", series("update", "api", "")), "existing at start")
 
+		// The receiver first sees the service at this rollout, no earlier
+		// than this second (Kubernetes' condition times are whole seconds).
+		observed := time.Now().UTC().Truncate(time.Second)
 		c.update("update", "api", func(d *appsv1.Deployment) {
 			d.Spec.Template.Spec.Containers[0].Image = "registry.local/api:2.0"
 			d.Annotations = map[string]string{
@@ -338,17 +341,19 @@ func TestKubernetesRolloutsAgainstAPIServer(t *testing.T) {
 		r.waitValue("platform.deployments", series("update", "api", "success"), 1)
 		c.sentinel(r, "update")
 		assert.EqualValues(t, 1, r.value("platform.deployments", series("update", "api", "success")))
-		// The first rollout the receiver sees is the start of the service's
-		// history: its commit gets no lead time (METRICS.md).
+		// The first rollout the receiver sees starts the service's history:
+		// its commit, known only from the annotation and made an hour
+		// before, gets no lead time (METRICS.md).
 		assert.EqualValues(t, 0, r.histogramCount("platform.lead_time", map[string]string{"namespace": "update", "deployment": "api"}))
 		assert.EqualValues(t, 1, r.value("platform.lead_time.dropped", map[string]string{"namespace": "update", "deployment": "api", "reason": "before_history"}))
 
-		// The next one records it.
+		// The next one ships a commit made since the history started: it
+		// records it.
 		c.update("update", "api", func(d *appsv1.Deployment) {
 			d.Spec.Template.Spec.Containers[0].Image = "registry.local/api:3.0"
 			d.Annotations = map[string]string{
 				"dora.otelcol.dev/commit-sha":  "4e5f6a7b",
-				"dora.otelcol.dev/commit-time": time.Now().Add(-30 * time.Minute).UTC().Format(time.RFC3339),
+				"dora.otelcol.dev/commit-time": observed.Format(time.RFC3339),
 			}
 		})
 		c.complete("update", "api")

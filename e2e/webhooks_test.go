@@ -61,8 +61,8 @@ func TestWebhooksEndToEnd(t *testing.T) {
 		{"2222222222222222222222222222222222222222", deployedAt.Add(-2 * time.Hour)},
 	}
 
-	// 0. The first deployment the receiver sees of api is the start of its
-	// history (no lead time for what it ships).
+	// 0. The first deployment the receiver sees of api ships a revision
+	// never pushed, with no commit time: no lead time.
 	baseline := fixture(t, "../internal/github/testdata/deployment_status.json")
 	baseline["deployment"].(map[string]any)["sha"] = "0000000000000000000000000000000000000001"
 	baseline["deployment"].(map[string]any)["id"] = 1

@@ -509,12 +509,11 @@ func (s *soak) expected() map[seriesKey]float64 {
 	for name, n := range s.hookDeploys {
 		want[seriesKey{deploymentsTotal, hookNamespace, name}] = float64(n)
 	}
-	// A service's first deployment starts its history: the commits it
-	// ships are before_history and record no lead time (METRICS.md), so
-	// every pair but the first of each service records one.
+	// Every pair's commit was pushed before its deployment, so each records
+	// a lead time, the service's first deployment's too (METRICS.md).
 	for name, n := range s.hookCommits {
 		if n > 0 {
-			want[seriesKey{leadTimeCount, hookNamespace, name}] = float64(n - 1)
+			want[seriesKey{leadTimeCount, hookNamespace, name}] = float64(n)
 		}
 	}
 	return want

@@ -298,12 +298,12 @@ func TestDefinition_ChangeFailure_IncidentWindow(t *testing.T) {
 			want: expect{deployments: map[string]uint64{"api success": 1}, incidents: map[string]uint64{"api false": 1}, rework: map[string]uint64{"api ": 1}},
 		},
 		{
-			name: "an incident during a rollout in progress is not attributed (only to deployments that succeeded)",
+			name: "an incident during a rollout in progress belongs to it",
 			events: []event.Event{
 				started(api, "d1", "", 0),
 				incident(event.IncidentOpened, api, "inc-1", time.Minute),
 			},
-			want: expect{incidents: map[string]uint64{"api false": 1}},
+			want: expect{failures: map[string]uint64{"api incident": 1}, incidents: map[string]uint64{"api true": 1}},
 		},
 		{
 			name: "the latest deployment before the incident is the one that fails",
@@ -384,6 +384,91 @@ func TestDefinition_Incident_Unattributed(t *testing.T) {
 		},
 		want: expect{incidents: map[string]uint64{"web false": 1}},
 	}})
+}
+
+// An incident belongs to the latest production deployment of its service
+// that started before it, within incident_window, whatever its outcome, a
+// rollout in progress included; joining a deployment that already failed
+// adds no failure and no recovery.
+func TestDefinition_Incident_Attribution(t *testing.T) {
+	const (
+		d1Done          = time.Duration(0)
+		d2Start, d2Fail = 30 * time.Minute, 40 * time.Minute
+		alert, resolved = 42 * time.Minute, time.Hour
+	)
+	runDefinitions(t, []definitionCase{
+		{
+			name: "a failed rollout, then an alert: one change failure, one recovery",
+			events: []event.Event{
+				succeeded(api, "d1", "", d1Done),
+				started(api, "d2", "", d2Start),
+				failed(api, "d2", "ProgressDeadlineExceeded", d2Fail),
+				incident(event.IncidentOpened, api, "inc-1", alert),
+				incident(event.IncidentResolved, api, "inc-1", resolved),
+			},
+			want: expect{
+				deployments: map[string]uint64{"api success": 1, "api failure": 1},
+				failures:    map[string]uint64{"api ProgressDeadlineExceeded": 1},
+				incidents:   map[string]uint64{"api true": 1},
+				// From the failure (earlier than the alert) to the
+				// alert's resolution, the first recovery signal.
+				recovery: map[string][2]float64{"api": {(resolved - min(d2Fail, alert)).Seconds(), 1}},
+			},
+		},
+		{
+			name: "an incident that started before the failure was reported: recovery from the incident",
+			events: []event.Event{
+				started(api, "d2", "", d2Start),
+				failed(api, "d2", "ProgressDeadlineExceeded", d2Fail),
+				incident(event.IncidentOpened, api, "inc-1", d2Fail-5*time.Minute),
+				incident(event.IncidentResolved, api, "inc-1", resolved),
+			},
+			want: expect{
+				deployments: map[string]uint64{"api failure": 1},
+				failures:    map[string]uint64{"api ProgressDeadlineExceeded": 1},
+				incidents:   map[string]uint64{"api true": 1},
+				recovery:    map[string][2]float64{"api": {(resolved - (d2Fail - 5*time.Minute)).Seconds(), 1}},
+			},
+		},
+		{
+			name: "an alert during a rollout: the rollout failed, its own completion is no recovery and no rework",
+			events: []event.Event{
+				succeeded(api, "d1", "", d1Done),
+				started(api, "d2", "", d2Start),
+				incident(event.IncidentOpened, api, "inc-1", alert),
+				succeeded(api, "d2", "", alert+3*time.Minute),
+				incident(event.IncidentResolved, api, "inc-1", resolved),
+			},
+			want: expect{
+				deployments: map[string]uint64{"api success": 2},
+				failures:    map[string]uint64{"api incident": 1},
+				incidents:   map[string]uint64{"api true": 1},
+				// From d2's start (it had not finished) to the resolution.
+				recovery: map[string][2]float64{"api": {(resolved - d2Start).Seconds(), 1}},
+			},
+		},
+		{
+			name: "a failed rollout outside incident_window of the alert: an outage",
+			events: []event.Event{
+				started(api, "d2", "", 0),
+				failed(api, "d2", "ProgressDeadlineExceeded", 10*time.Minute),
+				incident(event.IncidentOpened, api, "inc-1", 10*time.Minute+25*time.Hour),
+			},
+			want: expect{
+				deployments: map[string]uint64{"api failure": 1},
+				failures:    map[string]uint64{"api ProgressDeadlineExceeded": 1},
+				incidents:   map[string]uint64{"api false": 1},
+			},
+		},
+		{
+			name: "a rollout that never finished, started longer than incident_window before: an outage",
+			events: []event.Event{
+				started(api, "d2", "", 0),
+				incident(event.IncidentOpened, api, "inc-1", 25*time.Hour),
+			},
+			want: expect{incidents: map[string]uint64{"api false": 1}},
+		},
+	})
 }
 
 func TestDefinition_Incident_CountedOncePerIncident(t *testing.T) {
@@ -597,25 +682,81 @@ func TestDefinition_LeadTime_OncePerCommit(t *testing.T) {
 	})
 }
 
+// The history of a service starts at the earliest deployment or incident
+// event about it. Commits whose push or merge the engine received get their
+// lead time at the first deployment that ships them, the service's first
+// included; a commit known only from a deployment and committed before the
+// history start is before_history.
 func TestDefinition_LeadTime_StartOfHistory(t *testing.T) {
+	const (
+		c1At, c2At, c3At = -2 * time.Hour, -time.Hour, 10 * time.Minute
+		d1At, d2At       = time.Duration(0), time.Hour
+	)
 	runDefinitions(t, []definitionCase{
 		{
-			name: "the first deployment's commits are before_history; later commits count",
+			name: "commits whose push was seen get their lead time at the service's first deployment",
 			events: []event.Event{
-				change("c1", "", -30*24*time.Hour),
-				change("c2", "c1", -time.Hour),
-				succeeded(api, "d1", "c2", 0),
-				change("c3", "c2", 10*time.Minute),
-				succeeded(api, "d2", "c3", time.Hour),
+				change("c1", "", c1At),
+				change("c2", "c1", c2At),
+				succeeded(api, "d1", "c2", d1At),
+				change("c3", "c2", c3At),
+				succeeded(api, "d2", "c3", d2At),
 			},
 			want: expect{
 				deployments: map[string]uint64{"api success": 2},
-				dropped:     map[string]uint64{"api before_history": 2},
-				leadTime:    map[string][2]float64{"api": {3000, 1}},
+				leadTime:    map[string][2]float64{"api": {(d1At - c1At + d1At - c2At + d2At - c3At).Seconds(), 3}},
 			},
 		},
 		{
-			name: "a first deployment without a revision starts the history too; the next ships its commits",
+			name: "a month-old commit whose push was seen counts too (it never ran in production before)",
+			events: []event.Event{
+				change("c1", "", -days(30)),
+				succeeded(api, "d1", "c1", d1At),
+			},
+			want: expect{
+				deployments: map[string]uint64{"api success": 1},
+				leadTime:    map[string][2]float64{"api": {(d1At + days(30)).Seconds(), 1}},
+			},
+		},
+		{
+			name: "a commit known only from the first deployment, older than it, is before_history",
+			events: []event.Event{
+				withCommitTime(succeeded(api, "d1", "c1", d1At), -days(30)),
+			},
+			want: expect{
+				deployments: map[string]uint64{"api success": 1},
+				dropped:     map[string]uint64{"api before_history": 1},
+			},
+		},
+		{
+			name: "the history starts at the first event about the service, an incident too: a later commit counts",
+			events: []event.Event{
+				incident(event.IncidentOpened, api, "inc-1", d1At),
+				incident(event.IncidentResolved, api, "inc-1", d1At+10*time.Minute),
+				withCommitTime(succeeded(api, "d1", "c1", d2At+time.Hour), d2At),
+			},
+			want: expect{
+				deployments: map[string]uint64{"api success": 1},
+				incidents:   map[string]uint64{"api false": 1},
+				leadTime:    map[string][2]float64{"api": {time.Hour.Seconds(), 1}},
+			},
+		},
+		{
+			name: "at a later deployment, a commit known only from it and older than the history start is before_history; one pushed as old counts",
+			events: []event.Event{
+				succeeded(api, "d0", "", d1At),
+				withCommitTime(succeeded(api, "d1", "k1", d2At), d1At-2*time.Hour),
+				change("p1", "", d1At-3*time.Hour),
+				succeeded(api, "d2", "p1", 2*time.Hour),
+			},
+			want: expect{
+				deployments: map[string]uint64{"api success": 3},
+				dropped:     map[string]uint64{"api before_history": 1},
+				leadTime:    map[string][2]float64{"api": {(2*time.Hour - (d1At - 3*time.Hour)).Seconds(), 1}},
+			},
+		},
+		{
+			name: "a first deployment without a revision; the next ships its commits",
 			events: []event.Event{
 				succeeded(api, "d1", "", 0),
 				change("c1", "", -90*time.Minute),
@@ -627,7 +768,7 @@ func TestDefinition_LeadTime_StartOfHistory(t *testing.T) {
 			},
 		},
 		{
-			name: "a first deployment that failed does not start the history",
+			name: "a first deployment that failed starts the history too",
 			events: []event.Event{
 				failed(api, "d1", "", 0),
 				withCommitTime(succeeded(api, "d2", "c1", time.Hour), 0),
@@ -636,9 +777,9 @@ func TestDefinition_LeadTime_StartOfHistory(t *testing.T) {
 			want: expect{
 				deployments: map[string]uint64{"api success": 2, "api failure": 1},
 				failures:    map[string]uint64{"api failed": 1},
-				dropped:     map[string]uint64{"api before_history": 1},
-				leadTime:    map[string][2]float64{"api": {3600, 1}},
-				recovery:    map[string][2]float64{"api": {3600, 1}},
+				// c1 at the history start (0) is not before it: 1h; c2 1h.
+				leadTime: map[string][2]float64{"api": {3600 + 3600, 2}},
+				recovery: map[string][2]float64{"api": {3600, 1}},
 			},
 		},
 	})
@@ -658,8 +799,10 @@ func TestDefinition_LeadTime_ClockSkew(t *testing.T) {
 func TestDefinition_LeadTime_TooLong(t *testing.T) {
 	runDefinitions(t, []definitionCase{
 		{
+			// The history must start before the commit, else it would be
+			// before_history.
 			name:   "longer than max_lead_time (90 days): too_long",
-			events: []event.Event{history(api), withCommitTime(succeeded(api, "d1", "c1", 0), -days(90)-time.Second)},
+			events: []event.Event{succeeded(api, "d0", "", -days(91)), withCommitTime(succeeded(api, "d1", "c1", 0), -days(90)-time.Second)},
 			want: expect{
 				deployments: map[string]uint64{"api success": 2},
 				dropped:     map[string]uint64{"api too_long": 1},
@@ -667,7 +810,7 @@ func TestDefinition_LeadTime_TooLong(t *testing.T) {
 		},
 		{
 			name:   "exactly max_lead_time is recorded",
-			events: []event.Event{history(api), withCommitTime(succeeded(api, "d1", "c1", 0), -days(90))},
+			events: []event.Event{succeeded(api, "d0", "", -days(91)), withCommitTime(succeeded(api, "d1", "c1", 0), -days(90))},
 			want: expect{
 				deployments: map[string]uint64{"api success": 2},
 				leadTime:    map[string][2]float64{"api": {days(90).Seconds(), 1}},

@@ -135,8 +135,9 @@ type Config struct {
 	// DedupWindow is how long an event ID is remembered, measured in event
 	// time against the newest event seen.
 	DedupWindow time.Duration
-	// IncidentWindow is how long after a successful deployment an incident
-	// on the same service is attributed to it.
+	// IncidentWindow is how long after a deployment (its finish, or its
+	// start while it rolls out) an incident on the same service is
+	// attributed to it.
 	IncidentWindow time.Duration
 	// MaxPendingChanges bounds the commits remembered while waiting for the
 	// deployment that ships them; the oldest are forgotten first.
@@ -497,7 +498,7 @@ func deploymentKey(ev event.Event) string {
 // the same id, the same rollout reported by another source, or a new one.
 // It notes what every deployment event may carry: a hotfix flag.
 func (e *Engine) record(ev event.Event) (*serviceState, *deploymentState) {
-	s := e.service(ev.Service)
+	s := e.service(ev.Service, ev.Time)
 	key := deploymentKey(ev)
 	d := s.find(key)
 	if d == nil {
@@ -528,12 +529,18 @@ func (e *Engine) production(env string) bool {
 	return false
 }
 
-func (e *Engine) service(svc event.Service) *serviceState {
+// service returns the state of svc, which an event at at is about: the
+// service's history starts at the earliest such event (METRICS.md, lead
+// time). Change events name a service only by guess (a repository, no
+// environment) and carry their commit's time, not when the receiver got
+// them, so they do not move it; their commits need no history start.
+func (e *Engine) service(svc event.Service, at time.Time) *serviceState {
 	s, ok := e.services[svc]
 	if !ok {
 		s = &serviceState{production: e.production(svc.Environment)}
 		e.services[svc] = s
 	}
+	s.noteObserved(at)
 	return s
 }
 
@@ -544,6 +551,9 @@ func (e *Engine) started(ev event.Event) {
 
 func (e *Engine) succeeded(ev event.Event) {
 	s, d := e.record(ev)
+	// A failed rollout that completes recovers its own failure; a rollout
+	// that caused an incident while it rolled out does not.
+	recoversItself := d.outcome == outcomeFailed
 	switch d.outcome {
 	case outcomePending:
 		d.outcome = outcomeSucceeded
@@ -553,7 +563,7 @@ func (e *Engine) succeeded(ev event.Event) {
 			e.report = newReport(ev, d)
 			e.report.HistoryStart = !s.historyStarted
 			e.ship(ev, s, d)
-			rework := d.hotfix || d.rollback || s.incidentOpenAt(ev.Time)
+			rework := d.hotfix || d.rollback || s.incidentOpenSince(d.started, ev.Time)
 			if rework {
 				count(e, e.rework, ev.Service)
 			}
@@ -572,7 +582,7 @@ func (e *Engine) succeeded(ev event.Event) {
 		signal = e.cfg.RecoveryOn.Rollback
 	}
 	if signal {
-		e.recover(ev.Service, s, ev.Time, func(*failureState) bool { return true })
+		e.recover(ev.Service, s, ev.Time, func(f *failureState) bool { return recoversItself || f.deployment != d })
 	}
 }
 
@@ -599,7 +609,7 @@ func (e *Engine) failed(ev event.Event) {
 }
 
 func (e *Engine) rolledBack(ev event.Event) {
-	s := e.service(ev.Service)
+	s := e.service(ev.Service, ev.Time)
 	var prev *deploymentState
 	switch {
 	case ev.PreviousDeploymentID != "":
@@ -675,7 +685,7 @@ func (e *Engine) recover(svc event.Service, s *serviceState, at time.Time, match
 }
 
 func (e *Engine) incidentOpened(ev event.Event) {
-	s := e.service(ev.Service)
+	s := e.service(ev.Service, ev.Time)
 	if inc := s.incident(ev.IncidentID); inc != nil {
 		// Reopened (GitHub, GitLab): open again, but the same incident,
 		// counted and attributed once.
@@ -685,7 +695,7 @@ func (e *Engine) incidentOpened(ev event.Event) {
 	inc := s.addIncident(ev.IncidentID, ev.Time)
 	var d *deploymentState
 	if s.production {
-		d = s.lastSucceededWithin(ev.Time, e.cfg.IncidentWindow)
+		d = s.causeOf(ev.Time, e.cfg.IncidentWindow)
 	}
 	inc.attributed = d != nil
 	count(e, e.incidents, reasonKey{ev.Service, strconv.FormatBool(inc.attributed)})
@@ -694,14 +704,20 @@ func (e *Engine) incidentOpened(ev event.Event) {
 		// failure.
 		return
 	}
+	// A deployment that already counts as a change failure (its rollout
+	// failed, say) is not failed again: the incident joins that failure,
+	// whose recovery then runs from the earlier of the two.
 	e.markFailure(ev.Service, s, d, ReasonIncident, ev.Time)
 	if f := s.failureOf(d); f != nil {
 		f.incidents = append(f.incidents, ev.IncidentID)
+		if ev.Time.Before(f.since) {
+			f.since = ev.Time
+		}
 	}
 }
 
 func (e *Engine) incidentResolved(ev event.Event) {
-	s := e.service(ev.Service)
+	s := e.service(ev.Service, ev.Time)
 	inc := s.incident(ev.IncidentID)
 	if inc == nil || !inc.resolved.IsZero() {
 		return

@@ -100,6 +100,11 @@ type ServiceState struct {
 	// DeployedRevisions are the revisions shipped, oldest first.
 	DeployedRevisions []DeployedRevisionState `json:"deployed_revisions,omitempty"`
 	HistoryStarted    bool                    `json:"history_started,omitempty"`
+	// HistoryStart is the start of the service's history (the earliest
+	// deployment or incident event about it). States written before it
+	// existed lack it: Import takes the earliest time the service's state
+	// holds, which is no earlier than the true start.
+	HistoryStart time.Time `json:"history_start,omitzero"`
 	// Failures are the change failures not recovered yet, oldest first.
 	Failures []FailureState `json:"failures,omitempty"`
 	// Incidents, oldest first.
@@ -319,7 +324,7 @@ func (e *Engine) Export() State {
 }
 
 func exportService(svc event.Service, s *serviceState) ServiceState {
-	out := ServiceState{Service: serviceID(svc), HistoryStarted: s.historyStarted, Deployed: s.deployed}
+	out := ServiceState{Service: serviceID(svc), HistoryStarted: s.historyStarted, HistoryStart: utc(s.historyStart), Deployed: s.deployed}
 	history := map[*deployRecord]int{}
 	for i, r := range s.history {
 		history[r] = i
@@ -616,6 +621,22 @@ func (e *Engine) loadService(ss ServiceState) (*serviceState, error) {
 	}
 	for _, x := range ss.Recoveries {
 		s.recoveries = append(s.recoveries, sample{x.At, x.V})
+	}
+	s.historyStart = ss.HistoryStart
+	if s.historyStart.IsZero() {
+		// A state from before history_start: the earliest time it holds
+		// of the service. Later than the true start at worst, so commits
+		// known only from deployments are dropped rather than poisoning.
+		for _, d := range s.deployments {
+			s.noteObserved(d.started)
+			s.noteObserved(d.finished)
+		}
+		for _, inc := range s.incidents {
+			s.noteObserved(inc.opened)
+		}
+		for _, r := range s.history {
+			s.noteObserved(r.at)
+		}
 	}
 	return s, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -234,7 +235,7 @@ func TestStateCoversEngine(t *testing.T) {
 			"deployments", "failures", "dropped", "incidents", "rework", "leadTime", "stages", "recovery", "teams", "filters", "report"}},
 		// production comes from the configuration; rolling is a cache of
 		// values computed from history, leadTimes and recoveries.
-		{serviceState{}, []string{"production", "deployments", "deployedRevisions", "revisionOrder", "historyStarted", "failures",
+		{serviceState{}, []string{"production", "deployments", "deployedRevisions", "revisionOrder", "historyStarted", "historyStart", "failures",
 			"incidents", "history", "leadTimes", "recoveries", "deployed", "rolling"}},
 		{deploymentState{}, []string{"id", "source", "revision", "started", "startSeen", "finished", "outcome", "rollback", "hotfix",
 			"failureCounted", "history", "aliases", "events"}},
@@ -257,4 +258,47 @@ func TestStateCoversEngine(t *testing.T) {
 	} {
 		assert.Equal(t, x.want, fields(x.v), "%T", x.v)
 	}
+}
+
+// TestImportStateWithoutHistoryStart: a state saved before history_start
+// existed still loads; the service's history then starts at the earliest
+// time its state holds (here the first deployment), so a commit known only
+// from a later deployment and older than that stays before_history, and a
+// newer one counts.
+func TestImportStateWithoutHistoryStart(t *testing.T) {
+	const first, second = time.Hour, 2 * time.Hour
+	e := apply(t, DefaultConfig(), incident(event.IncidentOpened, api, "inc-0", -days(3)), succeeded(api, "d1", "", first))
+	st := e.Export()
+	require.Len(t, st.Services, 1)
+	require.Equal(t, at(-days(3)), st.Services[0].HistoryStart, "the incident started the history")
+	b, err := json.Marshal(st)
+	require.NoError(t, err)
+	old := strings.Replace(string(b), `"history_start":"`+at(-days(3)).Format(time.RFC3339Nano)+`",`, "", 1)
+	require.NotEqual(t, string(b), old, "history_start removed from the saved state")
+	var oldState State
+	require.NoError(t, json.Unmarshal([]byte(old), &oldState))
+	require.True(t, oldState.Services[0].HistoryStart.IsZero())
+
+	r, err := New(DefaultConfig(), t0)
+	require.NoError(t, err)
+	require.NoError(t, r.Import(oldState))
+	// The earliest time held is the incident's opening.
+	assert.Equal(t, at(-days(3)), r.Export().Services[0].HistoryStart)
+
+	// Without the incident, the deployment is the earliest time held.
+	oldState.Services[0].Incidents = nil
+	r, err = New(DefaultConfig(), t0)
+	require.NoError(t, err)
+	require.NoError(t, r.Import(oldState))
+	assert.Equal(t, at(first), r.Export().Services[0].HistoryStart)
+	for _, ev := range []event.Event{
+		withCommitTime(succeeded(api, "d2", "old", second), first-time.Minute),
+		withCommitTime(succeeded(api, "d3", "new", second+time.Hour), first+time.Minute),
+	} {
+		_, err := r.Apply(ev)
+		require.NoError(t, err)
+	}
+	s := r.Snapshot()
+	assert.Equal(t, map[string]uint64{"api before_history": 1}, counters(s.LeadTimeDropped))
+	assert.Equal(t, map[string][2]float64{"api": {(second + time.Hour - first - time.Minute).Seconds(), 1}}, observations(s.LeadTime))
 }

@@ -18,12 +18,14 @@ const maxLeadTimeWalk = 1000
 // monorepo, only the commits that belong to the service (Engine.belongs)
 // count; the others are walked through.
 //
-// The first successful deployment the engine sees of a service is the start
-// of its history: the engine cannot tell which of the commits it ships were
-// deployed before it was watching, so none of them gets a lead time
-// (before_history), and the next deployment only ships what came after.
+// A commit whose push or merge the engine received (it is in the commit
+// graph) is new to production whenever it is first shipped, by the
+// service's first deployment too. A commit known only from the deployment
+// (its CommitTime) and committed before the service's history started
+// (serviceState.historyStart) may have run in production before the
+// engine watched: it gets no lead time (before_history), which keeps
+// months-old commits from poisoning the first deployment.
 func (e *Engine) ship(ev event.Event, s *serviceState, d *deploymentState) {
-	baseline := !s.historyStarted
 	s.historyStarted = true
 	// The build ends when the deployment starts: the CI run's end, when a
 	// deployment start was reported; unknown otherwise.
@@ -76,7 +78,8 @@ func (e *Engine) ship(ev event.Event, s *serviceState, d *deploymentState) {
 		// time. A commit without a known time has none either.
 		shipped := ShippedCommit{Revision: rev, CommitTime: committed}
 		if !committed.IsZero() && !d.rollback {
-			shipped.Dropped, shipped.Stages = e.recordLeadTime(ev, s, committed, change, buildEnd, baseline)
+			beforeHistory := c == nil && committed.Before(s.historyStart)
+			shipped.Dropped, shipped.Stages = e.recordLeadTime(ev, s, committed, change, buildEnd, beforeHistory)
 			if shipped.Dropped == "" {
 				shipped.Recorded, shipped.LeadTime = true, ev.Time.Sub(committed)
 			}
@@ -92,11 +95,11 @@ func (e *Engine) ship(ev event.Event, s *serviceState, d *deploymentState) {
 // recordLeadTime records the lead time of one commit deployed at ev.Time, or
 // counts why it is dropped. It returns the reason it was dropped ("" when
 // recorded) and the stage boundaries it recorded.
-func (e *Engine) recordLeadTime(ev event.Event, s *serviceState, committed time.Time, change *commit, buildEnd time.Time, baseline bool) (string, StageBoundaries) {
+func (e *Engine) recordLeadTime(ev event.Event, s *serviceState, committed time.Time, change *commit, buildEnd time.Time, beforeHistory bool) (string, StageBoundaries) {
 	lt := ev.Time.Sub(committed)
 	drop := ""
 	switch {
-	case baseline:
+	case beforeHistory:
 		drop = DropBeforeHistory
 	case lt < 0:
 		// A commit time after the deployment is clock skew between the

@@ -40,7 +40,9 @@ type DeploymentReport struct {
 	Rollback bool
 	Hotfix   bool
 	// HistoryStart is set for the service's first successful production
-	// deployment: its commits are before_history.
+	// deployment the engine saw: the commits it ships that are known only
+	// from the deployment and older than the service's history start are
+	// before_history (those whose push or merge was seen count).
 	HistoryStart bool
 
 	// Commits are the commits it shipped for the first time to the

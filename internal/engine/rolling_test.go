@@ -108,7 +108,7 @@ func checkRollingMatchesOracle(t *testing.T, cfg Config, seed uint64, steps int,
 	// few units of now, now moving slowly.
 	longest := 0
 	for i := range maxHistoryPerService * 3 {
-		mutate(services[0], e.service(services[0]))
+		mutate(services[0], e.service(services[0], time.Time{}))
 		longest = max(longest, len(e.services[services[0]].history))
 		if i%4 == 0 {
 			now = now.Add(unit / 100)
@@ -121,7 +121,7 @@ func checkRollingMatchesOracle(t *testing.T, cfg Config, seed uint64, steps int,
 	require.Equal(t, maxHistoryPerService, longest, "the history reached its count limit")
 	for step := range steps {
 		svc := services[rnd.IntN(len(services))]
-		mutate(svc, e.service(svc))
+		mutate(svc, e.service(svc, time.Time{}))
 		switch r := rnd.IntN(20); {
 		case r < 8:
 			now = now.Add(time.Duration(rnd.IntN(3)) * unit)

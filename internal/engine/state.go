@@ -105,8 +105,14 @@ type serviceState struct {
 	// finds the deployment it reverts.
 	deployedRevisions map[string]string
 	revisionOrder     []string
-	// historyStarted is set by the first successful production deployment.
+	// historyStarted is set by the first successful production deployment
+	// (DeploymentReport.HistoryStart).
 	historyStarted bool
+	// historyStart is the start of the service's history: the earliest
+	// event time of the deployment and incident events applied about it.
+	// A commit known only from a deployment (never pushed or merged while
+	// the receiver watched) and committed before it is before_history.
+	historyStart time.Time
 	// failures are the change failures not recovered yet, oldest first.
 	failures []*failureState
 	// incidents, oldest first, at most maxIncidentsPerService.
@@ -184,15 +190,30 @@ func (s *serviceState) deployment(id, source, revision string, at time.Time) *de
 	return d
 }
 
-// lastSucceededWithin returns the most recent deployment that succeeded at
-// or before at and no longer than window before it.
-func (s *serviceState) lastSucceededWithin(at time.Time, window time.Duration) *deploymentState {
+// causeOf returns the deployment an incident that starts at at belongs to:
+// the latest deployment (by start) that started at or before at, whatever
+// its outcome, in progress included, with at no later than window after
+// its finish (or after its start when it had not finished by at). A
+// rollback still rolling out at at is skipped: it undoes the deployment
+// before it, which stays the cause. nil when there is none.
+func (s *serviceState) causeOf(at time.Time, window time.Duration) *deploymentState {
 	var best *deploymentState
 	for _, d := range s.deployments {
-		if d.outcome != outcomeSucceeded || d.finished.IsZero() || d.finished.After(at) || at.Sub(d.finished) > window {
+		if d.started.IsZero() || d.started.After(at) {
 			continue
 		}
-		if best == nil || d.finished.After(best.finished) {
+		finishedBy := !d.finished.IsZero() && !d.finished.After(at)
+		if d.rollback && !finishedBy {
+			continue
+		}
+		ref := d.started
+		if finishedBy {
+			ref = d.finished
+		}
+		if at.Sub(ref) > window {
+			continue
+		}
+		if best == nil || !d.started.Before(best.started) {
 			best = d
 		}
 	}
@@ -212,6 +233,17 @@ func (s *serviceState) latestSucceededBefore(at time.Time, except *deploymentSta
 		}
 	}
 	return best
+}
+
+// noteObserved moves the start of the service's history back to at when at
+// is earlier; a zero at is no time.
+func (s *serviceState) noteObserved(at time.Time) {
+	if at.IsZero() {
+		return
+	}
+	if s.historyStart.IsZero() || at.Before(s.historyStart) {
+		s.historyStart = at
+	}
 }
 
 func (s *serviceState) revisionDeployed(rev string) bool {
@@ -269,11 +301,13 @@ func (s *serviceState) addIncident(id string, at time.Time) *incidentState {
 	return inc
 }
 
-// incidentOpenAt reports whether an incident of s was open at t: opened at
-// or before t and not resolved by then.
-func (s *serviceState) incidentOpenAt(t time.Time) bool {
+// incidentOpenSince reports whether an incident of s opened before since
+// and was still open at t: a deployment that started at since and succeeded
+// at t was made during it. An incident that opened once the deployment had
+// started (one it may have caused, see causeOf) does not count.
+func (s *serviceState) incidentOpenSince(since, t time.Time) bool {
 	for _, inc := range s.incidents {
-		if !inc.opened.After(t) && (inc.resolved.IsZero() || inc.resolved.After(t)) {
+		if inc.opened.Before(since) && (inc.resolved.IsZero() || inc.resolved.After(t)) {
 			return true
 		}
 	}

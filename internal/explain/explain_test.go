@@ -199,18 +199,18 @@ func TestTraceIsDeterministic(t *testing.T) {
 }
 
 func TestCommitsWithoutLeadTime(t *testing.T) {
-	// The first deployment of the service: its commits are before_history.
-	r := report(t,
-		commit("c1", "", -48*time.Hour),
-		commit("c2", "c1", -time.Hour),
-		deploy(event.DeploymentSucceeded, "d0", "c2", 0),
-	)
+	// The first deployment of the service ships c2, known only from the
+	// deployment (its commit time), committed before the service's history
+	// started (this deployment): before_history.
+	first := deploy(event.DeploymentSucceeded, "d0", "c2", 0)
+	first.CommitTime = at(-time.Hour)
+	r := report(t, first)
 	td := b.Traces(r)
 	require.Equal(t, 1, td.SpanCount(), "no change span, no stage span")
 	root := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
 	assert.Equal(t, at(0), root.StartTimestamp().AsTime(), "without a change the root is the deployment")
 	assert.Equal(t, at(0), root.EndTimestamp().AsTime())
-	require.Equal(t, 2, root.Events().Len())
+	require.Equal(t, 1, root.Events().Len())
 	assert.Equal(t, map[string]any{
 		"vcs.ref.head.revision":         "c2",
 		"dora.lead_time.dropped.reason": "before_history",
@@ -218,8 +218,8 @@ func TestCommitsWithoutLeadTime(t *testing.T) {
 	}, root.Events().At(0).Attributes().AsRaw())
 	a := root.Attributes().AsRaw()
 	assert.Equal(t, true, a["dora.history_start"])
-	assert.Equal(t, int64(2), a["dora.lead_time.dropped.count"])
-	assert.Equal(t, int64(2), a["dora.lead_time.dropped.before_history"])
+	assert.Equal(t, int64(1), a["dora.lead_time.dropped.count"])
+	assert.Equal(t, int64(1), a["dora.lead_time.dropped.before_history"])
 	assert.NotContains(t, a, "dora.lead_time_seconds")
 
 	// Many commits: the events are bounded.

@@ -78,8 +78,8 @@ type Expected struct {
 //  4. api is rolled back to 2.0: a deployment that recovers the service;
 //  5. web is created, then ships a commit made 4 hours earlier.
 //
-// The first deployment the receiver sees of a service is the start of its
-// history and records no lead time (see METRICS.md); the later ones do.
+// The first deployments of api and web ship revisions that were never
+// pushed, so they record no lead time (see METRICS.md); the later ones do.
 func Run(ctx context.Context, env Env) (Expected, error) {
 	s := &player{env: env}
 	if err := s.run(ctx); err != nil {

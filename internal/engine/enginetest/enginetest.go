@@ -84,6 +84,10 @@ type Scenario struct {
 	// it, the cumulative values do not.
 	Now  time.Time
 	Want Expected
+	// EngineOnly, when set, says why the scenario cannot be replayed
+	// through the binary's generic webhook source: the e2e test skips it
+	// with that reason.
+	EngineOnly string
 }
 
 // ServicePaths are the path filters of a service deployed from a monorepo
@@ -108,6 +112,9 @@ func Days(n float64) time.Duration { return time.Duration(n * float64(24*time.Ho
 
 // The scenarios' services. Only WebStaging is not in production.
 var (
+	Payments   = event.Service{Namespace: "acme", Name: "payments", Environment: "production"}
+	Ledger     = event.Service{Namespace: "acme", Name: "ledger", Environment: "production"}
+	Web        = event.Service{Namespace: "shop", Name: "web", Environment: "production"}
 	API        = event.Service{Namespace: "shop", Name: "api", Environment: "production"}
 	Cart       = event.Service{Namespace: "shop", Name: "cart", Environment: "production"}
 	Checkout   = event.Service{Namespace: "shop", Name: "checkout", Environment: "production"}
@@ -173,6 +180,16 @@ func WithCommitTime(ev event.Event, t time.Duration) event.Event {
 	ev.CommitTime = At(t)
 	return ev
 }
+
+// From gives ev another source (another reporter of the same story).
+func From(source string, ev event.Event) event.Event {
+	ev.Source = source
+	return ev
+}
+
+// IncidentWindow is the engine's default incident_window, which the
+// scenarios run with.
+const IncidentWindow = 24 * time.Hour
 
 // WithID gives ev another id (another report of the same thing).
 func WithID(ev event.Event, id string) event.Event {
