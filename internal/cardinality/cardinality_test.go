@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
-	
+
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 )
 
