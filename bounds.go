@@ -55,11 +55,30 @@ type LimitsConfig struct {
 	// the wrong unit, would count a deployment in a future that has not
 	// happened.
 	MaxFutureSkew time.Duration `mapstructure:"max_future_skew"`
+
+	// The series a sender can add (series.go): past each limit a new value
+	// folds into the overflow value _overflow of its attribute. Services
+	// of the services mapping and of the Kubernetes source are always
+	// admitted (they take room, but noise never folds them).
+	MaxServices               int `mapstructure:"max_services"`
+	MaxEnvironmentsPerService int `mapstructure:"max_environments_per_service"`
+	// MaxReasons bounds the distinct free-form reasons of failed
+	// deployments, across services.
+	MaxReasons int `mapstructure:"max_reasons"`
+	// MaxStateBytes is the memory guard: when the engine's state, estimated
+	// from its series, pending changes and open incidents, passes it, every
+	// new value of a sender folds and the component status is a
+	// recoverable error. 0 turns the guard off.
+	MaxStateBytes int64 `mapstructure:"max_state_bytes"`
 }
 
 func defaultLimitsConfig() LimitsConfig {
 	// GitHub lists up to 2048 commits in a push, one event each.
-	return LimitsConfig{MaxEventsPerDelivery: 5000, MaxFutureSkew: 10 * time.Minute}
+	return LimitsConfig{
+		MaxEventsPerDelivery: 5000, MaxFutureSkew: 10 * time.Minute,
+		MaxServices: defaultMaxServices, MaxEnvironmentsPerService: defaultMaxEnvironments, MaxReasons: defaultMaxReasons,
+		MaxStateBytes: defaultMaxStateBytes,
+	}
 }
 
 func (l LimitsConfig) validate() error {
@@ -69,6 +88,17 @@ func (l LimitsConfig) validate() error {
 	}
 	if l.MaxFutureSkew <= 0 {
 		errs = append(errs, fmt.Errorf("limits::max_future_skew: must be positive, got %s", l.MaxFutureSkew))
+	}
+	for _, c := range []struct {
+		key string
+		n   int
+	}{{"max_services", l.MaxServices}, {"max_environments_per_service", l.MaxEnvironmentsPerService}, {"max_reasons", l.MaxReasons}} {
+		if c.n <= 0 {
+			errs = append(errs, fmt.Errorf("limits::%s: must be positive, got %d", c.key, c.n))
+		}
+	}
+	if l.MaxStateBytes < 0 {
+		errs = append(errs, fmt.Errorf("limits::max_state_bytes: must be 0 (off) or positive, got %d", l.MaxStateBytes))
 	}
 	return errors.Join(errs...)
 }

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.uber.org/zap"
 
+	"github.com/otelcol-dora/dorareceiver/internal/cardinality"
 	"github.com/otelcol-dora/dorareceiver/internal/emitter"
 	"github.com/otelcol-dora/dorareceiver/internal/engine"
 	"github.com/otelcol-dora/dorareceiver/internal/event"
@@ -58,6 +59,11 @@ type doraReceiver struct {
 	services serviceMap
 	// tel is the receiver's own telemetry (telemetry.go).
 	tel *telemetry
+	// series folds values past the limits (series.go), mapped are the
+	// services of the services mapping; series and foldWarned under mu.
+	series     *cardinality.Limiter
+	mapped     map[[2]string]bool
+	foldWarned map[foldWarnKey]*foldWarning
 
 	// mu serializes the engine and the emitter, which are not safe for
 	// concurrent use; sources call in from their own goroutines.
@@ -216,6 +222,10 @@ func (r *doraReceiver) startLeadingLocked(ctx context.Context) error {
 	} else if err := r.restore(ctx, r.host); err != nil {
 		return err
 	}
+	r.mu.Lock()
+	r.series, r.mapped, r.foldWarned = r.newLimiter(r.cfg.Storage != nil), mappedServices(r.cfg.Services), map[foldWarnKey]*foldWarning{}
+	r.checkBudgetLocked()
+	r.mu.Unlock()
 
 	if kc := r.cfg.Kubernetes.Get(); kc != nil {
 		client, err := k8s.NewClient(kc)
@@ -423,6 +433,7 @@ func (r *doraReceiver) applyAll(ctx context.Context, _ string, events []event.Ev
 		r.mu.Unlock()
 		return res, 0, webhook.ErrNotLeader
 	}
+	admitted := r.foldLocked(ctx, events)
 	if err := r.logEvents(ctx, events); err != nil {
 		r.mu.Unlock()
 		return res, 0, err
@@ -455,6 +466,9 @@ func (r *doraReceiver) applyAll(ctx context.Context, _ string, events []event.Ev
 	if changed {
 		r.seq++
 		seq = r.seq
+	}
+	if admitted {
+		r.checkBudgetLocked()
 	}
 	r.maybeSnapshot(ctx)
 	r.mu.Unlock()
@@ -551,6 +565,10 @@ func (r *doraReceiver) emit(ctx context.Context, full bool) {
 	}
 	clear(r.touched)
 	r.fullNext = false
+	if full {
+		// Pending changes and incidents grow without new series.
+		r.checkBudgetLocked()
+	}
 	r.mu.Unlock()
 
 	var err error

@@ -20,11 +20,15 @@ const (
 	metricRefused = "otelcol_dora_refused_deliveries"
 	// metricSetAside counts logged events set aside at start.
 	metricSetAside = "otelcol_dora_set_aside_events"
+	// metricFolded counts values folded into the overflow value, by source
+	// and attribute (series.go).
+	metricFolded = "otelcol_dora_folded_values"
 )
 
 type telemetry struct {
 	refused metric.Int64Counter
 	setAsid metric.Int64Counter
+	folded  metric.Int64Counter
 }
 
 func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
@@ -45,7 +49,13 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &telemetry{refused: refused, setAsid: setAside}, nil
+	folded, err := m.Int64Counter(metricFolded,
+		metric.WithDescription("Values of event attributes (service, environment, reason) the dora receiver folded into _overflow past a limit, by source and attribute."),
+		metric.WithUnit("{values}"))
+	if err != nil {
+		return nil, err
+	}
+	return &telemetry{refused: refused, setAsid: setAside, folded: folded}, nil
 }
 
 // refusedDelivery counts one refused delivery.
@@ -57,4 +67,9 @@ func (t *telemetry) setAside(ctx context.Context, n int) {
 	if n > 0 {
 		t.setAsid.Add(ctx, int64(n))
 	}
+}
+
+// foldedValue counts one value folded into the overflow value.
+func (t *telemetry) foldedValue(ctx context.Context, source, attr string) {
+	t.folded.Add(ctx, 1, metric.WithAttributes(attribute.String("source", source), attribute.String("attribute", attr)))
 }
