@@ -325,9 +325,6 @@ func TestKubernetesRolloutsAgainstAPIServer(t *testing.T) {
 		c.sentinel(r, "update")
 		assert.EqualValues(t, 0, r.value("platform.deployments", series("update", "api", "")), "existing at start")
 
-		// The receiver first sees the service at this rollout, no earlier
-		// than this second (Kubernetes' condition times are whole seconds).
-		observed := time.Now().UTC().Truncate(time.Second)
 		c.update("update", "api", func(d *appsv1.Deployment) {
 			d.Spec.Template.Spec.Containers[0].Image = "registry.local/api:2.0"
 			d.Annotations = map[string]string{
@@ -348,12 +345,17 @@ func TestKubernetesRolloutsAgainstAPIServer(t *testing.T) {
 		assert.EqualValues(t, 1, r.value("platform.lead_time.dropped", map[string]string{"namespace": "update", "deployment": "api", "reason": "before_history"}))
 
 		// The next one ships a commit made since the history started: it
-		// records it.
+		// records it. The annotation holds whole seconds: the commit is
+		// dated at the first second boundary after the first rollout was
+		// counted, so it is after the history start whatever the fraction
+		// of a second the first rollout's events carry.
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+		committed := time.Now().UTC().Truncate(time.Second)
 		c.update("update", "api", func(d *appsv1.Deployment) {
 			d.Spec.Template.Spec.Containers[0].Image = "registry.local/api:3.0"
 			d.Annotations = map[string]string{
 				"dora.otelcol.dev/commit-sha":  "4e5f6a7b",
-				"dora.otelcol.dev/commit-time": observed.Format(time.RFC3339),
+				"dora.otelcol.dev/commit-time": committed.Format(time.RFC3339),
 			}
 		})
 		c.complete("update", "api")
