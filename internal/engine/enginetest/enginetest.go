@@ -84,9 +84,10 @@ type Scenario struct {
 	// it, the cumulative values do not.
 	Now  time.Time
 	Want Expected
-	// EngineOnly, when set, says why the scenario cannot be replayed
-	// through the binary's generic webhook source: the e2e test skips it
-	// with that reason.
+	// EngineOnly, when set, says that the scenario cannot be replayed
+	// through the binary's generic webhook source alone, and names the e2e
+	// test that replays it through the binary instead. e2e's TestScenarios
+	// leaves it out, and checks that the named test exists.
 	EngineOnly string
 }
 

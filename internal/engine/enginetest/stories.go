@@ -334,6 +334,10 @@ func storyOverlappingIncidents() Scenario {
 	}
 }
 
+// StoryTwoSources is the name of the story told by Kubernetes and CI, which
+// e2e's TestTwoSourcesEndToEnd replays through the real sources.
+const StoryTwoSources = "the same story told by Kubernetes and CI"
+
 // The same story told twice by two sources: the CI run deploys r1 and
 // reports it, and Kubernetes reports the rollout of the same revision, each
 // with its own ids. One deployment, one lead time; its deploy stage starts
@@ -345,9 +349,12 @@ func storyTwoSources() Scenario {
 		k8sDone, ciReported = 3 * time.Minute, 4 * time.Minute
 	)
 	return Scenario{
-		Name: "the same story told by Kubernetes and CI",
-		EngineOnly: "two sources: the binary test sends every event through the generic webhook source, " +
-			"which gives them all the source generic, and one source's reports with two ids are two deployments",
+		Name: StoryTwoSources,
+		// Through the generic source alone every event would be of one
+		// source, and one source's reports under two ids are two
+		// deployments: the story needs its two real sources.
+		EngineOnly: "e2e TestTwoSourcesEndToEnd: a real rollout reported by the Kubernetes source, " +
+			"the push and the CI deployment by the GitHub source",
 		Events: []event.Event{
 			Change("r1", "r0", r1At),
 			From("ci", Started(API, "ci-run-42", "r1", ciStart)),
