@@ -11,6 +11,7 @@
 #   make tools     etcd, kube-apiserver, kube-controller-manager, ocb
 #   make generate  regenerate internal/metadata and the generated tests
 #   make lint      gofmt, go vet and govulncheck (offline database)
+#   make race      the fast tests under the race detector
 
 SHELL := /bin/bash
 ROOT  := $(abspath .)
@@ -57,7 +58,7 @@ TEST_TIMEOUT ?= 25m
 FUZZ_SHORT ?= 20000x
 FUZZ_LONG ?= 2000000x
 
-.PHONY: all run demo test unit fuzz bench soak build tools generate lint vulncheck clean kubectl
+.PHONY: all run demo test unit race fuzz bench soak build tools generate lint vulncheck clean kubectl
 
 all: build
 
@@ -124,6 +125,11 @@ fuzz:
 ## unit: the fast tests only (no control plane, no binary).
 unit:
 	$(GO) test -count=1 -short $(PKGS)
+
+## race: the fast tests under the race detector (the ingest path, the
+## sources' pooled buffers and the emit loop share data across goroutines).
+race:
+	$(GO) test -count=1 -race -short $(PKGS)
 
 ## run: otelcol-dora on config/local.yaml, against the current kubeconfig's
 ## cluster, or against a local control plane started here when there is none.

@@ -9,9 +9,13 @@ import (
 // StartForTest starts a cluster for t and stops it when t ends. Dir defaults
 // to t.TempDir() and Logf to t.Logf. Any start-up failure, a missing binary
 // included, fails the test: a test that needs a control plane must not pass
-// silently without one.
+// silently without one. Under -short (make unit, the fast tests) it skips.
 func StartForTest(t testing.TB, opts Options) *Cluster {
 	t.Helper()
+	if testing.Short() {
+		// make unit: the fast tests only, no control plane.
+		t.Skip("starts a control plane; run through make test")
+	}
 	dir := opts.Dir
 	if dir == "" {
 		dir = t.TempDir()
