@@ -12,9 +12,9 @@ import (
 )
 
 // Bounds on what one sender can make the receiver keep (issue 13): every
-// event is checked here, in the ingest path (applyAll) and when the saved
-// log is replayed at start (restore), before anything is logged or
-// applied. A value that becomes an attribute or a key of the engine's
+// event is checked here (checkEvent, the ingest core's check), in the
+// ingest path and when the saved log is replayed at start, before anything
+// is logged or applied. A value that becomes an attribute or a key of the engine's
 // state has a length limit that fits its kind, so that one delivery cannot
 // put megabytes into every series and every snapshot.
 

@@ -12,8 +12,6 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer"
-	"go.opentelemetry.io/collector/extension/xextension/storage"
-	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.uber.org/zap"
@@ -22,9 +20,9 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/emitter"
 	"github.com/otelcol-dora/dorareceiver/internal/engine"
 	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/ingest"
 	"github.com/otelcol-dora/dorareceiver/internal/k8s"
 	"github.com/otelcol-dora/dorareceiver/internal/leader"
-	"github.com/otelcol-dora/dorareceiver/internal/persist"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
@@ -59,64 +57,19 @@ type doraReceiver struct {
 	services serviceMap
 	// tel is the receiver's own telemetry (telemetry.go).
 	tel *telemetry
-	// series folds values past the limits (series.go), mapped are the
-	// services of the services mapping; series and foldWarned under mu.
-	series     *cardinality.Limiter
-	mapped     map[[2]string]bool
-	foldWarned map[foldWarnKey]*foldWarning
+	// core applies the events, logs them to the storage and emits the
+	// metrics (internal/ingest); it is created at Start.
+	core *ingest.Core
 
-	// mu serializes the engine and the emitter, which are not safe for
-	// concurrent use; sources call in from their own goroutines.
-	mu      sync.Mutex
-	engine  *engine.Engine
-	emitter *emitter.Emitter
-	// seq numbers the metric changes; flushed is the last one an emission
-	// handed to the pipeline, so a webhook can wait for its own change.
-	seq uint64
-	// touched are the services of the events applied since the last
-	// emission, which an emission triggered by a change sends alone;
-	// fullNext makes the next emission send every service (the first one,
-	// and the one after a refused emission). Both under mu.
-	//
-	// The services of the events are enough: every series the engine
-	// changes while applying an event is one of the event's service
-	// (engine.Apply keys every counter and histogram, failures from
-	// rollbacks, hotfixes, reverts and incidents, recoveries, unattributed
-	// incidents and the team attribute by ev.Service, and keeps the rolling
-	// history in that service's state), and the emitter renders whole the
-	// metrics that merge services (disabled service attributes, team
-	// aggregates). Rolling values of other services only move with time:
-	// the periodic emission, which sends everything, refreshes them.
-	touched  map[event.Service]struct{}
-	fullNext bool
-
-	flushMu  sync.Mutex
-	flushed  uint64
-	flushErr error
-	flushCh  chan struct{}
-
-	// changed wakes the emit loop; its buffer of one coalesces bursts.
-	changed chan struct{}
 	sources []source
 	server  *http.Server
 	serveWG sync.WaitGroup
-	stop    chan struct{}
-	done    chan struct{}
-
-	// store keeps the state in the storage extension (storage.go); nil
-	// without the storage setting. sinceSnapshot counts the events logged
-	// since the last snapshot; both under mu.
-	store         *persist.Store
-	storageClient storage.Client
-	sinceSnapshot int
 	// closing is closed when Shutdown begins: retries stop.
 	closing chan struct{}
 
-	// active is set (under mu) while this replica applies events: from the
-	// start of its leadership (at Start without leader_election) to its
-	// end. isLeader mirrors it for the ready and health paths, and turns
-	// false as soon as the elector says the lease is lost.
-	active   bool
+	// isLeader is set while this replica applies events (the core is
+	// active), for the ready and health paths; it turns false as soon as
+	// the elector says the lease is lost.
 	isLeader atomic.Bool
 	host     component.Host
 
@@ -163,11 +116,6 @@ func newDoraReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) 
 		tel:      tel,
 		logger:   set.Logger,
 		services: newServiceMap(cfg.Services, cfg.Teams).withNamespaceEnvironments(kubernetesEnvironments(cfg)),
-		emitter:  emitter.New(cfg.MetricsBuilderConfig, set),
-		changed:  make(chan struct{}, 1),
-		flushCh:  make(chan struct{}),
-		touched:  map[event.Service]struct{}{},
-		fullNext: true,
 	}, nil
 }
 
@@ -176,9 +124,9 @@ func (r *doraReceiver) Start(ctx context.Context, host component.Host) error {
 	if err != nil {
 		return err
 	}
-	r.engine = eng
 	r.host = host
 	r.closing = make(chan struct{})
+	r.core = r.newCore(eng)
 	r.startExplain()
 
 	le := r.cfg.LeaderElection.Get()
@@ -222,10 +170,6 @@ func (r *doraReceiver) startLeadingLocked(ctx context.Context) error {
 	} else if err := r.restore(ctx, r.host); err != nil {
 		return err
 	}
-	r.mu.Lock()
-	r.series, r.mapped, r.foldWarned = r.newLimiter(r.cfg.Storage != nil), mappedServices(r.cfg.Services), map[foldWarnKey]*foldWarning{}
-	r.checkBudgetLocked()
-	r.mu.Unlock()
 
 	if kc := r.cfg.Kubernetes.Get(); kc != nil {
 		client, err := k8s.NewClient(kc)
@@ -237,23 +181,14 @@ func (r *doraReceiver) startLeadingLocked(ctx context.Context) error {
 		}), k8s.WithWatchRecoveredHandler(func() {
 			componentstatus.ReportStatus(r.host, componentstatus.NewEvent(componentstatus.StatusOK))
 		})}
-		if r.store != nil {
-			opts = append(opts, k8s.WithStore(r.store))
+		if store := r.core.Store(); store != nil {
+			opts = append(opts, k8s.WithStore(store))
 		}
 		r.sources = append(r.sources, k8s.New(kc, client, r.logger.With(zap.String("source", event.SourceKubernetes)), r.applyAsync, opts...))
 	}
 
-	r.stop = make(chan struct{})
-	r.done = make(chan struct{})
-	go r.emitLoop()
-	r.mu.Lock()
-	r.active = true
-	r.mu.Unlock()
+	r.core.Start()
 	r.isLeader.Store(true)
-	if r.store != nil {
-		// Send the restored totals without waiting for a change.
-		r.notify()
-	}
 	for _, s := range r.sources {
 		if err := s.Start(ctx); err != nil {
 			return err
@@ -274,50 +209,14 @@ func (r *doraReceiver) stepDown(ctx context.Context, final bool) error {
 	}
 	r.leading = false
 	r.isLeader.Store(false)
-	r.mu.Lock()
-	r.active = false
-	r.mu.Unlock()
+	r.core.Deactivate()
 	var errs []error
 	for _, s := range r.sources {
 		errs = append(errs, s.Shutdown(ctx))
 	}
 	r.sources = nil
-	if r.stop != nil {
-		close(r.stop)
-		<-r.done
-		r.stop = nil
-		if final {
-			// Send the final state so push exporters get the last changes.
-			r.emit(ctx, true)
-		}
-	}
-	r.failWaitingDeliveries(webhook.ErrNotLeader)
-	errs = append(errs, r.closeStorage(ctx))
+	errs = append(errs, r.core.Stop(ctx, final))
 	return errors.Join(errs...)
-}
-
-// failWaitingDeliveries answers the deliveries waiting for an emission
-// that will not come from this replica: they get 503 and are sent again
-// to the next leader, which recognizes them if they were logged.
-func (r *doraReceiver) failWaitingDeliveries(err error) {
-	r.mu.Lock()
-	target := r.seq
-	r.mu.Unlock()
-	r.settleFlush(target, err)
-}
-
-// settleFlush records that the changes up to target were handed to the
-// pipeline, with err when they were not taken, and wakes the deliveries
-// waiting for them (waitFlushed).
-func (r *doraReceiver) settleFlush(target uint64, err error) {
-	r.flushMu.Lock()
-	if target > r.flushed {
-		r.flushed = target
-	}
-	r.flushErr = err
-	close(r.flushCh)
-	r.flushCh = make(chan struct{})
-	r.flushMu.Unlock()
 }
 
 func (r *doraReceiver) startServer(ctx context.Context, host component.Host, wc *WebhooksConfig) error {
@@ -396,193 +295,41 @@ func (r *doraReceiver) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// ingest is the sink of webhook deliveries: it applies the events and, when
-// they changed a metric, waits until an emission carrying the change has
-// been handed to the pipeline, so the sender hears 503 when the pipeline
-// refuses (and retries; the redelivery is then recognized by its id).
+// ingest is the sink of webhook deliveries: the core applies the events
+// and answers once the pipeline has the change (ingest.Core.Ingest).
 func (r *doraReceiver) ingest(ctx context.Context, _ string, events []event.Event) (webhook.SinkResult, error) {
 	if err := r.cfg.Limits.checkCount(len(events)); err != nil {
 		return webhook.SinkResult{}, err
 	}
-	res, seq, err := r.applyAll(ctx, "", events)
-	if err != nil || seq == 0 {
-		return res, err
-	}
-	return res, r.waitFlushed(ctx, seq)
+	return r.core.Ingest(ctx, events)
 }
 
-// applyAll applies a delivery's events whole: all are checked first, so a
-// bad one leaves nothing half applied; with storage, those the engine has
-// not seen are logged, durably, before any is applied, and when that fails
-// none is (ErrStorageUnavailable). It returns the change number to wait
-// for, or 0 when no metric changed.
-func (r *doraReceiver) applyAll(ctx context.Context, _ string, events []event.Event) (webhook.SinkResult, uint64, error) {
-	now := time.Now()
-	for i := range events {
-		r.services.resolve(&events[i])
-		if err := r.checkEvent(&events[i], now); err != nil {
-			return webhook.SinkResult{}, 0, fmt.Errorf("%w: event %d: %w", webhook.ErrInvalidEvent, i, err)
-		}
-	}
-	var res webhook.SinkResult
-	var reports []*engine.DeploymentReport
-	changed := false
-	r.mu.Lock()
-	if !r.active {
-		// A follower, or a leader that just lost the lease.
-		r.mu.Unlock()
-		return res, 0, webhook.ErrNotLeader
-	}
-	admitted := r.foldLocked(ctx, events)
-	if err := r.logEvents(ctx, events); err != nil {
-		r.mu.Unlock()
-		return res, 0, err
-	}
-	for _, ev := range events {
-		out, err := r.engine.Apply(ev)
-		if err != nil {
-			// Validated above; the engine only refuses invalid events.
-			r.mu.Unlock()
-			return res, 0, fmt.Errorf("%w: %v", webhook.ErrInvalidEvent, err)
-		}
-		if out.Duplicate {
-			res.Duplicates++
-			continue
-		}
-		res.Accepted++
-		r.touched[ev.Service] = struct{}{}
-		changed = changed || out.Changed
-		if out.Deployment != nil {
-			reports = append(reports, out.Deployment)
-		}
-	}
-	// A redelivery's effect was applied before, but the emission that
-	// carried it may have been refused: then it waits for a fresh one too,
-	// so a 2xx always means the pipeline has the data.
-	if res.Duplicates > 0 && r.lastFlushFailed() {
-		changed = true
-	}
-	var seq uint64
-	if changed {
-		r.seq++
-		seq = r.seq
-	}
-	if admitted {
-		r.checkBudgetLocked()
-	}
-	r.maybeSnapshot(ctx)
-	r.mu.Unlock()
-	if changed {
-		r.notify()
-	}
-	r.explain(reports)
-	return res, seq, nil
-}
+// applyAsync is the sink of the Kubernetes source (ingest.Core.ApplyAsync).
+func (r *doraReceiver) applyAsync(ev event.Event) error { return r.core.ApplyAsync(ev) }
 
-func (r *doraReceiver) lastFlushFailed() bool {
-	r.flushMu.Lock()
-	defer r.flushMu.Unlock()
-	return r.flushErr != nil
-}
-
-func (r *doraReceiver) notify() {
-	select {
-	case r.changed <- struct{}{}:
-	default:
-	}
-}
-
-// waitFlushed blocks until an emission that includes change seq has been
-// consumed by the pipeline, and returns ErrPipelineRefused if it failed.
-func (r *doraReceiver) waitFlushed(ctx context.Context, seq uint64) error {
-	for {
-		r.flushMu.Lock()
-		if r.flushed >= seq {
-			err := r.flushErr
-			r.flushMu.Unlock()
-			if err != nil {
-				return fmt.Errorf("%w: %v", webhook.ErrPipelineRefused, err)
-			}
-			return nil
-		}
-		ch := r.flushCh
-		r.flushMu.Unlock()
-		r.notify()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-// changeGather is how long a change waits for others before it is emitted:
-// far below what a webhook sender notices, long enough to gather the
-// deliveries that a burst's senders have in flight.
-const changeGather = 100 * time.Microsecond
-
-// emitLoop sends the series of the services that changed when a change
-// comes, and the whole state every EmitInterval, so that every series is
-// refreshed (an exporter's expiration never drops one, rolling values
-// follow the clock).
-func (r *doraReceiver) emitLoop() {
-	defer close(r.done)
-	ticker := time.NewTicker(r.cfg.EmitInterval)
-	defer ticker.Stop()
-	for {
-		full := false
-		select {
-		case <-r.stop:
-			return
-		case <-r.changed:
-			// Deliveries that arrive together are sent in one emission:
-			// without this pause an emission starts at the first change of
-			// a burst and carries only it, and every other delivery of the
-			// burst waits for the next one (CI/CD spans under load: 0.69x of
-			// the otlp receiver without it, 0.94x with it; 1 ms was too long
-			// for senders that wait for their answers: 0.36x).
-			time.Sleep(changeGather)
-		case <-ticker.C:
-			full = true
-		}
-		r.emit(context.Background(), full)
-	}
-}
-
-// emit sends the cumulative state: of every service when full (or when
-// fullNext asks for it), else of the services touched since the last
-// emission. When the pipeline refuses it, nothing is lost: the next
-// emission is full and carries the same totals.
-func (r *doraReceiver) emit(ctx context.Context, full bool) {
-	r.mu.Lock()
-	target := r.seq
-	now := time.Now()
-	var md pmetric.Metrics
-	if full || r.fullNext {
-		md = r.emitter.Emit(r.engine.SnapshotAt(now), now)
-	} else {
-		md = r.emitter.EmitServices(r.engine.SnapshotAt(now), now, r.touched)
-	}
-	clear(r.touched)
-	r.fullNext = false
-	if full {
-		// Pending changes and incidents grow without new series.
-		r.checkBudgetLocked()
-	}
-	r.mu.Unlock()
-
-	var err error
-	if n := md.DataPointCount(); n > 0 && r.next != nil {
-		ctx = r.obsEmit.StartMetricsOp(ctx)
-		err = r.next.ConsumeMetrics(ctx, md)
-		r.obsEmit.EndMetricsOp(ctx, "dora", n, err)
-		if err != nil {
-			r.logger.Warn("Pipeline refused DORA metrics; they will be sent again with the next emission", zap.Error(err))
-			r.mu.Lock()
-			r.fullNext = true
-			r.mu.Unlock()
-		}
-	}
-
-	r.settleFlush(target, err)
+// newCore returns the ingest core of eng, wired to the receiver's config,
+// pipelines and telemetry.
+func (r *doraReceiver) newCore(eng *engine.Engine) *ingest.Core {
+	l := r.cfg.Limits
+	return ingest.New(ingest.Settings{
+		Logger:        r.logger,
+		Engine:        eng,
+		Emitter:       emitter.New(r.cfg.MetricsBuilderConfig, r.settings),
+		Next:          r.next,
+		ObsReport:     r.obsEmit,
+		EmitInterval:  r.cfg.EmitInterval,
+		SnapshotEvery: r.cfg.SnapshotEvery,
+		Limits: ingest.Limits{
+			Series:        cardinality.Limits{Services: l.MaxServices, EnvironmentsPerService: l.MaxEnvironmentsPerService, Reasons: l.MaxReasons},
+			MaxStateBytes: l.MaxStateBytes,
+		},
+		Mapped:   mappedServices(r.cfg.Services),
+		Resolve:  r.services.resolve,
+		Check:    r.checkEvent,
+		Explain:  r.explain,
+		Folded:   r.tel.foldedValue,
+		SetAside: r.tel.setAside,
+		Host:     r.host,
+		Closing:  r.closing,
+	})
 }

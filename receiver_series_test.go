@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/otelcol-dora/dorareceiver/internal/cardinality"
+	"github.com/otelcol-dora/dorareceiver/internal/ingest"
 	"github.com/otelcol-dora/dorareceiver/internal/metadata"
 	"github.com/otelcol-dora/dorareceiver/internal/persist/persisttest"
 )
@@ -164,7 +165,7 @@ func TestMemoryGuard(t *testing.T) {
 	wc.Generic.GetOrInsertDefault().Secret = testSecret
 	// Under the estimate of one service's series: the first is admitted
 	// (the guard looks after each new value), the state is then over.
-	cfg.Limits.MaxStateBytes = costPerSeries
+	cfg.Limits.MaxStateBytes = ingest.CostPerSeries
 	require.NoError(t, cfg.Validate())
 	next := &flakyConsumer{}
 	rcv, err := NewFactory().CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, next)

@@ -21,10 +21,10 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/ingest"
 	"github.com/otelcol-dora/dorareceiver/internal/metadata"
 	"github.com/otelcol-dora/dorareceiver/internal/persist"
 	"github.com/otelcol-dora/dorareceiver/internal/persist/persisttest"
-	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
 var storageID = component.MustNewIDWithName("file_storage", "dora")
@@ -333,7 +333,7 @@ func TestKubernetesEventsWaitForStorage(t *testing.T) {
 	go rcv.stop()
 	select {
 	case err := <-done:
-		assert.ErrorIs(t, err, webhook.ErrStorageUnavailable)
+		assert.ErrorIs(t, err, ingest.ErrStorageUnavailable)
 	case <-time.After(10 * time.Second):
 		t.Fatal("the retry did not stop with the receiver")
 	}

@@ -21,9 +21,9 @@ func heapAfterGC() uint64 {
 
 // BenchmarkStateCost measures the live heap the engine's state costs per
 // series, per pending change and per open incident: the per-item costs of
-// the memory guard (costPerSeries, costPerPendingChange,
-// costPerOpenIncident in series.go; BENCHMARKS.md "Series and state
-// cost"). Run: go test -run '^$' -bench BenchmarkStateCost -benchtime 3x .
+// the memory guard (CostPerSeries, CostPerPendingChange,
+// CostPerOpenIncident in internal/ingest/series.go; BENCHMARKS.md "Series
+// and state cost"). Run: go test -run '^$' -bench BenchmarkStateCost -benchtime 3x .
 //
 // A series is measured as production services do it: each service has a
 // history of deployments (success, a failure with its recovery, lead

@@ -112,28 +112,28 @@ func (c *WebhooksConfig) sources() []webhookSource {
 		out = append(out, webhookSource{key: key, path: path, insecure: insecure, secret: secret, provider: p})
 	}
 	if cfg := c.GitHub.Get(); cfg != nil {
-		add("github", cfg.Path, unverified(cfg.SecretConfig), github.New(*cfg), cfg.Secret)
+		add("github", cfg.Path, cfg.Insecure(), github.New(*cfg), cfg.Secret)
 	}
 	if cfg := c.GitLab.Get(); cfg != nil {
-		add("gitlab", cfg.Path, unverified(cfg.SecretConfig), gitlab.New(*cfg), cfg.Secret)
+		add("gitlab", cfg.Path, cfg.Insecure(), gitlab.New(*cfg), cfg.Secret)
 	}
 	if cfg := c.ArgoCD.Get(); cfg != nil {
-		add("argocd", cfg.Path, cfg.InsecureSkipVerify && cfg.Token == "", argocd.New(*cfg), cfg.Token)
+		add("argocd", cfg.Path, cfg.Insecure(), argocd.New(*cfg), cfg.Token)
 	}
 	if cfg := c.Flux.Get(); cfg != nil {
-		add("flux", cfg.Path, unverified(cfg.SecretConfig), flux.New(*cfg), cfg.Secret)
+		add("flux", cfg.Path, cfg.Insecure(), flux.New(*cfg), cfg.Secret)
 	}
 	if cfg := c.Alertmanager.Get(); cfg != nil {
-		add("alertmanager", cfg.Path, cfg.InsecureSkipVerify && cfg.Token == "", alertmanager.New(*cfg), cfg.Token)
+		add("alertmanager", cfg.Path, cfg.Insecure(), alertmanager.New(*cfg), cfg.Token)
 	}
 	if cfg := c.PagerDuty.Get(); cfg != nil {
-		add("pagerduty", cfg.Path, unverified(cfg.SecretConfig), pagerduty.New(*cfg), cfg.Secret)
+		add("pagerduty", cfg.Path, cfg.Insecure(), pagerduty.New(*cfg), cfg.Secret)
 	}
 	if cfg := c.CDEvents.Get(); cfg != nil {
-		add("cdevents", cfg.Path, cfg.InsecureSkipVerify && cfg.Token == "", cdevents.New(*cfg), cfg.Token)
+		add("cdevents", cfg.Path, cfg.Insecure(), cdevents.New(*cfg), cfg.Token)
 	}
 	if cfg := c.Generic.Get(); cfg != nil {
-		add("generic", cfg.Path, unverified(cfg.SecretConfig), generic.New(*cfg), cfg.Secret)
+		add("generic", cfg.Path, cfg.Insecure(), generic.New(*cfg), cfg.Secret)
 	}
 	if cfg := c.Spans.Get(); cfg != nil {
 		// OTLP carries no signature: an authenticator extension checks
@@ -206,8 +206,6 @@ type pathAuth struct {
 	server   extensionauth.Server
 	provider webhook.Provider
 }
-
-func unverified(s webhook.SecretConfig) bool { return s.InsecureSkipVerify && s.Secret == "" }
 
 // Validate checks what the sources' own Validate cannot: that there is a
 // source and that paths are distinct.

@@ -18,8 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/collector/config/configopaque"
-
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
@@ -30,11 +28,10 @@ const DefaultPath = "/webhooks/alertmanager"
 // Config configures the Alertmanager source.
 type Config struct {
 	Path string `mapstructure:"path"`
-	// Token is what Alertmanager's http_config sends: the credentials of
+	// Token (TokenConfig) is what Alertmanager's http_config sends: the credentials of
 	// "authorization" (Authorization: Bearer <token>) or the password of
-	// "basic_auth". Required unless InsecureSkipVerify.
-	Token              configopaque.String `mapstructure:"token"`
-	InsecureSkipVerify bool                `mapstructure:"insecure_skip_verify"`
+	// "basic_auth". Required unless insecure_skip_verify.
+	webhook.TokenConfig `mapstructure:",squash"`
 	// ServiceLabels are the alert labels naming the service, first
 	// non-empty wins. Alerts with none of them are skipped.
 	ServiceLabels []string `mapstructure:"service_labels"`
@@ -66,8 +63,8 @@ func (c *Config) Validate() error {
 	if !strings.HasPrefix(c.Path, "/") {
 		errs = append(errs, fmt.Errorf("path: %q must start with /", c.Path))
 	}
-	if c.Token == "" && !c.InsecureSkipVerify {
-		errs = append(errs, errors.New("token: required to authenticate deliveries (the credentials Alertmanager's http_config sends; set insecure_skip_verify: true to accept unauthenticated deliveries)"))
+	if err := c.TokenConfig.Check("the credentials Alertmanager's http_config sends"); err != nil {
+		errs = append(errs, err)
 	}
 	if len(c.ServiceLabels) == 0 {
 		errs = append(errs, errors.New("service_labels: at least one label name is required"))
@@ -87,9 +84,6 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-// verify reports whether deliveries must be authenticated.
-func (c *Config) verify() bool { return !c.InsecureSkipVerify || c.Token != "" }
 
 // Notification is the part of Alertmanager's webhook body (version "4")
 // that the source uses. Each alert carries its own status, so the
@@ -121,7 +115,7 @@ func (p *Provider) ContentTypes() []string { return []string{"application/json"}
 
 // Parse turns one notification into an event per usable alert.
 func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
-	if p.cfg.verify() {
+	if p.cfg.Verify() {
 		if err := p.authenticate(req.Header.Get("Authorization")); err != nil {
 			return webhook.Result{}, err
 		}
@@ -175,7 +169,7 @@ func (p *Provider) authenticate(header string) error {
 		return webhook.Unauthorized("missing Authorization header (configure http_config.authorization.credentials in Alertmanager's webhook_configs)")
 	}
 	if tok := webhook.BearerToken(header); tok != "" {
-		if webhook.EqualToken(p.cfg.Token, tok) {
+		if p.cfg.Equal(tok) {
 			return nil
 		}
 		return webhook.Unauthorized("the bearer token in the Authorization header is not the configured token")
@@ -187,7 +181,7 @@ func (p *Provider) authenticate(header string) error {
 			return webhook.Unauthorized("the Authorization header's basic credentials are not base64")
 		}
 		_, password, ok := strings.Cut(string(raw), ":")
-		if ok && webhook.EqualToken(p.cfg.Token, password) {
+		if ok && p.cfg.Equal(password) {
 			return nil
 		}
 		return webhook.Unauthorized("the basic auth password in the Authorization header is not the configured token")

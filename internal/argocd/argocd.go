@@ -20,8 +20,6 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/collector/config/configopaque"
-
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
@@ -46,10 +44,9 @@ const (
 type Config struct {
 	// Path is the URL path of service.webhook.dora's url.
 	Path string `mapstructure:"path"`
-	// Token is the bearer token the webhook service sends in its
-	// Authorization header. Required unless InsecureSkipVerify.
-	Token              configopaque.String `mapstructure:"token"`
-	InsecureSkipVerify bool                `mapstructure:"insecure_skip_verify"`
+	// Token (TokenConfig) is the bearer token the webhook service sends in its
+	// Authorization header. Required unless insecure_skip_verify.
+	webhook.TokenConfig `mapstructure:",squash"`
 	// DefaultEnvironment applies when the application has no environment
 	// label (the body's "environment" is empty).
 	DefaultEnvironment string `mapstructure:"default_environment"`
@@ -66,17 +63,14 @@ func (c *Config) Validate() error {
 	if !strings.HasPrefix(c.Path, "/") {
 		errs = append(errs, fmt.Errorf("path: %q must start with /", c.Path))
 	}
-	if c.Token == "" && !c.InsecureSkipVerify {
-		errs = append(errs, errors.New("token: required to authenticate deliveries (the bearer token of service.webhook.dora's Authorization header; set insecure_skip_verify: true to accept unauthenticated deliveries)"))
+	if err := c.TokenConfig.Check("the bearer token of service.webhook.dora's Authorization header"); err != nil {
+		errs = append(errs, err)
 	}
 	if strings.TrimSpace(c.DefaultEnvironment) == "" {
 		errs = append(errs, errors.New("default_environment: must not be empty"))
 	}
 	return errors.Join(errs...)
 }
-
-// verify reports whether deliveries must be authenticated.
-func (c *Config) verify() bool { return !c.InsecureSkipVerify || c.Token != "" }
 
 // Payload is the body rendered by the app-*-dora templates. Every field is
 // a string: the templates render absent values as null (toJson), and
@@ -118,12 +112,12 @@ func (p *Provider) ContentTypeHint() string {
 
 // Parse turns one notification into one deployment event.
 func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
-	if p.cfg.verify() {
+	if p.cfg.Verify() {
 		token := webhook.BearerToken(req.Header.Get("Authorization"))
 		if token == "" {
 			return webhook.Result{}, webhook.Unauthorized("missing Authorization: Bearer <token> header (set it in service.webhook.dora's headers)")
 		}
-		if !webhook.EqualToken(p.cfg.Token, token) {
+		if !p.cfg.Equal(token) {
 			return webhook.Result{}, webhook.Unauthorized("the bearer token does not match the configured token")
 		}
 	}

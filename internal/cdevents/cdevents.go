@@ -35,8 +35,6 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/collector/config/configopaque"
-
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
@@ -73,10 +71,9 @@ type DeploymentPipeline struct {
 type Config struct {
 	// Path is the URL path producers post to.
 	Path string `mapstructure:"path"`
-	// Token is the bearer token of the deliveries' Authorization header.
-	// Required unless InsecureSkipVerify.
-	Token              configopaque.String `mapstructure:"token"`
-	InsecureSkipVerify bool                `mapstructure:"insecure_skip_verify"`
+	// Token (TokenConfig) is the bearer token of the deliveries' Authorization header.
+	// Required unless insecure_skip_verify.
+	webhook.TokenConfig `mapstructure:",squash"`
 	// DefaultEnvironment applies to events that name no environment.
 	DefaultEnvironment string `mapstructure:"default_environment"`
 	// DeploymentPipelines lists the pipelines whose finished runs are
@@ -96,8 +93,8 @@ func (c *Config) Validate() error {
 	if !strings.HasPrefix(c.Path, "/") {
 		errs = append(errs, fmt.Errorf("path: %q must start with /", c.Path))
 	}
-	if c.Token == "" && !c.InsecureSkipVerify {
-		errs = append(errs, errors.New("token: required to authenticate deliveries (sent as Authorization: Bearer <token>; set insecure_skip_verify: true to accept unauthenticated deliveries)"))
+	if err := c.TokenConfig.Check("sent as Authorization: Bearer <token>"); err != nil {
+		errs = append(errs, err)
 	}
 	if strings.TrimSpace(c.DefaultEnvironment) == "" {
 		errs = append(errs, errors.New("default_environment: must not be empty"))
@@ -111,9 +108,6 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-// verify reports whether deliveries must be authenticated.
-func (c *Config) verify() bool { return !c.InsecureSkipVerify || c.Token != "" }
 
 // CloudEvent is a CloudEvent in the JSON format (structured mode).
 type CloudEvent struct {
@@ -214,12 +208,12 @@ type envelope struct {
 // Parse turns one delivery (one CloudEvent, a batch, or a plain CDEvent)
 // into events.
 func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
-	if p.cfg.verify() {
+	if p.cfg.Verify() {
 		token := webhook.BearerToken(req.Header.Get("Authorization"))
 		if token == "" {
 			return webhook.Result{}, webhook.Unauthorized("missing Authorization: Bearer <token> header")
 		}
-		if !webhook.EqualToken(p.cfg.Token, token) {
+		if !p.cfg.Equal(token) {
 			return webhook.Result{}, webhook.Unauthorized("the bearer token does not match the configured token")
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/gitpush"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
@@ -70,7 +71,7 @@ func (p *Provider) pullRequest(d delivery) (webhook.Result, error) {
 	if err != nil {
 		return webhook.Result{}, err
 	}
-	rev, err := webhook.CommitSHA("pull_request.merge_commit_sha", pl.PullRequest.MergeCommitSHA)
+	rev, err := gitpush.CommitSHA("pull_request.merge_commit_sha", pl.PullRequest.MergeCommitSHA)
 	if err != nil {
 		return webhook.Result{}, err
 	}
@@ -112,7 +113,7 @@ func (dep deployment) base(d delivery, repo string) (event.Event, error) {
 	if dep.ID <= 0 {
 		return event.Event{}, webhook.BadRequest(`missing required field "deployment.id"`)
 	}
-	rev, err := webhook.CommitSHA("deployment.sha", dep.SHA)
+	rev, err := gitpush.CommitSHA("deployment.sha", dep.SHA)
 	if err != nil {
 		return event.Event{}, err
 	}
@@ -280,7 +281,7 @@ func (p *Provider) workflowRun(d delivery) (webhook.Result, error) {
 	if attempt <= 0 {
 		attempt = 1 // payloads from before run attempts existed
 	}
-	rev, err := webhook.CommitSHA("workflow_run.head_sha", run.HeadSHA)
+	rev, err := gitpush.CommitSHA("workflow_run.head_sha", run.HeadSHA)
 	if err != nil {
 		return webhook.Result{}, err
 	}

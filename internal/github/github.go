@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/gitpush"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
@@ -59,7 +60,7 @@ type Config struct {
 	IncidentLabel string `mapstructure:"incident_label"`
 	// Reverts and hotfixes in pushes and merged pull requests:
 	// revert_patterns, hotfix_labels, hotfix_branches.
-	webhook.ChangeSignalsConfig `mapstructure:",squash"`
+	gitpush.ChangeSignalsConfig `mapstructure:",squash"`
 }
 
 // pullRequestRevertPattern matches GitHub's revert pull requests: the
@@ -74,8 +75,8 @@ func DefaultConfig() Config {
 		Path:                DefaultPath,
 		WorkflowEnvironment: "production",
 		IncidentLabel:       "incident",
-		ChangeSignalsConfig: webhook.ChangeSignalsConfig{
-			RevertPatterns: []string{webhook.GitRevertPattern, pullRequestRevertPattern},
+		ChangeSignalsConfig: gitpush.ChangeSignalsConfig{
+			RevertPatterns: []string{gitpush.GitRevertPattern, pullRequestRevertPattern},
 		},
 	}
 }
@@ -111,12 +112,12 @@ type Provider struct {
 	cfg       Config
 	mac       *webhook.HMACSHA256
 	workflows map[string]struct{}
-	signals   webhook.ChangeSignals
+	signals   gitpush.ChangeSignals
 }
 
 // New returns the provider for cfg. cfg should have passed Validate.
 func New(cfg Config) *Provider {
-	p := &Provider{cfg: cfg, mac: webhook.NewHMACSHA256(cfg.Secret), workflows: map[string]struct{}{}, signals: webhook.NewChangeSignals(cfg.ChangeSignalsConfig)}
+	p := &Provider{cfg: cfg, mac: webhook.NewHMACSHA256(cfg.Secret), workflows: map[string]struct{}{}, signals: gitpush.NewChangeSignals(cfg.ChangeSignalsConfig)}
 	for _, w := range cfg.DeploymentWorkflows {
 		if w = strings.TrimSpace(w); w != "" {
 			p.workflows[w] = struct{}{}
@@ -206,10 +207,10 @@ func revertTarget(repo, captured string) (reverts, change string) {
 	if captured == "" {
 		return "", ""
 	}
-	if webhook.IsSHA(captured) {
+	if gitpush.IsSHA(captured) {
 		return strings.ToLower(captured), ""
 	}
-	r, n, ok := webhook.ChangeRef(captured, '#')
+	r, n, ok := gitpush.ChangeRef(captured, '#')
 	if !ok {
 		return "", ""
 	}

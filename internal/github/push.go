@@ -4,11 +4,13 @@ import (
 	"sync"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/gitpush"
+	"github.com/otelcol-dora/dorareceiver/internal/jsonscan"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
 // Pushes are the busiest deliveries (a monorepo push storm), so they are
-// read with webhook.JSONScanner: one pass over the body, only the fields
+// read with jsonscan.Scanner: one pass over the body, only the fields
 // below are kept, and the scratch space is pooled. The result is what
 // encoding/json would have decoded into
 //
@@ -19,11 +21,11 @@ import (
 
 // pushScratch is the decoded push and the space it is decoded in.
 type pushScratch struct {
-	scan       webhook.JSONScanner
+	scan       jsonscan.Scanner
 	ref        []byte
 	before     []byte
 	deleted    bool
-	commits    webhook.PushCommits
+	commits    gitpush.PushCommits
 	repository string
 }
 
@@ -36,7 +38,7 @@ func (ps *pushScratch) release() {
 		return
 	}
 	ps.ref, ps.before, ps.repository = nil, nil, ""
-	ps.scan = webhook.JSONScanner{}
+	ps.scan = jsonscan.Scanner{}
 	pushScratchPool.Put(ps)
 }
 
@@ -110,20 +112,20 @@ func (p *Provider) push(d delivery) (webhook.Result, error) {
 		return webhook.Result{}, err
 	}
 	parent := ""
-	if len(ps.before) != 0 && !webhook.IsZeroSHABytes(ps.before) {
+	if len(ps.before) != 0 && !gitpush.IsZeroSHABytes(ps.before) {
 		var err error
-		if parent, err = webhook.CommitSHA("before", string(ps.before)); err != nil {
+		if parent, err = gitpush.CommitSHA("before", string(ps.before)); err != nil {
 			return webhook.Result{}, err
 		}
 	}
 	commits := ps.commits.List
 	res := webhook.Result{Events: make([]event.Event, 0, len(commits))}
 	for i := range commits {
-		id, rev, err := webhook.CommitEventID(d.id, "/", i, commits[i].ID)
+		id, rev, err := gitpush.CommitEventID(d.id, "/", i, commits[i].ID)
 		if err != nil {
 			return webhook.Result{}, err
 		}
-		at, err := webhook.CommitTime(i, commits[i].Timestamp)
+		at, err := gitpush.CommitTime(i, commits[i].Timestamp)
 		if err != nil {
 			return webhook.Result{}, err
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/gitpush"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
@@ -58,14 +59,14 @@ func referencePush(p *Provider, d delivery) (webhook.Result, error) {
 		return webhook.Result{}, err
 	}
 	parent := ""
-	if pl.Before != "" && !webhook.IsZeroSHA(pl.Before) {
-		if parent, err = webhook.CommitSHA("before", pl.Before); err != nil {
+	if pl.Before != "" && !gitpush.IsZeroSHA(pl.Before) {
+		if parent, err = gitpush.CommitSHA("before", pl.Before); err != nil {
 			return webhook.Result{}, err
 		}
 	}
 	res := webhook.Result{Events: make([]event.Event, 0, len(pl.Commits))}
 	for i, c := range pl.Commits {
-		rev, err := webhook.CommitSHA(fmt.Sprintf("commits[%d].id", i), c.ID)
+		rev, err := gitpush.CommitSHA(fmt.Sprintf("commits[%d].id", i), c.ID)
 		if err != nil {
 			return webhook.Result{}, err
 		}
@@ -81,7 +82,7 @@ func referencePush(p *Provider, d delivery) (webhook.Result, error) {
 			Repository:     repo,
 			Revision:       rev,
 			ParentRevision: parent,
-			Paths:          webhook.CommitPaths(maxPushFiles, c.Added, c.Removed, c.Modified),
+			Paths:          gitpush.CommitPaths(maxPushFiles, c.Added, c.Removed, c.Modified),
 		}
 		if c.Message != "" {
 			ev.Reverts, ev.RevertsChange = revertTarget(repo, p.signals.Reverted([]byte(c.Message)))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/gitpush"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
@@ -66,7 +67,7 @@ func (p *Provider) mergeRequest(body []byte) (webhook.Result, error) {
 	if mr.IID <= 0 {
 		return webhook.Result{}, webhook.BadRequest(`missing required field "object_attributes.iid"`)
 	}
-	rev, err := webhook.CommitSHA("object_attributes.merge_commit_sha", mr.MergeCommitSHA)
+	rev, err := gitpush.CommitSHA("object_attributes.merge_commit_sha", mr.MergeCommitSHA)
 	if err != nil {
 		return webhook.Result{}, err
 	}
@@ -160,7 +161,7 @@ func commitFromURL(url, short string) string {
 	url, _, _ = strings.Cut(url, "#")
 	url = strings.TrimSuffix(url, "/")
 	sha := url[strings.LastIndexByte(url, '/')+1:]
-	if !webhook.IsSHA(sha) {
+	if !gitpush.IsSHA(sha) {
 		return ""
 	}
 	sha = strings.ToLower(sha)
@@ -240,7 +241,7 @@ func (p *Provider) pipeline(req *webhook.Request) (webhook.Result, error) {
 	if oa.ID <= 0 {
 		return webhook.Result{}, webhook.BadRequest(`missing required field "object_attributes.id"`)
 	}
-	rev, err := webhook.CommitSHA("object_attributes.sha", oa.SHA)
+	rev, err := gitpush.CommitSHA("object_attributes.sha", oa.SHA)
 	if err != nil {
 		return webhook.Result{}, err
 	}

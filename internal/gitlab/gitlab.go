@@ -22,6 +22,7 @@ import (
 	"strings"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/gitpush"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
@@ -57,7 +58,7 @@ type Config struct {
 	IncidentLabel string `mapstructure:"incident_label"`
 	// Reverts and hotfixes in pushes and merged merge requests:
 	// revert_patterns, hotfix_labels, hotfix_branches.
-	webhook.ChangeSignalsConfig `mapstructure:",squash"`
+	gitpush.ChangeSignalsConfig `mapstructure:",squash"`
 }
 
 // mergeRequestRevertPattern matches what GitLab's Revert button writes
@@ -72,8 +73,8 @@ func DefaultConfig() Config {
 		DeploymentStages:    []string{"deploy"},
 		PipelineEnvironment: "production",
 		IncidentLabel:       "incident",
-		ChangeSignalsConfig: webhook.ChangeSignalsConfig{
-			RevertPatterns: []string{webhook.GitRevertPattern, mergeRequestRevertPattern},
+		ChangeSignalsConfig: gitpush.ChangeSignalsConfig{
+			RevertPatterns: []string{gitpush.GitRevertPattern, mergeRequestRevertPattern},
 		},
 	}
 }
@@ -118,12 +119,12 @@ func (c *Config) Validate() error {
 type Provider struct {
 	cfg     Config
 	stages  map[string]struct{}
-	signals webhook.ChangeSignals
+	signals gitpush.ChangeSignals
 }
 
 // New returns the provider for cfg. cfg should have passed Validate.
 func New(cfg Config) *Provider {
-	p := &Provider{cfg: cfg, stages: map[string]struct{}{}, signals: webhook.NewChangeSignals(cfg.ChangeSignalsConfig)}
+	p := &Provider{cfg: cfg, stages: map[string]struct{}{}, signals: gitpush.NewChangeSignals(cfg.ChangeSignalsConfig)}
 	for _, s := range cfg.DeploymentStages {
 		p.stages[strings.TrimSpace(s)] = struct{}{}
 	}
@@ -224,10 +225,10 @@ func revertTarget(repo, captured string) (reverts, change string) {
 	if captured == "" {
 		return "", ""
 	}
-	if webhook.IsSHA(captured) {
+	if gitpush.IsSHA(captured) {
 		return strings.ToLower(captured), ""
 	}
-	r, n, ok := webhook.ChangeRef(captured, '!')
+	r, n, ok := gitpush.ChangeRef(captured, '!')
 	if !ok {
 		return "", ""
 	}

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/gitpush"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
@@ -740,13 +741,13 @@ func FuzzParse(f *testing.F) {
 			require.NotEmpty(t, ev.Repository)
 			switch ev.Kind {
 			case event.ChangeCommitted, event.ChangeMerged:
-				require.True(t, webhook.IsSHA(ev.Revision) && ev.Revision == strings.ToLower(ev.Revision))
+				require.True(t, gitpush.IsSHA(ev.Revision) && ev.Revision == strings.ToLower(ev.Revision))
 			case event.IncidentOpened, event.IncidentResolved:
 				require.NotEmpty(t, ev.IncidentID)
 			default:
 				require.NotEmpty(t, ev.DeploymentID)
 				require.NotEmpty(t, ev.Service.Environment)
-				require.True(t, ev.Revision == "" || webhook.IsSHA(ev.Revision))
+				require.True(t, ev.Revision == "" || gitpush.IsSHA(ev.Revision))
 			}
 		}
 	})

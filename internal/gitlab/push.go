@@ -7,11 +7,13 @@ import (
 	"time"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/gitpush"
+	"github.com/otelcol-dora/dorareceiver/internal/jsonscan"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
 // Pushes are the busiest deliveries, so a hook that may carry one (Push
-// Hook, System Hook) is read in one pass with webhook.JSONScanner: its
+// Hook, System Hook) is read in one pass with jsonscan.Scanner: its
 // object_kind and, in case it is a push, the push's fields
 //
 //	{object_kind, ref, before, after, commits[...], total_commits_count, project{path_with_namespace}}
@@ -23,13 +25,13 @@ import (
 
 // pushScratch is the decoded hook and the space it is decoded in.
 type pushScratch struct {
-	scan       webhook.JSONScanner
+	scan       jsonscan.Scanner
 	objectKind []byte
 	kindErr    error // object_kind of the wrong type
 	ref        []byte
 	before     []byte
 	after      []byte
-	commits    webhook.PushCommits
+	commits    gitpush.PushCommits
 	total      int
 	project    string
 }
@@ -124,7 +126,7 @@ func (p *Provider) push(ps *pushScratch) (webhook.Result, error) {
 		return webhook.Result{}, webhook.Required("ref", ref)
 	case !strings.HasPrefix(ref, "refs/heads/"):
 		return webhook.Result{Ignored: "push to " + ref + ", which is not a branch"}, nil
-	case webhook.IsZeroSHABytes(ps.after):
+	case gitpush.IsZeroSHABytes(ps.after):
 		return webhook.Result{Ignored: "branch " + ref + " deleted"}, nil
 	case len(ps.commits.List) == 0:
 		return webhook.Result{Ignored: "push without new commits"}, nil
@@ -133,13 +135,13 @@ func (p *Provider) push(ps *pushScratch) (webhook.Result, error) {
 	if err := webhook.Required("project.path_with_namespace", repo); err != nil {
 		return webhook.Result{}, err
 	}
-	after, err := webhook.CommitSHA("after", string(ps.after))
+	after, err := gitpush.CommitSHA("after", string(ps.after))
 	if err != nil {
 		return webhook.Result{}, err
 	}
 	before := ""
-	if len(ps.before) != 0 && !webhook.IsZeroSHABytes(ps.before) {
-		if before, err = webhook.CommitSHA("before", string(ps.before)); err != nil {
+	if len(ps.before) != 0 && !gitpush.IsZeroSHABytes(ps.before) {
+		if before, err = gitpush.CommitSHA("before", string(ps.before)); err != nil {
 			return webhook.Result{}, err
 		}
 	}
@@ -153,7 +155,7 @@ func (p *Provider) push(ps *pushScratch) (webhook.Result, error) {
 	pushKey := fmt.Sprintf("gitlab/%s/push/%s..%s/", repo, before, after)
 	res := webhook.Result{Events: make([]event.Event, 0, len(commits))}
 	for i := range commits {
-		id, rev, err := webhook.CommitEventID(pushKey, "", i, commits[i].ID)
+		id, rev, err := gitpush.CommitEventID(pushKey, "", i, commits[i].ID)
 		if err != nil {
 			return webhook.Result{}, err
 		}
@@ -183,7 +185,7 @@ func (p *Provider) push(ps *pushScratch) (webhook.Result, error) {
 // commitTime is parseTime for a commit's timestamp, without allocating for
 // the RFC 3339 times GitLab writes there.
 func commitTime(i int, raw []byte) (time.Time, error) {
-	if t, ok := webhook.ParseRFC3339(raw); ok && !t.IsZero() {
+	if t, ok := gitpush.ParseRFC3339(raw); ok && !t.IsZero() {
 		return t.UTC(), nil
 	}
 	return parseTime(fmt.Sprintf("commits[%d].timestamp", i), string(raw))

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/gitpush"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
@@ -49,7 +50,7 @@ func referencePush(p *Provider, body []byte) (webhook.Result, error) {
 		return webhook.Result{}, webhook.Required("ref", pl.Ref)
 	case !strings.HasPrefix(pl.Ref, "refs/heads/"):
 		return webhook.Result{Ignored: "push to " + pl.Ref + ", which is not a branch"}, nil
-	case webhook.IsZeroSHA(pl.After):
+	case gitpush.IsZeroSHA(pl.After):
 		return webhook.Result{Ignored: "branch " + pl.Ref + " deleted"}, nil
 	case len(pl.Commits) == 0:
 		return webhook.Result{Ignored: "push without new commits"}, nil
@@ -58,13 +59,13 @@ func referencePush(p *Provider, body []byte) (webhook.Result, error) {
 	if err != nil {
 		return webhook.Result{}, err
 	}
-	after, err := webhook.CommitSHA("after", pl.After)
+	after, err := gitpush.CommitSHA("after", pl.After)
 	if err != nil {
 		return webhook.Result{}, err
 	}
 	before := ""
-	if pl.Before != "" && !webhook.IsZeroSHA(pl.Before) {
-		if before, err = webhook.CommitSHA("before", pl.Before); err != nil {
+	if pl.Before != "" && !gitpush.IsZeroSHA(pl.Before) {
+		if before, err = gitpush.CommitSHA("before", pl.Before); err != nil {
 			return webhook.Result{}, err
 		}
 	}
@@ -77,7 +78,7 @@ func referencePush(p *Provider, body []byte) (webhook.Result, error) {
 	pushKey := fmt.Sprintf("gitlab/%s/push/%s..%s/", repo, before, after)
 	res := webhook.Result{Events: make([]event.Event, 0, len(pl.Commits))}
 	for i, c := range pl.Commits {
-		rev, err := webhook.CommitSHA(fmt.Sprintf("commits[%d].id", i), c.ID)
+		rev, err := gitpush.CommitSHA(fmt.Sprintf("commits[%d].id", i), c.ID)
 		if err != nil {
 			return webhook.Result{}, err
 		}
@@ -93,7 +94,7 @@ func referencePush(p *Provider, body []byte) (webhook.Result, error) {
 			Repository:     repo,
 			Revision:       rev,
 			ParentRevision: parent,
-			Paths:          webhook.CommitPaths(0, c.Added, c.Removed, c.Modified),
+			Paths:          gitpush.CommitPaths(0, c.Added, c.Removed, c.Modified),
 		}
 		if c.Message != "" {
 			ev.Reverts, ev.RevertsChange = revertTarget(repo, p.signals.Reverted([]byte(c.Message)))

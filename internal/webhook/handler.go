@@ -14,6 +14,8 @@ import (
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/otelcol-dora/dorareceiver/internal/ingest"
 )
 
 // DefaultMaxBodySize bounds a delivery when the server config sets no
@@ -49,10 +51,6 @@ type NotReady struct {
 	Leader     string        `json:"leader,omitempty"`
 	RetryAfter time.Duration `json:"-"`
 }
-
-// ErrNotLeader refuses a delivery that reached the leader as it lost the
-// lease: 503, the sender retries against the new leader.
-var ErrNotLeader = errors.New("this replica is no longer the leader")
 
 // Options configure a Handler.
 type Options struct {
@@ -261,7 +259,7 @@ func failure(w http.ResponseWriter, err error) (int, response) {
 	switch {
 	case errors.As(err, &ign):
 		return http.StatusOK, response{Status: "ignored", Ignored: string(ign)}
-	case errors.Is(err, ErrPipelineRefused), errors.Is(err, ErrStorageUnavailable), errors.Is(err, ErrNotLeader):
+	case errors.Is(err, ErrPipelineRefused), errors.Is(err, ingest.ErrStorageUnavailable), errors.Is(err, ingest.ErrNotLeader):
 		w.Header().Set("Retry-After", "5")
 		return http.StatusServiceUnavailable, response{Status: "error", Error: err.Error() + "; retry later"}
 	case errors.Is(err, ErrInvalidEvent):

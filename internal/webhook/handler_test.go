@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/ingest"
 )
 
 // fakeProvider answers what it is told to.
@@ -75,7 +76,7 @@ func TestHandlerStatuses(t *testing.T) {
 		return SinkResult{}, context.Canceled
 	}
 	storageDown := func(context.Context, string, []event.Event) (SinkResult, error) {
-		return SinkResult{}, fmt.Errorf("%w: disk full", ErrStorageUnavailable)
+		return SinkResult{}, fmt.Errorf("%w: disk full", ingest.ErrStorageUnavailable)
 	}
 	tests := []struct {
 		name     string

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/ingest"
 )
 
 // TestReadyHook: while Ready refuses (a follower), the ready path and every
@@ -75,7 +76,7 @@ func TestReadyHook(t *testing.T) {
 // answers 503 with Retry-After.
 func TestNotLeaderIsRetryable(t *testing.T) {
 	rec := serve(t, &fakeProvider{result: oneEvent}, func(context.Context, string, []event.Event) (SinkResult, error) {
-		return SinkResult{}, ErrNotLeader
+		return SinkResult{}, ingest.ErrNotLeader
 	}, http.MethodPost, "/hook", "application/json", `{}`)
 	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	assert.NotEmpty(t, rec.Header().Get("Retry-After"))

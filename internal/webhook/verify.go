@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash"
 	"strings"
 	"sync"
@@ -40,6 +41,39 @@ func (c *SecretConfig) Check() error {
 
 // Verify reports whether deliveries must be checked.
 func (c *SecretConfig) Verify() bool { return !c.InsecureSkipVerify || c.Secret != "" }
+
+// Insecure reports whether the source accepts unverified deliveries (no
+// secret, and insecure_skip_verify says so).
+func (c *SecretConfig) Insecure() bool { return !c.Verify() }
+
+// TokenConfig is the token a source's senders present as their credentials
+// (an Authorization header). A source with a token option refuses to start
+// without one unless insecure_skip_verify says so explicitly.
+type TokenConfig struct {
+	Token              configopaque.String `mapstructure:"token"`
+	InsecureSkipVerify bool                `mapstructure:"insecure_skip_verify"`
+}
+
+// Check requires a token unless verification is explicitly off; sent says
+// how the sender sends it, for the error. Not named Validate, as for
+// SecretConfig.Check.
+func (c *TokenConfig) Check(sent string) error {
+	if c.Token == "" && !c.InsecureSkipVerify {
+		return fmt.Errorf("token: required to authenticate deliveries (%s; set insecure_skip_verify: true to accept unauthenticated deliveries)", sent)
+	}
+	return nil
+}
+
+// Verify reports whether deliveries must be authenticated.
+func (c *TokenConfig) Verify() bool { return !c.InsecureSkipVerify || c.Token != "" }
+
+// Insecure reports whether the source accepts unauthenticated deliveries
+// (no token, and insecure_skip_verify says so).
+func (c *TokenConfig) Insecure() bool { return !c.Verify() }
+
+// Equal compares a presented token with the configured one in constant
+// time (EqualToken).
+func (c *TokenConfig) Equal(presented string) bool { return EqualToken(c.Token, presented) }
 
 // ValidHMACSHA256 reports whether hexSignature is the HMAC-SHA256 of body
 // under secret. The comparison takes constant time.

@@ -41,3 +41,24 @@ func TestCheckAgeAtAnyDistance(t *testing.T) {
 	require.NoError(t, CheckAge("X-Dora-Timestamp", received.Add(time.Hour), received, time.Hour), "the edge itself passes")
 	require.Error(t, CheckAge("X-Dora-Timestamp", received.Add(time.Hour+time.Second), received, time.Hour))
 }
+
+// TestTokenConfig: the token sources (Argo CD, Alertmanager, CDEvents)
+// share one check, one insecure rule and one comparison.
+func TestTokenConfig(t *testing.T) {
+	var none TokenConfig
+	assert.EqualError(t, none.Check("sent as Authorization: Bearer <token>"),
+		"token: required to authenticate deliveries (sent as Authorization: Bearer <token>; set insecure_skip_verify: true to accept unauthenticated deliveries)")
+	assert.True(t, none.Verify())
+	assert.False(t, none.Insecure())
+
+	skip := TokenConfig{InsecureSkipVerify: true}
+	require.NoError(t, skip.Check("x"))
+	assert.True(t, skip.Insecure(), "no token and insecure_skip_verify: deliveries are not authenticated")
+
+	both := TokenConfig{Token: "tok\n", InsecureSkipVerify: true}
+	assert.True(t, both.Verify(), "a configured token is checked even with insecure_skip_verify")
+	assert.False(t, both.Insecure())
+	assert.True(t, both.Equal("tok"), "the configured token's whitespace is not part of it")
+	assert.False(t, both.Equal("tok2"))
+	assert.False(t, both.Equal(""))
+}

@@ -9,7 +9,6 @@ package webhook
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/ingest"
 )
 
 // Request is one delivery, already read and size-checked.
@@ -92,29 +92,21 @@ func BadRequest(format string, args ...any) error {
 	return statusError(http.StatusBadRequest, format, args...)
 }
 
-// ErrPipelineRefused is returned by a Sink when the metrics pipeline did
-// not take the data; the sender should retry (503).
-var ErrPipelineRefused = errors.New("the metrics pipeline refused the data")
-
-// ErrStorageUnavailable is returned by a Sink when the events could not be
-// made durable (the storage extension failed); nothing was applied and the
-// sender should retry (503).
-var ErrStorageUnavailable = errors.New("the receiver's storage is unavailable")
+// The ingest core's errors, as a Sink returns them: ErrPipelineRefused and
+// (ingest.ErrStorageUnavailable, ingest.ErrNotLeader) are retryable (503),
+// an error wrapping ErrInvalidEvent is the sender's fault (400). They are
+// the core's (internal/ingest): this package maps them to a status.
+var (
+	ErrPipelineRefused = ingest.ErrPipelineRefused
+	ErrInvalidEvent    = ingest.ErrInvalidEvent
+)
 
 // SinkResult says what the engine did with a delivery's events.
-type SinkResult struct {
-	Accepted   int
-	Duplicates int
-}
+type SinkResult = ingest.Result
 
 // Sink applies a delivery's events. It returns once the metrics they
-// change have been handed to the pipeline, or ErrPipelineRefused or
-// ErrStorageUnavailable (retryable, 503); an error wrapping ErrInvalidEvent
-// is the sender's fault (400).
+// change have been handed to the pipeline, or one of the errors above.
 type Sink func(ctx context.Context, source string, events []event.Event) (SinkResult, error)
-
-// ErrInvalidEvent marks events the engine cannot use.
-var ErrInvalidEvent = errors.New("invalid event")
 
 // acceptsContentType reports whether the request's media type is one of
 // types (application/json when types is empty).

@@ -1,4 +1,4 @@
-package webhook
+package jsonscan
 
 import (
 	"encoding/json"
@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
 // sameValidation fails unless scanning body refuses it exactly as
@@ -14,8 +16,8 @@ import (
 func sameValidation(t *testing.T, body []byte) {
 	t.Helper()
 	var v json.RawMessage // validated, not decoded: no type errors
-	want := DecodeJSON(body, &v)
-	var s JSONScanner
+	want := webhook.DecodeJSON(body, &v)
+	var s Scanner
 	s.Reset(body)
 	s.Skip()
 	got := s.Err()
@@ -35,8 +37,8 @@ func TestJSONScannerValidatesAsDecodeJSON(t *testing.T) {
 		`tru`, `trux`, `nul`, `fals`, `-`, `-x`, `1.`, `1.x`, `1e`, `1e+`, `1ex`, `01`, `1.5.5`, `+1`, `.5`,
 		`"abc`, `"a\`, `"a\x"`, `"\u12"`, `"\u12g4"`, `"\uD83D\uDE00"`, "\"a\x01b\"", "\"" + long + "\x1f\"", "\"" + long + "\\",
 		"\"\xff\xfe\"", "{\"k\xff\":1}", `{"a\u0062":1}`, "\xef\xbb\xbf{}",
-		strings.Repeat("[", MaxJSONDepth) + strings.Repeat("]", MaxJSONDepth),
-		strings.Repeat("[", MaxJSONDepth+1) + strings.Repeat("]", MaxJSONDepth+1),
+		strings.Repeat("[", webhook.MaxJSONDepth) + strings.Repeat("]", webhook.MaxJSONDepth),
+		strings.Repeat("[", webhook.MaxJSONDepth+1) + strings.Repeat("]", webhook.MaxJSONDepth+1),
 		`{"a":x` + strings.Repeat("[", 100),
 		`{"a":"` + strings.Repeat("[", 100) + `"}`,
 	} {
@@ -45,7 +47,7 @@ func TestJSONScannerValidatesAsDecodeJSON(t *testing.T) {
 }
 
 func TestJSONScannerFields(t *testing.T) {
-	var s JSONScanner
+	var s Scanner
 	s.Reset([]byte(`{"Name":"a\u00e9","n":-12,"b":true,"skip":{"x":[1,{"y":null}]},"list":["p",null,"q"],"obj":null,"nul":null}`))
 	var name string
 	var n int64
@@ -112,7 +114,7 @@ func TestJSONScannerFields(t *testing.T) {
 			}
 		}
 		err := s.Err()
-		var herr *Error
+		var herr *webhook.Error
 		require.ErrorAs(t, err, &herr, body)
 		assert.Equal(t, want, herr.Message, body)
 	}
@@ -121,7 +123,7 @@ func TestJSONScannerFields(t *testing.T) {
 func FuzzJSONScannerValidatesAsDecodeJSON(f *testing.F) {
 	f.Add([]byte(`{"a":[1,"x\u00e9",{"b":null}],"c":-1.5e3,"d":true}`))
 	f.Add([]byte(`{"a":"` + strings.Repeat("abcdefgh", 4) + `\n"}`))
-	f.Add([]byte(strings.Repeat("[", MaxJSONDepth+1)))
+	f.Add([]byte(strings.Repeat("[", webhook.MaxJSONDepth+1)))
 	f.Fuzz(func(t *testing.T, body []byte) { sameValidation(t, body) })
 }
 
@@ -135,7 +137,7 @@ func TestJSONScannerKeysMatchAsEncodingJSON(t *testing.T) {
 		var want fields
 		require.NoError(t, json.Unmarshal(body, &want))
 		var got fields
-		var s JSONScanner
+		var s Scanner
 		s.Reset(body)
 		require.True(t, s.Object(""))
 		for s.NextKey() {
@@ -164,7 +166,7 @@ func TestAppendString(t *testing.T) {
 	for _, raw := range values {
 		var want string
 		require.NoError(t, json.Unmarshal([]byte(raw), &want), raw)
-		var s JSONScanner
+		var s Scanner
 		s.Reset([]byte(raw))
 		out, v, ok := s.AppendString(buf, "f")
 		require.True(t, ok, raw)
@@ -172,7 +174,7 @@ func TestAppendString(t *testing.T) {
 		assert.Equal(t, want, string(v), raw)
 		buf = out
 	}
-	var s JSONScanner
+	var s Scanner
 	s.Reset([]byte(`7`))
 	_, _, ok := s.AppendString(nil, "f")
 	assert.False(t, ok)

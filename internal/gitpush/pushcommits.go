@@ -1,9 +1,12 @@
-package webhook
+package gitpush
 
 import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/otelcol-dora/dorareceiver/internal/jsonscan"
+	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
 // PushCommits decodes the "commits" array of a push payload, which GitHub
@@ -11,7 +14,7 @@ import (
 //
 //	[{"id": sha, "timestamp": time, "added": [path], "removed": [path], "modified": [path]}, ...]
 //
-// with a JSONScanner, keeping only those fields, as encoding/json would
+// with a jsonscan.Scanner, keeping only those fields, as encoding/json would
 // decode them into a slice of structs: a repeated "commits" key decodes
 // into the commits already there, null empties the list. Decoders keep one
 // in pooled scratch space: Reset keeps its slices for the next push.
@@ -50,7 +53,7 @@ func (pc *PushCommits) Large() bool {
 }
 
 // Decode reads the "commits" value at the scanner's position.
-func (pc *PushCommits) Decode(s *JSONScanner) {
+func (pc *PushCommits) Decode(s *jsonscan.Scanner) {
 	if !s.Array("commits") {
 		pc.List = pc.List[:0]
 		return
@@ -97,7 +100,7 @@ func (pc *PushCommits) Decode(s *JSONScanner) {
 	pc.List = pc.List[:n]
 }
 
-func (pc *PushCommits) decodePaths(s *JSONScanner, field string) pathSpan {
+func (pc *PushCommits) decodePaths(s *jsonscan.Scanner, field string) pathSpan {
 	sp := pathSpan{from: len(pc.paths)}
 	if s.Array(field) {
 		for s.NextElem() {
@@ -145,11 +148,11 @@ func commitField(i int, name string) string {
 // errors of the sources' parseTime.
 func CommitTime(i int, raw []byte) (time.Time, error) {
 	if len(raw) == 0 {
-		return time.Time{}, Required(commitField(i, "timestamp"), "")
+		return time.Time{}, webhook.Required(commitField(i, "timestamp"), "")
 	}
 	t, ok := ParseRFC3339(raw)
 	if !ok || t.IsZero() {
-		return time.Time{}, BadRequest("field %q: %q is not an RFC 3339 time", commitField(i, "timestamp"), raw)
+		return time.Time{}, webhook.BadRequest("field %q: %q is not an RFC 3339 time", commitField(i, "timestamp"), raw)
 	}
 	return t.UTC(), nil
 }

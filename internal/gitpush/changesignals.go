@@ -1,4 +1,7 @@
-package webhook
+// Package gitpush holds what the Git host sources (GitHub, GitLab) share
+// to read pushes and merges: commit ids, commit lists and their files,
+// RFC 3339 times, and the revert and hotfix signals.
+package gitpush
 
 import (
 	"bytes"

@@ -1,18 +1,20 @@
-package webhook
+package gitpush
 
 import (
 	"bytes"
 	"strings"
+
+	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
 // CommitSHA returns v, a full commit SHA (SHA-1 or SHA-256), in lower case,
 // or a BadRequest naming field.
 func CommitSHA(field, v string) (string, error) {
 	if v == "" {
-		return "", Required(field, v)
+		return "", webhook.Required(field, v)
 	}
 	if !IsSHA(v) {
-		return "", BadRequest("field %q: %q is not a full commit SHA", field, v)
+		return "", webhook.BadRequest("field %q: %q is not a full commit SHA", field, v)
 	}
 	return strings.ToLower(v), nil
 }

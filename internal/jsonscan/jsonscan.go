@@ -1,4 +1,7 @@
-package webhook
+// Package jsonscan is a one-pass JSON pull scanner for the hot webhook
+// parsers (pushes): it reads the fields a decoder asks for and validates
+// the rest, refusing what webhook.DecodeJSON refuses.
+package jsonscan
 
 import (
 	"bytes"
@@ -6,13 +9,15 @@ import (
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
-// JSONScanner reads a JSON document in one pass without building it, for
+// Scanner reads a JSON document in one pass without building it, for
 // the hot parsers (pushes): the decoder asks for the fields it uses, in
 // document order, and skips the rest. Skipped values are still validated,
 // so the scanner refuses what DecodeJSON refuses, with the same errors:
-// an empty body, nesting deeper than MaxJSONDepth, malformed JSON (same
+// an empty body, nesting deeper than webhook.MaxJSONDepth, malformed JSON (same
 // message and offset as encoding/json), and a field of the wrong type
 // ("field %q: expected %s, got JSON %s", reported after the whole document
 // was found well-formed, as encoding/json does). Keys match their field
@@ -36,7 +41,7 @@ import (
 // enters to its end (NextKey or NextElem returning false). After an error
 // every method is a no-op, so decoders need not check along the way; Err
 // says how the document ended.
-type JSONScanner struct {
+type Scanner struct {
 	data    []byte
 	pos     int
 	depth   int
@@ -49,16 +54,16 @@ type JSONScanner struct {
 
 // Reset prepares s to scan body, which must stay unchanged until the scan
 // ends; values returned as strings are copies.
-func (s *JSONScanner) Reset(body []byte) {
-	*s = JSONScanner{data: body, keyBuf: s.keyBuf[:0]}
+func (s *Scanner) Reset(body []byte) {
+	*s = Scanner{data: body, keyBuf: s.keyBuf[:0]}
 	if len(bytes.TrimSpace(body)) == 0 {
-		s.err = BadRequest("empty body")
+		s.err = webhook.BadRequest("empty body")
 	}
 }
 
 // Err ends the scan: it checks that nothing but white space follows the
 // top-level value and returns the first error, as DecodeJSON would.
-func (s *JSONScanner) Err() error {
+func (s *Scanner) Err() error {
 	if err := s.SyntaxErr(); err != nil {
 		return err
 	}
@@ -66,8 +71,8 @@ func (s *JSONScanner) Err() error {
 }
 
 // SyntaxErr ends the scan as Err does but leaves out type errors: it says
-// whether the body is well-formed JSON, nested within MaxJSONDepth.
-func (s *JSONScanner) SyntaxErr() error {
+// whether the body is well-formed JSON, nested within webhook.MaxJSONDepth.
+func (s *Scanner) SyntaxErr() error {
 	if s.err == nil {
 		s.skipSpace()
 		if s.pos < len(s.data) {
@@ -80,7 +85,7 @@ func (s *JSONScanner) SyntaxErr() error {
 // ValueKind names the JSON type of the value at the scanner's position
 // ("string", "number", "object", "array", "bool" or "null"; "" for none),
 // for decoders that handle a field's type errors themselves.
-func (s *JSONScanner) ValueKind() string {
+func (s *Scanner) ValueKind() string {
 	if !s.value() {
 		return ""
 	}
@@ -104,16 +109,16 @@ func (s *JSONScanner) ValueKind() string {
 // Object enters the object at the scanner's position and reports whether
 // it did: null is an absent object (false, no error), any other value is
 // a type error on field (false).
-func (s *JSONScanner) Object(field string) bool {
+func (s *Scanner) Object(field string) bool {
 	return s.enter('{', field, "object")
 }
 
 // Array enters the array at the scanner's position, as Object does.
-func (s *JSONScanner) Array(field string) bool {
+func (s *Scanner) Array(field string) bool {
 	return s.enter('[', field, "array")
 }
 
-func (s *JSONScanner) enter(open byte, field, want string) bool {
+func (s *Scanner) enter(open byte, field, want string) bool {
 	if !s.value() {
 		return false
 	}
@@ -121,8 +126,8 @@ func (s *JSONScanner) enter(open byte, field, want string) bool {
 	if c == open {
 		s.pos++
 		s.depth++
-		if s.depth > MaxJSONDepth {
-			s.fail(BadRequest("JSON nested deeper than %d levels (at byte %d)", MaxJSONDepth, s.pos-1))
+		if s.depth > webhook.MaxJSONDepth {
+			s.fail(webhook.BadRequest("JSON nested deeper than %d levels (at byte %d)", webhook.MaxJSONDepth, s.pos-1))
 			return false
 		}
 		s.first = true
@@ -135,7 +140,7 @@ func (s *JSONScanner) enter(open byte, field, want string) bool {
 // NextKey moves to the next member of the innermost object and reports
 // whether there is one; its key is then matched with KeyIs and its value
 // must be read or skipped. At the closing brace it returns false.
-func (s *JSONScanner) NextKey() bool {
+func (s *Scanner) NextKey() bool {
 	if s.err != nil {
 		return false
 	}
@@ -202,7 +207,7 @@ func (s *JSONScanner) NextKey() bool {
 
 // KeyIs reports whether the current key names field, as encoding/json
 // matches keys to field names.
-func (s *JSONScanner) KeyIs(field string) bool {
+func (s *Scanner) KeyIs(field string) bool {
 	if string(s.key) == field {
 		return true
 	}
@@ -226,7 +231,7 @@ func isASCII(b []byte) bool {
 
 // NextElem moves to the next element of the innermost array and reports
 // whether there is one; at the closing bracket it returns false.
-func (s *JSONScanner) NextElem() bool {
+func (s *Scanner) NextElem() bool {
 	if s.err != nil {
 		return false
 	}
@@ -251,7 +256,7 @@ func (s *JSONScanner) NextElem() bool {
 	return true
 }
 
-func (s *JSONScanner) close() {
+func (s *Scanner) close() {
 	s.pos++
 	s.depth--
 	s.first = false
@@ -259,7 +264,7 @@ func (s *JSONScanner) close() {
 
 // String reads a string value; null is "". Another type is a type error on
 // field.
-func (s *JSONScanner) String(field string) string {
+func (s *Scanner) String(field string) string {
 	raw, ok := s.StringBytes(field)
 	if !ok {
 		return ""
@@ -270,7 +275,7 @@ func (s *JSONScanner) String(field string) string {
 // StringBytes reads a string value without copying it when it has no
 // escapes (the slice is valid until the scanner's body changes); ok is
 // false for null, another type or an error.
-func (s *JSONScanner) StringBytes(field string) (raw []byte, ok bool) {
+func (s *Scanner) StringBytes(field string) (raw []byte, ok bool) {
 	if !s.value() {
 		return nil, false
 	}
@@ -299,7 +304,7 @@ func (s *JSONScanner) StringBytes(field string) (raw []byte, ok bool) {
 // escapes is unescaped onto dst instead of into a new allocation (commit
 // messages nearly always have some: their line breaks). It returns dst,
 // grown or not, and the value, which is in dst or in the body.
-func (s *JSONScanner) AppendString(dst []byte, field string) (out, v []byte, ok bool) {
+func (s *Scanner) AppendString(dst []byte, field string) (out, v []byte, ok bool) {
 	if !s.value() {
 		return dst, nil, false
 	}
@@ -358,7 +363,7 @@ func (s *JSONScanner) AppendString(dst []byte, field string) (out, v []byte, ok 
 }
 
 // Bool reads a boolean value; null is false.
-func (s *JSONScanner) Bool(field string) bool {
+func (s *Scanner) Bool(field string) bool {
 	if !s.value() {
 		return false
 	}
@@ -378,12 +383,12 @@ func (s *JSONScanner) Bool(field string) bool {
 
 // Int64 reads an integer value; null is 0. A number that is not an int64
 // is a type error on field, as it is for encoding/json.
-func (s *JSONScanner) Int64(field string) int64 { return s.integer(field, "int64", 64) }
+func (s *Scanner) Int64(field string) int64 { return s.integer(field, "int64", 64) }
 
 // Int reads an integer value into an int.
-func (s *JSONScanner) Int(field string) int { return int(s.integer(field, "int", strconv.IntSize)) }
+func (s *Scanner) Int(field string) int { return int(s.integer(field, "int", strconv.IntSize)) }
 
-func (s *JSONScanner) integer(field, goType string, bits int) int64 {
+func (s *Scanner) integer(field, goType string, bits int) int64 {
 	if !s.value() {
 		return 0
 	}
@@ -401,13 +406,13 @@ func (s *JSONScanner) integer(field, goType string, bits int) int64 {
 	num := s.data[start:s.pos]
 	n, err := strconv.ParseInt(string(num), 10, bits)
 	if err != nil && s.typeErr == nil {
-		s.typeErr = BadRequest("field %q: expected %s, got JSON number %s", field, goType, num)
+		s.typeErr = webhook.BadRequest("field %q: expected %s, got JSON number %s", field, goType, num)
 	}
 	return n
 }
 
 // Skip validates and passes over the value at the scanner's position.
-func (s *JSONScanner) Skip() {
+func (s *Scanner) Skip() {
 	if !s.value() {
 		return
 	}
@@ -442,7 +447,7 @@ func (s *JSONScanner) Skip() {
 }
 
 // value moves to the start of a value and reports whether there is one.
-func (s *JSONScanner) value() bool {
+func (s *Scanner) value() bool {
 	if s.err != nil {
 		return false
 	}
@@ -457,13 +462,13 @@ func (s *JSONScanner) value() bool {
 // Null passes over a null value and reports whether there was one; for
 // decoders that must tell null (encoding/json leaves the field as it was)
 // from false or 0.
-func (s *JSONScanner) Null() bool {
+func (s *Scanner) Null() bool {
 	return s.value() && s.null()
 }
 
 // null consumes the null literal at the position, if a value starting
 // with n is there (a misspelled null is a syntax error).
-func (s *JSONScanner) null() bool {
+func (s *Scanner) null() bool {
 	if s.data[s.pos] != 'n' {
 		return false
 	}
@@ -473,7 +478,7 @@ func (s *JSONScanner) null() bool {
 
 // mismatch records a type error for the value at the position (the first
 // one wins) and skips the value.
-func (s *JSONScanner) mismatch(field, want string) {
+func (s *Scanner) mismatch(field, want string) {
 	if s.err != nil {
 		return
 	}
@@ -483,12 +488,12 @@ func (s *JSONScanner) mismatch(field, want string) {
 		return
 	}
 	if s.typeErr == nil {
-		s.typeErr = BadRequest("field %q: expected %s, got JSON %s", field, want, got)
+		s.typeErr = webhook.BadRequest("field %q: expected %s, got JSON %s", field, want, got)
 	}
 	s.Skip()
 }
 
-func (s *JSONScanner) skipSpace() {
+func (s *Scanner) skipSpace() {
 	for s.pos < len(s.data) {
 		switch s.data[s.pos] {
 		case ' ', '\t', '\n', '\r':
@@ -501,7 +506,7 @@ func (s *JSONScanner) skipSpace() {
 
 // scanString passes over the string starting at the position (a quote)
 // and returns its raw content and whether it has escapes.
-func (s *JSONScanner) scanString() (raw []byte, escaped, ok bool) {
+func (s *Scanner) scanString() (raw []byte, escaped, ok bool) {
 	start := s.pos + 1
 	i := start
 	data := s.data
@@ -589,7 +594,7 @@ func isHex(c byte) bool {
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // scanNumber passes over a number with JSON's grammar.
-func (s *JSONScanner) scanNumber() bool {
+func (s *Scanner) scanNumber() bool {
 	data := s.data
 	i := s.pos
 	if data[i] == '-' {
@@ -650,7 +655,7 @@ func (s *JSONScanner) scanNumber() bool {
 
 // literal passes over true, false or null and reports whether it was
 // there.
-func (s *JSONScanner) literal(word string) bool {
+func (s *Scanner) literal(word string) bool {
 	for k := 0; k < len(word); k++ {
 		if s.pos >= len(s.data) {
 			if k == 0 {
@@ -675,27 +680,27 @@ func (s *JSONScanner) literal(word string) bool {
 
 // syntaxError stops the scan at the byte at the position, with
 // encoding/json's wording and offset.
-func (s *JSONScanner) syntaxError(context string) {
-	s.fail(BadRequest("malformed JSON at byte %d: invalid character %s %s", s.pos+1, quoteChar(s.data[s.pos]), context))
+func (s *Scanner) syntaxError(context string) {
+	s.fail(webhook.BadRequest("malformed JSON at byte %d: invalid character %s %s", s.pos+1, quoteChar(s.data[s.pos]), context))
 }
 
 // eofIn is the end of the body inside a token that cannot end there:
 // encoding/json reports it as an invalid space (it feeds one at the end).
-func (s *JSONScanner) eofIn(context string) {
-	s.fail(BadRequest("malformed JSON at byte %d: invalid character ' ' %s", len(s.data), context))
+func (s *Scanner) eofIn(context string) {
+	s.fail(webhook.BadRequest("malformed JSON at byte %d: invalid character ' ' %s", len(s.data), context))
 }
 
-func (s *JSONScanner) eof() {
-	s.fail(BadRequest("malformed JSON at byte %d: unexpected end of JSON input", len(s.data)))
+func (s *Scanner) eof() {
+	s.fail(webhook.BadRequest("malformed JSON at byte %d: unexpected end of JSON input", len(s.data)))
 }
 
 // fail stops the scan. A document nested too deep is refused for its depth
 // whatever else is wrong with it, as DecodeJSON refuses it before parsing.
-func (s *JSONScanner) fail(err error) {
+func (s *Scanner) fail(err error) {
 	if s.err != nil {
 		return
 	}
-	if derr := CheckJSONDepth(s.data, MaxJSONDepth); derr != nil {
+	if derr := webhook.CheckJSONDepth(s.data, webhook.MaxJSONDepth); derr != nil {
 		err = derr
 	}
 	s.err = err
