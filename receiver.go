@@ -560,8 +560,12 @@ func (r *doraReceiver) emit(ctx context.Context, full bool) {
 	var md pmetric.Metrics
 	if full || r.fullNext {
 		md = r.emitter.Emit(r.engine.SnapshotAt(now), now)
-	} else {
+	} else if r.emitter.NeedsEveryService() {
 		md = r.emitter.EmitServices(r.engine.SnapshotAt(now), now, r.touched)
+	} else {
+		// Only the touched services' state: the cost of a change's
+		// emission does not grow with the services held.
+		md = r.emitter.EmitServices(r.engine.SnapshotServicesAt(now, r.touched), now, r.touched)
 	}
 	clear(r.touched)
 	r.fullNext = false
