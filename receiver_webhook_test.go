@@ -43,7 +43,7 @@ func (c *flakyConsumer) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) 
 	return c.MetricsSink.ConsumeMetrics(ctx, md)
 }
 
-func freeEndpoint(t *testing.T) string {
+func freeEndpoint(t testing.TB) string {
 	p, err := localcluster.FreePort()
 	require.NoError(t, err)
 	return fmt.Sprintf("127.0.0.1:%d", p)
@@ -74,7 +74,7 @@ type reply struct {
 	header http.Header
 }
 
-func post(t *testing.T, url, contentType string, body []byte, sign bool) reply {
+func post(t testing.TB, url, contentType string, body []byte, sign bool) reply {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	require.NoError(t, err)

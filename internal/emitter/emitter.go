@@ -133,6 +133,20 @@ func (e *Emitter) Emit(s engine.Snapshot, now time.Time) pmetric.Metrics {
 	return e.emit(s, now, nil)
 }
 
+// NeedsEveryService reports whether EmitServices needs the points of every
+// service in its snapshot: when a metric merges services (a service
+// attribute disabled), its points are sums over services. Otherwise a
+// snapshot of the listed services alone (engine.SnapshotServicesAt) renders
+// the same.
+func (e *Emitter) NeedsEveryService() bool {
+	for _, m := range e.numbers {
+		if m.enabled && m.mergesServices {
+			return true
+		}
+	}
+	return false
+}
+
 // EmitServices renders the series of the given services only: the points a
 // full Emit of s at now has for them, identical (names, attributes, start
 // times, values), and nothing for the other services, except the level

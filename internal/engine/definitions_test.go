@@ -204,6 +204,25 @@ func TestDefinition_ChangeFailure_Hotfix(t *testing.T) {
 			want:   expect{deployments: map[string]uint64{"api success": 2}},
 		},
 		{
+			// d2's rollout failed and already counts; the hotfix fixes
+			// it, not d1, which ran healthily before it.
+			name: "a hotfix after a failed rollout adds no second failure",
+			events: []event.Event{
+				succeeded(api, "d1", "", 0),
+				started(api, "d2", "", time.Hour),
+				failed(api, "d2", "ProgressDeadlineExceeded", time.Hour+10*time.Minute),
+				asHotfix(started(api, "d3", "", 2*time.Hour)),
+				succeeded(api, "d3", "", 2*time.Hour+10*time.Minute),
+			},
+			want: expect{
+				deployments: map[string]uint64{"api success": 2, "api failure": 1},
+				failures:    map[string]uint64{"api ProgressDeadlineExceeded": 1},
+				rework:      map[string]uint64{"api ": 1},
+				// d2's failure (1h10m) to the hotfix in production (2h10m).
+				recovery: map[string][2]float64{"api": {3600, 1}},
+			},
+		},
+		{
 			name:   "a hotfix with no earlier deployment known fails nothing, and is rework",
 			events: []event.Event{asHotfix(succeeded(api, "d1", "", 0))},
 			want:   expect{deployments: map[string]uint64{"api success": 1}, rework: map[string]uint64{"api ": 1}},

@@ -510,11 +510,7 @@ func (e *Engine) record(ev event.Event) (*serviceState, *deploymentState) {
 	}
 	d.noteEvent(ev)
 	if ev.Hotfix && e.cfg.Hotfix.Flag && !d.hotfix {
-		// The deployment this one fixes is the one it follows.
-		d.hotfix = true
-		if prev := s.latestSucceededBefore(ev.Time, d); prev != nil {
-			e.markFailure(ev.Service, s, prev, ReasonHotfix, ev.Time)
-		}
+		e.markHotfix(ev, s, d)
 	}
 	return s, d
 }

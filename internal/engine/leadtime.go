@@ -173,11 +173,16 @@ func (e *Engine) reverted(ev event.Event, s *serviceState, d *deploymentState, r
 // the Hotfix flag on a deployment event does (Engine.record): the
 // deployment it follows fails (reason hotfix).
 func (e *Engine) hotfixed(ev event.Event, s *serviceState, d *deploymentState) {
-	if !e.cfg.Hotfix.Flag || d.hotfix {
-		return
+	if e.cfg.Hotfix.Flag && !d.hotfix {
+		e.markHotfix(ev, s, d)
 	}
+}
+
+// markHotfix makes d a hotfix: the deployment it follows (hotfixTarget)
+// fails, reason hotfix, unless it already counts as failed.
+func (e *Engine) markHotfix(ev event.Event, s *serviceState, d *deploymentState) {
 	d.hotfix = true
-	if prev := s.latestSucceededBefore(ev.Time, d); prev != nil {
+	if prev := s.hotfixTarget(ev.Time, d); prev != nil {
 		e.markFailure(ev.Service, s, prev, ReasonHotfix, ev.Time)
 	}
 }

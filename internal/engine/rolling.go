@@ -19,16 +19,27 @@ import (
 // values (rollingCache) until its rolling inputs change or now crosses a
 // time where an entry enters or leaves a window; only such services are
 // recomputed.
-func (e *Engine) rolling(now time.Time) []RollingPoint {
+func (e *Engine) rolling(now time.Time, only map[event.Service]struct{}) []RollingPoint {
 	at := nanos(now)
 	var out []RollingPoint
-	for svc, s := range e.services {
+	add := func(svc event.Service, s *serviceState) {
 		if !s.production || !s.deployed {
-			continue
+			return
 		}
 		// The points are copied; their Levels are shared with the cache
 		// and earlier snapshots, read only.
 		out = append(out, e.rollingPoints(svc, s, at)...)
+	}
+	if only == nil {
+		for svc, s := range e.services {
+			add(svc, s)
+		}
+	} else {
+		for svc := range only {
+			if s, ok := e.services[svc]; ok {
+				add(svc, s)
+			}
+		}
 	}
 	slices.SortFunc(out, func(a, b RollingPoint) int {
 		return cmp.Or(compareService(a.Service, b.Service), cmp.Compare(a.Duration, b.Duration))

@@ -126,25 +126,45 @@ type Snapshot struct {
 
 // Snapshot copies the current cumulative metric state, without the rolling
 // values (they depend on the current time; see SnapshotAt).
-func (e *Engine) Snapshot() Snapshot {
+func (e *Engine) Snapshot() Snapshot { return e.snapshot(nil) }
+
+// snapshot is Snapshot of the services in only; nil: of every service.
+func (e *Engine) snapshot(only map[event.Service]struct{}) Snapshot {
+	in := func(svc event.Service) bool {
+		if only == nil {
+			return true
+		}
+		_, ok := only[svc]
+		return ok
+	}
 	s := Snapshot{StartTime: e.start}
 	for k, v := range e.deployments {
-		s.Deployments = append(s.Deployments, CounterPoint{Service: k.svc, Label: k.status, Value: v})
+		if in(k.svc) {
+			s.Deployments = append(s.Deployments, CounterPoint{Service: k.svc, Label: k.status, Value: v})
+		}
 	}
-	s.Failures = counterPoints(e.failures)
-	s.LeadTimeDropped = counterPoints(e.dropped)
-	s.Incidents = counterPoints(e.incidents)
+	s.Failures = counterPoints(e.failures, in)
+	s.LeadTimeDropped = counterPoints(e.dropped, in)
+	s.Incidents = counterPoints(e.incidents, in)
 	for svc, v := range e.rework {
-		s.Rework = append(s.Rework, CounterPoint{Service: svc, Value: v})
+		if in(svc) {
+			s.Rework = append(s.Rework, CounterPoint{Service: svc, Value: v})
+		}
 	}
 	for svc, h := range e.leadTime {
-		s.LeadTime = append(s.LeadTime, HistogramPoint{Service: svc, Histogram: h.clone()})
+		if in(svc) {
+			s.LeadTime = append(s.LeadTime, HistogramPoint{Service: svc, Histogram: h.clone()})
+		}
 	}
 	for k, h := range e.stages {
-		s.LeadTimeStages = append(s.LeadTimeStages, HistogramPoint{Service: k.svc, Label: k.reason, Histogram: h.clone()})
+		if in(k.svc) {
+			s.LeadTimeStages = append(s.LeadTimeStages, HistogramPoint{Service: k.svc, Label: k.reason, Histogram: h.clone()})
+		}
 	}
 	for svc, h := range e.recovery {
-		s.RecoveryTime = append(s.RecoveryTime, HistogramPoint{Service: svc, Histogram: h.clone()})
+		if in(svc) {
+			s.RecoveryTime = append(s.RecoveryTime, HistogramPoint{Service: svc, Histogram: h.clone()})
+		}
 	}
 	slices.SortFunc(s.Deployments, compareCounter)
 	slices.SortFunc(s.Rework, compareCounter)
@@ -181,15 +201,32 @@ func (e *Engine) putTeams(s *Snapshot) {
 // engine free of clock reads.
 func (e *Engine) SnapshotAt(now time.Time) Snapshot {
 	s := e.Snapshot()
-	s.Rolling = e.rolling(now)
+	s.Rolling = e.rolling(now, nil)
 	e.putTeams(&s)
 	return s
 }
 
-func counterPoints(m map[reasonKey]uint64) []CounterPoint {
+// SnapshotServicesAt is SnapshotAt of the services in only: every point of
+// those services, none of the others. It costs what those services hold,
+// not what the engine holds, so an emission of the services a delivery
+// touched does not grow with the number of services (BENCHMARKS.md,
+// "Ingest rate at the limit").
+func (e *Engine) SnapshotServicesAt(now time.Time, only map[event.Service]struct{}) Snapshot {
+	if only == nil {
+		only = map[event.Service]struct{}{}
+	}
+	s := e.snapshot(only)
+	s.Rolling = e.rolling(now, only)
+	e.putTeams(&s)
+	return s
+}
+
+func counterPoints(m map[reasonKey]uint64, in func(event.Service) bool) []CounterPoint {
 	var out []CounterPoint
 	for k, v := range m {
-		out = append(out, CounterPoint{Service: k.svc, Label: k.reason, Value: v})
+		if in(k.svc) {
+			out = append(out, CounterPoint{Service: k.svc, Label: k.reason, Value: v})
+		}
 	}
 	slices.SortFunc(out, compareCounter)
 	return out

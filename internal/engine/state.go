@@ -220,15 +220,22 @@ func (s *serviceState) causeOf(at time.Time, window time.Duration) *deploymentSt
 	return best
 }
 
-// latestSucceededBefore returns the most recent deployment other than
-// except that succeeded at or before at: the one a hotfix follows.
-func (s *serviceState) latestSucceededBefore(at time.Time, except *deploymentState) *deploymentState {
+// hotfixTarget returns the deployment a hotfix (except) follows: the latest
+// other deployment that started at or before at, whatever its outcome, as
+// for an incident (causeOf): after a failed rollout the hotfix fixes that
+// rollout, which already counts as a change failure and is not counted
+// again, not the healthy deployment before it. A rollback still rolling
+// out is left out, as by causeOf.
+func (s *serviceState) hotfixTarget(at time.Time, except *deploymentState) *deploymentState {
 	var best *deploymentState
 	for _, d := range s.deployments {
-		if d == except || d.outcome != outcomeSucceeded || d.finished.IsZero() || d.finished.After(at) {
+		if d == except || d.started.After(at) {
 			continue
 		}
-		if best == nil || d.finished.After(best.finished) {
+		if d.rollback && (d.finished.IsZero() || d.finished.After(at)) {
+			continue
+		}
+		if best == nil || !d.started.Before(best.started) {
 			best = d
 		}
 	}

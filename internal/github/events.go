@@ -92,7 +92,7 @@ func (p *Provider) pullRequest(d delivery) (webhook.Result, error) {
 		ev.ChangeID = changeID(repo, pr.Number)
 	}
 	if p.signals.ReadsReverts() {
-		ev.Reverts, ev.RevertsChange = revertTarget(repo, p.signals.Reverted([]byte(pr.Title+"\n\n"+pr.Body)))
+		ev.Reverts, ev.RevertsChange = gitpush.RevertTarget(repo, p.signals.Reverted([]byte(pr.Title+"\n\n"+pr.Body)), '#', changeID)
 	}
 	ev.Hotfix = p.signals.HotfixBranch(pr.Head.Ref)
 	for _, l := range pr.Labels {

@@ -198,33 +198,13 @@ func (p *Provider) verify(req *webhook.Request) error {
 	return nil
 }
 
-// isDeploymentWorkflow reports whether a workflow run belongs to one of the
-// configured deployment workflows.
-// revertTarget turns what a revert pattern captured in repo into the
-// reverted commit, or the ChangeID of the reverted pull request
-// ("#N" is one of repo, "owner/repo#N" one of that repository).
-func revertTarget(repo, captured string) (reverts, change string) {
-	if captured == "" {
-		return "", ""
-	}
-	if gitpush.IsSHA(captured) {
-		return strings.ToLower(captured), ""
-	}
-	r, n, ok := gitpush.ChangeRef(captured, '#')
-	if !ok {
-		return "", ""
-	}
-	if r == "" {
-		r = repo
-	}
-	return "", changeID(r, n)
-}
-
 // changeID names a pull request as ChangeMerged and RevertsChange do.
 func changeID(repo string, number int64) string {
 	return "github/" + repo + "/pull/" + strconv.FormatInt(number, 10)
 }
 
+// isDeploymentWorkflow reports whether a workflow run belongs to one of the
+// configured deployment workflows.
 func (p *Provider) isDeploymentWorkflow(name, workflowPath string) bool {
 	if len(p.workflows) == 0 {
 		return false

@@ -140,7 +140,7 @@ func (p *Provider) push(d delivery) (webhook.Result, error) {
 			Paths:          ps.commits.Paths(maxPushFiles, i),
 		}
 		if msg := commits[i].Message; len(msg) > 0 {
-			ev.Reverts, ev.RevertsChange = revertTarget(repo, p.signals.Reverted(msg))
+			ev.Reverts, ev.RevertsChange = gitpush.RevertTarget(repo, p.signals.Reverted(msg), '#', changeID)
 		}
 		res.Events = append(res.Events, ev)
 		parent = rev

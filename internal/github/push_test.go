@@ -85,7 +85,7 @@ func referencePush(p *Provider, d delivery) (webhook.Result, error) {
 			Paths:          gitpush.CommitPaths(maxPushFiles, c.Added, c.Removed, c.Modified),
 		}
 		if c.Message != "" {
-			ev.Reverts, ev.RevertsChange = revertTarget(repo, p.signals.Reverted([]byte(c.Message)))
+			ev.Reverts, ev.RevertsChange = gitpush.RevertTarget(repo, p.signals.Reverted([]byte(c.Message)), '#', changeID)
 		}
 		res.Events = append(res.Events, ev)
 		parent = rev

@@ -85,7 +85,7 @@ func (p *Provider) mergeRequest(body []byte) (webhook.Result, error) {
 		ChangeID:   changeID(repo, mr.IID),
 	}
 	if p.signals.ReadsReverts() {
-		ev.Reverts, ev.RevertsChange = revertTarget(repo, p.signals.Reverted([]byte(mr.Title+"\n\n"+mr.Description)))
+		ev.Reverts, ev.RevertsChange = gitpush.RevertTarget(repo, p.signals.Reverted([]byte(mr.Title+"\n\n"+mr.Description)), '!', changeID)
 	}
 	ev.Hotfix = p.signals.HotfixBranch(mr.SourceBranch)
 	for _, l := range append(mr.Labels, pl.Labels...) {

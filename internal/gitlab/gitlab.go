@@ -218,26 +218,6 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	}
 }
 
-// revertTarget turns what a revert pattern captured in repo into the
-// reverted commit, or the ChangeID of the reverted merge request ("!N" is
-// one of repo, "group/project!N" one of that project).
-func revertTarget(repo, captured string) (reverts, change string) {
-	if captured == "" {
-		return "", ""
-	}
-	if gitpush.IsSHA(captured) {
-		return strings.ToLower(captured), ""
-	}
-	r, n, ok := gitpush.ChangeRef(captured, '!')
-	if !ok {
-		return "", ""
-	}
-	if r == "" {
-		r = repo
-	}
-	return "", changeID(r, n)
-}
-
 // changeID names a merge request as ChangeMerged and RevertsChange do.
 func changeID(repo string, iid int64) string {
 	return fmt.Sprintf("gitlab/%s/merge_requests/%d", repo, iid)

@@ -174,7 +174,7 @@ func (p *Provider) push(ps *pushScratch) (webhook.Result, error) {
 			Paths:          ps.commits.Paths(0, i),
 		}
 		if msg := commits[i].Message; len(msg) > 0 {
-			ev.Reverts, ev.RevertsChange = revertTarget(repo, p.signals.Reverted(msg))
+			ev.Reverts, ev.RevertsChange = gitpush.RevertTarget(repo, p.signals.Reverted(msg), '!', changeID)
 		}
 		res.Events = append(res.Events, ev)
 		parent = rev

@@ -97,7 +97,7 @@ func referencePush(p *Provider, body []byte) (webhook.Result, error) {
 			Paths:          gitpush.CommitPaths(0, c.Added, c.Removed, c.Modified),
 		}
 		if c.Message != "" {
-			ev.Reverts, ev.RevertsChange = revertTarget(repo, p.signals.Reverted([]byte(c.Message)))
+			ev.Reverts, ev.RevertsChange = gitpush.RevertTarget(repo, p.signals.Reverted([]byte(c.Message)), '!', changeID)
 		}
 		res.Events = append(res.Events, ev)
 		parent = rev

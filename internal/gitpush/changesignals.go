@@ -135,6 +135,28 @@ func (s *ChangeSignals) HotfixBranch(branch string) bool {
 	return false
 }
 
+// RevertTarget turns what a revert pattern captured in repository repo into
+// the reverted commit, or the ChangeID of the reverted pull or merge
+// request: a reference "[owner/repo]<sep>N" names one of repo, or of the
+// repository it writes, and changeID names it as the source's ChangeMerged
+// events do.
+func RevertTarget(repo, captured string, sep byte, changeID func(repo string, number int64) string) (reverts, change string) {
+	if captured == "" {
+		return "", ""
+	}
+	if IsSHA(captured) {
+		return strings.ToLower(captured), ""
+	}
+	r, n, ok := ChangeRef(captured, sep)
+	if !ok {
+		return "", ""
+	}
+	if r == "" {
+		r = repo
+	}
+	return "", changeID(r, n)
+}
+
 // ChangeRef reads a pull or merge request reference, "[owner/repo]<sep>N"
 // (GitHub writes "acme/api#42", GitLab "!42" or "group/project!42"), and
 // returns its repository ("" for the same one) and number.

@@ -436,8 +436,12 @@ func (c *Core) emit(ctx context.Context, full bool) {
 	var md pmetric.Metrics
 	if full || c.fullNext {
 		md = c.emitter.Emit(c.engine.SnapshotAt(now), now)
-	} else {
+	} else if c.emitter.NeedsEveryService() {
 		md = c.emitter.EmitServices(c.engine.SnapshotAt(now), now, c.touched)
+	} else {
+		// Only the touched services' state: the cost of a change's
+		// emission does not grow with the services held.
+		md = c.emitter.EmitServices(c.engine.SnapshotServicesAt(now, c.touched), now, c.touched)
 	}
 	clear(c.touched)
 	c.fullNext = false
