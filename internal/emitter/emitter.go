@@ -1,7 +1,7 @@
 // Package emitter turns the engine's metric state into pdata metrics, built
 // with pdata directly: the counters and rolling gauges as metadata.yaml
 // declares them (names, descriptions and units taken from the mdatagen
-// MetricsBuilder, whose own recording is quadratic in the number of points),
+// MetricsBuilder, not its recording, which is quadratic in the points),
 // the histograms because mdatagen v0.159.0 cannot generate them. METRICS.md
 // defines every metric.
 package emitter

@@ -414,9 +414,7 @@ func (c *Core) emitLoop() {
 			// Deliveries that arrive together are sent in one emission:
 			// without this pause an emission starts at the first change of
 			// a burst and carries only it, and every other delivery of the
-			// burst waits for the next one (CI/CD spans under load: 0.69x of
-			// the otlp receiver without it, 0.94x with it; 1 ms was too long
-			// for senders that wait for their answers: 0.36x).
+			// burst waits for the next one (figures in BENCHMARKS.md).
 			time.Sleep(changeGather)
 		case <-ticker.C:
 			full = true

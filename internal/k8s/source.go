@@ -58,9 +58,6 @@ type Source struct {
 // Option customizes a Source.
 type Option func(*Source)
 
-// WithClock replaces time.Now, for tests.
-func WithClock(now func() time.Time) Option { return func(s *Source) { s.now = now } }
-
 // WithWatchErrorHandler is told of each list or watch failure; the informer
 // retries on its own with backoff.
 func WithWatchErrorHandler(f func(error)) Option { return func(s *Source) { s.onWatchError = f } }

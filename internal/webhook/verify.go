@@ -279,5 +279,3 @@ func Required(nameValues ...string) error {
 	return nil
 }
 
-// Errorf is fmt.Errorf for providers that want a plain 400.
-func Errorf(format string, args ...any) error { return BadRequest(format, args...) }
