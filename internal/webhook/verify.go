@@ -278,4 +278,3 @@ func Required(nameValues ...string) error {
 	}
 	return nil
 }
-
