@@ -12,6 +12,7 @@
 #   make generate  regenerate internal/metadata and the generated tests
 #   make lint      gofmt, go vet and govulncheck (offline database)
 #   make race      the fast tests under the race detector
+#   make jsonv2    the JSON scanner's differential tests under encoding/json v2
 
 SHELL := /bin/bash
 ROOT  := $(abspath .)
@@ -58,7 +59,7 @@ TEST_TIMEOUT ?= 25m
 FUZZ_SHORT ?= 20000x
 FUZZ_LONG ?= 2000000x
 
-.PHONY: all run demo test unit race fuzz bench soak build tools generate lint vulncheck clean kubectl
+.PHONY: all run demo test unit race jsonv2 fuzz bench soak build tools generate lint vulncheck clean kubectl
 
 all: build
 
@@ -130,6 +131,11 @@ unit:
 ## sources' pooled buffers and the emit loop share data across goroutines).
 race:
 	$(GO) test -count=1 -race -short $(PKGS)
+
+## jsonv2: the scanner's differential tests (against encoding/json) under
+## GOEXPERIMENT=jsonv2 too, so they compare outcomes, not one version's words.
+jsonv2:
+	GOEXPERIMENT=jsonv2 $(GO) test -count=1 ./internal/jsonscan/... ./internal/github ./internal/gitlab
 
 ## run: otelcol-dora on config/local.yaml, against the current kubeconfig's
 ## cluster, or against a local control plane started here when there is none.
