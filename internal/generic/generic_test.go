@@ -12,6 +12,7 @@ import (
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
+	"github.com/otelcol-dora/dorareceiver/internal/webhook/webhooktest"
 )
 
 const secret = "s3cr3t"
@@ -144,4 +145,14 @@ func FuzzParse(f *testing.F) {
 			require.False(t, ev.Time.IsZero())
 		}
 	})
+}
+
+// TestEventsOwnTheirData: the events of a delivery do not point into its
+// body.
+func TestEventsOwnTheirData(t *testing.T) {
+	var reqs []*webhook.Request
+	for _, name := range []string{"batch.json", "deployment.json", "review.json", "batch.json"} {
+		reqs = append(reqs, signed(fixture(t, name)))
+	}
+	webhooktest.CheckEventsOwnTheirData(t, provider(), reqs...)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/gitpush"
 	"github.com/otelcol-dora/dorareceiver/internal/jsonscan/jsonscantest"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
+	"github.com/otelcol-dora/dorareceiver/internal/webhook/webhooktest"
 )
 
 type referencePushPayload struct {
@@ -165,3 +166,16 @@ func FuzzPushMatchesEncodingJSON(f *testing.F) {
 var _ = event.ChangeCommitted
 var _ = webhook.Result{}
 var _ = json.Valid
+
+// TestEventsOwnTheirData: the events of a delivery do not point into its
+// body or the pooled push scratch space (commit ids, messages, paths).
+func TestEventsOwnTheirData(t *testing.T) {
+	p := provider()
+	var reqs []*webhook.Request
+	for i, name := range []string{"push.json", "pull_request_merged.json", "push.json", "deployment_status.json", "push.json"} {
+		body := fixture(t, name)
+		kind := map[string]string{"push.json": "push", "pull_request_merged.json": "pull_request", "deployment_status.json": "deployment_status"}[name]
+		reqs = append(reqs, delivered(kind, fmt.Sprintf("%s-%d", guid, i), body))
+	}
+	webhooktest.CheckEventsOwnTheirData(t, p, reqs...)
+}

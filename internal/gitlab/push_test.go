@@ -17,6 +17,7 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/gitpush"
 	"github.com/otelcol-dora/dorareceiver/internal/jsonscan/jsonscantest"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
+	"github.com/otelcol-dora/dorareceiver/internal/webhook/webhooktest"
 )
 
 type referencePushPayload struct {
@@ -208,4 +209,18 @@ func BenchmarkPushParse(b *testing.B) {
 			b.Fatal(err, res)
 		}
 	}
+}
+
+// TestEventsOwnTheirData: the events of a delivery do not point into its
+// body or the pooled push scratch space (commit ids, messages, paths).
+func TestEventsOwnTheirData(t *testing.T) {
+	p := provider(withRefs("main"))
+	var reqs []*webhook.Request
+	for _, x := range []struct{ hook, name string }{
+		{"Push Hook", "push.json"}, {"Merge Request Hook", "merge_request_merged.json"},
+		{"Push Hook", "push.json"}, {"Pipeline Hook", "pipeline.json"}, {"Push Hook", "push.json"},
+	} {
+		reqs = append(reqs, hooked(x.hook, fixture(t, x.name)))
+	}
+	webhooktest.CheckEventsOwnTheirData(t, p, reqs...)
 }

@@ -24,7 +24,8 @@ import (
 type Request struct {
 	Header http.Header
 	// Body is reused for later deliveries once this one is answered:
-	// providers copy what they keep (string(b) does).
+	// providers copy what they keep (string(b) does); each source's
+	// TestEventsOwnTheirData (webhooktest) fails one that does not.
 	Body []byte
 	// Received is when the delivery arrived, for payloads without times.
 	Received time.Time
