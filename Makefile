@@ -10,7 +10,7 @@
 #   make build     the otelcol-dora binary (ocb on builder-config.yaml)
 #   make tools     etcd, kube-apiserver, kube-controller-manager, ocb
 #   make generate  regenerate internal/metadata and the generated tests
-#   make lint      gofmt, go vet and govulncheck (offline database)
+#   make lint      gofmt, go vet, staticcheck and govulncheck (offline database)
 #   make race      the fast tests under the race detector
 #   make jsonv2    the JSON scanner's differential tests under encoding/json v2
 
@@ -33,6 +33,7 @@ K8S_VERSION := v1.37.2
 # the OSV entries, which tools/vulndb turns into the database's v1 layout.
 # Move VULNDB_VERSION to a newer pseudo-version to pick up newer entries.
 GOVULNCHECK_VERSION := v1.9.0
+STATICCHECK_VERSION := v0.8.2
 VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
 VULNDB := $(ROOT)/.vulndb/$(VULNDB_VERSION)
 K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
@@ -153,15 +154,20 @@ generate:
 	@# receiver's package is dorareceiver whatever the checkout is called.
 	sed -i 's/^package .*/package dorareceiver/' generated_component_test.go generated_package_test.go
 
-lint:
+lint: $(TOOLS)/staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(TOOLS)/staticcheck $(PKGS)
 	$(MAKE) --no-print-directory vulncheck
 
 ## vulncheck: govulncheck on the receiver's packages (reachable code only),
 ## with the offline database; exits non-zero on any finding.
 vulncheck: $(TOOLS)/govulncheck $(VULNDB)/index/modules.json
 	$(TOOLS)/govulncheck -db file://$(VULNDB) $(PKGS)
+
+$(TOOLS)/staticcheck:
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) $(TOOLS_GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 $(TOOLS)/govulncheck:
 	@mkdir -p $(TOOLS)

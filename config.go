@@ -172,7 +172,7 @@ func createDefaultConfig() *Config {
 		Explain:                ExplainConfig{Traces: true, Logs: true},
 		SnapshotEvery:          1000,
 		Limits:                 defaultLimitsConfig(),
-		MetricsBuilderConfig:   metadata.DefaultMetricsBuilderConfig(),
+		MetricsBuilderConfig:   metadata.NewDefaultMetricsBuilderConfig(),
 	}
 }
 

@@ -204,12 +204,6 @@ func collectorBinary(t *testing.T) string {
 	return bin
 }
 
-// startCollector runs otelcol-dora on config/local.yaml with free ports and
-// returns its Prometheus metrics URL. It is stopped by PID when the test ends.
-func startCollector(t *testing.T, bin, kubeconfig string) string {
-	return startCollectorWith(t, bin, kubeconfig, nil, "DORA_WEBHOOK_ENDPOINT="+freeAddr(t))
-}
-
 // startCollectorWith is startCollector with more configuration files merged
 // over config/local.yaml and more environment variables.
 func startCollectorWith(t *testing.T, bin, kubeconfig string, extraConfigs []string, env ...string) string {

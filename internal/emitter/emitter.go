@@ -92,7 +92,7 @@ func New(cfg metadata.MetricsBuilderConfig, set receiver.Settings) *Emitter {
 // metadata.yaml, so that they are declared in one place: it records one
 // point per metric with every metric enabled and keeps the metrics.
 func metricTemplates(set receiver.Settings) map[string]pmetric.Metric {
-	cfg := metadata.DefaultMetricsBuilderConfig()
+	cfg := metadata.NewDefaultMetricsBuilderConfig()
 	mc := &cfg.Metrics
 	mc.PlatformDeploymentFailures.Enabled = true
 	mc.PlatformDeployments.Enabled = true

@@ -41,7 +41,7 @@ func BenchmarkEmit3000Series(b *testing.B) {
 	}
 	now := t0.Add(6 * time.Hour)
 	snap := eng.SnapshotAt(now)
-	em := New(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+	em := New(metadata.NewDefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
 	points := em.Emit(snap, now).DataPointCount()
 	b.ReportAllocs()
 	b.ResetTimer()

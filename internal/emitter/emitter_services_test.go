@@ -71,7 +71,7 @@ func services(svcs ...event.Service) map[event.Service]struct{} {
 // in the same order, and nothing of the other services; the level gauges
 // the full emission has just rendered with the same values are left out.
 func TestEmitServicesIsTheFullEmissionRestricted(t *testing.T) {
-	em := New(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+	em := New(metadata.NewDefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
 	snap := scenario(t)
 	now := start.Add(4 * time.Hour)
 	full := em.Emit(snap, now)
@@ -106,7 +106,7 @@ func TestEmitServicesIsTheFullEmissionRestricted(t *testing.T) {
 // one, alone of its metric; once sent, it is left out again until it
 // changes, and a full emission renders every level.
 func TestEmitServicesSendsChangedLevels(t *testing.T) {
-	em := New(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+	em := New(metadata.NewDefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
 	snap := scenario(t)
 	now := start.Add(4 * time.Hour)
 	full := em.Emit(snap, now)
@@ -141,7 +141,7 @@ func levelPoints(md pmetric.Metrics) int {
 // services into one point: a filtered emission renders it whole, since a
 // point built from some of its services would carry a wrong total.
 func TestEmitServicesRendersMergedMetricsWhole(t *testing.T) {
-	cfg := metadata.DefaultMetricsBuilderConfig()
+	cfg := metadata.NewDefaultMetricsBuilderConfig()
 	cfg.Metrics.PlatformDeployments.EnabledAttributes = []metadata.PlatformDeploymentsMetricAttributeKey{metadata.PlatformDeploymentsMetricAttributeKeyNamespace, metadata.PlatformDeploymentsMetricAttributeKeyStatus}
 	cfg.Metrics.PlatformDoraDeploymentFrequency.EnabledAttributes = []metadata.PlatformDoraDeploymentFrequencyMetricAttributeKey{metadata.PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace}
 	em := New(cfg, receivertest.NewNopSettings(metadata.Type))

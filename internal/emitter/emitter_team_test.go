@@ -36,7 +36,7 @@ func TestEmitTeamAttribute(t *testing.T) {
 		_, err := e.Apply(ev)
 		require.NoError(t, err)
 	}
-	em := New(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+	em := New(metadata.NewDefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
 	md := em.Emit(e.SnapshotAt(at(2*time.Hour)), at(2*time.Hour))
 
 	seen := map[string]bool{}

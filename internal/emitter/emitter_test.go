@@ -57,7 +57,7 @@ func scenario(t *testing.T) engine.Snapshot {
 }
 
 func TestEmitGolden(t *testing.T) {
-	em := New(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+	em := New(metadata.NewDefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
 	got := em.Emit(scenario(t), start.Add(4*time.Hour))
 
 	path := filepath.Join("testdata", "expected.yaml")
@@ -73,7 +73,7 @@ func TestEmitGolden(t *testing.T) {
 }
 
 func TestEmitIsCumulativeAcrossCalls(t *testing.T) {
-	em := New(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+	em := New(metadata.NewDefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
 	snap := scenario(t)
 	first := em.Emit(snap, start.Add(4*time.Hour))
 	second := em.Emit(snap, start.Add(5*time.Hour))
@@ -112,7 +112,7 @@ func TestEmitIsCumulativeAcrossCalls(t *testing.T) {
 }
 
 func TestEmitHistogramsWithoutCounters(t *testing.T) {
-	em := New(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+	em := New(metadata.NewDefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
 	snap := engine.Snapshot{StartTime: start, RecoveryTime: []engine.HistogramPoint{{
 		Service:   api,
 		Histogram: engine.Histogram{Bounds: []float64{60}, Counts: []uint64{0, 1}, Count: 1, Sum: 90, Min: 90, Max: 90},
@@ -129,13 +129,13 @@ func TestEmitHistogramsWithoutCounters(t *testing.T) {
 }
 
 func TestEmitEmptyState(t *testing.T) {
-	em := New(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+	em := New(metadata.NewDefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
 	md := em.Emit(engine.Snapshot{StartTime: start}, start)
 	assert.Equal(t, 0, md.DataPointCount())
 }
 
 func TestEmitRollingLeavesOutUndefinedValues(t *testing.T) {
-	em := New(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+	em := New(metadata.NewDefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
 	snap := engine.Snapshot{StartTime: start, Rolling: []engine.RollingPoint{{
 		Service: api, Window: "1d", Duration: 24 * time.Hour,
 		DeploymentFrequency: 0,
@@ -161,7 +161,7 @@ func TestEmitRollingLeavesOutUndefinedValues(t *testing.T) {
 }
 
 func TestEmitStageAttribute(t *testing.T) {
-	em := New(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+	em := New(metadata.NewDefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
 	snap := scenario(t)
 	md := em.Emit(snap, start.Add(4*time.Hour))
 	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()

@@ -125,7 +125,7 @@ func TestEmitMatchesGeneratedBuilder(t *testing.T) {
 	snap := manyServices(t, 40)
 	now := start.Add(4 * time.Hour)
 	mergeAll := func(strategy string) metadata.MetricsBuilderConfig {
-		cfg := metadata.DefaultMetricsBuilderConfig()
+		cfg := metadata.NewDefaultMetricsBuilderConfig()
 		cfg.Metrics.PlatformDeployments.EnabledAttributes = []metadata.PlatformDeploymentsMetricAttributeKey{metadata.PlatformDeploymentsMetricAttributeKeyEnvironment, metadata.PlatformDeploymentsMetricAttributeKeyStatus}
 		cfg.Metrics.PlatformDeployments.AggregationStrategy = strategy
 		cfg.Metrics.PlatformDoraLevel.EnabledAttributes = []metadata.PlatformDoraLevelMetricAttributeKey{metadata.PlatformDoraLevelMetricAttributeKeyWindow, metadata.PlatformDoraLevelMetricAttributeKeyMetric}
@@ -136,7 +136,7 @@ func TestEmitMatchesGeneratedBuilder(t *testing.T) {
 		return cfg
 	}
 	for name, cfg := range map[string]metadata.MetricsBuilderConfig{
-		"default": metadata.DefaultMetricsBuilderConfig(),
+		"default": metadata.NewDefaultMetricsBuilderConfig(),
 		"sum":     mergeAll(metadata.AggregationStrategySum),
 		"avg":     mergeAll(metadata.AggregationStrategyAvg),
 		"min":     mergeAll(metadata.AggregationStrategyMin),

@@ -60,8 +60,6 @@ type rollingWant struct {
 
 func v(x float64) Value { return Value{x, true} }
 
-var none Value
-
 // rollingOf renders rolling points as "service window" -> values.
 func rollingOf(points []RollingPoint) map[string]rollingWant {
 	m := map[string]rollingWant{}

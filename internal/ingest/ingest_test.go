@@ -34,7 +34,7 @@ func newCore(t *testing.T, next *consumertest.MetricsSink, refuse error) *Core {
 		sink = consumertest.NewErr(refuse)
 	}
 	c := New(Settings{
-		Logger: zap.NewNop(), Engine: eng, Emitter: emitter.New(metadata.DefaultMetricsBuilderConfig(), set),
+		Logger: zap.NewNop(), Engine: eng, Emitter: emitter.New(metadata.NewDefaultMetricsBuilderConfig(), set),
 		Next: sink, ObsReport: obs, EmitInterval: time.Hour, SnapshotEvery: 100,
 		Limits:  Limits{Series: cardinality.Limits{Services: 10, EnvironmentsPerService: 10, Reasons: 10}},
 		Resolve: func(*event.Event) {},

@@ -38,8 +38,6 @@ func (s *Source) newDeploymentInformer(ns string) cache.SharedIndexInformer {
 		return newObservedWatch(w, func(err error) { s.watchEnded(ns, err) }), nil
 	}
 	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
-		ListFunc:             func(o metav1.ListOptions) (runtime.Object, error) { return list(context.Background(), o) },
-		WatchFunc:            func(o metav1.ListOptions) (watch.Interface, error) { return watchFn(context.Background(), o) },
 		ListWithContextFunc:  list,
 		WatchFuncWithContext: watchFn,
 	}, s.client)

@@ -18,7 +18,6 @@ import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 
@@ -95,7 +94,7 @@ func fileStorage(tb testing.TB) storage.Client {
 	}
 	tb.Cleanup(func() {
 		_ = client.Close(ctx)
-		_ = ext.(extension.Extension).Shutdown(ctx)
+		_ = ext.Shutdown(ctx)
 	})
 	return client
 }
