@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/workqueue"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 )
@@ -42,14 +43,32 @@ type Source struct {
 
 	tracker *tracker
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	synced  []cache.InformerSynced
-	stores  []cache.Store
+	// informers counts the informers' goroutines, worker the worker's.
+	informers sync.WaitGroup
+	worker    sync.WaitGroup
+	synced    []cache.InformerSynced
+	// stores are the informers' caches by watched namespace ("" for all):
+	// the worker reads the latest object of a key there.
+	stores map[string]cache.Store
+
+	// queue holds the keys (namespace/name) of the Deployments that
+	// changed: the informers' handlers only add to it, so that a slow sink
+	// (storage retried with backoff) never holds them, and the changes a
+	// Deployment went through meanwhile are applied as one, from its
+	// latest state, as after a relist.
+	queue workqueue.TypedInterface[string]
+	// firstList holds the objects of the informers' first list that the
+	// worker has not applied yet: they are observed as existing ones
+	// (tracker.observe's initial) before any later state of the same
+	// Deployment. The source has synced once it is empty.
+	firstListMu sync.Mutex
+	firstList   map[string]*Deployment
 
 	// store keeps the tracker's state across restarts; nil keeps it in
-	// memory only. saveMu serializes handling (observe, sink, save) with
-	// the other saves, so that no state is saved before the events it
-	// implies are taken; sinkFailed stops saving once an event was not.
+	// memory only. saveMu serializes the worker's applying (observe, sink,
+	// save) with the other saves, so that no state is saved before the
+	// events it implies are taken; sinkFailed stops saving once an event
+	// was not.
 	store      Store
 	saveMu     sync.Mutex
 	sinkFailed bool
@@ -74,7 +93,8 @@ func WithStore(store Store) Option { return func(s *Source) { s.store = store } 
 
 // New returns a Source that uses client. Use NewClient to build one from cfg.
 func New(cfg *Config, client kubernetes.Interface, logger *zap.Logger, sink Sink, opts ...Option) *Source {
-	s := &Source{cfg: cfg, client: client, logger: logger, sink: sink, now: time.Now, tracker: newTracker(&cfg.Environment)}
+	s := &Source{cfg: cfg, client: client, logger: logger, sink: sink, now: time.Now, tracker: newTracker(&cfg.Environment),
+		stores: map[string]cache.Store{}, firstList: map[string]*Deployment{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -109,10 +129,10 @@ func NewClient(cfg *Config) (kubernetes.Interface, error) {
 }
 
 // Start starts one Deployment informer per watched namespace (one for all
-// namespaces when none are listed). It does not wait for the initial sync:
-// an unreachable API server is retried in the background, and Deployments
-// listed first are still recognized as existing ones whenever the list
-// succeeds.
+// namespaces when none are listed) and the worker that applies their
+// changes. It does not wait for the initial sync: an unreachable API server
+// is retried in the background, and Deployments listed first are still
+// recognized as existing ones whenever the list succeeds.
 func (s *Source) Start(startCtx context.Context) error {
 	if s.store != nil {
 		saved, err := s.store.LoadDeployments(startCtx)
@@ -127,6 +147,7 @@ func (s *Source) Start(startCtx context.Context) error {
 	// The informers outlive Start's context, which only bounds start-up.
 	var ctx context.Context
 	ctx, s.cancel = context.WithCancel(context.Background())
+	s.queue = workqueue.NewTypedWithConfig(workqueue.TypedQueueConfig[string]{Name: "dora-deployments"})
 	namespaces := s.cfg.Namespaces
 	if len(namespaces) == 0 {
 		namespaces = []string{metav1.NamespaceAll}
@@ -137,25 +158,31 @@ func (s *Source) Start(startCtx context.Context) error {
 			return err
 		}
 		reg, err := inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
-			AddFunc:    func(obj any, initial bool) { s.handle(obj, initial) },
-			UpdateFunc: func(_, obj any) { s.handle(obj, false) },
-			DeleteFunc: s.handleDelete,
+			AddFunc:    s.enqueueAdded,
+			UpdateFunc: func(_, obj any) { s.enqueue(obj) },
+			DeleteFunc: s.enqueue,
 		})
 		if err != nil {
 			return err
 		}
 		s.synced = append(s.synced, reg.HasSynced)
-		s.stores = append(s.stores, inf.GetStore())
-		s.wg.Add(1)
+		s.stores[ns] = inf.GetStore()
+		s.informers.Add(1)
 		go func() {
-			defer s.wg.Done()
+			defer s.informers.Done()
 			inf.RunWithContext(ctx)
 		}()
 	}
+	s.worker.Add(1)
+	go func() {
+		defer s.worker.Done()
+		for s.applyNext() {
+		}
+	}()
 	if s.store != nil {
-		s.wg.Add(1)
+		s.worker.Add(1)
 		go func() {
-			defer s.wg.Done()
+			defer s.worker.Done()
 			s.afterSync(ctx)
 		}()
 	}
@@ -199,47 +226,131 @@ func (s *Source) saveLocked(ctx context.Context) {
 	}
 }
 
-// WaitForSync blocks until every informer has delivered its initial list,
-// or ctx ends.
+// WaitForSync blocks until the Deployments of every informer's first list
+// have been applied, or ctx ends.
 func (s *Source) WaitForSync(ctx context.Context) bool {
-	return cache.WaitForCacheSync(ctx.Done(), s.synced...)
+	return cache.WaitForCacheSync(ctx.Done(), s.HasSynced)
 }
 
-// HasSynced reports whether every informer has delivered its initial list
-// to the source's handlers.
+// HasSynced reports whether every informer has delivered its first list
+// and the worker has applied all of it.
 func (s *Source) HasSynced() bool {
 	for _, synced := range s.synced {
 		if !synced() {
 			return false
 		}
 	}
-	return true
+	s.firstListMu.Lock()
+	defer s.firstListMu.Unlock()
+	return len(s.firstList) == 0
 }
 
 // Watched is the number of Deployments being tracked.
 func (s *Source) Watched() int { return s.tracker.len() }
 
-// Shutdown stops the informers, waits for them and saves the state.
+// Shutdown stops the informers, lets the worker apply what they queued,
+// waits for it and saves the state.
 func (s *Source) Shutdown(ctx context.Context) error {
 	if s.cancel != nil {
 		s.cancel()
 	}
-	s.wg.Wait()
+	s.informers.Wait()
+	if s.queue != nil {
+		s.queue.ShutDown()
+	}
+	s.worker.Wait()
 	s.saveMu.Lock()
 	defer s.saveMu.Unlock()
 	s.saveLocked(ctx)
 	return nil
 }
 
-func (s *Source) handle(obj any, initial bool) {
-	d, ok := obj.(*Deployment)
-	if !ok {
-		s.logger.Warn("Unexpected object from the Deployment informer", zap.String("type", fmt.Sprintf("%T", obj)))
+// enqueueAdded queues an added Deployment; one of the first list is also
+// kept as it was listed (see firstList).
+func (s *Source) enqueueAdded(obj any, firstList bool) {
+	if d, ok := obj.(*Deployment); ok && firstList {
+		key := d.Namespace + "/" + d.Name
+		s.firstListMu.Lock()
+		s.firstList[key] = d
+		s.firstListMu.Unlock()
+	}
+	s.enqueue(obj)
+}
+
+// enqueue queues the key of a changed or deleted Deployment.
+func (s *Source) enqueue(obj any) {
+	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+	if err != nil {
+		s.logger.Warn("Unexpected object from the Deployment informer", zap.String("type", fmt.Sprintf("%T", obj)), zap.Error(err))
 		return
 	}
+	s.queue.Add(key)
+}
+
+// applyNext applies the next queued Deployment; false once the queue is
+// shut down and empty.
+func (s *Source) applyNext() bool {
+	key, shutdown := s.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer s.queue.Done(key)
+	s.apply(key)
+	return true
+}
+
+// apply reads the latest state of the Deployment named by key from the
+// informer's cache and folds it into the tracker, handing the events it
+// implies to the sink; a Deployment no longer in the cache is forgotten.
+func (s *Source) apply(key string) {
+	namespace, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return
+	}
+	store := s.stores[metav1.NamespaceAll]
+	if store == nil {
+		store = s.stores[namespace]
+	}
+	var latest *Deployment
+	if store != nil {
+		if obj, exists, _ := store.GetByKey(key); exists {
+			latest, _ = obj.(*Deployment)
+		}
+	}
+	s.firstListMu.Lock()
+	listed := s.firstList[key]
+	s.firstListMu.Unlock()
+
 	s.saveMu.Lock()
 	defer s.saveMu.Unlock()
-	for _, ev := range s.tracker.observe(d, initial, s.now()) {
+	changed := false
+	if listed != nil {
+		s.observe(listed, true)
+	}
+	switch {
+	case latest == nil:
+		s.tracker.forget(namespace, name)
+		changed = true
+	case latest != listed:
+		s.observe(latest, false)
+		changed = true
+	}
+	if changed {
+		s.saveLocked(context.Background())
+	}
+	if listed != nil {
+		// Only now: the source has synced once every listed object is
+		// applied.
+		s.firstListMu.Lock()
+		delete(s.firstList, key)
+		s.firstListMu.Unlock()
+	}
+}
+
+// observe folds one observation of d into the tracker and hands the events
+// it implies to the sink; saveMu is held.
+func (s *Source) observe(d *Deployment, firstList bool) {
+	for _, ev := range s.tracker.observe(d, firstList, s.now()) {
 		s.logger.Debug("Rollout event",
 			zap.Stringer("kind", ev.Kind),
 			zap.String("namespace", d.Namespace),
@@ -255,21 +366,6 @@ func (s *Source) handle(obj any, initial bool) {
 				zap.String("rollout", ev.DeploymentID), zap.Stringer("kind", ev.Kind), zap.Error(err))
 			return
 		}
-	}
-	if !initial {
-		s.saveLocked(context.Background())
-	}
-}
-
-func (s *Source) handleDelete(obj any) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	if d, ok := obj.(*Deployment); ok {
-		s.saveMu.Lock()
-		defer s.saveMu.Unlock()
-		s.tracker.forget(d.Namespace, d.Name)
-		s.saveLocked(context.Background())
 	}
 }
 
