@@ -218,8 +218,17 @@ func TestExplainDeploymentsAsTracesAndLogs(t *testing.T) {
 		r := post(t, url, "application/json", fmt.Appendf(nil, `{"type":"deployment","id":"api-1","time":%q,"repository":"acme/api","environment":"production","status":"success","deployment_id":"ci-1","revision":"c2"}`, rfc3339(now)), true)
 		require.Equal(t, http.StatusOK, r.status)
 		assert.EqualValues(t, 1, r.body["duplicates"])
-		time.Sleep(100 * time.Millisecond)
-		assert.Len(t, allLogRecords(p.logs), 2)
+		// A new deployment after it: its record comes after whatever the
+		// redelivery would have sent.
+		r = post(t, url, "application/json", fmt.Appendf(nil, `{"type":"deployment","id":"api-2","time":%q,"repository":"acme/api","environment":"production","status":"success","deployment_id":"ci-2","revision":"c3"}`, rfc3339(now.Add(time.Minute))), true)
+		require.Equal(t, http.StatusOK, r.status, r.body)
+		require.Eventually(t, func() bool { return len(allLogRecords(p.logs)) >= 3 }, 5*time.Second, 10*time.Millisecond)
+		var ids []string
+		for _, lr := range allLogRecords(p.logs) {
+			v, _ := lr.Attributes().Get("deployment.id")
+			ids = append(ids, v.Str())
+		}
+		assert.Equal(t, []string{"ci-1", "ci-2"}, ids[1:], "ci-1 once, then ci-2")
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -350,8 +351,16 @@ func TestPipelineRefusingRollouts(t *testing.T) {
 	c.create(ns, "cart", "registry.local/cart:1")
 	c.complete(ns, "cart")
 	c.rollout(ns, "api", "registry.local/api:3")
-	// Several emissions are refused meanwhile.
-	time.Sleep(2 * time.Second)
+	// The pipeline refuses the emissions that carry them.
+	require.Eventually(t, func() bool {
+		return next.refusedAny(func(md pmetric.Metrics) bool {
+			v, ok := counterValue(md, "platform.deployments", series(ns, "cart", "success"))
+			return ok && v == 1
+		}) && next.refusedAny(func(md pmetric.Metrics) bool {
+			v, ok := counterValue(md, "platform.deployments", series(ns, "api", "success"))
+			return ok && v == 2
+		})
+	}, time.Minute, 10*time.Millisecond, "the rollouts are applied and their emissions refused")
 	assert.Equal(t, emittedBefore, len(next.AllMetrics()), "the refusing pipeline took data")
 
 	next.failing.Store(false)

@@ -234,9 +234,8 @@ func TestStorageFailureRefusesDeliveries(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, r.status)
 	assert.Equal(t, "5", r.header.Get("Retry-After"))
 	assert.Contains(t, r.body["error"], "storage is unavailable: disk I/O error; retry later")
-	// Nothing applied: the next emission still has one deployment.
-	time.Sleep(50 * time.Millisecond)
-	assert.EqualValues(t, 1, rcv.counters().success)
+	// Nothing applied: the retry below is new to the engine, and the
+	// emission it waits for has two deployments, not three.
 
 	ext.Fail(nil)
 	r = rcv.deliver(t, body)
@@ -317,10 +316,12 @@ func TestKubernetesEventsWaitForStorage(t *testing.T) {
 	ext.Fail(errors.New("disk I/O error"))
 	done := make(chan error, 1)
 	go func() { done <- r.applyAsync(rollout("shop/api/u1@2")) }()
+	// Refused, then retried after its backoff: still waiting.
+	require.Eventually(t, func() bool { return ext.Refused() >= 2 }, 10*time.Second, time.Millisecond)
 	select {
 	case err := <-done:
 		t.Fatalf("returned while the storage fails: %v", err)
-	case <-time.After(400 * time.Millisecond):
+	default:
 	}
 	assert.EqualValues(t, 0, rcv.counters().success, "nothing applied while it is not logged")
 	ext.Fail(nil)
@@ -328,8 +329,10 @@ func TestKubernetesEventsWaitForStorage(t *testing.T) {
 	rcv.waitCounters(t, counters{success: 1})
 
 	ext.Fail(errors.New("disk I/O error"))
+	refused := ext.Refused()
 	go func() { done <- r.applyAsync(rollout("shop/api/u1@3")) }()
-	time.Sleep(150 * time.Millisecond)
+	// In its retries when the receiver stops.
+	require.Eventually(t, func() bool { return ext.Refused() > refused }, 10*time.Second, time.Millisecond)
 	go rcv.stop()
 	select {
 	case err := <-done:

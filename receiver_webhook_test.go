@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,13 +35,37 @@ const testSecret = "s3cr3t"
 type flakyConsumer struct {
 	consumertest.MetricsSink
 	failing atomic.Bool
+	// refused keeps copies of the last refused emissions, for tests that
+	// wait until the data they sent was refused.
+	refusedMu sync.Mutex
+	refused   []pmetric.Metrics
 }
 
 func (c *flakyConsumer) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
 	if c.failing.Load() {
+		cp := pmetric.NewMetrics()
+		md.CopyTo(cp)
+		c.refusedMu.Lock()
+		c.refused = append(c.refused, cp)
+		if len(c.refused) > 16 {
+			c.refused = c.refused[1:]
+		}
+		c.refusedMu.Unlock()
 		return errors.New("exporter queue is full")
 	}
 	return c.MetricsSink.ConsumeMetrics(ctx, md)
+}
+
+// refusedAny reports whether one of the last refused emissions satisfies f.
+func (c *flakyConsumer) refusedAny(f func(pmetric.Metrics) bool) bool {
+	c.refusedMu.Lock()
+	defer c.refusedMu.Unlock()
+	for _, md := range c.refused {
+		if f(md) {
+			return true
+		}
+	}
+	return false
 }
 
 func freeEndpoint(t testing.TB) string {

@@ -26,8 +26,10 @@ type Extension struct {
 	mu   sync.Mutex
 	data map[string]map[string][]byte
 	err  error
-	// Batches counts successful Batch calls.
+	// Batches counts successful Batch calls, refused the ones Fail
+	// refused.
 	batches int
+	refused int
 	clients []*Client
 }
 
@@ -83,6 +85,14 @@ func (x *Extension) Batches() int {
 	return x.batches
 }
 
+// Refused is the number of batches refused with Fail's error: a test
+// waits on it to know that a write was attempted (and retried).
+func (x *Extension) Refused() int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.refused
+}
+
 // Client is a storage.Client on one map of an Extension.
 type Client struct {
 	x      *Extension
@@ -121,6 +131,7 @@ func (c *Client) Batch(_ context.Context, ops ...*storage.Operation) error {
 	c.x.mu.Lock()
 	defer c.x.mu.Unlock()
 	if c.x.err != nil {
+		c.x.refused++
 		return c.x.err
 	}
 	data := c.x.data[c.name]
