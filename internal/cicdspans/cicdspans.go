@@ -31,6 +31,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/jsonscan"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
@@ -299,7 +300,7 @@ func mediaType(req *webhook.Request) string {
 func decode(req *webhook.Request) (ptrace.Traces, error) {
 	er := ptraceotlp.NewExportRequest()
 	if mediaType(req) == ContentTypeJSON {
-		if err := webhook.CheckJSONDepth(req.Body, webhook.MaxJSONDepth); err != nil {
+		if err := jsonscan.CheckDepth(req.Body, jsonscan.MaxDepth); err != nil {
 			return ptrace.Traces{}, err
 		}
 		if err := er.UnmarshalJSON(req.Body); err != nil {

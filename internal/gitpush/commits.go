@@ -2,19 +2,18 @@ package gitpush
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
-
-	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
 // CommitSHA returns v, a full commit SHA (SHA-1 or SHA-256), in lower case,
-// or a BadRequest naming field.
+// or an error naming field (answered 400).
 func CommitSHA(field, v string) (string, error) {
 	if v == "" {
-		return "", webhook.Required(field, v)
+		return "", fmt.Errorf("missing required field %q", field)
 	}
 	if !IsSHA(v) {
-		return "", webhook.BadRequest("field %q: %q is not a full commit SHA", field, v)
+		return "", fmt.Errorf("field %q: %q is not a full commit SHA", field, v)
 	}
 	return strings.ToLower(v), nil
 }

@@ -1,12 +1,12 @@
 package gitpush
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/otelcol-dora/dorareceiver/internal/jsonscan"
-	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
 // PushCommits decodes the "commits" array of a push payload, which GitHub
@@ -148,11 +148,11 @@ func commitField(i int, name string) string {
 // errors of the sources' parseTime.
 func CommitTime(i int, raw []byte) (time.Time, error) {
 	if len(raw) == 0 {
-		return time.Time{}, webhook.Required(commitField(i, "timestamp"), "")
+		return time.Time{}, fmt.Errorf("missing required field %q", commitField(i, "timestamp"))
 	}
 	t, ok := ParseRFC3339(raw)
 	if !ok || t.IsZero() {
-		return time.Time{}, webhook.BadRequest("field %q: %q is not an RFC 3339 time", commitField(i, "timestamp"), raw)
+		return time.Time{}, fmt.Errorf("field %q: %q is not an RFC 3339 time", commitField(i, "timestamp"), raw)
 	}
 	return t.UTC(), nil
 }

@@ -1,23 +1,23 @@
 // Package jsonscan is a one-pass JSON pull scanner for the hot webhook
 // parsers (pushes): it reads the fields a decoder asks for and validates
-// the rest, refusing what webhook.DecodeJSON refuses.
+// the rest, refusing what webhook.DecodeJSON refuses. Its errors are plain
+// errors naming what is wrong and where: the HTTP front answers them 400.
 package jsonscan
 
 import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"unicode/utf8"
-
-	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
 // Scanner reads a JSON document in one pass without building it, for
 // the hot parsers (pushes): the decoder asks for the fields it uses, in
 // document order, and skips the rest. Skipped values are still validated,
 // so the scanner refuses what DecodeJSON refuses, with the same errors:
-// an empty body, nesting deeper than webhook.MaxJSONDepth, malformed JSON (same
+// an empty body, nesting deeper than MaxDepth, malformed JSON (same
 // message and offset as encoding/json), and a field of the wrong type
 // ("field %q: expected %s, got JSON %s", reported after the whole document
 // was found well-formed, as encoding/json does). Keys match their field
@@ -57,7 +57,7 @@ type Scanner struct {
 func (s *Scanner) Reset(body []byte) {
 	*s = Scanner{data: body, keyBuf: s.keyBuf[:0]}
 	if len(bytes.TrimSpace(body)) == 0 {
-		s.err = webhook.BadRequest("empty body")
+		s.err = fmt.Errorf("empty body")
 	}
 }
 
@@ -71,7 +71,7 @@ func (s *Scanner) Err() error {
 }
 
 // SyntaxErr ends the scan as Err does but leaves out type errors: it says
-// whether the body is well-formed JSON, nested within webhook.MaxJSONDepth.
+// whether the body is well-formed JSON, nested within MaxDepth.
 func (s *Scanner) SyntaxErr() error {
 	if s.err == nil {
 		s.skipSpace()
@@ -126,8 +126,8 @@ func (s *Scanner) enter(open byte, field, want string) bool {
 	if c == open {
 		s.pos++
 		s.depth++
-		if s.depth > webhook.MaxJSONDepth {
-			s.fail(webhook.BadRequest("JSON nested deeper than %d levels (at byte %d)", webhook.MaxJSONDepth, s.pos-1))
+		if s.depth > MaxDepth {
+			s.fail(fmt.Errorf("JSON nested deeper than %d levels (at byte %d)", MaxDepth, s.pos-1))
 			return false
 		}
 		s.first = true
@@ -406,7 +406,7 @@ func (s *Scanner) integer(field, goType string, bits int) int64 {
 	num := s.data[start:s.pos]
 	n, err := strconv.ParseInt(string(num), 10, bits)
 	if err != nil && s.typeErr == nil {
-		s.typeErr = webhook.BadRequest("field %q: expected %s, got JSON number %s", field, goType, num)
+		s.typeErr = fmt.Errorf("field %q: expected %s, got JSON number %s", field, goType, num)
 	}
 	return n
 }
@@ -488,7 +488,7 @@ func (s *Scanner) mismatch(field, want string) {
 		return
 	}
 	if s.typeErr == nil {
-		s.typeErr = webhook.BadRequest("field %q: expected %s, got JSON %s", field, want, got)
+		s.typeErr = fmt.Errorf("field %q: expected %s, got JSON %s", field, want, got)
 	}
 	s.Skip()
 }
@@ -681,17 +681,17 @@ func (s *Scanner) literal(word string) bool {
 // syntaxError stops the scan at the byte at the position, with
 // encoding/json's wording and offset.
 func (s *Scanner) syntaxError(context string) {
-	s.fail(webhook.BadRequest("malformed JSON at byte %d: invalid character %s %s", s.pos+1, quoteChar(s.data[s.pos]), context))
+	s.fail(fmt.Errorf("malformed JSON at byte %d: invalid character %s %s", s.pos+1, quoteChar(s.data[s.pos]), context))
 }
 
 // eofIn is the end of the body inside a token that cannot end there:
 // encoding/json reports it as an invalid space (it feeds one at the end).
 func (s *Scanner) eofIn(context string) {
-	s.fail(webhook.BadRequest("malformed JSON at byte %d: invalid character ' ' %s", len(s.data), context))
+	s.fail(fmt.Errorf("malformed JSON at byte %d: invalid character ' ' %s", len(s.data), context))
 }
 
 func (s *Scanner) eof() {
-	s.fail(webhook.BadRequest("malformed JSON at byte %d: unexpected end of JSON input", len(s.data)))
+	s.fail(fmt.Errorf("malformed JSON at byte %d: unexpected end of JSON input", len(s.data)))
 }
 
 // fail stops the scan. A document nested too deep is refused for its depth
@@ -700,7 +700,7 @@ func (s *Scanner) fail(err error) {
 	if s.err != nil {
 		return
 	}
-	if derr := webhook.CheckJSONDepth(s.data, webhook.MaxJSONDepth); derr != nil {
+	if derr := CheckDepth(s.data, MaxDepth); derr != nil {
 		err = derr
 	}
 	s.err = err
@@ -717,4 +717,40 @@ func quoteChar(c byte) string {
 	}
 	q := strconv.Quote(string(c))
 	return "'" + q[1:len(q)-1] + "'"
+}
+
+// MaxDepth bounds the nesting of accepted JSON bodies: no real payload
+// nests deeper, and deep nesting is a cheap way to burn CPU and stack.
+const MaxDepth = 64
+
+// CheckDepth refuses JSON nested deeper than max, without decoding it;
+// decoders that recurse (encoding/json, OTLP/JSON) are safe behind it.
+func CheckDepth(body []byte, max int) error {
+	depth := 0
+	inString, escaped := false, false
+	for i, c := range body {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+			if depth > max {
+				return fmt.Errorf("JSON nested deeper than %d levels (at byte %d)", max, i)
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return nil
 }

@@ -251,16 +251,23 @@ type ignored string
 
 func (i ignored) Error() string { return string(i) }
 
-// failure maps a delivery's error to its status and answer. It is apart
-// from finish because its errors.As targets escape to the heap.
-func failure(w http.ResponseWriter, err error) (int, response) {
+// StatusOf is the HTTP status a delivery failing with err is answered
+// with: what its sender sees.
+func StatusOf(err error) int {
+	status, _ := failure(err)
+	return status
+}
+
+// failure maps a delivery's error to its status and answer (a 503 is
+// answered with Retry-After). It is apart from finish because its
+// errors.As targets escape to the heap.
+func failure(err error) (int, response) {
 	var ign ignored
 	var herr *Error
 	switch {
 	case errors.As(err, &ign):
 		return http.StatusOK, response{Status: "ignored", Ignored: string(ign)}
 	case errors.Is(err, ErrPipelineRefused), errors.Is(err, ingest.ErrStorageUnavailable), errors.Is(err, ingest.ErrNotLeader):
-		w.Header().Set("Retry-After", "5")
 		return http.StatusServiceUnavailable, response{Status: "error", Error: err.Error() + "; retry later"}
 	case errors.Is(err, ErrInvalidEvent):
 		var f interface{ FieldName() string }
@@ -284,7 +291,10 @@ func (h *Handler) finish(ctx context.Context, w http.ResponseWriter, r *http.Req
 	status := http.StatusOK
 	body := response{Status: "accepted", Accepted: sres.Accepted, Duplicates: sres.Duplicates}
 	if err != nil {
-		status, body = failure(w, err)
+		status, body = failure(err)
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "5")
+		}
 	}
 
 	if h.obsrecv != nil {

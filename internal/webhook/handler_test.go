@@ -18,6 +18,7 @@ import (
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 	"github.com/otelcol-dora/dorareceiver/internal/ingest"
+	"github.com/otelcol-dora/dorareceiver/internal/jsonscan"
 )
 
 // fakeProvider answers what it is told to.
@@ -166,14 +167,14 @@ func TestHandlerRefusesLargeBodiesBeforeReading(t *testing.T) {
 
 func TestDecodeJSONDepthAndErrors(t *testing.T) {
 	var v any
-	deep := strings.Repeat("[", MaxJSONDepth+1) + strings.Repeat("]", MaxJSONDepth+1)
+	deep := strings.Repeat("[", jsonscan.MaxDepth+1) + strings.Repeat("]", jsonscan.MaxDepth+1)
 	err := DecodeJSON([]byte(deep), &v)
 	var herr *Error
 	require.ErrorAs(t, err, &herr)
 	assert.Contains(t, herr.Message, "nested deeper")
 	// Brackets inside strings do not count.
 	require.NoError(t, DecodeJSON([]byte(`{"a":"`+strings.Repeat("[", 100)+`"}`), &v))
-	require.NoError(t, DecodeJSON([]byte(strings.Repeat("[", MaxJSONDepth)+strings.Repeat("]", MaxJSONDepth)), &v))
+	require.NoError(t, DecodeJSON([]byte(strings.Repeat("[", jsonscan.MaxDepth)+strings.Repeat("]", jsonscan.MaxDepth)), &v))
 
 	var typed struct {
 		N int `json:"n"`

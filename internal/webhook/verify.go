@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/config/configopaque"
+
+	"github.com/otelcol-dora/dorareceiver/internal/jsonscan"
 )
 
 // SecretConfig is the shared secret of a source that signs or
@@ -208,18 +210,14 @@ func BearerToken(authorization string) string {
 	return ""
 }
 
-// MaxJSONDepth bounds the nesting of accepted JSON bodies: no real payload
-// nests deeper, and deep nesting is a cheap way to burn CPU and stack.
-const MaxJSONDepth = 64
-
 // DecodeJSON decodes body into v, ignoring unknown fields. Its errors are
 // BadRequest errors that say what is wrong and where.
 func DecodeJSON(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return BadRequest("empty body")
 	}
-	if err := CheckJSONDepth(body, MaxJSONDepth); err != nil {
-		return err
+	if err := jsonscan.CheckDepth(body, jsonscan.MaxDepth); err != nil {
+		return BadRequest("%s", err)
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		var syn *json.SyntaxError
@@ -231,38 +229,6 @@ func DecodeJSON(body []byte, v any) error {
 			return BadRequest("field %q: expected %s, got JSON %s", typ.Field, typ.Type, typ.Value)
 		default:
 			return BadRequest("malformed JSON: %v", err)
-		}
-	}
-	return nil
-}
-
-// CheckJSONDepth refuses JSON nested deeper than max, without decoding it;
-// decoders that recurse (encoding/json, OTLP/JSON) are safe behind it.
-func CheckJSONDepth(body []byte, max int) error {
-	depth := 0
-	inString, escaped := false, false
-	for i, c := range body {
-		if inString {
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case '{', '[':
-			depth++
-			if depth > max {
-				return BadRequest("JSON nested deeper than %d levels (at byte %d)", max, i)
-			}
-		case '}', ']':
-			depth--
 		}
 	}
 	return nil

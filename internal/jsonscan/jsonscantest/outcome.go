@@ -4,7 +4,6 @@
 package jsonscantest
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -22,11 +21,7 @@ func Outcome(err error) string {
 	if err == nil {
 		return "accepted"
 	}
-	status := "no status"
-	var e *webhook.Error
-	if errors.As(err, &e) {
-		status = fmt.Sprintf("status %d", e.Status)
-	}
+	status := fmt.Sprintf("status %d", webhook.StatusOf(err))
 	msg := err.Error()
 	switch {
 	case strings.HasPrefix(msg, "malformed JSON"):

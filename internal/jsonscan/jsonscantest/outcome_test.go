@@ -24,5 +24,6 @@ func TestOutcome(t *testing.T) {
 		Outcome(webhook.BadRequest(`field "commits.removed": expected string, got JSON number`)))
 	assert.NotEqual(t, Outcome(webhook.BadRequest("empty body")), Outcome(webhook.Unauthorized("empty body")))
 	assert.NotEqual(t, Outcome(webhook.BadRequest("empty body")), Outcome(webhook.BadRequest("malformed JSON: x")))
-	assert.NotEqual(t, Outcome(webhook.BadRequest("empty body")), Outcome(errors.New("empty body")))
+	// A plain error is answered 400, as a BadRequest is.
+	assert.Equal(t, Outcome(webhook.BadRequest("empty body")), Outcome(errors.New("empty body")))
 }
