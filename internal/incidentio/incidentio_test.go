@@ -403,3 +403,17 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestSigningKey(t *testing.T) {
+	for secret, want := range map[string]string{
+		"whsec_c2VjcmV0": "secret", // whsec_ and base64
+		"c2VjcmV0":       "secret", // base64 without the prefix, as Svix's libraries take it
+		"not-base64!":    "not-base64!",
+	} {
+		key, err := signingKey(secret)
+		require.NoError(t, err, secret)
+		assert.Equal(t, want, string(key), secret)
+	}
+	_, err := signingKey("whsec_not-base64!")
+	assert.ErrorContains(t, err, "not a signing secret")
+}

@@ -16,11 +16,18 @@ import (
 // is the base64 key.
 const secretPrefix = "whsec_"
 
-// signingKey is the HMAC key of a signing secret: the base64 after whsec_.
+// signingKey is the HMAC key of a signing secret: the base64 after whsec_,
+// as incident.io shows it. Without the prefix the secret is read as Svix's
+// libraries read it, base64, and taken as it is when it is not base64 (a
+// key of another Standard Webhooks sender).
 func signingKey(secret string) ([]byte, error) {
-	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, secretPrefix))
-	if err != nil {
-		return nil, errors.New(`not a signing secret ("whsec_" and base64, as incident.io's webhook settings show it)`)
+	b64, prefixed := strings.CutPrefix(secret, secretPrefix)
+	key, err := base64.StdEncoding.DecodeString(b64)
+	switch {
+	case err != nil && prefixed:
+		return nil, errors.New(`not a signing secret: after "whsec_" comes the base64 key, as incident.io's webhook settings show it`)
+	case err != nil:
+		key = []byte(secret)
 	}
 	if len(key) == 0 {
 		return nil, errors.New("the signing secret's key is empty")
