@@ -9,7 +9,7 @@ import (
 // The stories of the incident sources Opsgenie, incident.io and Grafana
 // alerting: each one's incident, told as its sender tells it, after a
 // deployment. e2e replays each through the binary with the source's own
-// signed deliveries (EngineOnly names the test): the generic source alone
+// authenticated deliveries (EngineOnly names the test): the generic source alone
 // would tell another sender's story.
 const (
 	StoryOpsgenie   = "an Opsgenie alert after a deployment, created and closed"
@@ -18,13 +18,12 @@ const (
 )
 
 // IncidentSourceStory is the shape of the three stories: d1 of API has
-// finished when the incident opens (Opened), the sender redelivers the
-// opening (Redelivered, the same event), tells it again under another
-// delivery (Again: incident.io's update while live; nil for Opsgenie, which
-// sends one Create, and Grafana) and resolves it
-// (Resolved). Grafana's repeat of a firing alert is a redelivery: the same
-// alert, the same ids. The deployment is a change failure (incident), recovered at
-// the resolution.
+// finished when the incident opens (Opened); the sender redelivers the
+// opening (the same event, counted once), incident.io tells it again under
+// another delivery while it is live (Again; nil for Opsgenie, which sends
+// one Create, and for Grafana, whose repeats of a firing alert are the same
+// alert, so redeliveries), and the incident resolves (Resolved). The
+// deployment is a change failure (incident), recovered at the resolution.
 type IncidentSourceStory struct {
 	Deployed, Opened, Resolved event.Event
 	Again                      *event.Event
@@ -51,7 +50,7 @@ func incidentSourceStory(name, source string, again bool) Scenario {
 	events = append(events, From(source, Incident(event.IncidentResolved, API, source+"-1", resolve)))
 	return Scenario{
 		Name:       name,
-		EngineOnly: "e2e " + e2eTestOf[name] + ": the deployment by the generic source, the incident by the " + source + " source's own signed deliveries",
+		EngineOnly: "e2e " + e2eTestOf[name] + ": the deployment by the generic source, the incident by the " + source + " source's own authenticated deliveries",
 		Events:     events,
 		Now:        At(time.Hour),
 		Want: Expected{
