@@ -418,3 +418,23 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestTestNotification: the contact point's Test button sends an alert with
+// the labels alertname=TestAlert, instance=Grafana (grafana/alerting
+// notify/receivers.go, newTestAlert): no service label, so it is answered
+// ignored, once authenticated.
+func TestTestNotification(t *testing.T) {
+	var n map[string]any
+	require.NoError(t, json.Unmarshal(fixture(t, "firing.json"), &n))
+	alert := n["alerts"].([]any)[0].(map[string]any)
+	alert["labels"] = map[string]string{"alertname": "TestAlert", "instance": "Grafana"}
+	n["alerts"] = []any{alert}
+	body, err := json.Marshal(n)
+	require.NoError(t, err)
+	cfg := DefaultConfig()
+	cfg.Token = token
+	res, err := New(cfg).Parse(withToken(body))
+	require.NoError(t, err)
+	assert.Empty(t, res.Events)
+	assert.Equal(t, "no usable alert: 1 alert(s) carry none of the service labels [service app app_kubernetes_io_name job]", res.Ignored)
+}
