@@ -25,6 +25,9 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/generic"
 	"github.com/otelcol-dora/dorareceiver/internal/github"
 	"github.com/otelcol-dora/dorareceiver/internal/gitlab"
+	"github.com/otelcol-dora/dorareceiver/internal/grafana"
+	"github.com/otelcol-dora/dorareceiver/internal/incidentio"
+	"github.com/otelcol-dora/dorareceiver/internal/opsgenie"
 	"github.com/otelcol-dora/dorareceiver/internal/pagerduty"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
@@ -48,6 +51,9 @@ type WebhooksConfig struct {
 	PagerDuty    configoptional.Optional[pagerduty.Config]    `mapstructure:"pagerduty"`
 	CDEvents     configoptional.Optional[cdevents.Config]     `mapstructure:"cdevents"`
 	Generic      configoptional.Optional[generic.Config]      `mapstructure:"generic"`
+	Opsgenie     configoptional.Optional[opsgenie.Config]     `mapstructure:"opsgenie"`
+	IncidentIO   configoptional.Optional[incidentio.Config]   `mapstructure:"incidentio"`
+	Grafana      configoptional.Optional[grafana.Config]      `mapstructure:"grafana"`
 	// Spans takes OTLP/HTTP trace exports of CI/CD runs.
 	Spans configoptional.Optional[cicdspans.Config] `mapstructure:"otlp"`
 }
@@ -87,6 +93,9 @@ func defaultWebhooksConfig() WebhooksConfig {
 		PagerDuty:    configoptional.Default(pagerduty.DefaultConfig()),
 		CDEvents:     configoptional.Default(cdevents.DefaultConfig()),
 		Generic:      configoptional.Default(generic.DefaultConfig()),
+		Opsgenie:     configoptional.Default(opsgenie.DefaultConfig()),
+		IncidentIO:   configoptional.Default(incidentio.DefaultConfig()),
+		Grafana:      configoptional.Default(grafana.DefaultConfig()),
 		Spans:        configoptional.Default(cicdspans.DefaultConfig()),
 	}
 }
@@ -134,6 +143,15 @@ func (c *WebhooksConfig) sources() []webhookSource {
 	}
 	if cfg := c.Generic.Get(); cfg != nil {
 		add("generic", cfg.Path, cfg.Insecure(), generic.New(*cfg), cfg.Secret)
+	}
+	if cfg := c.Opsgenie.Get(); cfg != nil {
+		add("opsgenie", cfg.Path, cfg.Insecure(), opsgenie.New(*cfg), cfg.Token)
+	}
+	if cfg := c.IncidentIO.Get(); cfg != nil {
+		add("incidentio", cfg.Path, cfg.Insecure(), incidentio.New(*cfg), cfg.Secret)
+	}
+	if cfg := c.Grafana.Get(); cfg != nil {
+		add("grafana", cfg.Path, cfg.Insecure(), grafana.New(*cfg), cfg.Credential())
 	}
 	if cfg := c.Spans.Get(); cfg != nil {
 		// OTLP carries no signature: an authenticator extension checks
@@ -213,7 +231,7 @@ func (c *WebhooksConfig) Validate() error {
 	var errs []error
 	srcs := c.sources()
 	if len(srcs) == 0 {
-		errs = append(errs, errors.New("no webhook source configured (add github, gitlab, argocd, flux, alertmanager, pagerduty, cdevents, generic or otlp)"))
+		errs = append(errs, errors.New("no webhook source configured (add github, gitlab, argocd, flux, alertmanager, pagerduty, cdevents, generic, opsgenie, incidentio, grafana or otlp)"))
 	}
 	seen := map[string]string{c.HealthPath: "health_path"}
 	if c.ReadyPath != "" {

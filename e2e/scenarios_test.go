@@ -103,6 +103,9 @@ func TestScenarios(t *testing.T) {
 // through the binary instead.
 var replayedElsewhere = map[string]func(*testing.T){
 	enginetest.StoryTwoSources: TestTwoSourcesEndToEnd,
+	enginetest.StoryOpsgenie:   TestOpsgenieEndToEnd,
+	enginetest.StoryIncidentIO: TestIncidentIOEndToEnd,
+	enginetest.StoryGrafana:    TestGrafanaEndToEnd,
 }
 
 // testName is the name of a test function, as go test -run takes it.
