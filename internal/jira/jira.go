@@ -61,8 +61,10 @@ type Config struct {
 // DefaultConfig is the source's configuration when the user sets nothing.
 func DefaultConfig() Config {
 	return Config{
-		Path:               DefaultPath,
-		IssueTypes:         []string{"Incident"},
+		Path: DefaultPath,
+		// Jira Service Management names its incident type "[System]
+		// Incident" in IT service management projects.
+		IssueTypes:         []string{"Incident", "[System] Incident"},
 		Labels:             []string{"incident"},
 		ServiceFields:      []string{"labels", "components"},
 		ServiceLabelPrefix: "service:",

@@ -178,8 +178,11 @@ func TestIncidentByTypeOrLabel(t *testing.T) {
 		"another type, incident label": {nil, func(_, f map[string]any) {
 			f["issuetype"], f["labels"] = map[string]any{"name": "Bug"}, []any{"INCIDENT"}
 		}, true},
-		"configured type": {func(c *Config) { c.IssueTypes = []string{"[System] Incident"} }, func(_, f map[string]any) {
+		"Jira Service Management's type": {nil, func(_, f map[string]any) {
 			f["issuetype"] = map[string]any{"name": "[System] Incident"}
+		}, true},
+		"configured type": {func(c *Config) { c.IssueTypes = []string{"Outage"} }, func(_, f map[string]any) {
+			f["issuetype"] = map[string]any{"name": "Outage"}
 		}, true},
 		"type no longer counted": {func(c *Config) { c.IssueTypes = nil }, nil, false},
 	}
