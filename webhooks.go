@@ -27,8 +27,10 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/gitlab"
 	"github.com/otelcol-dora/dorareceiver/internal/grafana"
 	"github.com/otelcol-dora/dorareceiver/internal/incidentio"
+	"github.com/otelcol-dora/dorareceiver/internal/jira"
 	"github.com/otelcol-dora/dorareceiver/internal/opsgenie"
 	"github.com/otelcol-dora/dorareceiver/internal/pagerduty"
+	"github.com/otelcol-dora/dorareceiver/internal/servicenow"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
@@ -49,6 +51,8 @@ type WebhooksConfig struct {
 	Flux         configoptional.Optional[flux.Config]         `mapstructure:"flux"`
 	Alertmanager configoptional.Optional[alertmanager.Config] `mapstructure:"alertmanager"`
 	PagerDuty    configoptional.Optional[pagerduty.Config]    `mapstructure:"pagerduty"`
+	ServiceNow   configoptional.Optional[servicenow.Config]   `mapstructure:"servicenow"`
+	Jira         configoptional.Optional[jira.Config]         `mapstructure:"jira"`
 	CDEvents     configoptional.Optional[cdevents.Config]     `mapstructure:"cdevents"`
 	Generic      configoptional.Optional[generic.Config]      `mapstructure:"generic"`
 	Opsgenie     configoptional.Optional[opsgenie.Config]     `mapstructure:"opsgenie"`
@@ -91,6 +95,8 @@ func defaultWebhooksConfig() WebhooksConfig {
 		Flux:         configoptional.Default(flux.DefaultConfig()),
 		Alertmanager: configoptional.Default(alertmanager.DefaultConfig()),
 		PagerDuty:    configoptional.Default(pagerduty.DefaultConfig()),
+		ServiceNow:   configoptional.Default(servicenow.DefaultConfig()),
+		Jira:         configoptional.Default(jira.DefaultConfig()),
 		CDEvents:     configoptional.Default(cdevents.DefaultConfig()),
 		Generic:      configoptional.Default(generic.DefaultConfig()),
 		Opsgenie:     configoptional.Default(opsgenie.DefaultConfig()),
@@ -137,6 +143,12 @@ func (c *WebhooksConfig) sources() []webhookSource {
 	}
 	if cfg := c.PagerDuty.Get(); cfg != nil {
 		add("pagerduty", cfg.Path, cfg.Insecure(), pagerduty.New(*cfg), cfg.Secret)
+	}
+	if cfg := c.ServiceNow.Get(); cfg != nil {
+		add("servicenow", cfg.Path, cfg.Insecure(), servicenow.New(*cfg), cfg.Secret)
+	}
+	if cfg := c.Jira.Get(); cfg != nil {
+		add("jira", cfg.Path, cfg.Insecure(), jira.New(*cfg), cfg.Secret)
 	}
 	if cfg := c.CDEvents.Get(); cfg != nil {
 		add("cdevents", cfg.Path, cfg.Insecure(), cdevents.New(*cfg), cfg.Token)
@@ -231,7 +243,7 @@ func (c *WebhooksConfig) Validate() error {
 	var errs []error
 	srcs := c.sources()
 	if len(srcs) == 0 {
-		errs = append(errs, errors.New("no webhook source configured (add github, gitlab, argocd, flux, alertmanager, pagerduty, cdevents, generic, opsgenie, incidentio, grafana or otlp)"))
+		errs = append(errs, errors.New("no webhook source configured (add github, gitlab, argocd, flux, alertmanager, pagerduty, servicenow, jira, opsgenie, incidentio, grafana, cdevents, generic or otlp)"))
 	}
 	seen := map[string]string{c.HealthPath: "health_path"}
 	if c.ReadyPath != "" {

@@ -102,10 +102,13 @@ func TestScenarios(t *testing.T) {
 // cannot tell (EngineOnly), by name, with the test that replays each
 // through the binary instead.
 var replayedElsewhere = map[string]func(*testing.T){
-	enginetest.StoryTwoSources: TestTwoSourcesEndToEnd,
-	enginetest.StoryOpsgenie:   TestOpsgenieEndToEnd,
-	enginetest.StoryIncidentIO: TestIncidentIOEndToEnd,
-	enginetest.StoryGrafana:    TestGrafanaEndToEnd,
+	enginetest.StoryTwoSources:         TestTwoSourcesEndToEnd,
+	enginetest.StoryOpsgenie:           TestOpsgenieEndToEnd,
+	enginetest.StoryIncidentIO:         TestIncidentIOEndToEnd,
+	enginetest.StoryGrafana:            TestGrafanaEndToEnd,
+	enginetest.StoryServiceNowIncident: TestIncidentSourcesEndToEnd,
+	enginetest.StoryJiraIncident:       TestIncidentSourcesEndToEnd,
+	enginetest.StoryGitLabIncident:     TestIncidentSourcesEndToEnd,
 }
 
 // testName is the name of a test function, as go test -run takes it.

@@ -83,6 +83,8 @@ const (
 	SourceFlux         = "flux"
 	SourceAlertmanager = "alertmanager"
 	SourcePagerDuty    = "pagerduty"
+	SourceServiceNow   = "servicenow"
+	SourceJira         = "jira"
 	SourceCDEvents     = "cdevents"
 	SourceGeneric      = "generic"
 	SourceSpans        = "otlp_spans"

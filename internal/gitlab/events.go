@@ -330,6 +330,20 @@ type labelChanges struct {
 		Previous []label `json:"previous"`
 		Current  []label `json:"current"`
 	} `json:"labels"`
+	// Type and IssueType change when an issue is turned into an incident.
+	Type      *typeChange `json:"type"`
+	IssueType *typeChange `json:"issue_type"`
+}
+
+type typeChange struct {
+	Previous *string `json:"previous"`
+	Current  *string `json:"current"`
+}
+
+// toIncident reports whether the change made the issue an incident.
+func (c *typeChange) toIncident() bool {
+	return c != nil && c.Current != nil && strings.EqualFold(*c.Current, "incident") &&
+		(c.Previous == nil || !strings.EqualFold(*c.Previous, "incident"))
 }
 
 // incidentEnvironment is the environment of incidents from issues: an
@@ -368,10 +382,11 @@ func (p *Provider) issue(body []byte) (webhook.Result, error) {
 			return webhook.Result{}, err
 		}
 		if !added {
-			return webhook.Result{Ignored: fmt.Sprintf("issue update that does not add the %q label", p.cfg.IncidentLabel)}, nil
+			return webhook.Result{Ignored: fmt.Sprintf("issue update that neither adds the %q label nor makes it an incident", p.cfg.IncidentLabel)}, nil
 		}
+		incident = true // the change says so, whatever the attributes
 		if oa.State != "opened" {
-			return webhook.Result{Ignored: fmt.Sprintf("%q label added to a closed issue", p.cfg.IncidentLabel)}, nil
+			return webhook.Result{Ignored: fmt.Sprintf("issue made an incident (the %q label or its type) while closed", p.cfg.IncidentLabel)}, nil
 		}
 		kind = event.IncidentOpened
 	default:
@@ -390,7 +405,7 @@ func (p *Provider) issue(body []byte) (webhook.Result, error) {
 	ev := event.Event{
 		Kind:       kind,
 		Source:     event.SourceGitLab,
-		Service:    event.Service{Environment: incidentEnvironment},
+		Service:    event.Service{Name: p.incidentService(labels), Environment: incidentEnvironment},
 		Repository: repo,
 		IncidentID: fmt.Sprintf("gitlab/%s/issues/%d", repo, oa.IID),
 	}
@@ -415,8 +430,23 @@ func (p *Provider) issue(body []byte) (webhook.Result, error) {
 	return one(ev), nil
 }
 
-// incidentLabelAdded reports whether an issue update added the incident
-// label (changes.labels.current has it, changes.labels.previous not).
+// incidentService is the service an incident's label names (the label
+// after incident_service_label_prefix), or "": the repository's then.
+func (p *Provider) incidentService(labels []label) string {
+	if p.cfg.IncidentServiceLabelPrefix == "" {
+		return ""
+	}
+	for _, l := range labels {
+		if rest, ok := strings.CutPrefix(l.Title, p.cfg.IncidentServiceLabelPrefix); ok && strings.TrimSpace(rest) != "" {
+			return strings.TrimSpace(rest)
+		}
+	}
+	return ""
+}
+
+// incidentLabelAdded reports whether an issue update made it an incident:
+// added the incident label (changes.labels.current has it,
+// changes.labels.previous not), or changed its type to Incident.
 func (p *Provider) incidentLabelAdded(changes rawObject) (bool, error) {
 	if len(changes) == 0 {
 		return false, nil
@@ -428,6 +458,9 @@ func (p *Provider) incidentLabelAdded(changes rawObject) (bool, error) {
 			return false, webhook.BadRequest("field \"changes\": %s", herr.Message)
 		}
 		return false, err
+	}
+	if c.Type.toIncident() || c.IssueType.toIncident() {
+		return true, nil
 	}
 	if c.Labels == nil {
 		return false, nil

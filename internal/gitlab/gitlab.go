@@ -56,6 +56,10 @@ type Config struct {
 	// IncidentLabel makes an issue an incident (issues of type Incident
 	// always are).
 	IncidentLabel string `mapstructure:"incident_label"`
+	// IncidentServiceLabelPrefix: an incident's label that starts with it
+	// names the service ("service::api", a scoped label); without one, the
+	// project's repository does (the services setting).
+	IncidentServiceLabelPrefix string `mapstructure:"incident_service_label_prefix"`
 	// Reverts and hotfixes in pushes and merged merge requests:
 	// revert_patterns, hotfix_labels, hotfix_branches.
 	gitpush.ChangeSignalsConfig `mapstructure:",squash"`
@@ -69,10 +73,11 @@ const mergeRequestRevertPattern = `This reverts merge request ((?:[\w./-]+)?![0-
 // DefaultConfig is the source's configuration when the user sets nothing.
 func DefaultConfig() Config {
 	return Config{
-		Path:                DefaultPath,
-		DeploymentStages:    []string{"deploy"},
-		PipelineEnvironment: "production",
-		IncidentLabel:       "incident",
+		Path:                       DefaultPath,
+		DeploymentStages:           []string{"deploy"},
+		PipelineEnvironment:        "production",
+		IncidentLabel:              "incident",
+		IncidentServiceLabelPrefix: "service::",
 		ChangeSignalsConfig: gitpush.ChangeSignalsConfig{
 			RevertPatterns: []string{gitpush.GitRevertPattern, mergeRequestRevertPattern},
 		},

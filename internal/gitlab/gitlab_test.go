@@ -470,10 +470,10 @@ func TestIssue(t *testing.T) {
 			m["labels"] = []any{}
 		},
 		`issue action "update"`: nil, // replaced below
-		`issue update that does not add the "incident" label`: func(m map[string]any) {
+		`issue update that neither adds the "incident" label nor makes it an incident`: func(m map[string]any) {
 			obj(m, "object_attributes")["action"] = "update"
 		},
-		`"incident" label added to a closed issue`: func(m map[string]any) {
+		`issue made an incident (the "incident" label or its type) while closed`: func(m map[string]any) {
 			obj(m, "object_attributes")["action"] = "update"
 			m["changes"] = map[string]any{"labels": map[string]any{"previous": []any{}, "current": []any{map[string]any{"title": "incident"}}}}
 		},
@@ -714,10 +714,12 @@ func FuzzParse(f *testing.F) {
 		"pipeline.json":              "Pipeline Hook",
 		"issue_incident_opened.json": "Issue Hook",
 		"issue_closed.json":          "Issue Hook",
+		"docs_issue_hook.json":       "Issue Hook",
 	} {
 		f.Add(hook, fixture(f, name))
 	}
 	f.Add("System Hook", fixture(f, "push.json"))
+	f.Add("Issue Hook", []byte(`{"object_kind":"work_item","object_attributes":{"iid":4,"action":"update","state":"opened","type":"Issue","labels":[{"title":"service::api"}],"created_at":"2026-11-02 09:00:00 UTC"},"project":{"path_with_namespace":"a/b"},"changes":{"type":{"previous":"Issue","current":"INCIDENT"}}}`))
 	f.Add("Issue Hook", []byte(`{"object_kind":"issue","object_attributes":{"iid":4,"action":"update","state":"opened","labels":[{"title":"incident"}],"created_at":"2026-11-02 09:00:00 UTC"},"project":{"path_with_namespace":"a/b"},"changes":{"labels":{"previous":[],"current":[{"title":"incident"}]}}}`))
 	f.Add("Push Hook", []byte(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]`))
 	p := provider(withRefs("main", "v*"))
@@ -765,4 +767,89 @@ func TestDocExample(t *testing.T) {
 	assert.Equal(t, event.DeploymentSucceeded, res.Events[0].Kind)
 	assert.Equal(t, mergeSHA, res.Events[0].Revision)
 	assert.Equal(t, ts("2026-11-02T09:14:47Z"), res.Events[0].Time)
+}
+
+// GitLab's own Issue Hook example (doc/user/project/integrations/
+// webhook_events.md, "Work item events"): an issue of type Issue, labelled
+// API. Not an incident; the same payload as an incident is one.
+func TestDocsIssueHook(t *testing.T) {
+	res := parse(t, provider(), hooked("Issue Hook", fixture(t, "docs_issue_hook.json")))
+	assert.Empty(t, res.Events)
+	assert.Contains(t, res.Ignored, "neither of type Incident")
+
+	// Incidents are work items: object_kind work_item, type Incident.
+	incident := func(edit func(m, oa map[string]any)) []byte {
+		return patched(t, "docs_issue_hook.json", func(m map[string]any) {
+			m["object_kind"], m["event_type"] = "work_item", "work_item"
+			oa := obj(m, "object_attributes")
+			oa["type"] = "Incident"
+			delete(m, "changes")
+			if edit != nil {
+				edit(m, oa)
+			}
+		})
+	}
+	t.Run("opened", func(t *testing.T) {
+		res := parse(t, provider(), hooked("Issue Hook", incident(nil)))
+		assert.Equal(t, []event.Event{{
+			Kind: event.IncidentOpened, Source: event.SourceGitLab, ID: "gitlab/gitlabhq/gitlab-test/issues/23/opened",
+			Time:       ts("2013-12-03T17:15:43Z"),
+			Service:    event.Service{Environment: "production"},
+			Repository: "gitlabhq/gitlab-test", IncidentID: "gitlab/gitlabhq/gitlab-test/issues/23",
+		}}, res.Events)
+	})
+	t.Run("type INCIDENT, as work item types are spelled in the API", func(t *testing.T) {
+		res := parse(t, provider(), hooked("Issue Hook", incident(func(_, oa map[string]any) { oa["type"] = "INCIDENT" })))
+		require.Len(t, res.Events, 1)
+		assert.Equal(t, event.IncidentOpened, res.Events[0].Kind)
+	})
+	// An alert with "create an incident" on makes the incident: the
+	// GitLab Alert Bot opens it, and closes it when the alert resolves
+	// (with "automatically close associated incident").
+	t.Run("alert-created incident, opened and auto-closed", func(t *testing.T) {
+		bot := map[string]any{"id": 7, "name": "GitLab Alert Bot", "username": "alert-bot"}
+		opened := parse(t, provider(), hooked("Issue Hook", incident(func(m, oa map[string]any) {
+			m["user"] = bot
+			oa["title"], oa["description"] = "High error rate on api", "**Start time:** 2013-12-03T17:15:30Z"
+		})))
+		closed := parse(t, provider(), hooked("Issue Hook", incident(func(m, oa map[string]any) {
+			m["user"] = bot
+			oa["action"], oa["state"], oa["state_id"] = "close", "closed", 2
+			oa["closed_at"], oa["updated_at"], oa["escalation_status"] = "2013-12-03T17:45:10Z", "2013-12-03T17:45:10Z", "resolved"
+		})))
+		require.Len(t, opened.Events, 1)
+		require.Len(t, closed.Events, 1)
+		assert.Equal(t, event.IncidentResolved, closed.Events[0].Kind)
+		assert.Equal(t, ts("2013-12-03T17:45:10Z"), closed.Events[0].Time)
+		assert.Equal(t, opened.Events[0].IncidentID, closed.Events[0].IncidentID)
+	})
+	// A service label names the service; the services setting then does
+	// not need the incident project.
+	t.Run("service label", func(t *testing.T) {
+		body := incident(func(_, oa map[string]any) {
+			oa["labels"] = []any{map[string]any{"title": "API"}, map[string]any{"title": "service::checkout"}}
+		})
+		res := parse(t, provider(), hooked("Issue Hook", body))
+		require.Len(t, res.Events, 1)
+		assert.Equal(t, "checkout", res.Events[0].Service.Name)
+		assert.Equal(t, "gitlabhq/gitlab-test", res.Events[0].Repository)
+
+		res = parse(t, provider(func(c *Config) { c.IncidentServiceLabelPrefix = "svc/" }), hooked("Issue Hook", body))
+		assert.Empty(t, res.Events[0].Service.Name, "another prefix: the repository names the service")
+	})
+	// An issue turned into an incident opens it, at the issue's creation,
+	// as the incident label added does.
+	t.Run("issue turned into an incident", func(t *testing.T) {
+		for _, field := range []string{"type", "issue_type"} {
+			body := patched(t, "docs_issue_hook.json", func(m map[string]any) {
+				obj(m, "object_attributes")["action"] = "update"
+				m["changes"] = map[string]any{field: map[string]any{"previous": "Issue", "current": "Incident"}}
+			})
+			res := parse(t, provider(), hooked("Issue Hook", body))
+			require.Len(t, res.Events, 1, field)
+			assert.Equal(t, event.IncidentOpened, res.Events[0].Kind)
+			assert.Equal(t, "gitlab/gitlabhq/gitlab-test/issues/23/opened", res.Events[0].ID)
+			assert.Equal(t, ts("2013-12-03T17:15:43Z"), res.Events[0].Time)
+		}
+	})
 }

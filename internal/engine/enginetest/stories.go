@@ -28,7 +28,7 @@ func Stories() []Scenario {
 		storyOverlappingIncidents(),
 		storyTwoSources(),
 		redelivered(failedThenAlert),
-	}, incidentSourceStories()...)
+	}, append(incidentSourceStories(), IncidentTrackerStories()...)...)
 }
 
 // The first deployment with observed pushes: acme/payments' commits are
