@@ -168,7 +168,7 @@ func TestTektonFailureReasons(t *testing.T) {
 func TestTektonMalformed(t *testing.T) {
 	p := tektonProvider(nil)
 	for body, want := range map[string]string{
-		`{"taskRun":{}}`: `missing required field "pipelineRun"`,
+		`{"taskRun":{}}`:                  `missing required field "pipelineRun"`,
 		`{"pipelineRun":{"metadata":{}}}`: `pipelineRun.metadata.name`,
 		`{"pipelineRun":{"metadata":{"name":"r","labels":{"tekton.dev/pipeline":"deploy-x"}},"status":{"completionTime":"yesterday"}}}`: `"pipelineRun.status.completionTime"`,
 		`{"pipelineRun":`: "",
