@@ -715,13 +715,17 @@ func FuzzParse(f *testing.F) {
 		"pipeline.json":              "Pipeline Hook",
 		"issue_incident_opened.json": "Issue Hook",
 		"issue_closed.json":          "Issue Hook",
+		"release.json":               "Release Hook",
+		"tag_push.json":              "Tag Push Hook",
 	} {
 		f.Add(hook, fixture(f, name))
 	}
 	f.Add("System Hook", fixture(f, "push.json"))
 	f.Add("Issue Hook", []byte(`{"object_kind":"issue","object_attributes":{"iid":4,"action":"update","state":"opened","labels":[{"title":"incident"}],"created_at":"2026-11-02 09:00:00 UTC"},"project":{"path_with_namespace":"a/b"},"changes":{"labels":{"previous":[],"current":[{"title":"incident"}]}}}`))
 	f.Add("Push Hook", []byte(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]`))
-	p := provider(withRefs("main", "v*"))
+	p := provider(withRefs("main", "v*"), func(c *Config) {
+		c.ReleaseDeployments = []gitpush.ReleaseDeployment{{Repository: "*/*"}, {Repository: "*/*", Trigger: "tag"}}
+	})
 	f.Fuzz(func(t *testing.T, hook string, body []byte) {
 		res, err := p.Parse(hooked(hook, body))
 		if err != nil {
