@@ -103,6 +103,9 @@ func TestScenarios(t *testing.T) {
 // through the binary instead.
 var replayedElsewhere = map[string]func(*testing.T){
 	enginetest.StoryTwoSources: TestTwoSourcesEndToEnd,
+	enginetest.StoryJenkins:    TestJenkinsStoryEndToEnd,
+	enginetest.StoryTekton:     TestTektonStoryEndToEnd,
+	enginetest.StoryReleases:   TestReleasesStoryEndToEnd,
 }
 
 // testName is the name of a test function, as go test -run takes it.
