@@ -83,16 +83,6 @@ func MatchRelease(rs []ReleaseDeployment, trigger, repo, tag string) (ReleaseDep
 	return ReleaseDeployment{}, false
 }
 
-// WantsTrigger reports whether an entry of rs uses trigger.
-func WantsTrigger(rs []ReleaseDeployment, trigger string) bool {
-	for _, r := range rs {
-		if r.Trigger == trigger || (r.Trigger == "" && trigger == TriggerRelease) {
-			return true
-		}
-	}
-	return false
-}
-
 // TagMemory remembers the commit of recent tags (repository and tag name),
 // for releases whose payload names a branch, not the tagged commit
 // (GitHub's target_commitish): the tag's push names the commit. Bounded:
