@@ -35,6 +35,12 @@ const cdeventsToken = "e2e-cdevents-token"
 // deployment, bearer token), the cdevents source (Tekton's deploy-api
 // pipeline), acme/api mapped to shop/api, and the Prometheus exporter.
 func ciCollector(t *testing.T, bin string) (string, string) {
+	return ciCollectorTriggered(t, bin, "tag")
+}
+
+// ciCollectorTriggered is ciCollector with the release_deployments trigger
+// of acme/api.
+func ciCollectorTriggered(t *testing.T, bin, trigger string) (string, string) {
 	t.Helper()
 	webhookAddr, promAddr, healthAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	production, err := json.Marshal(engine.DefaultConfig().Production)
@@ -53,7 +59,7 @@ func ciCollector(t *testing.T, bin string) (string, string) {
         secret: %s
         release_deployments:
           - repository: acme/api
-            trigger: tag
+            trigger: %s
       otlp:
         deployment_tasks: [Deploy]
         auth:
@@ -80,7 +86,7 @@ service:
     metrics:
       receivers: [dora]
       exporters: [prometheus]
-`, production, webhookAddr, githubSecret, cdeventsToken, promAddr, healthAddr, otlpToken), 0o600))
+`, production, webhookAddr, githubSecret, trigger, cdeventsToken, promAddr, healthAddr, otlpToken), 0o600))
 	runCollector(t, bin, []string{"--config", config}, nil, healthAddr)
 	return "http://" + webhookAddr, "http://" + promAddr + "/metrics"
 }
@@ -231,4 +237,47 @@ func TestReleasesStoryEndToEnd(t *testing.T) {
 		tag["repository"].(map[string]any)["pushed_at"] = ev.Time.Unix()
 		return sendGitHub(t, base, "push", "tag-"+ev.ID, tag)
 	})
+}
+
+// TestGitHubReleaseEndToEnd: with trigger release, GitHub's published
+// release (its example payload, target_commitish a branch) is the
+// deployment; its commit is the one the tag's push named, which came
+// first; the commit pushed before gets its lead time from the release.
+func TestGitHubReleaseEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the built binary; run through make test")
+	}
+	base, metricsURL := ciCollectorTriggered(t, collectorBinary(t), "release")
+	pushedAt := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	publishedAt := pushedAt.Add(45 * time.Minute)
+	sha := storySHA("release", "r1")
+
+	push := fixture(t, "../internal/github/testdata/push.json")
+	commit := maps.Clone(push["commits"].([]any)[0].(map[string]any))
+	commit["id"], commit["timestamp"] = sha, pushedAt.Format(time.RFC3339)
+	push["before"], push["after"] = storySHA("release", "r0"), sha
+	push["commits"], push["head_commit"] = []any{commit}, commit
+	a := sendGitHub(t, base, "push", "release-push", push)
+	require.EqualValues(t, 1, a.body["accepted"], "%v", a.body)
+
+	tag := fixture(t, "../internal/github/testdata/push_tag.json")
+	tag["ref"] = "refs/tags/v2.0.0"
+	tag["head_commit"].(map[string]any)["id"] = sha
+	a = sendGitHub(t, base, "push", "release-tag", tag)
+	require.Equal(t, http.StatusOK, a.status, "%v", a.body)
+	require.EqualValues(t, 0, a.body["accepted"], "the tag push of a trigger-release repository is not the deployment: %v", a.body)
+
+	release := fixture(t, "../internal/github/testdata/release_published.json")
+	rel := release["release"].(map[string]any)
+	rel["tag_name"], rel["published_at"] = "v2.0.0", publishedAt.Format(time.RFC3339)
+	release["repository"].(map[string]any)["full_name"] = "acme/api"
+	for range 2 { // a redelivery keeps X-GitHub-Delivery: counted once
+		a = sendGitHub(t, base, "release", "release-published", release)
+		require.Equal(t, http.StatusOK, a.status, "%v", a.body)
+	}
+	svc := map[string]string{"namespace": "shop", "deployment": "api", "environment": "production"}
+	m := scrape(t, metricsURL)
+	require.Equal(t, 1.0, m.sum("platform_deployments_total", with(svc, "status", "success")))
+	require.Equal(t, 1.0, m.sum("platform_lead_time_seconds_count", svc))
+	require.Equal(t, publishedAt.Sub(pushedAt).Seconds(), m.sum("platform_lead_time_seconds_sum", svc))
 }
