@@ -109,6 +109,9 @@ var replayedElsewhere = map[string]func(*testing.T){
 	enginetest.StoryServiceNowIncident: TestIncidentSourcesEndToEnd,
 	enginetest.StoryJiraIncident:       TestIncidentSourcesEndToEnd,
 	enginetest.StoryGitLabIncident:     TestIncidentSourcesEndToEnd,
+	enginetest.StoryJenkins:            TestJenkinsStoryEndToEnd,
+	enginetest.StoryTekton:             TestTektonStoryEndToEnd,
+	enginetest.StoryReleases:           TestReleasesStoryEndToEnd,
 }
 
 // testName is the name of a test function, as go test -run takes it.

@@ -106,6 +106,23 @@ func TestOTLPLogRequestsCarryThePushBytes(t *testing.T) {
 	}
 }
 
+func TestJenkinsSpanRequestsAreNewDeployments(t *testing.T) {
+	reqs, err := jenkinsSpanRequests(root(t), 0, 3)
+	require.NoError(t, err)
+	cfg := cicdspans.DefaultConfig()
+	cfg.DeploymentPipelines = []string{"deploy*"}
+	cfg.DeploymentTasks = []string{"Deploy"} // as doraConfig
+	p := cicdspans.New(cfg)
+	ids := map[string]bool{}
+	for _, r := range reqs {
+		res := parse(t, p, r)
+		require.Len(t, res.Events, 1, "the Deploy stage")
+		assert.Equal(t, event.DeploymentSucceeded, res.Events[0].Kind)
+		ids[res.Events[0].ID] = true
+	}
+	assert.Len(t, ids, 3)
+}
+
 func TestSpanRequestsAreNewDeployments(t *testing.T) {
 	reqs, err := spanRequests(root(t), 0, 3)
 	require.NoError(t, err)
@@ -269,7 +286,7 @@ func TestDoraloadEndToEnd(t *testing.T) {
 	require.NoError(t, runAll(ctx, o, &out))
 	report := out.String()
 	t.Log(report)
-	for _, s := range []string{"### Webhook ingest", "### CI/CD spans", "### Freshness", "dora / floor:", "dora / otlp receiver:"} {
+	for _, s := range []string{"### Webhook ingest", "### CI/CD spans", "### Freshness", "dora / floor:", "dora / otlp receiver:", "dora / otlp receiver, Jenkins traces:"} {
 		assert.Contains(t, report, s)
 	}
 	assert.NotContains(t, report, "not measured")

@@ -97,9 +97,12 @@ type results struct {
 	floorRate, otlpRate, doraRate run
 	doraSpans, otlpSpans          run
 	doraNopSpans                  run
-	webhookFresh, rolloutFresh    []time.Duration
-	rolloutErr                    error
-	profiles                      []string
+	// Jenkins build traces (issue 17, item 4) on the same paths.
+	jenkinsSpanSize                    int
+	doraJenkinsSpans, otlpJenkinsSpans run
+	webhookFresh, rolloutFresh         []time.Duration
+	rolloutErr                         error
+	profiles                           []string
 }
 
 func runAll(ctx context.Context, o options, w io.Writer) error {
@@ -161,8 +164,14 @@ func runAll(ctx context.Context, o options, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Jenkins traces, numbered after the GitHub ones: new trace ids.
+	satJenkins, err := jenkinsSpanRequests(root, o.warmup+o.spans, o.spans)
+	if err != nil {
+		return err
+	}
 	var res results
 	res.pushSize, res.logSize, res.spanSize = len(satPush[0].body), len(satLogs[0].body), len(satSpans[0].body)
+	res.jenkinsSpanSize = len(satJenkins[0].body)
 	if res.pushCommits, err = commitCount(satPush[0].body); err != nil {
 		return err
 	}
@@ -231,6 +240,9 @@ func runAll(ctx context.Context, o options, w io.Writer) error {
 	interleaved(ctx, 1, o.conns, []loadJob{{otlpSpansT, warmSpans}, {doraSpansT, warmSpans}, {doraNopSpansT, warmSpans}}, nil)
 	sat = saturate("dora-spans.pprof", loadJob{doraSpansT, satSpans}, loadJob{otlpSpansT, satSpans}, loadJob{doraNopSpansT, satSpans})
 	res.doraSpans, res.otlpSpans, res.doraNopSpans = sat[0], sat[1], sat[2]
+	// Jenkins traces: the same comparison on the plugin's spans.
+	sat = saturate("dora-jenkins.pprof", loadJob{doraSpansT, satJenkins}, loadJob{otlpSpansT, satJenkins})
+	res.doraJenkinsSpans, res.otlpJenkinsSpans = sat[0], sat[1]
 	doraNop.stop()
 
 	logf("webhook freshness, %d samples", o.samples)

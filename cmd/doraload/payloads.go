@@ -29,6 +29,7 @@ const (
 	pushFixture             = "internal/github/testdata/push.json"
 	deploymentStatusFixture = "internal/github/testdata/deployment_status.json"
 	deploySpansFixture      = "internal/cicdspans/testdata/github-deploy-success.json"
+	jenkinsSpansFixture     = "internal/cicdspans/testdata/jenkins-deploy-success.json"
 )
 
 // request is one pre-built HTTP request: its body and headers, ready to
@@ -125,7 +126,18 @@ func otlpLogRequests(pushes []request) ([]request, error) {
 // GitHub receiver produces), each with its own trace id: each is a new
 // deployment for the dora receiver.
 func spanRequests(root string, first, n int) ([]request, error) {
-	fixture, err := os.ReadFile(filepath.Join(root, deploySpansFixture))
+	return spanRequestsOf(root, deploySpansFixture, first, n)
+}
+
+// jenkinsSpanRequests makes n exports of a Jenkins build trace (the
+// Jenkins OpenTelemetry plugin's spans, its Deploy stage a deployment),
+// each with its own trace id.
+func jenkinsSpanRequests(root string, first, n int) ([]request, error) {
+	return spanRequestsOf(root, jenkinsSpansFixture, first, n)
+}
+
+func spanRequestsOf(root, fixtureName string, first, n int) ([]request, error) {
+	fixture, err := os.ReadFile(filepath.Join(root, fixtureName))
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +145,7 @@ func spanRequests(root string, first, n int) ([]request, error) {
 	for k := range n {
 		er := ptraceotlp.NewExportRequest()
 		if err := er.UnmarshalJSON(fixture); err != nil {
-			return nil, fmt.Errorf("%s: %w", deploySpansFixture, err)
+			return nil, fmt.Errorf("%s: %w", fixtureName, err)
 		}
 		var tid pcommon.TraceID
 		binary.BigEndian.PutUint64(tid[:8], 0xd07a10ad)

@@ -129,6 +129,7 @@ const doraConfig = `receivers:
         secret: %[2]s
       otlp:
         deployment_pipelines: ["deploy*"]
+        deployment_tasks: ["Deploy"]   # the Jenkins trace's Deploy stage
         # Like the otlp receiver it is compared with: no authentication.
         insecure_skip_verify: true
 %[6]s

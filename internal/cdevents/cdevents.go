@@ -80,11 +80,14 @@ type Config struct {
 	// deployments; the first match wins. Empty: pipelinerun events are
 	// ignored.
 	DeploymentPipelines []DeploymentPipeline `mapstructure:"deployment_pipelines"`
+	// Tekton configures Tekton Pipelines' native CloudEvents
+	// (dev.tekton.event.*), read on the same path.
+	Tekton TektonConfig `mapstructure:"tekton"`
 }
 
 // DefaultConfig is the source's configuration when the user sets nothing.
 func DefaultConfig() Config {
-	return Config{Path: DefaultPath, DefaultEnvironment: "production"}
+	return Config{Path: DefaultPath, DefaultEnvironment: "production", Tekton: DefaultTektonConfig()}
 }
 
 // Validate checks the config; errors name the key.
@@ -106,6 +109,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("deployment_pipelines[%d].pipeline: %q is not a valid glob: %v", i, dp.Pipeline, err))
 		}
 	}
+	errs = append(errs, c.Tekton.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -211,7 +215,13 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	if p.cfg.Verify() {
 		token := webhook.BearerToken(req.Header.Get("Authorization"))
 		if token == "" {
-			return webhook.Result{}, webhook.Unauthorized("missing Authorization: Bearer <token> header")
+			// Senders that cannot set headers (Tekton's events
+			// controller takes a sink URL only) put the token in the
+			// URL, as RFC 6750 section 2.3 allows.
+			token = queryToken(req.RawQuery)
+		}
+		if token == "" {
+			return webhook.Result{}, webhook.Unauthorized("missing Authorization: Bearer <token> header (or access_token URL parameter)")
 		}
 		if !p.cfg.Equal(token) {
 			return webhook.Result{}, webhook.Unauthorized("the bearer token does not match the configured token")
@@ -332,8 +342,23 @@ func structured(body []byte) (envelope, error) {
 	return envelope{ce: ce, data: data}, nil
 }
 
+// queryToken is the access_token parameter of a URL query, or "".
+func queryToken(rawQuery string) string {
+	if !strings.Contains(rawQuery, "access_token=") {
+		return ""
+	}
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return ""
+	}
+	return q.Get("access_token")
+}
+
 // parseOne maps one CDEvent; it returns why when the event is ignored.
 func (p *Provider) parseOne(env envelope, received time.Time) (evs []event.Event, why string, err error) {
+	if strings.HasPrefix(env.ce.Type, tektonTypePrefix) {
+		return p.parseTekton(env, received)
+	}
 	var cd CDEvent
 	if err := webhook.DecodeJSON(env.data, &cd); err != nil {
 		return nil, "", err

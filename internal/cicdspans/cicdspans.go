@@ -47,32 +47,46 @@ const (
 // not (yet) semantic conventions but are what the collector-contrib GitHub
 // and GitLab receivers emit.
 const (
-	attrServiceName         = "service.name"
-	attrDeploymentEnv       = "deployment.environment.name"
-	attrDeploymentEnvOld    = "deployment.environment" // deprecated semconv name
-	attrK8sNamespace        = "k8s.namespace.name"
-	attrK8sDeployment       = "k8s.deployment.name"
-	attrPipelineName        = "cicd.pipeline.name"
-	attrPipelineResult      = "cicd.pipeline.result"
-	attrPipelineRunID       = "cicd.pipeline.run.id"
-	attrPipelineRunURL      = "cicd.pipeline.run.url.full"
-	attrPipelineRunStatus   = "cicd.pipeline.run.status" // contrib githubreceiver
-	attrTaskName            = "cicd.pipeline.task.name"
-	attrTaskType            = "cicd.pipeline.task.type"
-	attrTaskRunID           = "cicd.pipeline.task.run.id"
-	attrTaskRunResult       = "cicd.pipeline.task.run.result"
-	attrTaskRunURL          = "cicd.pipeline.task.run.url.full"
-	attrTaskRunStatus       = "cicd.pipeline.run.task.status"           // contrib githubreceiver
-	attrTaskEnvironment     = "cicd.pipeline.task.run.environment.name" // contrib gitlabreceiver
-	attrGitLabEnvAction     = "gitlab.environment.action"               // contrib gitlabreceiver
-	attrRepoName            = "vcs.repository.name"
-	attrRepoURL             = "vcs.repository.url.full"
-	attrOwnerName           = "vcs.owner.name"
-	attrRepoOwner           = "vcs.repository.owner" // older contrib githubreceiver
-	attrHeadRevision        = "vcs.ref.head.revision"
-	attrHeadRevisionOld     = "vcs.repository.ref.revision"     // deprecated semconv name
-	attrHeadRevisionTime    = "vcs.ref.head.revision.timestamp" // contrib gitlabreceiver
-	gitlabTimeFormat        = "2006-01-02 15:04:05 UTC"
+	attrServiceName       = "service.name"
+	attrDeploymentEnv     = "deployment.environment.name"
+	attrDeploymentEnvOld  = "deployment.environment" // deprecated semconv name
+	attrK8sNamespace      = "k8s.namespace.name"
+	attrK8sDeployment     = "k8s.deployment.name"
+	attrPipelineName      = "cicd.pipeline.name"
+	attrPipelineResult    = "cicd.pipeline.result"
+	attrPipelineRunID     = "cicd.pipeline.run.id"
+	attrPipelineRunURL    = "cicd.pipeline.run.url.full"
+	attrPipelineRunStatus = "cicd.pipeline.run.status" // contrib githubreceiver
+	attrTaskName          = "cicd.pipeline.task.name"
+	attrTaskType          = "cicd.pipeline.task.type"
+	attrTaskRunID         = "cicd.pipeline.task.run.id"
+	attrTaskRunResult     = "cicd.pipeline.task.run.result"
+	attrTaskRunURL        = "cicd.pipeline.task.run.url.full"
+	attrTaskRunStatus     = "cicd.pipeline.run.task.status"           // contrib githubreceiver
+	attrTaskEnvironment   = "cicd.pipeline.task.run.environment.name" // contrib gitlabreceiver
+	attrGitLabEnvAction   = "gitlab.environment.action"               // contrib gitlabreceiver
+	attrRepoName          = "vcs.repository.name"
+	attrRepoURL           = "vcs.repository.url.full"
+	attrOwnerName         = "vcs.owner.name"
+	attrRepoOwner         = "vcs.repository.owner" // older contrib githubreceiver
+	attrHeadRevision      = "vcs.ref.head.revision"
+	attrHeadRevisionOld   = "vcs.repository.ref.revision"     // deprecated semconv name
+	attrHeadRevisionTime  = "vcs.ref.head.revision.timestamp" // contrib gitlabreceiver
+	gitlabTimeFormat      = "2006-01-02 15:04:05 UTC"
+
+	// The Jenkins OpenTelemetry plugin (jenkinsci/opentelemetry-plugin,
+	// semconv/ExtendedJenkinsAttributes.java): its spans carry the older
+	// ci.pipeline.* names, not cicd.* (which it uses for metrics only).
+	attrJenkinsPipelineID   = "ci.pipeline.id"         // job full name, root span
+	attrJenkinsPipelineName = "ci.pipeline.name"       // job display name, root span
+	attrJenkinsRunResult    = "ci.pipeline.run.result" // SUCCESS, UNSTABLE, FAILURE, NOT_BUILT, ABORTED
+	attrJenkinsRunURL       = "ci.pipeline.run.url"
+	attrJenkinsStepType     = "jenkins.pipeline.step.type"           // "stage" on stage spans
+	attrJenkinsStepName     = "jenkins.pipeline.step.name"           // the stage name
+	attrJenkinsStepResult   = "jenkins.pipeline.step.result"         // GenericStatus: SUCCESS, UNSTABLE, FAILURE, ABORTED, NOT_EXECUTED, ...
+	attrJenkinsGitRepo      = "git.repository"                       // org/repo, on the checkout step's span
+	attrJenkinsPluginVer    = "jenkins.opentelemetry.plugin.version" // resource
+	jenkinsStageType        = "stage"
 	taskTypeDeploy          = "deploy"
 	defaultEnvironmentValue = "production"
 )
@@ -367,6 +381,13 @@ func (a attrs) onResource(keys ...string) string {
 
 var taskKeys = []string{attrTaskName, attrTaskRunID, attrTaskType, attrTaskRunResult, attrTaskRunStatus}
 
+// jenkinsStage reports whether a span is a stage of a Jenkins pipeline
+// ("Stage: <name>", jenkins.pipeline.step.type = stage). Other step spans
+// (sh, checkout, node) are never deployments.
+func jenkinsStage(a attrs) bool {
+	return strings.EqualFold(a.onSpan(attrJenkinsStepType), jenkinsStageType)
+}
+
 // spanEvent returns the deployment event of a span, if it is one.
 func (p *Provider) spanEvent(res pcommon.Map, span ptrace.Span, received time.Time) (event.Event, bool, error) {
 	a := attrs{span: span.Attributes(), res: res}
@@ -375,8 +396,9 @@ func (p *Provider) spanEvent(res pcommon.Map, span ptrace.Span, received time.Ti
 	// A task span (a job or step) carries task attributes itself or on its
 	// resource (the contrib GitHub receiver puts a job's on the resource);
 	// a pipeline-run span is a root span, or one carrying run attributes.
-	isTask := a.get(taskKeys...) != ""
-	isRun := !isTask && (root || a.onSpan(attrPipelineRunID, attrPipelineResult) != "")
+	stage := jenkinsStage(a)
+	isTask := stage || a.get(taskKeys...) != ""
+	isRun := !isTask && (root || a.onSpan(attrPipelineRunID, attrPipelineResult, attrJenkinsRunResult) != "")
 	if !isTask && !isRun {
 		return event.Event{}, false, nil
 	}
@@ -386,6 +408,9 @@ func (p *Provider) spanEvent(res pcommon.Map, span ptrace.Span, received time.Ti
 	var result string
 	if isTask {
 		name := a.get(attrTaskName)
+		if stage {
+			name = a.onSpan(attrJenkinsStepName)
+		}
 		if name == "" {
 			name = span.Name()
 		}
@@ -401,6 +426,9 @@ func (p *Provider) spanEvent(res pcommon.Map, span ptrace.Span, received time.Ti
 		}
 		deploy = deploy || strings.EqualFold(a.get(attrTaskType), taskTypeDeploy) || match(p.tasks, name)
 		result = a.get(attrTaskRunResult, attrTaskRunStatus)
+		if stage && result == "" {
+			result = a.onSpan(attrJenkinsStepResult)
+		}
 		if result == "" {
 			// The contrib GitHub receiver files a job's unusual
 			// conclusions (timed_out, ...) under the run status key.
@@ -414,8 +442,13 @@ func (p *Provider) spanEvent(res pcommon.Map, span ptrace.Span, received time.Ti
 		if env == "" {
 			env = a.onResource(attrDeploymentEnv, attrDeploymentEnvOld)
 		}
-		deploy = env != "" || match(p.pipelines, name)
+		// Jenkins: the job's full name (folder/job) or its display name.
+		deploy = env != "" || match(p.pipelines, name) ||
+			match(p.pipelines, a.onSpan(attrJenkinsPipelineID)) || match(p.pipelines, a.onSpan(attrJenkinsPipelineName))
 		result = a.get(attrPipelineResult, attrPipelineRunStatus)
+		if result == "" {
+			result = a.onSpan(attrJenkinsRunResult)
+		}
 	}
 	if !deploy {
 		return event.Event{}, false, nil
@@ -432,7 +465,7 @@ func (p *Provider) spanEvent(res pcommon.Map, span ptrace.Span, received time.Ti
 	switch r := normalizeResult(result); r {
 	case "success":
 		kind = event.DeploymentSucceeded
-	case "failure", "error", "timeout":
+	case "failure", "error", "timeout", "unstable":
 		kind = event.DeploymentFailed
 		reason = r
 	default:
@@ -497,13 +530,18 @@ func normalizeResult(r string) string {
 		return "success"
 	case "failure", "failed":
 		return "failure"
+	case "unstable":
+		// Jenkins: the run or stage completed but a check marked it
+		// unstable (failed tests, unstable() after a smoke test): the
+		// deployed change did not pass its checks.
+		return "unstable"
 	case "error", "startup_failure":
 		return "error"
 	case "timeout", "timed_out":
 		return "timeout"
-	case "cancellation", "cancelled", "canceled":
+	case "cancellation", "cancelled", "canceled", "aborted":
 		return "cancellation"
-	case "skip", "skipped":
+	case "skip", "skipped", "not_built", "not_executed":
 		return "skip"
 	}
 	return ""
@@ -548,6 +586,10 @@ func repository(a attrs) (full, name string) {
 	}
 	if strings.Contains(name, "/") {
 		return name, name
+	}
+	if r := strings.TrimSuffix(strings.Trim(a.onSpan(attrJenkinsGitRepo), "/"), ".git"); strings.Contains(r, "/") {
+		// Jenkins: the checkout step's repository path (org/repo).
+		return r, lastElem(r)
 	}
 	if owner := a.get(attrOwnerName, attrRepoOwner); owner != "" && name != "" {
 		return owner + "/" + name, name

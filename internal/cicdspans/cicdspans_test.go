@@ -232,7 +232,7 @@ func TestProtobufAndJSONAgree(t *testing.T) {
 		c.DeploymentPipelines = []string{"deploy"}
 		c.DeploymentTasks = []string{"deploy"}
 	})
-	for _, name := range []string{"github-deploy-success.json", "github-deploy-failure.json", "github-ci.json", "gitlab-pipeline.json"} {
+	for _, name := range []string{"github-deploy-success.json", "github-deploy-failure.json", "github-ci.json", "gitlab-pipeline.json", "jenkins-deploy-success.json", "jenkins-deploy-failure.json"} {
 		t.Run(name, func(t *testing.T) {
 			body := fixture(t, name)
 			fromJSON, err := p.Parse(jsonReq(body))
@@ -643,7 +643,7 @@ func TestWriteError(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, name := range []string{"github-deploy-success.json", "github-deploy-failure.json", "github-ci.json", "gitlab-pipeline.json"} {
+	for _, name := range []string{"github-deploy-success.json", "github-deploy-failure.json", "github-ci.json", "gitlab-pipeline.json", "jenkins-deploy-success.json", "jenkins-deploy-failure.json"} {
 		// Compact seeds keep minimization (which the fuzzer runs on every
 		// new input) short.
 		var body bytes.Buffer
@@ -862,4 +862,94 @@ func TestOversizedIdentityIsNotRemembered(t *testing.T) {
 	other := pcommon.TraceID{2}
 	m.merge(other, atLimit, false)
 	assert.Equal(t, atLimit, m.merge(other, identity{}, true), "a value at the limit is remembered")
+}
+
+// A Jenkins pipeline trace as the Jenkins OpenTelemetry plugin exports it
+// (ci.pipeline.* on the root span, jenkins.pipeline.step.* on stages, the
+// checkout span's git.repository), with the revision set by the
+// documented Jenkinsfile snippet: its Deploy stage, or the job, is the
+// deployment; the controller's service.name ("jenkins") is no hint.
+func TestJenkinsPipeline(t *testing.T) {
+	const trace = "3f9c1b0e5d7a4c2e8b6f0a1d2c3e4f50"
+	stage := event.Event{
+		Kind:         event.DeploymentSucceeded,
+		Source:       event.SourceSpans,
+		ID:           "otlp/" + trace + "/b1b2c3d4e5f60717/deployment_succeeded",
+		Time:         time.Date(2026, 11, 2, 10, 9, 45, 0, time.UTC),
+		Service:      event.Service{Environment: "production"},
+		Repository:   "acme/checkout-api",
+		DeploymentID: "otlp/" + trace,
+		Revision:     "7fd1a60b01f91b314f59955a4e4d4e80d8edf11d",
+		CommitTime:   time.Date(2026, 11, 2, 8, 41, 7, 0, time.UTC),
+	}
+	job := stage
+	job.ID = "otlp/" + trace + "/a1b2c3d4e5f60718/deployment_succeeded"
+	job.Time = time.Date(2026, 11, 2, 10, 9, 51, 0, time.UTC)
+
+	body := fixture(t, "jenkins-deploy-success.json")
+	res, err := provider(tasks("deploy")).Parse(jsonReq(body))
+	require.NoError(t, err)
+	assert.Equal(t, []event.Event{stage}, res.Events, "the Deploy stage; Checkout and Build are not deployments")
+
+	res, err = provider(pipelines("acme/*-deploy")).Parse(jsonReq(body))
+	require.NoError(t, err)
+	assert.Equal(t, []event.Event{job}, res.Events, "the job by its full name (ci.pipeline.id)")
+
+	res, err = provider(pipelines("acme » checkout-api-deploy")).Parse(jsonReq(body))
+	require.NoError(t, err)
+	assert.Equal(t, []event.Event{job}, res.Events, "the job by its display name (ci.pipeline.name)")
+
+	res, err = provider(nil).Parse(jsonReq(body))
+	require.NoError(t, err)
+	assert.Empty(t, res.Events, "nothing configured: no Jenkins span is a deployment")
+	assert.NotEmpty(t, res.Ignored)
+
+	res, err = provider(func(c *Config) {
+		c.DeploymentPipelines = []string{"acme/checkout-api-deploy"}
+		c.DeploymentTasks = []string{"deploy"}
+	}).Parse(jsonReq(fixture(t, "jenkins-deploy-failure.json")))
+	require.NoError(t, err)
+	require.Len(t, res.Events, 2)
+	for _, ev := range res.Events {
+		assert.Equal(t, event.DeploymentFailed, ev.Kind)
+		assert.Equal(t, "failure", ev.Reason)
+		assert.Equal(t, "otlp/4a0d2c1f6e8b5d3f9c7a1b2e3d4f5061", ev.DeploymentID, "the stage and the job are one deployment")
+		assert.Equal(t, "acme/checkout-api", ev.Repository)
+	}
+}
+
+// The Jenkins results (Result and the stages' GenericStatus, upper case)
+// map as the plugin's own cicd.pipeline.result mapping does; UNSTABLE
+// counts as a failed deployment, ABORTED and NOT_BUILT/NOT_EXECUTED as
+// none.
+func TestJenkinsResults(t *testing.T) {
+	for result, want := range map[string]string{
+		"SUCCESS": "deployment_succeeded", "FAILURE": "deployment_failed", "UNSTABLE": "deployment_failed",
+		"ABORTED": "", "NOT_BUILT": "", "NOT_EXECUTED": "", "PAUSED_PENDING_INPUT": "", "IN_PROGRESS": "",
+	} {
+		for _, body := range [][]byte{
+			span(t, "BUILD deploy", true, "ci.pipeline.id=deploy", "ci.pipeline.run.result="+result),
+			span(t, "Stage: Deploy", false, "jenkins.pipeline.step.type=stage", "jenkins.pipeline.step.name=Deploy", "jenkins.pipeline.step.result="+result),
+		} {
+			res, err := provider(func(c *Config) {
+				c.DeploymentPipelines = []string{"deploy"}
+				c.DeploymentTasks = []string{"deploy"}
+			}).Parse(protoReq(body))
+			require.NoError(t, err)
+			if want == "" {
+				assert.Empty(t, res.Events, result)
+				continue
+			}
+			require.Len(t, res.Events, 1, result)
+			assert.Equal(t, want, res.Events[0].Kind.String(), result)
+			if result == "UNSTABLE" {
+				assert.Equal(t, "unstable", res.Events[0].Reason)
+			}
+		}
+	}
+	// A step span that is not a stage is never a deployment, whatever its name.
+	res, err := provider(tasks("deploy*")).Parse(protoReq(span(t, "deploy.sh", false,
+		"jenkins.pipeline.step.type=sh", "jenkins.pipeline.step.name=deploy.sh", "jenkins.pipeline.step.result=SUCCESS")))
+	require.NoError(t, err)
+	assert.Empty(t, res.Events)
 }

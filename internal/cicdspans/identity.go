@@ -73,7 +73,13 @@ func (id *identity) fill(a attrs) {
 		}
 	}
 	if id.service == "" {
-		if svc := a.get(attrServiceName); !strings.HasPrefix(svc, "unknown_service") {
+		svc := a.onSpan(attrServiceName)
+		if svc == "" && a.onResource(attrJenkinsPluginVer) == "" {
+			// The Jenkins plugin's resource service.name names the
+			// Jenkins controller ("jenkins"), never what a job deploys.
+			svc = a.onResource(attrServiceName)
+		}
+		if !strings.HasPrefix(svc, "unknown_service") {
 			id.service = svc
 		}
 	}

@@ -16,8 +16,9 @@ import (
 
 // delivery is one verified delivery: its GUID and its body.
 type delivery struct {
-	id   string
-	body []byte
+	id       string
+	body     []byte
+	received time.Time
 }
 
 type repository struct {

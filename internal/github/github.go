@@ -61,6 +61,9 @@ type Config struct {
 	// Reverts and hotfixes in pushes and merged pull requests:
 	// revert_patterns, hotfix_labels, hotfix_branches.
 	gitpush.ChangeSignalsConfig `mapstructure:",squash"`
+	// ReleaseDeployments makes the published releases or the tag pushes
+	// of matching repositories deployments.
+	ReleaseDeployments []gitpush.ReleaseDeployment `mapstructure:"release_deployments"`
 }
 
 // pullRequestRevertPattern matches GitHub's revert pull requests: the
@@ -104,6 +107,9 @@ func (c *Config) Validate() error {
 	if err := c.ChangeSignalsConfig.Check(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := gitpush.CheckReleaseDeployments("release_deployments", c.ReleaseDeployments); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -113,11 +119,14 @@ type Provider struct {
 	mac       *webhook.HMACSHA256
 	workflows map[string]struct{}
 	signals   gitpush.ChangeSignals
+	// tags remembers the commits of pushed tags for the releases that
+	// name only a branch.
+	tags *gitpush.TagMemory
 }
 
 // New returns the provider for cfg. cfg should have passed Validate.
 func New(cfg Config) *Provider {
-	p := &Provider{cfg: cfg, mac: webhook.NewHMACSHA256(cfg.Secret), workflows: map[string]struct{}{}, signals: gitpush.NewChangeSignals(cfg.ChangeSignalsConfig)}
+	p := &Provider{cfg: cfg, mac: webhook.NewHMACSHA256(cfg.Secret), workflows: map[string]struct{}{}, signals: gitpush.NewChangeSignals(cfg.ChangeSignalsConfig), tags: gitpush.NewTagMemory(tagMemorySize)}
 	for _, w := range cfg.DeploymentWorkflows {
 		if w = strings.TrimSpace(w); w != "" {
 			p.workflows[w] = struct{}{}
@@ -157,7 +166,7 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	if id == "" {
 		return webhook.Result{}, webhook.BadRequest("missing %s header", DeliveryHeader)
 	}
-	d := delivery{id: id, body: req.Body}
+	d := delivery{id: id, body: req.Body, received: req.Received}
 	switch kind {
 	case "push":
 		return p.push(d)
@@ -171,6 +180,11 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 		return p.workflowRun(d)
 	case "issues":
 		return p.issues(d)
+	case "release":
+		if len(p.cfg.ReleaseDeployments) > 0 {
+			return p.release(d)
+		}
+		return webhook.Result{Ignored: fmt.Sprintf("GitHub event %q is not used", kind)}, nil
 	default:
 		return webhook.Result{Ignored: fmt.Sprintf("GitHub event %q is not used", kind)}, nil
 	}

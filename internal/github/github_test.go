@@ -628,12 +628,16 @@ func FuzzParse(f *testing.F) {
 		"workflow_run":      "workflow_run_completed.json",
 		"issues":            "issues_opened.json",
 		"ping":              "ping.json",
+		"release":           "release_published.json",
 	} {
 		f.Add(kind, fixture(f, name))
 	}
+	f.Add("push", fixture(f, "push_tag.json"))
 	f.Add("issues", fixture(f, "issues_closed.json"))
 	f.Add("push", []byte(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]`))
-	p := provider()
+	p := provider(func(c *Config) {
+		c.ReleaseDeployments = []gitpush.ReleaseDeployment{{Repository: "*/*", Trigger: "tag"}, {Repository: "*"}}
+	})
 	f.Fuzz(func(t *testing.T, kind string, body []byte) {
 		res, err := p.Parse(signed(kind, body))
 		if err != nil {

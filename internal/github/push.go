@@ -96,6 +96,9 @@ func (p *Provider) push(d delivery) (webhook.Result, error) {
 	ref := ps.ref
 	switch {
 	case hasPrefix(ref, "refs/tags/"):
+		if len(p.cfg.ReleaseDeployments) > 0 {
+			return p.tagPush(d)
+		}
 		return webhook.Result{Ignored: "push of a tag (" + string(ref) + ")"}, nil
 	case !hasPrefix(ref, "refs/heads/"):
 		if len(ref) == 0 {

@@ -63,6 +63,9 @@ type Config struct {
 	// Reverts and hotfixes in pushes and merged merge requests:
 	// revert_patterns, hotfix_labels, hotfix_branches.
 	gitpush.ChangeSignalsConfig `mapstructure:",squash"`
+	// ReleaseDeployments makes the created releases or the tag pushes of
+	// matching projects deployments.
+	ReleaseDeployments []gitpush.ReleaseDeployment `mapstructure:"release_deployments"`
 }
 
 // mergeRequestRevertPattern matches what GitLab's Revert button writes
@@ -117,6 +120,9 @@ func (c *Config) Validate() error {
 	if err := c.ChangeSignalsConfig.Check(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := gitpush.CheckReleaseDeployments("release_deployments", c.ReleaseDeployments); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -150,6 +156,7 @@ var hooks = map[string][]string{
 	"Merge Request Hook":      {"merge_request"},
 	"Deployment Hook":         {"deployment"},
 	"Pipeline Hook":           {"pipeline"},
+	"Release Hook":            {"release"},
 	"Issue Hook":              {"issue", "work_item"},
 	"Confidential Issue Hook": {"issue", "work_item"},
 	// System hooks send pushes, tag pushes and merge requests in the same
@@ -177,6 +184,9 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 		return webhook.Result{}, webhook.BadRequest("missing %s header", EventHeader)
 	}
 	kinds, known := hooks[hook]
+	if hook == "Release Hook" && len(p.cfg.ReleaseDeployments) == 0 {
+		known = false // releases are deployments only where configured
+	}
 	if !known {
 		return webhook.Result{Ignored: fmt.Sprintf("GitLab event %q is not used", hook)}, nil
 	}
@@ -211,7 +221,12 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	case "push":
 		return p.push(ps)
 	case "tag_push":
-		return webhook.Result{Ignored: "tag push"}, nil
+		if len(p.cfg.ReleaseDeployments) == 0 {
+			return webhook.Result{Ignored: "tag push"}, nil
+		}
+		return p.tagPush(req)
+	case "release":
+		return p.release(req.Body)
 	case "merge_request":
 		return p.mergeRequest(req.Body)
 	case "deployment":

@@ -715,6 +715,8 @@ func FuzzParse(f *testing.F) {
 		"issue_incident_opened.json": "Issue Hook",
 		"issue_closed.json":          "Issue Hook",
 		"docs_issue_hook.json":       "Issue Hook",
+		"release.json":               "Release Hook",
+		"tag_push.json":              "Tag Push Hook",
 	} {
 		f.Add(hook, fixture(f, name))
 	}
@@ -722,7 +724,9 @@ func FuzzParse(f *testing.F) {
 	f.Add("Issue Hook", []byte(`{"object_kind":"work_item","object_attributes":{"iid":4,"action":"update","state":"opened","type":"Issue","labels":[{"title":"service::api"}],"created_at":"2026-11-02 09:00:00 UTC"},"project":{"path_with_namespace":"a/b"},"changes":{"type":{"previous":"Issue","current":"INCIDENT"}}}`))
 	f.Add("Issue Hook", []byte(`{"object_kind":"issue","object_attributes":{"iid":4,"action":"update","state":"opened","labels":[{"title":"incident"}],"created_at":"2026-11-02 09:00:00 UTC"},"project":{"path_with_namespace":"a/b"},"changes":{"labels":{"previous":[],"current":[{"title":"incident"}]}}}`))
 	f.Add("Push Hook", []byte(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]`))
-	p := provider(withRefs("main", "v*"))
+	p := provider(withRefs("main", "v*"), func(c *Config) {
+		c.ReleaseDeployments = []gitpush.ReleaseDeployment{{Repository: "*/*"}, {Repository: "*/*", Trigger: "tag"}}
+	})
 	f.Fuzz(func(t *testing.T, hook string, body []byte) {
 		res, err := p.Parse(hooked(hook, body))
 		if err != nil {

@@ -231,7 +231,7 @@ func (h *Handler) process(ctx context.Context, p Provider, r *http.Request, d *d
 		}
 		return nil, SinkResult{}, BadRequest("reading the body: %v", err)
 	}
-	d.req = Request{Header: r.Header, Body: body, Received: h.now()}
+	d.req = Request{Header: r.Header, Body: body, Received: h.now(), RawQuery: r.URL.RawQuery}
 	req := &d.req
 	res, err := p.Parse(req)
 	if err != nil {

@@ -238,3 +238,26 @@ func TestHandlerReadsBodiesWithinTheLimit(t *testing.T) {
 	assert.Equal(t, http.StatusRequestEntityTooLarge, post(serverLimited, -1), "the server's limit")
 	assert.Equal(t, http.StatusBadRequest, post(io.NopCloser(iotest.ErrReader(errors.New("connection reset"))), -1))
 }
+
+// queryProvider records the URL query it was given.
+type queryProvider struct {
+	fakeProvider
+	got []string
+}
+
+func (q *queryProvider) Parse(req *Request) (Result, error) {
+	q.got = append(q.got, req.RawQuery)
+	return q.result, nil
+}
+
+// TestHandlerPassesTheQuery: a provider sees the request URL's query (the
+// token of senders that can only configure a URL, such as Tekton's sink),
+// and a pooled request never carries one delivery's query into the next.
+func TestHandlerPassesTheQuery(t *testing.T) {
+	p := &queryProvider{fakeProvider: fakeProvider{result: oneEvent}}
+	for _, path := range []string{"/hook?access_token=s3cret", "/hook"} {
+		rec := serve(t, p, okSink, http.MethodPost, path, "application/json", "{}")
+		require.Equal(t, http.StatusOK, rec.Code)
+	}
+	assert.Equal(t, []string{"access_token=s3cret", ""}, p.got)
+}

@@ -29,6 +29,9 @@ type Request struct {
 	Body []byte
 	// Received is when the delivery arrived, for payloads without times.
 	Received time.Time
+	// RawQuery is the request URL's query, for senders that can only put
+	// a token in the URL (Tekton's events sink).
+	RawQuery string
 }
 
 // Result is what a provider found in a delivery.

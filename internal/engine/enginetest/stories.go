@@ -28,6 +28,9 @@ func Stories() []Scenario {
 		storyOverlappingIncidents(),
 		storyTwoSources(),
 		redelivered(failedThenAlert),
+		storyJenkins(),
+		storyTekton(),
+		storyReleases(),
 	}, append(incidentSourceStories(), IncidentTrackerStories()...)...)
 }
 
