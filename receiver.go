@@ -235,16 +235,17 @@ func (r *doraReceiver) startServer(ctx context.Context, host component.Host, wc 
 		r.logger.Warn("Webhook server setting weakens it against abuse", zap.String("key", "webhooks::"+w.key), zap.String("problem", w.msg))
 	}
 	handler := webhook.NewHandler(webhook.Options{
-		Routes:      routes,
-		Sink:        r.ingest,
-		Logger:      r.logger,
-		ObsReport:   r.obsHTTP,
-		MaxBodySize: wc.ServerConfig.MaxRequestBodySize,
-		HealthPath:  wc.HealthPath,
-		Health:      r.health,
-		ReadyPath:   wc.ReadyPath,
-		Ready:       r.notReady,
-		Refused:     r.tel.refusedDelivery,
+		Routes:         routes,
+		Sink:           r.ingest,
+		Logger:         r.logger,
+		ObsReport:      r.obsHTTP,
+		MaxBodySize:    wc.ServerConfig.MaxRequestBodySize,
+		HealthPath:     wc.HealthPath,
+		Health:         r.health,
+		ReadyPath:      wc.ReadyPath,
+		Ready:          r.notReady,
+		Refused:        r.tel.refusedDelivery,
+		WithoutService: r.tel.incidentsWithoutService,
 	})
 	authed, err := authenticatePaths(ctx, handler, srcs, host, r.logger)
 	if err != nil {

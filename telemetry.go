@@ -23,12 +23,17 @@ const (
 	// metricFolded counts values folded into the overflow value, by source
 	// and attribute (series.go).
 	metricFolded = "otelcol_dora_folded_values"
+	// metricWithoutService counts incidents that name no service, by
+	// source: not counted in the DORA metrics, never guessed.
+	metricWithoutService = "otelcol_dora_incidents_without_service"
 )
 
 type telemetry struct {
 	refused metric.Int64Counter
 	setAsid metric.Int64Counter
 	folded  metric.Int64Counter
+	// noService counts incidents without a service.
+	noService metric.Int64Counter
 }
 
 func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
@@ -55,7 +60,18 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &telemetry{refused: refused, setAsid: setAside, folded: folded}, nil
+	noService, err := m.Int64Counter(metricWithoutService,
+		metric.WithDescription("Incidents and alerts the dora receiver did not count because they name no service (none of the configured fields or labels, or no services entry), by source. A redelivery counts again."),
+		metric.WithUnit("{incidents}"))
+	if err != nil {
+		return nil, err
+	}
+	return &telemetry{refused: refused, setAsid: setAside, folded: folded, noService: noService}, nil
+}
+
+// incidentsWithoutService counts n incidents of source that name no service.
+func (t *telemetry) incidentsWithoutService(ctx context.Context, source string, n int) {
+	t.noService.Add(ctx, int64(n), metric.WithAttributes(attribute.String("source", source)))
 }
 
 // refusedDelivery counts one refused delivery.

@@ -158,6 +158,7 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 		}
 		res.Ignored = "no usable alert: " + strings.Join(why, "; ")
 	}
+	res.WithoutService = noService
 	return res, nil
 }
 

@@ -121,6 +121,7 @@ func TestNoService(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, res.Events)
 	assert.Contains(t, res.Ignored, "none of the service labels [service app app_kubernetes_io_name job]")
+	assert.Equal(t, 1, res.WithoutService, "counted apart")
 }
 
 func TestSkipsOnlyUnusableAlerts(t *testing.T) {
@@ -131,6 +132,7 @@ func TestSkipsOnlyUnusableAlerts(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, res.Events, 1)
 	assert.Equal(t, event.Service{Name: "payments", Environment: "production"}, res.Events[0].Service)
+	assert.Equal(t, 1, res.WithoutService, "the alert without a service is counted apart")
 }
 
 func TestSeverities(t *testing.T) {

@@ -246,6 +246,9 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 		}
 		if why != "" {
 			ignored = append(ignored, why)
+			if strings.HasSuffix(why, whyNoService) {
+				res.WithoutService++
+			}
 		}
 		res.Events = append(res.Events, evs...)
 	}
@@ -257,6 +260,10 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	}
 	return res, nil
 }
+
+// whyNoService ends the reason an incident that names no service is not
+// counted (it is counted apart: webhook.Result.WithoutService).
+const whyNoService = "names no service (subject.content.service.id)"
 
 // envelopes splits a delivery into CDEvents according to its content mode.
 func envelopes(req *webhook.Request) ([]envelope, error) {
@@ -438,7 +445,7 @@ func (p *Provider) parseOne(env envelope, received time.Time) (evs []event.Event
 		ev.IncidentID = cd.Subject.ID
 		ev.Service = event.Service{Name: serviceName(c.Service.ID), Environment: p.environment(c.Environment.ID)}
 		if ev.Service.Name == "" {
-			return nil, fmt.Sprintf("%s %s names no service (subject.content.service.id)", kind, cd.Subject.ID), nil
+			return nil, kind + " " + cd.Subject.ID + " " + whyNoService, nil
 		}
 		ev.Kind = event.IncidentOpened
 		if kind == "incident.resolved" {

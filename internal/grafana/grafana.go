@@ -201,6 +201,7 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	if len(res.Events) == 0 {
 		res.Ignored = fmt.Sprintf("no usable alert: %d alert(s) carry none of the service labels %v", noService, p.cfg.ServiceLabels)
 	}
+	res.WithoutService = noService
 	return res, nil
 }
 

@@ -248,7 +248,7 @@ func (p *Provider) events(eventType, msgID string, inc *Incident) (webhook.Resul
 	names := p.values(inc, p.cfg.ServiceField)
 	if len(names) == 0 {
 		// Counted apart (the answer says why), never guessed.
-		return webhook.Result{Ignored: fmt.Sprintf("the incident has no value in its custom field %q", p.cfg.ServiceField)}, nil
+		return webhook.Result{Ignored: fmt.Sprintf("the incident has no value in its custom field %q", p.cfg.ServiceField), WithoutService: 1}, nil
 	}
 	env := p.cfg.DefaultEnvironment
 	if p.cfg.EnvironmentField != "" {

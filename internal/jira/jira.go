@@ -311,7 +311,7 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	if name == "" {
 		// Never guessed: an incident without a service counts for no
 		// service's deployments.
-		return webhook.Result{Ignored: fmt.Sprintf("incident %s names no service (service_fields %v)", d.Issue.Key, p.cfg.ServiceFields)}, nil
+		return webhook.Result{Ignored: fmt.Sprintf("incident %s names no service (service_fields %v)", d.Issue.Key, p.cfg.ServiceFields), WithoutService: 1}, nil
 	}
 	ev.Service = event.Service{Namespace: p.cfg.Namespace, Name: name, Environment: p.cfg.Environment}
 	return webhook.Result{Events: []event.Event{ev}}, nil

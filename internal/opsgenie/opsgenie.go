@@ -174,7 +174,7 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	name := p.serviceName(a)
 	if name == "" {
 		// Counted apart (the answer says why), never guessed.
-		return webhook.Result{Ignored: fmt.Sprintf("the alert carries none of the service fields %v", p.cfg.ServiceFields)}, nil
+		return webhook.Result{Ignored: fmt.Sprintf("the alert carries none of the service fields %v", p.cfg.ServiceFields), WithoutService: 1}, nil
 	}
 	env := p.cfg.DefaultEnvironment
 	if v := tagValue(a.Tags, p.cfg.EnvironmentTagPrefix); p.cfg.EnvironmentTagPrefix != "" && v != "" {

@@ -40,6 +40,7 @@ type Handler struct {
 	readyPath   string
 	ready       func() *NotReady
 	refused     func(ctx context.Context, source, reason string)
+	noService   func(ctx context.Context, source string, n int)
 	now         func() time.Time
 }
 
@@ -70,7 +71,10 @@ type Options struct {
 	// Refused, when set, is called for every delivery refused with a 4xx,
 	// with the source and a reason (refusalReason).
 	Refused func(ctx context.Context, source, reason string)
-	Now     func() time.Time
+	// WithoutService, when set, is told of the incidents a delivery
+	// reported that name no service (Result.WithoutService).
+	WithoutService func(ctx context.Context, source string, n int)
+	Now            func() time.Time
 }
 
 // NewHandler returns the HTTP handler for opts.
@@ -86,6 +90,7 @@ func NewHandler(opts Options) *Handler {
 		readyPath:   opts.ReadyPath,
 		ready:       opts.Ready,
 		refused:     opts.Refused,
+		noService:   opts.WithoutService,
 		now:         opts.Now,
 	}
 	for _, r := range opts.Routes {
@@ -236,6 +241,9 @@ func (h *Handler) process(ctx context.Context, p Provider, r *http.Request, d *d
 	res, err := p.Parse(req)
 	if err != nil {
 		return req, SinkResult{}, err
+	}
+	if res.WithoutService > 0 && h.noService != nil {
+		h.noService(ctx, p.Name(), res.WithoutService)
 	}
 	if len(res.Events) == 0 {
 		if res.Ignored == "" {

@@ -261,3 +261,27 @@ func TestHandlerPassesTheQuery(t *testing.T) {
 	}
 	assert.Equal(t, []string{"access_token=s3cret", ""}, p.got)
 }
+
+// TestHandlerCountsIncidentsWithoutService: the incidents a delivery
+// reports that name no service are told to WithoutService, whether the
+// delivery is otherwise ignored or carries other events.
+func TestHandlerCountsIncidentsWithoutService(t *testing.T) {
+	got := map[string]int{}
+	h := NewHandler(Options{
+		Routes: []Route{
+			{Path: "/none", Provider: &fakeProvider{result: Result{Ignored: "no usable alert", WithoutService: 2}}},
+			{Path: "/some", Provider: &fakeProvider{result: Result{Events: oneEvent.Events, WithoutService: 1}}},
+			{Path: "/all", Provider: &fakeProvider{result: oneEvent}},
+		},
+		Sink:           func(context.Context, string, []event.Event) (SinkResult, error) { return SinkResult{Accepted: 1}, nil },
+		WithoutService: func(_ context.Context, source string, n int) { got[source] += n },
+	})
+	for _, path := range []string{"/none", "/some", "/all"} {
+		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader("{}"))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		require.Equal(t, http.StatusOK, rec.Code, path)
+	}
+	assert.Equal(t, map[string]int{"fake": 3}, got)
+}

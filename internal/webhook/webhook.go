@@ -40,6 +40,10 @@ type Result struct {
 	// Ignored says why a valid delivery carries nothing to count (an
 	// event type that is not used, a ping). It is answered with 200.
 	Ignored string
+	// WithoutService is the number of incidents (or alerts) in the
+	// delivery that name no service: never guessed, so not counted, but
+	// counted apart in the receiver's telemetry.
+	WithoutService int
 }
 
 // Provider turns a delivery into events. Implementations verify the
