@@ -69,6 +69,9 @@ all: build
 ## when warm.
 tools: $(TOOLS)/builder $(TOOLS)/alertmanager $(TOOLS)/prometheus
 	@mkdir -p $(TOOLS)
+	@# Argo CD's notifications engine as a sender for the e2e tests; a module
+	@# of its own, so its dependencies stay out of go.mod.
+	cd tools/argocdnotify && $(TOOLS_GO) build -o $(TOOLS)/argocdnotify .
 	cd tools/etcd && $(TOOLS_GO) build -o $(TOOLS)/etcd go.etcd.io/etcd/server/v3
 	cd tools/kube && $(TOOLS_GO) build -ldflags '$(K8S_LDFLAGS)' -o $(TOOLS)/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 	cd tools/kube && $(TOOLS_GO) build -ldflags '$(K8S_LDFLAGS)' -o $(TOOLS)/kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
