@@ -72,7 +72,7 @@ func exportersYAML(promAddr string, backend *flakyMetricsBackend) string {
   prometheus:
     endpoint: %s
     without_scope_info: true
-  otlphttp/flaky:
+  otlp_http/flaky:
     endpoint: %s
     compression: none
     retry_on_failure:
@@ -173,7 +173,7 @@ service:
   pipelines:
     metrics:
       receivers: [dora]
-      exporters: [prometheus, otlphttp/flaky]
+      exporters: [prometheus, otlp_http/flaky]
 `, webhookAddr, grpcAddr, exportersYAML(promAddr, backend), healthAddr, otlpToken), 0o600))
 	proc := runCollector(t, bin, []string{"--config", config}, nil, healthAddr)
 	metricsURL := "http://" + promAddr + "/metrics"
@@ -185,6 +185,9 @@ service:
 	emitDeploymentTrace(t, exp, time.Now().Add(-time.Hour))
 
 	assert.EqualValues(t, 1, backend.refused.Load(), "the pipeline refused one emission")
+	// The retry waited for an emission of its own, which the backend took:
+	// the export was answered only once its metrics were through.
+	assert.Positive(t, backend.accepted.Load(), "the retry's emission reached the backend")
 	assert.Contains(t, proc.log(), "OTLP/gRPC export not accepted; the sender should retry")
 	waitMetric(t, metricsURL, "platform_deployments_total", map[string]string{"namespace": "search", "deployment": "search", "status": "success"}, 1)
 	assert.Equal(t, 1.0, scrape(t, metricsURL).sum("platform_deployments_total", nil), "counted once, one series")
@@ -248,7 +251,7 @@ service:
       exporters: [dora/spans]
     metrics:
       receivers: [dora, dora/spans]
-      exporters: [prometheus, otlphttp/flaky]
+      exporters: [prometheus, otlp_http/flaky]
 `, webhookAddr, genericSecret, otlpAddr, exportersYAML(promAddr, backend), healthAddr), 0o600))
 	proc := runCollector(t, bin, []string{"--config", config}, nil, healthAddr)
 	metricsURL := "http://" + promAddr + "/metrics"
@@ -259,6 +262,7 @@ service:
 	emitDeploymentTrace(t, exp, time.Now().Add(-time.Hour))
 
 	assert.EqualValues(t, 1, backend.refused.Load(), "the pipeline refused one emission")
+	assert.Positive(t, backend.accepted.Load(), "the retry's emission reached the backend")
 	assert.True(t, strings.Contains(proc.log(), "dora connector hands its spans to the dora receiver"), "the connector started")
 	waitMetric(t, metricsURL, "platform_deployments_total", map[string]string{"namespace": "search", "deployment": "search", "status": "success"}, 1)
 	assert.Equal(t, 1.0, scrape(t, metricsURL).sum("platform_deployments_total", nil), "counted once, one series")
