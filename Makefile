@@ -156,6 +156,7 @@ generate:
 	@# mdatagen names the generated test package after the folder; the
 	@# receiver's package is dorareceiver whatever the checkout is called.
 	sed -i 's/^package .*/package dorareceiver/' generated_component_test.go generated_package_test.go
+	cd doraconnector && $(GO) tool mdatagen metadata.yaml
 
 lint: $(TOOLS)/staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 
 	"github.com/otelcol-dora/dorareceiver/internal/metadata"
+	"github.com/otelcol-dora/dorareceiver/internal/spanshub"
 )
 
 // NewFactory returns the factory of the dora receiver.
@@ -65,6 +66,8 @@ func sharedReceiver(cfg *Config, set receiver.Settings, attach func(*doraReceive
 		}
 		s = &shared{doraReceiver: r}
 		receivers.m[cfg] = s
+		// A dora connector naming this receiver may start now.
+		spanshub.Created(set.ID)
 	}
 	attach(s.doraReceiver)
 	return s, nil
@@ -83,6 +86,7 @@ func (s *shared) Shutdown(ctx context.Context) error {
 		receivers.Lock()
 		delete(receivers.m, s.cfg)
 		receivers.Unlock()
+		spanshub.Forget(s.settings.ID)
 	})
 	return err
 }

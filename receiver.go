@@ -15,14 +15,17 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/otelcol-dora/dorareceiver/internal/cardinality"
+	"github.com/otelcol-dora/dorareceiver/internal/cicdspans"
 	"github.com/otelcol-dora/dorareceiver/internal/emitter"
 	"github.com/otelcol-dora/dorareceiver/internal/engine"
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 	"github.com/otelcol-dora/dorareceiver/internal/ingest"
 	"github.com/otelcol-dora/dorareceiver/internal/k8s"
 	"github.com/otelcol-dora/dorareceiver/internal/leader"
+	"github.com/otelcol-dora/dorareceiver/internal/spanshub"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
@@ -63,7 +66,12 @@ type doraReceiver struct {
 
 	sources []source
 	server  *http.Server
-	serveWG sync.WaitGroup
+	// grpcServer serves OTLP/gRPC spans (webhooks::otlp::grpc,
+	// spans_grpc.go); spansProvider is the otlp source's, which the HTTP
+	// path and the gRPC server share.
+	grpcServer    *grpc.Server
+	spansProvider *cicdspans.Provider
+	serveWG       sync.WaitGroup
 	// closing is closed when Shutdown begins: retries stop.
 	closing chan struct{}
 
@@ -149,7 +157,12 @@ func (r *doraReceiver) Start(ctx context.Context, host component.Host) error {
 		if err := r.startServer(ctx, host, wc); err != nil {
 			return errors.Join(err, r.Shutdown(ctx))
 		}
+		if err := r.startSpansGRPC(ctx, host, wc, r.spansProvider); err != nil {
+			return errors.Join(err, r.Shutdown(ctx))
+		}
 	}
+	// dora connectors naming this receiver feed it from now on.
+	spanshub.Run(r.settings.ID, spansEngine{r})
 	if le != nil {
 		if err := r.startElection(le); err != nil {
 			return errors.Join(err, r.Shutdown(ctx))
@@ -224,6 +237,9 @@ func (r *doraReceiver) startServer(ctx context.Context, host component.Host, wc 
 	srcs := wc.sources()
 	for _, s := range srcs {
 		p := s.provider
+		if sp, ok := p.(*cicdspans.Provider); ok {
+			r.spansProvider = sp
+		}
 		routes = append(routes, webhook.Route{Path: s.path, Provider: p})
 		r.logger.Info("Webhook source enabled", zap.String("source", p.Name()), zap.String("path", s.path))
 		if s.insecure {
@@ -281,12 +297,14 @@ func (r *doraReceiver) Shutdown(ctx context.Context) error {
 			close(r.closing)
 		}
 	}
+	spanshub.Stop(r.settings.ID, spansEngine{r})
 	if r.server != nil {
 		// Stop taking deliveries first; those in flight finish.
 		errs = append(errs, r.server.Shutdown(ctx))
-		r.serveWG.Wait()
 		r.server = nil
 	}
+	r.stopSpansGRPC(ctx)
+	r.serveWG.Wait()
 	// The state is saved and the storage closed before the lease is
 	// released, so the next leader opens the storage after this one.
 	errs = append(errs, r.stepDown(ctx, true))

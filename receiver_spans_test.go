@@ -95,8 +95,11 @@ type tokenAuth struct{ token string }
 func (tokenAuth) Start(context.Context, component.Host) error { return nil }
 func (tokenAuth) Shutdown(context.Context) error              { return nil }
 func (a tokenAuth) Authenticate(ctx context.Context, headers map[string][]string) (context.Context, error) {
-	if v := headers["Authorization"]; len(v) == 1 && v[0] == "Bearer "+a.token {
-		return ctx, nil
+	// HTTP headers are canonical, gRPC metadata keys lower case.
+	for _, k := range []string{"Authorization", "authorization"} {
+		if v := headers[k]; len(v) == 1 && v[0] == "Bearer "+a.token {
+			return ctx, nil
+		}
 	}
 	return ctx, errors.New("missing or wrong bearer token")
 }

@@ -265,6 +265,11 @@ func (c *WebhooksConfig) Validate() error {
 	if cfg := c.Spans.Get(); cfg != nil && !cfg.Auth.HasValue() && !cfg.InsecureSkipVerify && !c.serverAuthenticates() {
 		errs = append(errs, errors.New("otlp::auth: required to authenticate OTLP exports (authenticator: a bearertokenauth or oidc extension; the server's auth or mutual TLS also do; set otlp::insecure_skip_verify: true to accept unauthenticated exports)"))
 	}
+	// The gRPC server is a listener of its own: the HTTP server's auth and
+	// mutual TLS do not cover it.
+	if cfg := c.Spans.Get(); cfg != nil && cfg.GRPC.HasValue() && !cfg.InsecureSkipVerify && !grpcAuthenticates(cfg) {
+		errs = append(errs, errors.New("otlp::grpc::auth: required to authenticate OTLP/gRPC exports (grpc::auth or otlp::auth: a bearertokenauth or oidc extension; or mutual TLS, grpc::tls::client_ca_file; set otlp::insecure_skip_verify: true to accept unauthenticated exports)"))
+	}
 	if c.HealthPath != "" && !strings.HasPrefix(c.HealthPath, "/") {
 		errs = append(errs, fmt.Errorf("health_path: %q must start with /", c.HealthPath))
 	}

@@ -28,8 +28,6 @@ import (
 // it in a real delivery, signed or authenticated as it is in production,
 // and the Prometheus endpoint checked against the story's values exactly.
 
-const cdeventsToken = "e2e-cdevents-token"
-
 // ciCollector runs otelcol-dora with the GitHub source (tags of acme/api
 // are its deployments), the otlp source (Jenkins' Deploy stage is a
 // deployment, bearer token), the cdevents source (Tekton's deploy-api

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/config/configauth"
+	"go.opentelemetry.io/collector/config/configgrpc"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -113,11 +114,33 @@ type Config struct {
 	// the source refuses to start unless auth, the server's auth or mutual
 	// TLS authenticates its senders.
 	InsecureSkipVerify bool `mapstructure:"insecure_skip_verify"`
+	// GRPC, when the key is present, serves OTLP/gRPC trace exports
+	// (TraceService/Export) on a gRPC server of its own, with the same
+	// parsing and authentication rules (GRPCConfig).
+	GRPC configoptional.Optional[configgrpc.ServerConfig] `mapstructure:"grpc"`
+}
+
+// Defaults of the gRPC server: the OTLP/gRPC port that SDKs and the Jenkins
+// plugin use, and the HTTP path's default body limit
+// (webhook.DefaultMaxBodySize) as the message limit, where gRPC's own
+// default is 4 MiB.
+const (
+	DefaultGRPCEndpoint       = "localhost:4317"
+	DefaultGRPCMaxRecvMsgSize = webhook.DefaultMaxBodySize >> 20
+)
+
+// DefaultGRPCConfig is the gRPC server's configuration when the user
+// writes only `grpc:`.
+func DefaultGRPCConfig() configgrpc.ServerConfig {
+	sc := configgrpc.NewDefaultServerConfig()
+	sc.NetAddr.Endpoint = DefaultGRPCEndpoint
+	sc.MaxRecvMsgSizeMiB = DefaultGRPCMaxRecvMsgSize
+	return sc
 }
 
 // DefaultConfig is the source's configuration when the user sets nothing.
 func DefaultConfig() Config {
-	return Config{Path: "/v1/traces", DefaultEnvironment: defaultEnvironmentValue}
+	return Config{Path: "/v1/traces", DefaultEnvironment: defaultEnvironmentValue, GRPC: configoptional.Default(DefaultGRPCConfig())}
 }
 
 // Validate checks the config; errors name the key.
@@ -141,6 +164,14 @@ func (c *Config) Validate() error {
 	}
 	if a := c.Auth.Get(); a != nil && a.AuthenticatorID.Type().String() == "" {
 		errs = append(errs, errors.New("auth::authenticator: must name a server authenticator extension (for example bearertokenauth or oidc)"))
+	}
+	if g := c.GRPC.Get(); g != nil {
+		if g.NetAddr.Endpoint == "" {
+			errs = append(errs, errors.New("grpc::endpoint: must not be empty"))
+		}
+		if a := g.Auth.Get(); a != nil && a.AuthenticatorID.Type().String() == "" {
+			errs = append(errs, errors.New("grpc::auth::authenticator: must name a server authenticator extension (for example bearertokenauth or oidc)"))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -177,6 +208,14 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	if err != nil {
 		return webhook.Result{}, err
 	}
+	return p.ParseTraces(td, req.Received)
+}
+
+// ParseTraces is Parse for traces already decoded: an OTLP/gRPC export or
+// the spans a dora connector takes from a traces pipeline. received is the
+// time of a deployment span without start or end time. Its events copy
+// what they keep: td may be reused once it returns.
+func (p *Provider) ParseTraces(td ptrace.Traces, received time.Time) (webhook.Result, error) {
 	var events []event.Event
 	// What each trace of the export says about its service, from all its
 	// spans, deployments or not (a deploy step may carry the workload).
@@ -195,7 +234,7 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 				span := ss.At(k)
 				ti := traceIndex(&traces, span.TraceID())
 				traces[ti].id.fill(attrs{span: span.Attributes(), res: res})
-				ev, ok, err := p.spanEvent(res, span, req.Received)
+				ev, ok, err := p.spanEvent(res, span, received)
 				if err != nil {
 					return webhook.Result{}, err
 				}
