@@ -85,6 +85,8 @@ func (c *Controller) Start(context.Context) error {
 		namespaces = []string{metav1.NamespaceAll}
 	}
 	tweak := func(o *metav1.ListOptions) { o.LabelSelector = c.opts.Config.LabelSelector }
+	c.opts.Logger.Info("Watching "+c.opts.GVR.Resource+"."+c.opts.GVR.Group,
+		zap.Strings("namespaces", c.opts.Config.Namespaces), zap.String("label_selector", c.opts.Config.LabelSelector))
 	for _, ns := range namespaces {
 		indexers := cache.Indexers{}
 		if c.opts.Claims != nil {
