@@ -517,3 +517,32 @@ func TestFlaggerAgainstAPIServer(t *testing.T) {
 		assert.EqualValues(t, 1, r.value("platform.deployment.failures", map[string]string{"namespace": ns, "deployment": name}))
 	})
 }
+
+// TestProgressiveWithoutCRDs: argo_rollouts and flagger on in a cluster
+// without their CRDs (their lists fail, and are retried): Deployment
+// rollouts are still counted at once. The Kubernetes source asks the
+// progressive sources whether they claim each Deployment; only the first
+// question waits for their first lists.
+func TestProgressiveWithoutCRDs(t *testing.T) {
+	cp := localcluster.StartForTest(t, localcluster.Options{})
+	c := cluster{t: t, client: cp.Client()}
+	c.namespace("plain")
+	r := startReceiverOn(t, cp.Kubeconfig, componenttest.NewNopHost(), func(cfg *Config) {
+		cfg.ArgoRollouts.GetOrInsertDefault()
+		cfg.Flagger.GetOrInsertDefault()
+	})
+	start := time.Now()
+	for _, name := range []string{"a", "b", "c", "d"} {
+		c.create("plain", name, "registry.local/"+name+":1")
+		c.complete("plain", name)
+	}
+	for _, name := range []string{"a", "b", "c", "d"} {
+		r.waitValue("platform.deployments", series("plain", name, "success"), 1)
+	}
+	// Each progressive source waits once (in turn): 20 s; a wait per
+	// rollout event would be 160 s.
+	assert.Less(t, time.Since(start), 3*claimsWaitForTest, "one wait per source for the lists that never come, not one per rollout")
+}
+
+// claimsWaitForTest is crdwatch's claimsWait.
+const claimsWaitForTest = 10 * time.Second

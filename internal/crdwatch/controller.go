@@ -61,6 +61,10 @@ type Controller struct {
 	wg      sync.WaitGroup
 	initMu  sync.Mutex
 	initial map[string]bool
+	// claimsWaited: Claims waits for the first lists once only, so that a
+	// resource whose CRD is not installed (its list fails, forever) costs
+	// the Kubernetes source one wait, not one per Deployment.
+	claimsWaited sync.Once
 }
 
 // New returns a Controller; Start starts it.
@@ -253,19 +257,19 @@ const claimsIndex = "claims"
 const claimsWait = 10 * time.Second
 
 // Claims reports whether a stored object claims the Deployment
-// namespace/name (Options.Claims). Until the informers have listed it
-// waits for them, at most claimsWait: a Deployment seen by the Kubernetes
+// namespace/name (Options.Claims). The first call waits for the informers'
+// first lists, at most claimsWait: a Deployment seen by the Kubernetes
 // source right after the start must not be counted before the resource
-// that claims it is known.
+// that claims it is known. Later calls do not wait.
 func (c *Controller) Claims(namespace, name string) bool {
 	if c.opts.Claims == nil {
 		return false
 	}
-	if !c.synced0() {
+	c.claimsWaited.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), claimsWait)
+		defer cancel()
 		c.WaitForSync(ctx)
-		cancel()
-	}
+	})
 	key := namespace + "/" + name
 	for _, st := range c.stores {
 		if objs, err := st.ByIndex(claimsIndex, key); err == nil && len(objs) > 0 {
@@ -273,13 +277,4 @@ func (c *Controller) Claims(namespace, name string) bool {
 		}
 	}
 	return false
-}
-
-func (c *Controller) synced0() bool {
-	for _, s := range c.synced {
-		if !s() {
-			return false
-		}
-	}
-	return true
 }
