@@ -9,7 +9,9 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configoptional"
 
+	"github.com/otelcol-dora/dorareceiver/internal/argorollouts"
 	"github.com/otelcol-dora/dorareceiver/internal/engine"
+	"github.com/otelcol-dora/dorareceiver/internal/flagger"
 	"github.com/otelcol-dora/dorareceiver/internal/k8s"
 	"github.com/otelcol-dora/dorareceiver/internal/metadata"
 )
@@ -18,6 +20,11 @@ import (
 type Config struct {
 	// Kubernetes enables the Kubernetes source when the key is present.
 	Kubernetes configoptional.Optional[k8s.Config] `mapstructure:"kubernetes"`
+	// ArgoRollouts and Flagger enable the progressive-delivery sources
+	// (Rollout and Canary resources) when their keys are present; they use
+	// the kubernetes section's connection and keys (progressive.go).
+	ArgoRollouts configoptional.Optional[argorollouts.Config] `mapstructure:"argo_rollouts"`
+	Flagger      configoptional.Optional[flagger.Config]      `mapstructure:"flagger"`
 	// Webhooks enables the HTTP server for webhooks and CI/CD spans.
 	Webhooks configoptional.Optional[WebhooksConfig] `mapstructure:"webhooks"`
 	// LeaderElection, when the key is present, elects one of several
@@ -155,6 +162,8 @@ func createDefaultConfig() *Config {
 	ec := engine.DefaultConfig()
 	return &Config{
 		Kubernetes:             configoptional.Default(k8s.DefaultConfig()),
+		ArgoRollouts:           configoptional.Default(argorollouts.Config{}),
+		Flagger:                configoptional.Default(flagger.Config{}),
 		Webhooks:               configoptional.Default(defaultWebhooksConfig()),
 		LeaderElection:         configoptional.Default(defaultLeaderElectionConfig()),
 		ProductionEnvironments: ec.Production,
@@ -182,6 +191,9 @@ func (cfg *Config) Validate() error {
 	var errs []error
 	if !cfg.Kubernetes.HasValue() && !cfg.Webhooks.HasValue() {
 		errs = append(errs, errors.New("no source configured: add a kubernetes or a webhooks section"))
+	}
+	if err := cfg.validateProgressive(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := validateServices(cfg.Services); err != nil {
 		errs = append(errs, err)

@@ -65,7 +65,9 @@ type doraReceiver struct {
 	core *ingest.Core
 
 	sources []source
-	server  *http.Server
+	// claimers are the progressive-delivery sources (progressive.go).
+	claimers []claimer
+	server   *http.Server
 	// grpcServer serves OTLP/gRPC spans (webhooks::otlp::grpc,
 	// spans_grpc.go); spansProvider is the otlp source's, which the HTTP
 	// path and the gRPC server share.
@@ -185,6 +187,9 @@ func (r *doraReceiver) startLeadingLocked(ctx context.Context) error {
 	}
 
 	if kc := r.cfg.Kubernetes.Get(); kc != nil {
+		if err := r.progressiveSources(kc); err != nil {
+			return err
+		}
 		client, err := k8s.NewClient(kc)
 		if err != nil {
 			return err
@@ -197,7 +202,7 @@ func (r *doraReceiver) startLeadingLocked(ctx context.Context) error {
 		if store := r.core.Store(); store != nil {
 			opts = append(opts, k8s.WithStore(store))
 		}
-		r.sources = append(r.sources, k8s.New(kc, client, r.logger.With(zap.String("source", event.SourceKubernetes)), r.applyAsync, opts...))
+		r.sources = append(r.sources, k8s.New(kc, client, r.logger.With(zap.String("source", event.SourceKubernetes)), r.applyKubernetes, opts...))
 	}
 
 	r.core.Start()
@@ -227,7 +232,7 @@ func (r *doraReceiver) stepDown(ctx context.Context, final bool) error {
 	for _, s := range r.sources {
 		errs = append(errs, s.Shutdown(ctx))
 	}
-	r.sources = nil
+	r.sources, r.claimers = nil, nil
 	errs = append(errs, r.core.Stop(ctx, final))
 	return errors.Join(errs...)
 }

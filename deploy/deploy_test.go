@@ -695,8 +695,21 @@ func TestManifestsApplyAndLeastPrivilege(t *testing.T) {
 			assert.True(t, can(verb, "apps", "deployments", ns), "%s deployments in %q must be allowed", verb, ns)
 		}
 	}
+	// The progressive-delivery sources' informers: list and watch only.
+	for _, ns := range []string{"", "shop"} {
+		for _, gr := range [][2]string{{"argoproj.io", "rollouts"}, {"flagger.app", "canaries"}} {
+			for _, verb := range []string{"list", "watch"} {
+				assert.True(t, can(verb, gr[0], gr[1], ns), "%s %s/%s in %q must be allowed", verb, gr[0], gr[1], ns)
+			}
+		}
+	}
 	denied := []struct{ verb, group, res, ns string }{
 		{"get", "", "secrets", "otelcol-dora"},
+		{"update", "argoproj.io", "rollouts", "shop"},
+		{"patch", "argoproj.io", "rollouts", "shop"},
+		{"update", "flagger.app", "canaries", "shop"},
+		{"list", "argoproj.io", "analysisruns", "shop"},
+		{"list", "flagger.app", "metrictemplates", "shop"},
 		{"get", "", "secrets", "shop"},
 		{"list", "", "secrets", ""},
 		{"update", "apps", "deployments", "shop"},

@@ -88,6 +88,10 @@ const (
 	SourceCDEvents     = "cdevents"
 	SourceGeneric      = "generic"
 	SourceSpans        = "otlp_spans"
+	// SourceArgoRollouts and SourceFlagger are the progressive-delivery
+	// sources: Argo Rollouts' Rollout and Flagger's Canary resources.
+	SourceArgoRollouts = "argo_rollouts"
+	SourceFlagger      = "flagger"
 )
 
 // Service is what is deployed where. Its fields are the attributes of every

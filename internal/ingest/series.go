@@ -74,7 +74,7 @@ func (c *Core) foldLocked(ctx context.Context, events []event.Event) bool {
 		}
 		origin := cardinality.Sender
 		switch {
-		case ev.Source == event.SourceKubernetes:
+		case ev.Source == event.SourceKubernetes || ev.Source == event.SourceArgoRollouts || ev.Source == event.SourceFlagger:
 			origin = cardinality.Cluster
 		case c.set.Mapped[[2]string{ev.Service.Namespace, ev.Service.Name}]:
 			origin = cardinality.Mapped

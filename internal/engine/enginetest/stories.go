@@ -27,6 +27,8 @@ func Stories() []Scenario {
 		storyMonorepoPaths(),
 		storyOverlappingIncidents(),
 		storyTwoSources(),
+		storyArgoRolloutsAbortedCanary(),
+		storyFlaggerFailedAnalysis(),
 		redelivered(failedThenAlert),
 		storyJenkins(),
 		storyTekton(),
