@@ -198,9 +198,9 @@ func TestPushIgnoredAndMalformed(t *testing.T) {
 		}),
 		// Atlassian's documented example has a commit without a date.
 		`missing required field "push.changes[0].commits[0].date"`: fixture(t, "repo-push-docs.json"),
-		`missing required field "push.changes"`:                     []byte(`{"repository":{"full_name":"a/b"}}`),
-		`field "push.changes.commits.date": expected string`:        []byte(`{"push":{"changes":[{"commits":[{"date":1}]}]}}`),
-		"malformed JSON":                                            []byte(`{"push":`),
+		`missing required field "push.changes"`:                    []byte(`{"repository":{"full_name":"a/b"}}`),
+		`field "push.changes.commits.date": expected string`:       []byte(`{"push":{"changes":[{"commits":[{"date":1}]}]}}`),
+		"malformed JSON": []byte(`{"push":`),
 	} {
 		_, err := p.Parse(signed("repo:push", body))
 		var herr *webhook.Error

@@ -16,7 +16,7 @@ func secs(d time.Duration) float64 { return d.Seconds() }
 // Stories returns the delivery stories, freshly built.
 func Stories() []Scenario {
 	failedThenAlert := storyFailedRolloutThenAlert()
-	return []Scenario{
+	return append([]Scenario{
 		storyFirstDeploymentWithObservedPushes(),
 		failedThenAlert,
 		storyAlertDuringRollout(),
@@ -28,7 +28,7 @@ func Stories() []Scenario {
 		storyOverlappingIncidents(),
 		storyTwoSources(),
 		redelivered(failedThenAlert),
-	}
+	}, vcsStories()...)
 }
 
 // The first deployment with observed pushes: acme/payments' commits are
