@@ -102,7 +102,10 @@ func TestScenarios(t *testing.T) {
 // cannot tell (EngineOnly), by name, with the test that replays each
 // through the binary instead.
 var replayedElsewhere = map[string]func(*testing.T){
-	enginetest.StoryTwoSources: TestTwoSourcesEndToEnd,
+	enginetest.StoryTwoSources:  TestTwoSourcesEndToEnd,
+	enginetest.StoryBitbucket:   TestBitbucketStoryEndToEnd,
+	enginetest.StoryBitbucketDC: TestBitbucketDCStoryEndToEnd,
+	enginetest.StoryAzureDevOps: TestAzureDevOpsStoryEndToEnd,
 }
 
 // testName is the name of a test function, as go test -run takes it.
