@@ -57,6 +57,10 @@ type Config struct {
 	Path string `mapstructure:"path"`
 	// Secret is the webhook's secret; required unless insecure_skip_verify.
 	webhook.SecretConfig `mapstructure:",squash"`
+	// MaxAge refuses deliveries whose date (inside the signed body) is
+	// more than this before or after their arrival: replay protection. 0
+	// (the default) is off.
+	MaxAge time.Duration `mapstructure:"max_age"`
 	// Reverts and hotfixes in pushes and merged pull requests:
 	// revert_patterns, hotfix_branches (hotfix_labels is unused).
 	gitpush.ChangeSignalsConfig `mapstructure:",squash"`
@@ -80,6 +84,12 @@ func (c *Config) Validate() error {
 	}
 	if err := c.SecretConfig.Check(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.MaxAge < 0 {
+		errs = append(errs, fmt.Errorf("max_age: %s is negative (0 disables the check)", c.MaxAge))
+	}
+	if c.MaxAge > 0 && c.Secret == "" {
+		errs = append(errs, errors.New("max_age: needs secret (the date is trusted only in a signed body)"))
 	}
 	if err := c.ChangeSignalsConfig.Check(); err != nil {
 		errs = append(errs, err)
@@ -110,6 +120,19 @@ type delivery struct {
 	id       string
 	body     []byte
 	received time.Time
+	maxAge   time.Duration
+}
+
+// checkAge applies max_age to the payload's date, when it has one.
+func (d delivery) checkAge(date []byte) error {
+	if d.maxAge <= 0 || len(date) == 0 {
+		return nil
+	}
+	at, err := parseTime("date", date)
+	if err != nil {
+		return err
+	}
+	return webhook.CheckAge("date", at, d.received, d.maxAge)
 }
 
 // maxDeliveryID bounds X-Request-Id: the event IDs are built from it.
@@ -131,7 +154,7 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	if len(id) > maxDeliveryID {
 		return webhook.Result{}, webhook.BadRequest("%s: %d bytes, above the limit of %d", DeliveryHeader, len(id), maxDeliveryID)
 	}
-	d := delivery{id: id, body: req.Body, received: req.Received}
+	d := delivery{id: id, body: req.Body, received: req.Received, maxAge: p.cfg.MaxAge}
 	if d.id == "" {
 		// A retry sends the same bytes.
 		sum := sha256.Sum256(req.Body)

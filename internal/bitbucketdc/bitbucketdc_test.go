@@ -83,6 +83,31 @@ func TestConfig(t *testing.T) {
 	assert.NoError(t, cfg.Validate())
 	cfg.Path = "x"
 	assert.ErrorContains(t, cfg.Validate(), `path: "x" must start with /`)
+	cfg = DefaultConfig()
+	cfg.Secret = secret
+	cfg.MaxAge = -time.Second
+	assert.ErrorContains(t, cfg.Validate(), "max_age: -1s is negative")
+	cfg.MaxAge, cfg.Secret, cfg.InsecureSkipVerify = time.Hour, "", true
+	assert.ErrorContains(t, cfg.Validate(), "max_age: needs secret")
+}
+
+// max_age refuses a captured delivery sent again later: its signed date is
+// too old.
+func TestMaxAge(t *testing.T) {
+	p := provider(func(c *Config) { c.MaxAge = time.Hour })
+	req := signed("pr:merged", fixture(t, "pr-merged.json")) // date 2019-03-01, received 2030
+	_, err := p.Parse(req)
+	var herr *webhook.Error
+	require.ErrorAs(t, err, &herr)
+	assert.Equal(t, http.StatusBadRequest, herr.Status)
+	assert.Contains(t, herr.Message, "delivery older than max_age: date 2019-03-01T09:37:14Z")
+
+	req = signed("repo:refs_changed", fixture(t, "refs-changed-commits.json"))
+	req.Received = time.Date(2024, 11, 27, 1, 40, 0, 0, time.UTC) // 5 minutes after its date
+	parse(t, p, req)
+	req.Received = req.Received.Add(2 * time.Hour)
+	_, err = p.Parse(req)
+	assert.ErrorContains(t, err, "delivery older than max_age")
 }
 
 func TestVerify(t *testing.T) {

@@ -202,6 +202,9 @@ func (p *Provider) refsChanged(d delivery) (webhook.Result, error) {
 	if err := ps.decode(d.body); err != nil {
 		return webhook.Result{}, err
 	}
+	if err := d.checkAge(ps.date); err != nil {
+		return webhook.Result{}, err
+	}
 	repo, err := repoName(ps.project, ps.slug)
 	if err != nil {
 		return webhook.Result{}, err
@@ -346,6 +349,9 @@ type pullRequestPayload struct {
 func (p *Provider) pullRequestMerged(d delivery) (webhook.Result, error) {
 	var pl pullRequestPayload
 	if err := webhook.DecodeJSON(d.body, &pl); err != nil {
+		return webhook.Result{}, err
+	}
+	if err := d.checkAge([]byte(pl.Date)); err != nil {
 		return webhook.Result{}, err
 	}
 	pr := &pl.PullRequest
