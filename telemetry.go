@@ -23,12 +23,17 @@ const (
 	// metricFolded counts values folded into the overflow value, by source
 	// and attribute (series.go).
 	metricFolded = "otelcol_dora_folded_values"
+	// metricApproximate counts applied events whose time only approximates
+	// what they stand for (a Bitbucket Data Center push without commit
+	// times: the push's time for the commit's), by source.
+	metricApproximate = "otelcol_dora_approximate_times"
 )
 
 type telemetry struct {
 	refused metric.Int64Counter
 	setAsid metric.Int64Counter
 	folded  metric.Int64Counter
+	approx  metric.Int64Counter
 }
 
 func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
@@ -55,7 +60,18 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &telemetry{refused: refused, setAsid: setAside, folded: folded}, nil
+	approx, err := m.Int64Counter(metricApproximate,
+		metric.WithDescription("Events the dora receiver applied whose time only approximates what they stand for (a push's time for its commit's), by source."),
+		metric.WithUnit("{events}"))
+	if err != nil {
+		return nil, err
+	}
+	return &telemetry{refused: refused, setAsid: setAside, folded: folded, approx: approx}, nil
+}
+
+// approximateTimes counts applied events whose times are approximations.
+func (t *telemetry) approximateTimes(ctx context.Context, source string, n int) {
+	t.approx.Add(ctx, int64(n), metric.WithAttributes(attribute.String("source", source)))
 }
 
 // refusedDelivery counts one refused delivery.

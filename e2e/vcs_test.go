@@ -73,9 +73,11 @@ func m(v any) map[string]any { return v.(map[string]any) }
 
 // startVCSCollector starts otelcol-dora with the generic source and the
 // given source's configuration, the story's repository mapped to shop/api.
-func startVCSCollector(t *testing.T, sourceYAML string) (string, string) {
+// It returns the webhook base URL, the metrics URL and the URL of the
+// collector's own telemetry.
+func startVCSCollector(t *testing.T, sourceYAML string) (string, string, string) {
 	t.Helper()
-	webhookAddr, promAddr, healthAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	webhookAddr, promAddr, healthAddr, ownPort := freeAddr(t), freeAddr(t), freeAddr(t), freePort(t)
 	production, err := json.Marshal(engine.DefaultConfig().Production)
 	require.NoError(t, err)
 	config := filepath.Join(t.TempDir(), "otelcol-dora.yaml")
@@ -99,14 +101,20 @@ service:
   extensions: [health_check]
   telemetry:
     metrics:
-      level: none
+      level: normal
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: %d
   pipelines:
     metrics:
       receivers: [dora]
       exporters: [prometheus]
-`, production, vcsRepo, webhookAddr, genericSecret, sourceYAML, promAddr, healthAddr), 0o600))
+`, production, vcsRepo, webhookAddr, genericSecret, sourceYAML, promAddr, healthAddr, ownPort), 0o600))
 	runCollector(t, collectorBinary(t), []string{"--config", config}, nil, healthAddr)
-	return "http://" + webhookAddr, "http://" + promAddr + "/metrics"
+	return "http://" + webhookAddr, "http://" + promAddr + "/metrics", fmt.Sprintf("http://127.0.0.1:%d/metrics", ownPort)
 }
 
 // runVCSStory checks that the deliveries tell the story, sends them, sends
@@ -205,7 +213,7 @@ func TestBitbucketStoryEndToEnd(t *testing.T) {
 		status("INPROGRESS", v.R3, 3, enginetest.VCSD3Start, enginetest.VCSD3Start),
 		status("SUCCESSFUL", v.R3, 3, enginetest.VCSD3Start, enginetest.VCSD3Done),
 	}
-	base, metrics := startVCSCollector(t, fmt.Sprintf(`      bitbucket: {secret: %s, deployment_statuses: ["Pipeline #*"]}`, vcsSecret))
+	base, metrics, _ := startVCSCollector(t, fmt.Sprintf(`      bitbucket: {secret: %s, deployment_statuses: ["Pipeline #*"]}`, vcsSecret))
 	runVCSStory(t, enginetest.StoryBitbucket, base, metrics, deliveries, 1)
 }
 
@@ -275,8 +283,27 @@ func TestBitbucketDCStoryEndToEnd(t *testing.T) {
 		push("main", v.R3, v.R2, enginetest.VCSR3At),
 		generic(9), generic(10),
 	}
-	base, metrics := startVCSCollector(t, fmt.Sprintf(`      bitbucket_dc: {secret: %s}`, vcsSecret))
+	base, metrics, own := startVCSCollector(t, fmt.Sprintf(`      bitbucket_dc: {secret: %s}`, vcsSecret))
 	runVCSStory(t, enginetest.StoryBitbucketDC, base, metrics, deliveries, 0)
+
+	// A push from a version that lists no commits: its new head at the
+	// push's time, counted apart as an approximation, once (not again when
+	// it is retried).
+	const approx = "otelcol_dora_approximate_times"
+	assert.Zero(t, ownCounter(t, own, approx, `source="bitbucket_dc"`), "the story's pushes list their commits")
+	pl := vcsFixture(t, "bitbucketdc", "refs-changed-commits.json")
+	delete(pl, "commits")
+	delete(pl, "toCommit")
+	m(m(pl["repository"])["project"])["key"] = "ACME"
+	m(pl["repository"])["slug"] = "api"
+	m(pl["changes"].([]any)[0])["toHash"] = enginetest.SHA("bitbucket_dc/r4")
+	pl["date"] = at(70 * time.Minute).Format("2006-01-02T15:04:05-0700")
+	tip := send("repo:refs_changed", jsonBody(t, pl))
+	for range 2 {
+		a := tip.send(t, base)
+		require.Equal(t, http.StatusOK, a.status, "%v", a.body)
+	}
+	assert.Equal(t, 1.0, ownCounter(t, own, approx, `source="bitbucket_dc"`))
 }
 
 func TestAzureDevOpsStoryEndToEnd(t *testing.T) {
@@ -345,6 +372,6 @@ func TestAzureDevOpsStoryEndToEnd(t *testing.T) {
 		run(103, v.R3, "inProgress", "", enginetest.VCSD3Start, enginetest.VCSD3Start),
 		run(103, v.R3, "completed", "succeeded", enginetest.VCSD3Start, enginetest.VCSD3Done),
 	}
-	base, metrics := startVCSCollector(t, fmt.Sprintf(`      azuredevops: {token: %s, pipelines: [{name: api-cd, repository: %s}]}`, vcsSecret, vcsRepo))
+	base, metrics, _ := startVCSCollector(t, fmt.Sprintf(`      azuredevops: {token: %s, pipelines: [{name: api-cd, repository: %s}]}`, vcsSecret, vcsRepo))
 	runVCSStory(t, enginetest.StoryAzureDevOps, base, metrics, deliveries, 5)
 }

@@ -132,6 +132,7 @@ func TestVerify(t *testing.T) {
 // later): each commit at its committer time, linked to its parent.
 func TestRefsChangedWithCommits(t *testing.T) {
 	res := parse(t, provider(), signed("repo:refs_changed", fixture(t, "refs-changed-commits.json")))
+	assert.Zero(t, res.Approximate, "committer times are the commits' own")
 	assert.Equal(t, []event.Event{{
 		Kind: event.ChangeCommitted, Source: event.SourceBitbucketDC, ID: requestID + "/9fdd7b96d3f5c276d0b9e0bf38c879eb112d889a",
 		Time: time.UnixMilli(1732671086000).UTC(), Repository: "AMUNIZ/test-repos",
@@ -157,6 +158,7 @@ func TestRefsChangedWithoutCommits(t *testing.T) {
 		Time: time.Date(2024, 11, 27, 1, 34, 45, 0, time.UTC), Repository: "AMUNIZ/test-repos",
 		Revision: "9fdd7b96d3f5c276d0b9e0bf38c879eb112d889a", ParentRevision: "a8c13e8850dc60300be720019d1ffc1aa2fded87",
 	}}, res.Events)
+	assert.Equal(t, 1, res.Approximate, "its time is the push's: counted apart")
 
 	body = patched(t, "refs-changed-commits.json", func(m map[string]any) {
 		delete(m, "commits")

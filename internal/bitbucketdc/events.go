@@ -313,6 +313,8 @@ func (p *Provider) tipCommits(d delivery, ps *pushScratch, repo string) (webhook
 			ParentRevision: parent,
 		})
 	}
+	// Every one of them stands at the push's time, not its commit's.
+	res.Approximate = len(res.Events)
 	return res, nil
 }
 

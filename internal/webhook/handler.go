@@ -40,6 +40,7 @@ type Handler struct {
 	readyPath   string
 	ready       func() *NotReady
 	refused     func(ctx context.Context, source, reason string)
+	approx      func(ctx context.Context, source string, n int)
 	now         func() time.Time
 }
 
@@ -70,7 +71,11 @@ type Options struct {
 	// Refused, when set, is called for every delivery refused with a 4xx,
 	// with the source and a reason (refusalReason).
 	Refused func(ctx context.Context, source, reason string)
-	Now     func() time.Time
+	// Approximated, when set, is called after a delivery's events were
+	// applied with the number of new events whose times are approximations
+	// (Result.Approximate; a redelivery's duplicates are not counted).
+	Approximated func(ctx context.Context, source string, n int)
+	Now          func() time.Time
 }
 
 // NewHandler returns the HTTP handler for opts.
@@ -86,6 +91,7 @@ func NewHandler(opts Options) *Handler {
 		readyPath:   opts.ReadyPath,
 		ready:       opts.Ready,
 		refused:     opts.Refused,
+		approx:      opts.Approximated,
 		now:         opts.Now,
 	}
 	for _, r := range opts.Routes {
@@ -244,6 +250,12 @@ func (h *Handler) process(ctx context.Context, p Provider, r *http.Request, d *d
 		return req, SinkResult{}, ignored(res.Ignored)
 	}
 	sres, err := h.sink(ctx, p.Name(), res.Events)
+	if err == nil && h.approx != nil && res.Approximate > 0 {
+		// Only what was applied: a redelivery adds nothing.
+		if n := min(res.Approximate, sres.Accepted); n > 0 {
+			h.approx(ctx, p.Name(), n)
+		}
+	}
 	return req, sres, err
 }
 

@@ -37,6 +37,12 @@ type Result struct {
 	// Ignored says why a valid delivery carries nothing to count (an
 	// event type that is not used, a ping). It is answered with 200.
 	Ignored string
+	// Approximate is how many of Events carry a time that only
+	// approximates what they stand for (a push's time for a commit's, when
+	// the payload has no commit times): counted apart
+	// (Options.Approximated), so that users see how much of their lead
+	// time rests on it.
+	Approximate int
 }
 
 // Provider turns a delivery into events. Implementations verify the
