@@ -139,7 +139,7 @@ race:
 ## jsonv2: the scanner's differential tests (against encoding/json) under
 ## GOEXPERIMENT=jsonv2 too, so they compare outcomes, not one version's words.
 jsonv2:
-	GOEXPERIMENT=jsonv2 $(GO) test -count=1 ./internal/jsonscan/... ./internal/github ./internal/gitlab
+	GOEXPERIMENT=jsonv2 $(GO) test -count=1 ./internal/jsonscan/... ./internal/github ./internal/gitlab ./internal/bitbucket ./internal/bitbucketdc ./internal/azuredevops
 
 ## run: otelcol-dora on config/local.yaml, against the current kubeconfig's
 ## cluster, or against a local control plane started here when there is none.

@@ -267,6 +267,8 @@ func (r *doraReceiver) startServer(ctx context.Context, host component.Host, wc 
 		Ready:          r.notReady,
 		Refused:        r.tel.refusedDelivery,
 		WithoutService: r.tel.incidentsWithoutService,
+		// Counted apart: commit times that are a push's (bitbucket_dc).
+		Approximated: r.tel.approximateTimes,
 	})
 	authed, err := authenticatePaths(ctx, handler, srcs, host, r.logger)
 	if err != nil {

@@ -26,6 +26,10 @@ const (
 	// metricWithoutService counts incidents that name no service, by
 	// source: not counted in the DORA metrics, never guessed.
 	metricWithoutService = "otelcol_dora_incidents_without_service"
+	// metricApproximate counts applied events whose time only approximates
+	// what they stand for (a Bitbucket Data Center push without commit
+	// times: the push's time for the commit's), by source.
+	metricApproximate = "otelcol_dora_approximate_times"
 )
 
 type telemetry struct {
@@ -34,6 +38,7 @@ type telemetry struct {
 	folded  metric.Int64Counter
 	// noService counts incidents without a service.
 	noService metric.Int64Counter
+	approx    metric.Int64Counter
 }
 
 func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
@@ -66,12 +71,23 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &telemetry{refused: refused, setAsid: setAside, folded: folded, noService: noService}, nil
+	approx, err := m.Int64Counter(metricApproximate,
+		metric.WithDescription("Events the dora receiver applied whose time only approximates what they stand for (a push's time for its commit's), by source."),
+		metric.WithUnit("{events}"))
+	if err != nil {
+		return nil, err
+	}
+	return &telemetry{refused: refused, setAsid: setAside, folded: folded, noService: noService, approx: approx}, nil
 }
 
 // incidentsWithoutService counts n incidents of source that name no service.
 func (t *telemetry) incidentsWithoutService(ctx context.Context, source string, n int) {
 	t.noService.Add(ctx, int64(n), metric.WithAttributes(attribute.String("source", source)))
+}
+
+// approximateTimes counts applied events whose times are approximations.
+func (t *telemetry) approximateTimes(ctx context.Context, source string, n int) {
+	t.approx.Add(ctx, int64(n), metric.WithAttributes(attribute.String("source", source)))
 }
 
 // refusedDelivery counts one refused delivery.

@@ -19,6 +19,9 @@ import (
 
 	"github.com/otelcol-dora/dorareceiver/internal/alertmanager"
 	"github.com/otelcol-dora/dorareceiver/internal/argocd"
+	"github.com/otelcol-dora/dorareceiver/internal/azuredevops"
+	"github.com/otelcol-dora/dorareceiver/internal/bitbucket"
+	"github.com/otelcol-dora/dorareceiver/internal/bitbucketdc"
 	"github.com/otelcol-dora/dorareceiver/internal/cdevents"
 	"github.com/otelcol-dora/dorareceiver/internal/cicdspans"
 	"github.com/otelcol-dora/dorareceiver/internal/flux"
@@ -47,6 +50,9 @@ type WebhooksConfig struct {
 
 	GitHub       configoptional.Optional[github.Config]       `mapstructure:"github"`
 	GitLab       configoptional.Optional[gitlab.Config]       `mapstructure:"gitlab"`
+	Bitbucket    configoptional.Optional[bitbucket.Config]    `mapstructure:"bitbucket"`
+	BitbucketDC  configoptional.Optional[bitbucketdc.Config]  `mapstructure:"bitbucket_dc"`
+	AzureDevOps  configoptional.Optional[azuredevops.Config]  `mapstructure:"azuredevops"`
 	ArgoCD       configoptional.Optional[argocd.Config]       `mapstructure:"argocd"`
 	Flux         configoptional.Optional[flux.Config]         `mapstructure:"flux"`
 	Alertmanager configoptional.Optional[alertmanager.Config] `mapstructure:"alertmanager"`
@@ -91,6 +97,9 @@ func defaultWebhooksConfig() WebhooksConfig {
 		ReadyPath:    "/ready",
 		GitHub:       configoptional.Default(github.DefaultConfig()),
 		GitLab:       configoptional.Default(gitlab.DefaultConfig()),
+		Bitbucket:    configoptional.Default(bitbucket.DefaultConfig()),
+		BitbucketDC:  configoptional.Default(bitbucketdc.DefaultConfig()),
+		AzureDevOps:  configoptional.Default(azuredevops.DefaultConfig()),
 		ArgoCD:       configoptional.Default(argocd.DefaultConfig()),
 		Flux:         configoptional.Default(flux.DefaultConfig()),
 		Alertmanager: configoptional.Default(alertmanager.DefaultConfig()),
@@ -131,6 +140,15 @@ func (c *WebhooksConfig) sources() []webhookSource {
 	}
 	if cfg := c.GitLab.Get(); cfg != nil {
 		add("gitlab", cfg.Path, cfg.Insecure(), gitlab.New(*cfg), cfg.Secret)
+	}
+	if cfg := c.Bitbucket.Get(); cfg != nil {
+		add("bitbucket", cfg.Path, cfg.Insecure(), bitbucket.New(*cfg), cfg.Secret)
+	}
+	if cfg := c.BitbucketDC.Get(); cfg != nil {
+		add("bitbucket_dc", cfg.Path, cfg.Insecure(), bitbucketdc.New(*cfg), cfg.Secret)
+	}
+	if cfg := c.AzureDevOps.Get(); cfg != nil {
+		add("azuredevops", cfg.Path, cfg.Insecure(), azuredevops.New(*cfg), cfg.Token)
 	}
 	if cfg := c.ArgoCD.Get(); cfg != nil {
 		add("argocd", cfg.Path, cfg.Insecure(), argocd.New(*cfg), cfg.Token)
@@ -243,7 +261,7 @@ func (c *WebhooksConfig) Validate() error {
 	var errs []error
 	srcs := c.sources()
 	if len(srcs) == 0 {
-		errs = append(errs, errors.New("no webhook source configured (add github, gitlab, argocd, flux, alertmanager, pagerduty, servicenow, jira, opsgenie, incidentio, grafana, cdevents, generic or otlp)"))
+		errs = append(errs, errors.New("no webhook source configured (add github, gitlab, bitbucket, bitbucket_dc, azuredevops, argocd, flux, alertmanager, pagerduty, servicenow, jira, opsgenie, incidentio, grafana, cdevents, generic or otlp)"))
 	}
 	seen := map[string]string{c.HealthPath: "health_path"}
 	if c.ReadyPath != "" {

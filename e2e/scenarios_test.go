@@ -112,6 +112,9 @@ var replayedElsewhere = map[string]func(*testing.T){
 	enginetest.StoryJenkins:            TestJenkinsStoryEndToEnd,
 	enginetest.StoryTekton:             TestTektonStoryEndToEnd,
 	enginetest.StoryReleases:           TestReleasesStoryEndToEnd,
+	enginetest.StoryBitbucket:          TestBitbucketStoryEndToEnd,
+	enginetest.StoryBitbucketDC:        TestBitbucketDCStoryEndToEnd,
+	enginetest.StoryAzureDevOps:        TestAzureDevOpsStoryEndToEnd,
 }
 
 // testName is the name of a test function, as go test -run takes it.

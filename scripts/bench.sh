@@ -15,6 +15,7 @@ runs=(
   "-bench . -benchtime 20x ./internal/emitter/"
   "-bench FileStorage\$ -benchtime 1x ./internal/persist/"
   "-bench . ./internal/github/ ./internal/webhook/"
+  "-bench Push ./internal/bitbucket/ ./internal/bitbucketdc/ ./internal/azuredevops/"
 )
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
@@ -46,6 +47,9 @@ ns() { awk -F'|' -v b="$1" '$1==b {print $3}' <<<"$table"; }
 ratio() { awk -v a="$(ns "$1")" -v b="$(ns "$2")" 'BEGIN { if (a>0 && b>0) printf "%.2f", b/a; else print "n/a" }'; }
 parser_ratio=$(ratio BenchmarkPushParseVerify BenchmarkPushFloor)
 handler_ratio=$(ratio BenchmarkHandlerGitHubPush BenchmarkHandlerFloor)
+bitbucket_ratio=$(ratio BenchmarkBitbucketPushParseVerify BenchmarkBitbucketPushFloor)
+bitbucketdc_ratio=$(ratio BenchmarkBitbucketDCPushParseVerify BenchmarkBitbucketDCPushFloor)
+azuredevops_ratio=$(ratio BenchmarkAzureDevOpsPushParseVerify BenchmarkAzureDevOpsPushFloor)
 mem=$(awk -F'|' '$1=="BenchmarkPendingChanges" {print $7}' <<<"$table")
 save_ms=$(awk -v x="$(ns BenchmarkExportEncode)" 'BEGIN {printf "%.0f", x/1e6}')
 load_ms=$(awk -v x="$(ns BenchmarkDecodeImport)" 'BEGIN {printf "%.0f", x/1e6}')
@@ -75,6 +79,7 @@ fs_size=$(awk -F'|' '$1=="BenchmarkSaveFileStorage" {print $7}' <<<"$table")
   echo "## Ratios (dora vs floor, in process, no network)"
   echo
   echo "- GitHub push (testdata/push.json, 3 commits, 4,169 bytes, HMAC-SHA256), parse+verify vs read+HMAC: **${parser_ratio}x** the floor's rate."
+  echo "- VCS sources' pushes (issue 17), parse+verify vs read+HMAC on the same bytes: Bitbucket Cloud (internal/bitbucket/testdata/repo-push.json, 5 commits, 35,566 bytes) **${bitbucket_ratio}x**, Bitbucket Data Center (refs-changed-v10.json, 4 commits) **${bitbucketdc_ratio}x**, Azure DevOps (git.push.json, basic authentication instead of an HMAC) **${azuredevops_ratio}x**. Target (through the binary: the load section's \"VCS sources' pushes\"): at least 0.7x."
   echo "- Same payload through the webhook Handler (GitHub provider, accepting sink) vs a bare net/http handler reading the body and checking the HMAC (httptest recorder): **${handler_ratio}x**. Issue target (end to end, over loopback): at least 0.8x."
   echo
   echo "## Issue 7 targets"

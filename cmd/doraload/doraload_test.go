@@ -279,14 +279,15 @@ func TestDoraloadEndToEnd(t *testing.T) {
 	var out bytes.Buffer
 	o := options{
 		secret: testSecret, conns: 4, requests: 300, rounds: 2, warmup: 50, rate: 200, rateFor: time.Second,
-		senders: 8, spans: 100, samples: 3, kubernetes: true, timeout: 3 * time.Minute,
+		senders: 8, spans: 100, vcsRequests: 200, samples: 3, kubernetes: true, timeout: 3 * time.Minute,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 	require.NoError(t, runAll(ctx, o, &out))
 	report := out.String()
 	t.Log(report)
-	for _, s := range []string{"### Webhook ingest", "### CI/CD spans", "### Freshness", "dora / floor:", "dora / otlp receiver:", "dora / otlp receiver, Jenkins traces:"} {
+	for _, s := range []string{"### Webhook ingest", "### CI/CD spans", "### Freshness", "dora / floor:", "dora / otlp receiver:", "dora / otlp receiver, Jenkins traces:",
+		"### VCS sources' pushes", "dora bitbucket / floor:", "dora bitbucket_dc / floor:", "dora azuredevops / floor:"} {
 		assert.Contains(t, report, s)
 	}
 	assert.NotContains(t, report, "not measured")

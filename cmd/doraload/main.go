@@ -29,25 +29,28 @@ const (
 	targetP99        = 5 * time.Millisecond
 	targetSpanRatio  = 0.8
 	targetFreshness  = time.Second
+	// targetVCSRatio is issue 17's: each VCS source's push at least 0.7x the floor.
+	targetVCSRatio = 0.7
 )
 
 type options struct {
-	bin        string
-	secret     string
-	conns      int
-	requests   int
-	rounds     int
-	warmup     int
-	rate       float64
-	rateFor    time.Duration
-	senders    int
-	spans      int
-	samples    int
-	kubernetes bool
-	profileDir string
-	profileFor time.Duration
-	keep       bool
-	timeout    time.Duration
+	bin         string
+	secret      string
+	conns       int
+	requests    int
+	rounds      int
+	warmup      int
+	rate        float64
+	rateFor     time.Duration
+	senders     int
+	spans       int
+	vcsRequests int
+	samples     int
+	kubernetes  bool
+	profileDir  string
+	profileFor  time.Duration
+	keep        bool
+	timeout     time.Duration
 }
 
 func main() {
@@ -65,6 +68,7 @@ func main() {
 	flag.DurationVar(&o.rateFor, "rate-for", 10*time.Second, "duration of the fixed-rate run (its request count is rate x this)")
 	flag.IntVar(&o.senders, "senders", 64, "sender pool of the fixed-rate run")
 	flag.IntVar(&o.spans, "spans", 10000, "CI/CD span requests per target at saturation")
+	flag.IntVar(&o.vcsRequests, "vcs-requests", 5000, "push requests per VCS source (Bitbucket, Bitbucket Data Center, Azure DevOps) and target at saturation; 0 skips them")
 	flag.IntVar(&o.samples, "samples", 20, "freshness samples (webhook and rollout each)")
 	flag.BoolVar(&o.kubernetes, "kubernetes", true, "measure rollout freshness on a local kube-apiserver (needs `make tools`)")
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU profiles of otelcol-dora under load (pprof extension) to this directory")
@@ -103,6 +107,7 @@ type results struct {
 	webhookFresh, rolloutFresh         []time.Duration
 	rolloutErr                         error
 	profiles                           []string
+	vcs                                []vcsRun
 }
 
 func runAll(ctx context.Context, o options, w io.Writer) error {
@@ -244,6 +249,27 @@ func runAll(ctx context.Context, o options, w io.Writer) error {
 	sat = saturate("dora-jenkins.pprof", loadJob{doraSpansT, satJenkins}, loadJob{otlpSpansT, satJenkins})
 	res.doraJenkinsSpans, res.otlpJenkinsSpans = sat[0], sat[1]
 	doraNop.stop()
+
+	// Each VCS source's push, through dora's path for it and through the
+	// floor, on the same bytes (issue 17).
+	for _, src := range vcsSources {
+		if o.vcsRequests < o.rounds {
+			break
+		}
+		warmD, warmF, err := vcsPushRequests(root, o.secret, src, 0, o.warmup)
+		if err != nil {
+			return err
+		}
+		satD, satF, err := vcsPushRequests(root, o.secret, src, o.warmup, o.vcsRequests)
+		if err != nil {
+			return err
+		}
+		doraVCS, floorVCS := target{"dora " + src.name, dora.ingest + src.path}, target{"floor", floor.ingest + src.path}
+		logf("%s push: warm-up", src.name)
+		interleaved(ctx, 1, o.conns, []loadJob{{doraVCS, warmD}, {floorVCS, warmF}}, nil)
+		sat := saturate("dora-"+src.name+".pprof", loadJob{doraVCS, satD}, loadJob{floorVCS, satF})
+		res.vcs = append(res.vcs, vcsRun{name: src.name, size: len(satD[0].body), commits: vcsCommits(satD[0].body), dora: sat[0], floorRun: sat[1]})
+	}
 
 	logf("webhook freshness, %d samples", o.samples)
 	if res.webhookFresh, err = webhookFreshness(ctx, dora, root, o.secret, o.samples); err != nil {

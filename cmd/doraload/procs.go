@@ -127,6 +127,12 @@ const doraConfig = `receivers:
       endpoint: %[1]s
       github:
         secret: %[2]s
+      bitbucket:
+        secret: %[2]s
+      bitbucket_dc:
+        secret: %[2]s
+      azuredevops:
+        token: %[2]s
       otlp:
         deployment_pipelines: ["deploy*"]
         deployment_tasks: ["Deploy"]   # the Jenkins trace's Deploy stage

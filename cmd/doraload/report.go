@@ -123,6 +123,22 @@ func report(w io.Writer, o options, r results) {
 		p("  - %s at %.0f/s: %d requests over %s (%.1f%%), due within %d distinct 100 ms windows of the schedule", x.name, o.rate, slow, targetP99, 100*float64(slow)/float64(max(1, x.r.requests)), windows)
 	}
 	p("")
+	if len(r.vcs) > 0 {
+		p("### VCS sources' pushes (issue 17)")
+		p("")
+		p("Each source's push fixture, each request with its own delivery id and new commit SHAs, to dora's path for the source with the source's own credentials (Bitbucket: `X-Hub-Signature` HMAC-SHA256; Azure DevOps: basic authentication), and the same bytes to the floor (read, check `X-Hub-Signature-256`). Closed loop, %d connections, %d requests per target after %d unmeasured, in %d interleaved rounds.", o.conns, o.vcsRequests, o.warmup, o.rounds)
+		p("")
+		p("| source | push | dora req/s | floor req/s | errors (dora / floor) |")
+		p("| --- | --- | --- | --- | --- |")
+		for i, v := range r.vcs {
+			p("| %s | %s | %.0f | %.0f | %s / %s |", v.name, vcsDescribe(v, vcsSources[i]), v.dora.perSecond(), v.floorRun.perSecond(), errCell(v.dora), errCell(v.floorRun))
+		}
+		p("")
+		for _, v := range r.vcs {
+			compare(p, "dora "+v.name+" / floor", v.dora, v.floorRun, targetVCSRatio)
+		}
+		p("")
+	}
 	p("### CI/CD spans over OTLP/HTTP (issue 7, item 3)")
 	p("")
 	p("Payload: internal/cicdspans/testdata/github-deploy-success.json (the spans of a successful GitHub Actions deployment workflow run, as the contrib GitHub receiver produces them) as OTLP/HTTP protobuf, %d bytes, each export with its own trace id, so each is a new deployment for dora. Closed loop, %d connections, %d requests per target after %d unmeasured, in %d interleaved rounds.", r.spanSize, o.conns, o.spans, o.warmup, o.rounds)

@@ -41,6 +41,7 @@ type Handler struct {
 	ready       func() *NotReady
 	refused     func(ctx context.Context, source, reason string)
 	noService   func(ctx context.Context, source string, n int)
+	approx      func(ctx context.Context, source string, n int)
 	now         func() time.Time
 }
 
@@ -74,7 +75,11 @@ type Options struct {
 	// WithoutService, when set, is told of the incidents a delivery
 	// reported that name no service (Result.WithoutService).
 	WithoutService func(ctx context.Context, source string, n int)
-	Now            func() time.Time
+	// Approximated, when set, is called after a delivery's events were
+	// applied with the number of new events whose times are approximations
+	// (Result.Approximate; a redelivery's duplicates are not counted).
+	Approximated func(ctx context.Context, source string, n int)
+	Now          func() time.Time
 }
 
 // NewHandler returns the HTTP handler for opts.
@@ -91,6 +96,7 @@ func NewHandler(opts Options) *Handler {
 		ready:       opts.Ready,
 		refused:     opts.Refused,
 		noService:   opts.WithoutService,
+		approx:      opts.Approximated,
 		now:         opts.Now,
 	}
 	for _, r := range opts.Routes {
@@ -252,6 +258,12 @@ func (h *Handler) process(ctx context.Context, p Provider, r *http.Request, d *d
 		return req, SinkResult{}, ignored(res.Ignored)
 	}
 	sres, err := h.sink(ctx, p.Name(), res.Events)
+	if err == nil && h.approx != nil && res.Approximate > 0 {
+		// Only what was applied: a redelivery adds nothing.
+		if n := min(res.Approximate, sres.Accepted); n > 0 {
+			h.approx(ctx, p.Name(), n)
+		}
+	}
 	return req, sres, err
 }
 

@@ -44,6 +44,12 @@ type Result struct {
 	// delivery that name no service: never guessed, so not counted, but
 	// counted apart in the receiver's telemetry.
 	WithoutService int
+	// Approximate is how many of Events carry a time that only
+	// approximates what they stand for (a push's time for a commit's, when
+	// the payload has no commit times): counted apart
+	// (Options.Approximated), so that users see how much of their lead
+	// time rests on it.
+	Approximate int
 }
 
 // Provider turns a delivery into events. Implementations verify the

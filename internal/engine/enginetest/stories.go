@@ -33,7 +33,7 @@ func Stories() []Scenario {
 		storyJenkins(),
 		storyTekton(),
 		storyReleases(),
-	}, append(incidentSourceStories(), IncidentTrackerStories()...)...)
+	}, append(append(incidentSourceStories(), IncidentTrackerStories()...), vcsStories()...)...)
 }
 
 // The first deployment with observed pushes: acme/payments' commits are
