@@ -953,3 +953,64 @@ func TestJenkinsResults(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, res.Events)
 }
+
+// TestRevisionIsTheTraces: a deployment span without a revision takes the
+// one another span of its trace carries, with that span's commit time, in
+// one export or from the trace memory of an earlier one (the OTel SDK
+// exports a deploy task's span before its run's; CI templates often set
+// vcs.ref.head.revision on the run only). A span's own revision stays.
+func TestRevisionIsTheTraces(t *testing.T) {
+	end := time.Date(2026, 11, 2, 11, 10, 0, 0, time.UTC)
+	const sha = "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2"
+	committed := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	run := func(td ptrace.Traces) {
+		spanOf(td, "deploy-api", 1, 0, end, "cicd.pipeline.run.id=7001", "cicd.pipeline.result=success",
+			"vcs.ref.head.revision="+sha, "vcs.ref.head.revision.timestamp=2026-11-02 09:00:00 UTC")
+	}
+	task := func(td ptrace.Traces) {
+		spanOf(td, "rollout", 2, 1, end.Add(-time.Minute), "cicd.pipeline.task.type=deploy",
+			"cicd.pipeline.task.run.result=success", "k8s.namespace.name=shop", "k8s.deployment.name=api")
+	}
+	check := func(t *testing.T, evs []event.Event) {
+		t.Helper()
+		for _, ev := range evs {
+			assert.Equal(t, sha, ev.Revision, ev.ID)
+			assert.True(t, committed.Equal(ev.CommitTime), "%s: %s", ev.ID, ev.CommitTime)
+		}
+	}
+	t.Run("one export, the task's span first", func(t *testing.T) {
+		td := ptrace.NewTraces()
+		task(td)
+		run(td)
+		res, err := provider(pipelines("deploy-*")).Parse(protoReq(export(t, td)))
+		require.NoError(t, err)
+		require.Len(t, res.Events, 2)
+		check(t, res.Events)
+	})
+	t.Run("the run, then the task in a later export", func(t *testing.T) {
+		t1, t2 := ptrace.NewTraces(), ptrace.NewTraces()
+		run(t1)
+		task(t2)
+		p := provider(pipelines("deploy-*"))
+		var evs []event.Event
+		for _, td := range []ptrace.Traces{t1, t2} {
+			res, err := p.Parse(protoReq(export(t, td)))
+			require.NoError(t, err)
+			evs = append(evs, res.Events...)
+		}
+		require.Len(t, evs, 2)
+		check(t, evs)
+	})
+	t.Run("a span's own revision stays", func(t *testing.T) {
+		const other = "c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3"
+		td := ptrace.NewTraces()
+		spanOf(td, "rollout", 2, 1, end.Add(-time.Minute), "cicd.pipeline.task.type=deploy",
+			"cicd.pipeline.task.run.result=success", "vcs.ref.head.revision="+other)
+		run(td)
+		res, err := provider(pipelines("deploy-*")).Parse(protoReq(export(t, td)))
+		require.NoError(t, err)
+		require.Len(t, res.Events, 2)
+		assert.Equal(t, other, res.Events[0].Revision)
+		assert.Equal(t, sha, res.Events[1].Revision)
+	})
+}

@@ -34,10 +34,17 @@ import (
 // Each attribute is taken from the first span that has it (the span's own
 // attributes before its resource's); a full repository name (org/repo)
 // beats a bare one.
+//
+// The deployed revision is the trace's too: a deployment span without
+// vcs.ref.head.revision takes the one another span of the trace carries
+// (SDKs export a deploy task's span before its run's, and CI templates set
+// the revision on the run only), with that span's commit time.
 type identity struct {
 	namespace, workload string // k8s.namespace.name, k8s.deployment.name
 	repo, repoName      string // repository(): full name and short name
 	service             string // service.name
+	revision            string // vcs.ref.head.revision, a full SHA
+	revisionTime        string // its span's vcs.ref.head.revision.timestamp
 }
 
 func (id identity) empty() bool { return id == identity{} }
@@ -50,7 +57,7 @@ func (id identity) empty() bool { return id == identity{} }
 const maxRememberedLen = 1024
 
 func (id identity) oversized() bool {
-	for _, v := range [...]string{id.namespace, id.workload, id.repo, id.repoName, id.service} {
+	for _, v := range [...]string{id.namespace, id.workload, id.repo, id.repoName, id.service, id.revisionTime} {
 		if len(v) > maxRememberedLen {
 			return true
 		}
@@ -83,6 +90,11 @@ func (id *identity) fill(a attrs) {
 			id.service = svc
 		}
 	}
+	if id.revision == "" {
+		if rev := revision(a.get(attrHeadRevision, attrHeadRevisionOld)); rev != "" {
+			id.revision, id.revisionTime = rev, a.get(attrHeadRevisionTime)
+		}
+	}
 }
 
 // merge fills id from more, field by field.
@@ -99,10 +111,17 @@ func (id *identity) merge(more identity) {
 	if id.service == "" {
 		id.service = more.service
 	}
+	if id.revision == "" {
+		id.revision, id.revisionTime = more.revision, more.revisionTime
+	}
 }
 
-// apply sets the service and the repository of ev by the precedence above.
+// apply sets the service and the repository of ev by the precedence above,
+// and the trace's revision when ev has none.
 func (id identity) apply(ev *event.Event) {
+	if ev.Revision == "" && id.revision != "" {
+		ev.Revision, ev.CommitTime = id.revision, commitTime(id.revisionTime)
+	}
 	ev.Repository = id.repo
 	ev.Service.Namespace = id.namespace
 	switch {
