@@ -165,6 +165,10 @@ type Config struct {
 	RollingWindows []time.Duration
 	// TierSets classify the rolling values into performance levels.
 	TierSets []TierSet
+	// MinWindowCoverage is the share of a rolling window (0..1) that must
+	// lie after the service's history start for the window to get levels:
+	// below it, RollingPoint.Levels is empty.
+	MinWindowCoverage float64
 	// ServicePaths are the path filters of services deployed from a
 	// monorepo (shell globs with **, see MatchPath), by namespace and name,
 	// in every environment: a commit whose paths are known is a change of
@@ -193,6 +197,10 @@ func DefaultConfig() Config {
 		Hotfix:              HotfixSignals{Flag: true, Revert: true},
 		RollingWindows:      []time.Duration{24 * time.Hour, 7 * 24 * time.Hour, 30 * 24 * time.Hour},
 		TierSets:            DefaultTierSets(),
+		// Half the window: a level then rests on at least half of the
+		// days its window names (15 of 30), and a short window gets one
+		// within hours.
+		MinWindowCoverage: 0.5,
 	}
 }
 
@@ -230,6 +238,9 @@ func (c Config) Validate() error {
 	}
 	if err := ValidateWindows(c.RollingWindows); err != nil {
 		errs = append(errs, fmt.Errorf("rolling windows: %w", err))
+	}
+	if err := ValidateMinWindowCoverage(c.MinWindowCoverage); err != nil {
+		errs = append(errs, fmt.Errorf("min window coverage: %w", err))
 	}
 	for k, ps := range c.ServicePaths {
 		if err := ValidatePathPatterns(ps); err != nil {
@@ -270,6 +281,16 @@ func ValidateWindows(windows []time.Duration) error {
 		seen[l] = true
 	}
 	return errors.Join(errs...)
+}
+
+// ValidateMinWindowCoverage checks Config.MinWindowCoverage: a ratio from
+// 0 (levels from the first deployment on) to 1 (levels only for windows
+// wholly observed).
+func ValidateMinWindowCoverage(v float64) error {
+	if !(v >= 0 && v <= 1) { // NaN too
+		return fmt.Errorf("must be between 0 and 1, got %v", v)
+	}
+	return nil
 }
 
 // WindowLabel is the window attribute of a rolling window: "1d", "7d" and

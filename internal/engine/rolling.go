@@ -69,18 +69,24 @@ func (e *Engine) rollingPoints(svc event.Service, s *serviceState, now int64) []
 		changed = true
 	}
 	c.counts.ref, c.leadTimes.ref, c.recoveries.ref = now, now, now
-	if !changed && c.assembled {
+	// Coverage and frequency move with now until every window lies after
+	// the history start; from then on they stay put.
+	start := nanos(s.historyStart)
+	full := coveredFrom(start, windows) <= now
+	if !changed && c.assembled && c.assembledFull && full {
 		return c.points
 	}
 	// New Levels slices every time: earlier snapshots hold the old ones.
-	c.points, c.assembled = c.points[:0], true
+	c.points, c.assembled, c.assembledFull = c.points[:0], true, full
 	for i, w := range windows {
 		k := c.counts.vals[i]
+		coverage, days := observed(start, now, int64(w))
 		p := RollingPoint{
 			Service:             svc,
 			Window:              WindowLabel(w),
 			Duration:            w,
-			DeploymentFrequency: float64(k.successes) / (w.Hours() / 24),
+			Coverage:            coverage,
+			DeploymentFrequency: float64(k.successes) / days,
 			LeadTimeMedian:      c.leadTimes.vals[i],
 			RecoveryTimeMedian:  c.recoveries.vals[i],
 		}
@@ -90,12 +96,31 @@ func (e *Engine) rollingPoints(svc event.Service, s *serviceState, now int64) []
 		if k.successes > 0 {
 			p.ReworkRate = Value{float64(k.rework) / float64(k.successes), true}
 		}
-		for _, ts := range e.cfg.TierSets {
-			p.Levels = append(p.Levels, levels(ts, p)...)
+		if coverage >= e.cfg.MinWindowCoverage {
+			for _, ts := range e.cfg.TierSets {
+				p.Levels = append(p.Levels, levels(ts, p)...)
+			}
 		}
 		c.points = append(c.points, p)
 	}
 	return c.points
+}
+
+// observed returns the share of the window of w ending at now, (now-w,
+// now], that lies after start (the service's history start), and the
+// days a rate over the window divides by: the observed part, since the
+// receiver cannot tell the days before start from days without
+// deployments, but no less than a day (or the window, when shorter), so
+// that a rate per day is not extrapolated from a few minutes.
+func observed(start, now, w int64) (coverage, days float64) {
+	seen := min(max(now-max(start, now-w), 0), w)
+	const day = int64(24 * time.Hour)
+	return float64(seen) / float64(w), float64(max(seen, min(w, day))) / float64(day)
+}
+
+// coveredFrom is the first now at which every window lies after start.
+func coveredFrom(start int64, windows []time.Duration) int64 {
+	return start + int64(slices.Max(windows))
 }
 
 // rollingCache holds a service's rolling values between snapshots. It is
@@ -109,6 +134,10 @@ type rollingCache struct {
 	recoveries rollingPart[Value]
 	points     []RollingPoint
 	assembled  bool
+	// assembledFull is set when the points were assembled at a now at which
+	// every window was wholly covered (coverage 1, see observed): only
+	// then are they right for every later now with the same inputs.
+	assembledFull bool
 	// added are the history records added since counts were last right
 	// (at counts.ref), at most maxAddedDeployments.
 	added []*deployRecord

@@ -48,11 +48,19 @@ func (e *Engine) oracleRollingPoint(svc event.Service, s *serviceState, now time
 			rework++
 		}
 	}
+	// The observed part of the window: after the history start.
+	seen := w
+	if from.Before(s.historyStart) {
+		seen = max(now.Sub(s.historyStart), 0)
+	}
+	coverage := float64(seen) / float64(w)
+	days := float64(max(seen, min(w, 24*time.Hour))) / float64(24*time.Hour)
 	p := RollingPoint{
 		Service:             svc,
 		Window:              WindowLabel(w),
 		Duration:            w,
-		DeploymentFrequency: float64(successes) / (w.Hours() / 24),
+		Coverage:            coverage,
+		DeploymentFrequency: float64(successes) / days,
 		LeadTimeMedian:      oracleMedian(s.leadTimes, in),
 		RecoveryTimeMedian:  oracleMedian(s.recoveries, in),
 	}
@@ -62,8 +70,10 @@ func (e *Engine) oracleRollingPoint(svc event.Service, s *serviceState, now time
 	if successes > 0 {
 		p.ReworkRate = Value{float64(rework) / float64(successes), true}
 	}
-	for _, ts := range e.cfg.TierSets {
-		p.Levels = append(p.Levels, levels(ts, p)...)
+	if coverage >= e.cfg.MinWindowCoverage {
+		for _, ts := range e.cfg.TierSets {
+			p.Levels = append(p.Levels, levels(ts, p)...)
+		}
 	}
 	return p
 }

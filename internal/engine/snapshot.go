@@ -91,7 +91,11 @@ type RollingPoint struct {
 	// Window is the window attribute ("1d", "7d", ...); Duration its length.
 	Window   string
 	Duration time.Duration
-	// DeploymentFrequency is successful deployments per day.
+	// Coverage is the share of the window (0..1) that lies after the
+	// service's history start: the part of it the receiver has observed.
+	Coverage float64
+	// DeploymentFrequency is successful deployments per day of the
+	// observed part of the window (see observedDays).
 	DeploymentFrequency float64
 	// LeadTimeMedian is the median of the lead times recorded in the window
 	// (seconds).
@@ -105,7 +109,8 @@ type RollingPoint struct {
 	// ReworkRate is rework deployments / successful deployments.
 	ReworkRate Value
 	// Levels holds, per tier set, the level of each key metric that has a
-	// value, then overall: the lowest of those.
+	// value, then overall: the lowest of those. It is empty when Coverage
+	// is below Config.MinWindowCoverage.
 	Levels []LevelPoint
 }
 
