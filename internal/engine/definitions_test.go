@@ -995,10 +995,11 @@ func TestDefinition_Rolling_Windows(t *testing.T) {
 	)
 	s := e.SnapshotAt(now)
 	checkRolling(t, s.Rolling, map[string]rollingWant{
-		"api 1d": {frequency: 1, cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, cfr, LevelElite, overall, LevelHigh)},
-		"api 7d": {frequency: 2.0 / 7, cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, cfr, LevelElite, overall, LevelHigh)},
+		// The history starts 40 days back (d1): every window is observed.
+		"api 1d": {coverage: 1, frequency: 1, cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, cfr, LevelElite, overall, LevelHigh)},
+		"api 7d": {coverage: 1, frequency: 2.0 / 7, cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, cfr, LevelElite, overall, LevelHigh)},
 		// d2 (failed), d3, d4, d5: 3 successes in 30 days; 1 of 4 failed.
-		"api 30d": {frequency: 3.0 / 30, cfr: v(0.25), recovery: v(7200), rework: v(0),
+		"api 30d": {coverage: 1, frequency: 3.0 / 30, cfr: v(0.25), recovery: v(7200), rework: v(0),
 			levels: levels4(df, LevelMedium, cfr, LevelLow, rt, LevelHigh, overall, LevelLow)},
 	})
 	// Windows are (now-w, now]: a deployment exactly 1 day before now is
@@ -1007,6 +1008,68 @@ func TestDefinition_Rolling_Windows(t *testing.T) {
 	assert.InDelta(t, 0, rollingOf(s.Rolling)["api 1d"].frequency, 1e-9)
 	s = e.SnapshotAt(at(days(39) - time.Nanosecond))
 	assert.InDelta(t, 1, rollingOf(s.Rolling)["api 1d"].frequency, 1e-9)
+}
+
+// TestDefinition_Rolling_ShortHistory: windows longer than the history
+// seen are computed over the observed part, report their coverage, and
+// get no levels below min_window_coverage (default 0.5). Before, the
+// 30-day frequency divided by 30 days and read "low" on day three.
+func TestDefinition_Rolling_ShortHistory(t *testing.T) {
+	cfg := DefaultConfig()
+	dora2024, err := ReportTierSet(2024)
+	require.NoError(t, err)
+	cfg.TierSets = []TierSet{dora2024}
+	// An incident 3 days before now (resolved an hour later) starts the
+	// history; 6 successful deployments after it, the last 2 in the last
+	// day.
+	e := apply(t, cfg,
+		incident(event.IncidentOpened, api, "i0", 0),
+		incident(event.IncidentResolved, api, "i0", time.Hour),
+		succeeded(api, "d1", "", 6*time.Hour),
+		succeeded(api, "d2", "", days(1)),
+		succeeded(api, "d3", "", days(1)+time.Hour),
+		succeeded(api, "d4", "", days(2)-time.Hour),
+		succeeded(api, "d5", "", days(2)+time.Hour),
+		succeeded(api, "d6", "", days(3)-time.Hour),
+	)
+	s := e.SnapshotAt(at(days(3)))
+	checkRolling(t, s.Rolling, map[string]rollingWant{
+		// The last day is wholly observed: 2 a day, more than daily: elite.
+		"api 1d": {coverage: 1, frequency: 2, cfr: v(0), rework: v(0), levels: levels4(df, LevelElite, cfr, LevelElite, overall, LevelElite)},
+		// 3 of 7 days observed (0.43 < 0.5): 6 deployments / 3 days, no levels.
+		"api 7d": {coverage: 3.0 / 7, frequency: 2, cfr: v(0), rework: v(0), levels: map[string]Level{}},
+		// 3 of 30 days: 6 / 3 days, not 6 / 30 (0.2, which read "high").
+		"api 30d": {coverage: 0.1, frequency: 2, cfr: v(0), rework: v(0), levels: map[string]Level{}},
+	})
+
+	// A day later 4 of 7 days are observed (0.57): the week gets levels,
+	// over 6 deployments in 4 days (1.5 a day: elite).
+	s = e.SnapshotAt(at(days(4)))
+	checkRolling(t, s.Rolling, map[string]rollingWant{
+		"api 1d":  {coverage: 1, frequency: 0, levels: levels4(df, LevelLow, overall, LevelLow)},
+		"api 7d":  {coverage: 4.0 / 7, frequency: 1.5, cfr: v(0), rework: v(0), levels: levels4(df, LevelElite, cfr, LevelElite, overall, LevelElite)},
+		"api 30d": {coverage: 4.0 / 30, frequency: 1.5, cfr: v(0), rework: v(0), levels: map[string]Level{}},
+	})
+
+	// Less than a day observed: a rate per day over at least one day, not
+	// extrapolated from 7 hours.
+	e = apply(t, cfg, succeeded(api, "d1", "", 0), succeeded(api, "d2", "", time.Hour))
+	s = e.SnapshotAt(at(7 * time.Hour))
+	checkRolling(t, s.Rolling, map[string]rollingWant{
+		"api 1d":  {coverage: 7.0 / 24, frequency: 2, cfr: v(0), rework: v(0), levels: map[string]Level{}},
+		"api 7d":  {coverage: 7.0 / 168, frequency: 2, cfr: v(0), rework: v(0), levels: map[string]Level{}},
+		"api 30d": {coverage: 7.0 / 720, frequency: 2, cfr: v(0), rework: v(0), levels: map[string]Level{}},
+	})
+
+	// min_window_coverage 0 gives levels from the first deployment on;
+	// 1 only to wholly observed windows.
+	cfg.MinWindowCoverage = 0
+	e = apply(t, cfg, succeeded(api, "d1", "", 0))
+	assert.NotEmpty(t, rollingOf(e.SnapshotAt(at(time.Hour)).Rolling)["api 30d"].levels)
+	cfg.MinWindowCoverage = 1
+	e = apply(t, cfg, succeeded(api, "d1", "", 0))
+	assert.Empty(t, rollingOf(e.SnapshotAt(at(days(30) - time.Nanosecond)).Rolling)["api 30d"].levels)
+	assert.NotEmpty(t, rollingOf(e.SnapshotAt(at(days(30))).Rolling)["api 30d"].levels)
 }
 
 func TestDefinition_Rolling_Bounded(t *testing.T) {

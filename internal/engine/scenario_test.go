@@ -48,8 +48,10 @@ func stageObservations(points []HistogramPoint) map[string][2]float64 {
 }
 
 // rollingWant is one service's rolling values over one window, with the
-// levels by the scenario's only tier set (DORA 2024), by metric.
+// levels by the scenario's only tier set (DORA 2024), by metric, and the
+// share of the window observed (after the service's history start).
 type rollingWant struct {
+	coverage  float64
 	frequency float64
 	leadTime  Value
 	cfr       Value
@@ -65,6 +67,7 @@ func rollingOf(points []RollingPoint) map[string]rollingWant {
 	m := map[string]rollingWant{}
 	for _, p := range points {
 		w := rollingWant{
+			coverage:  p.Coverage,
 			frequency: p.DeploymentFrequency,
 			leadTime:  p.LeadTimeMedian,
 			cfr:       p.ChangeFailureRate,
@@ -89,6 +92,7 @@ func checkRolling(t *testing.T, got []RollingPoint, want map[string]rollingWant)
 		if !assert.True(t, ok, "no rolling values for %s", k) {
 			continue
 		}
+		assert.InDelta(t, w.coverage, gw.coverage, 1e-9, "%s coverage", k)
 		assert.InDelta(t, w.frequency, gw.frequency, 1e-9, "%s deployment frequency", k)
 		for _, x := range []struct {
 			name      string
@@ -192,86 +196,99 @@ func checkExpected(t *testing.T, s Snapshot, want enginetest.Expected) {
 // arithmetic). They are taken over 1 and 7 days and judged by the DORA 2024
 // table alone, to keep the table readable; TestDefinition_Level_* cover the
 // other tier sets.
+//
+// Most scenarios span hours, not a week: a window reaches back before the
+// service's history start (its first deployment or incident event), so
+// its coverage is the observed part (now - start) / window, the frequency
+// divides by the observed days (never less than one), and a window less
+// than half covered (the default min_window_coverage) has no levels.
 var scenarioRolling = map[string]map[string]rollingWant{
 	"monorepo: two services sharing commits": {
-		// 2 deployments in the day; median of 30m and 60m.
-		"cart 1d": {frequency: 2, leadTime: v(2700), cfr: v(0), rework: v(0), levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelElite, overall, LevelElite)},
-		// 2/7 a day is between weekly and daily: high.
-		"cart 7d":     {frequency: 2.0 / 7, leadTime: v(2700), cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelElite, overall, LevelHigh)},
-		"checkout 1d": {frequency: 3, leadTime: v(8100), cfr: v(0), rework: v(0), levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelElite, overall, LevelElite)},
-		"checkout 7d": {frequency: 3.0 / 7, leadTime: v(8100), cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelElite, overall, LevelHigh)},
+		// History from -2h to now (4h): 6h observed, 6/24 of the day,
+		// 6/168 of the week: no levels. 2 deployments in the observed
+		// 6h, per day of at least one: 2; median of 30m and 60m.
+		"cart 1d":     {coverage: 0.25, frequency: 2, leadTime: v(2700), cfr: v(0), rework: v(0), levels: map[string]Level{}},
+		"cart 7d":     {coverage: 6.0 / 168, frequency: 2, leadTime: v(2700), cfr: v(0), rework: v(0), levels: map[string]Level{}},
+		"checkout 1d": {coverage: 0.25, frequency: 3, leadTime: v(8100), cfr: v(0), rework: v(0), levels: map[string]Level{}},
+		"checkout 7d": {coverage: 6.0 / 168, frequency: 3, leadTime: v(8100), cfr: v(0), rework: v(0), levels: map[string]Level{}},
 	},
 	"rollback": {
 		// d0, d1, d2 succeeded; d1 failed (1/3); d2 is rework (1/3);
-		// recovery 45m < 1h: elite; CFR 33 % > 20 %: low.
-		"api 1d": {frequency: 3, leadTime: v(1200), cfr: v(1.0 / 3), recovery: v(2700), rework: v(1.0 / 3),
-			levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelLow, rt, LevelElite, overall, LevelLow)},
-		"api 7d": {frequency: 3.0 / 7, leadTime: v(1200), cfr: v(1.0 / 3), recovery: v(2700), rework: v(1.0 / 3),
-			levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelLow, rt, LevelElite, overall, LevelLow)},
+		// recovery 45m. History from -1h to now (2h): 3h observed, 3/24
+		// and 3/168: no levels; 3 deployments in less than a day: 3.
+		"api 1d": {coverage: 3.0 / 24, frequency: 3, leadTime: v(1200), cfr: v(1.0 / 3), recovery: v(2700), rework: v(1.0 / 3), levels: map[string]Level{}},
+		"api 7d": {coverage: 3.0 / 168, frequency: 3, leadTime: v(1200), cfr: v(1.0 / 3), recovery: v(2700), rework: v(1.0 / 3), levels: map[string]Level{}},
 	},
 	"hotfix": {
-		// The history deployment (-24h) is outside the day.
-		"api 1d": {frequency: 2, leadTime: v(1500), cfr: v(0.5), recovery: v(7800), rework: v(0.5),
+		// The history deployment (-24h) starts the history, and is outside
+		// the day, which is wholly observed: levels as before (CFR 50 %:
+		// low; recovery 2h10m < 1 day: high). The week: 27h observed
+		// (27/168), 3 successes / (27/24) days = 8/3; no levels.
+		"api 1d": {coverage: 1, frequency: 2, leadTime: v(1500), cfr: v(0.5), recovery: v(7800), rework: v(0.5),
 			levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelLow, rt, LevelHigh, overall, LevelLow)},
-		"api 7d": {frequency: 3.0 / 7, leadTime: v(1500), cfr: v(1.0 / 3), recovery: v(7800), rework: v(1.0 / 3),
-			levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelLow, rt, LevelHigh, overall, LevelLow)},
+		"api 7d": {coverage: 27.0 / 168, frequency: 8.0 / 3, leadTime: v(1500), cfr: v(1.0 / 3), recovery: v(7800), rework: v(1.0 / 3), levels: map[string]Level{}},
 	},
 	"unattributed outage": {
-		// db never deployed: no rolling values. api's deployment is
-		// outside the last day.
-		"api 1d": {frequency: 0, levels: levels4(df, LevelLow, overall, LevelLow)},
-		// One deployment a week is high ("between once per day and once
-		// per week").
-		"api 7d": {frequency: 1.0 / 7, cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, cfr, LevelElite, overall, LevelHigh)},
+		// db never deployed: no rolling values. api's history starts at
+		// 0, now is 32h: the last day is wholly observed and holds no
+		// deployment (low). The week: 32/168 observed, 1 deployment in
+		// 32/24 days = 0.75 a day; no levels.
+		"api 1d": {coverage: 1, frequency: 0, levels: levels4(df, LevelLow, overall, LevelLow)},
+		"api 7d": {coverage: 32.0 / 168, frequency: 0.75, cfr: v(0), rework: v(0), levels: map[string]Level{}},
 	},
 	"flapping incident": {
-		"api 1d": {frequency: 2, leadTime: v(360), cfr: v(0.5), recovery: v(720), rework: v(0.5),
+		// History from -24h, now 1h: the day is observed; the week 25/168,
+		// 3 successes / (25/24) days = 2.88; no levels.
+		"api 1d": {coverage: 1, frequency: 2, leadTime: v(360), cfr: v(0.5), recovery: v(720), rework: v(0.5),
 			levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelLow, rt, LevelElite, overall, LevelLow)},
-		"api 7d": {frequency: 3.0 / 7, leadTime: v(360), cfr: v(1.0 / 3), recovery: v(720), rework: v(1.0 / 3),
-			levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelLow, rt, LevelElite, overall, LevelLow)},
+		"api 7d": {coverage: 25.0 / 168, frequency: 2.88, leadTime: v(360), cfr: v(1.0 / 3), recovery: v(720), rework: v(1.0 / 3), levels: map[string]Level{}},
 	},
 	"clock skew and absurd lead times": {
-		"api 1d": {frequency: 3, leadTime: v(600), cfr: v(0), rework: v(0), levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelElite, overall, LevelElite)},
-		// d0, 101 days ago, is outside the week.
-		"api 7d": {frequency: 3.0 / 7, leadTime: v(600), cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelElite, overall, LevelHigh)},
+		// d0, 101 days ago, starts the history: both windows observed.
+		"api 1d": {coverage: 1, frequency: 3, leadTime: v(600), cfr: v(0), rework: v(0), levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelElite, overall, LevelElite)},
+		// d0 is outside the week; 3/7 a day is between weekly and daily: high.
+		"api 7d": {coverage: 1, frequency: 3.0 / 7, leadTime: v(600), cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelElite, overall, LevelHigh)},
 	},
 	"a service with no deployments in the window": {
 		// Five days later nothing was deployed in the last day: the
 		// frequency is 0 (low), the ratios and medians have no value. The
 		// staging service gets no rolling values.
-		"api 1d": {frequency: 0, levels: levels4(df, LevelLow, overall, LevelLow)},
-		// 2 successes of 3 deployments, one failed; recovery of exactly
-		// 1 h is not "less than one hour": high.
-		"api 7d": {frequency: 2.0 / 7, cfr: v(1.0 / 3), recovery: v(3600), rework: v(0),
+		"api 1d": {coverage: 1, frequency: 0, levels: levels4(df, LevelLow, overall, LevelLow)},
+		// History from 0, now 120h: 5 of the week's 7 days observed
+		// (0.71, enough for levels). 2 successes in 5 days = 0.4 a day,
+		// between weekly and daily: high. 2 successes of 3 deployments,
+		// one failed; recovery of exactly 1 h is not "less than one
+		// hour": high.
+		"api 7d": {coverage: 120.0 / 168, frequency: 0.4, cfr: v(1.0 / 3), recovery: v(3600), rework: v(0),
 			levels: levels4(df, LevelHigh, cfr, LevelLow, rt, LevelHigh, overall, LevelLow)},
 	},
 	"a reviewed change and its revert": {
 		// d1 and d2 in the day (the history deployment is a day before
-		// T0); lead times 1h, 3h, 1h: median 1h; d1 failed: 1/2; d2 is
-		// rework: 1/2; recovery 2h: high (less than a day).
-		"api 1d": {frequency: 2, leadTime: v(3600), cfr: v(0.5), recovery: v(7200), rework: v(0.5),
+		// T0 and starts the history); lead times 1h, 3h, 1h: median 1h;
+		// d1 failed: 1/2; d2 is rework: 1/2; recovery 2h: high (less than
+		// a day). The week: 27h observed, 3 / (27/24) = 8/3; no levels.
+		"api 1d": {coverage: 1, frequency: 2, leadTime: v(3600), cfr: v(0.5), recovery: v(7200), rework: v(0.5),
 			levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelLow, rt, LevelHigh, overall, LevelLow)},
-		"api 7d": {frequency: 3.0 / 7, leadTime: v(3600), cfr: v(1.0 / 3), recovery: v(7200), rework: v(1.0 / 3),
-			levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelLow, rt, LevelHigh, overall, LevelLow)},
+		"api 7d": {coverage: 27.0 / 168, frequency: 8.0 / 3, leadTime: v(3600), cfr: v(1.0 / 3), recovery: v(7200), rework: v(1.0 / 3), levels: map[string]Level{}},
 	},
 	"first deployment with observed pushes": {
-		// One deployment a day is not more than one: high. Lead times
-		// 50m and 20m: median 35m.
-		"payments 1d": {frequency: 1, leadTime: v(35 * 60), cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelElite, overall, LevelHigh)},
-		"payments 7d": {frequency: 1.0 / 7, leadTime: v(35 * 60), cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelElite, overall, LevelHigh)},
+		// payments' history starts at -5m, ledger's at 10m; now is 1h:
+		// 65 and 50 minutes observed, no levels. One deployment in less
+		// than a day: 1. Lead times 50m and 20m: median 35m.
+		"payments 1d": {coverage: 65.0 / 1440, frequency: 1, leadTime: v(35 * 60), cfr: v(0), rework: v(0), levels: map[string]Level{}},
+		"payments 7d": {coverage: 65.0 / 10080, frequency: 1, leadTime: v(35 * 60), cfr: v(0), rework: v(0), levels: map[string]Level{}},
 		// ledger's only commit was before_history: no lead time.
-		"ledger 1d": {frequency: 1, cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, cfr, LevelElite, overall, LevelHigh)},
-		"ledger 7d": {frequency: 1.0 / 7, cfr: v(0), rework: v(0), levels: levels4(df, LevelHigh, cfr, LevelElite, overall, LevelHigh)},
+		"ledger 1d": {coverage: 50.0 / 1440, frequency: 1, cfr: v(0), rework: v(0), levels: map[string]Level{}},
+		"ledger 7d": {coverage: 50.0 / 10080, frequency: 1, cfr: v(0), rework: v(0), levels: map[string]Level{}},
 	},
 	"failed rollout, then an alert": {
 		// d1 and the fix succeeded, d2 failed: one change failure in three
 		// deployments (it was two, 0.67, when the alert failed d1 too).
 		// Lead time 20m (fix), recovery 15m (d2's failure to the
-		// resolution).
-		"api 1d": {frequency: 2, leadTime: v(20 * 60), cfr: v(1.0 / 3), recovery: v(15 * 60), rework: v(0),
-			levels: levels4(df, LevelElite, lt, LevelElite, cfr, LevelLow, rt, LevelElite, overall, LevelLow)},
-		"api 7d": {frequency: 2.0 / 7, leadTime: v(20 * 60), cfr: v(1.0 / 3), recovery: v(15 * 60), rework: v(0),
-			levels: levels4(df, LevelHigh, lt, LevelElite, cfr, LevelLow, rt, LevelElite, overall, LevelLow)},
+		// resolution). History from 0, now 2h: 2/24 and 2/168 observed,
+		// no levels; 2 successes in less than a day: 2.
+		"api 1d": {coverage: 2.0 / 24, frequency: 2, leadTime: v(20 * 60), cfr: v(1.0 / 3), recovery: v(15 * 60), rework: v(0), levels: map[string]Level{}},
+		"api 7d": {coverage: 2.0 / 168, frequency: 2, leadTime: v(20 * 60), cfr: v(1.0 / 3), recovery: v(15 * 60), rework: v(0), levels: map[string]Level{}},
 	},
 }
 
