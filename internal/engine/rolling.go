@@ -69,8 +69,9 @@ func (e *Engine) rollingPoints(svc event.Service, s *serviceState, now int64) []
 		changed = true
 	}
 	c.counts.ref, c.leadTimes.ref, c.recoveries.ref = now, now, now
-	// Coverage and frequency move with now until every window lies after
-	// the history start; from then on they stay put.
+	// Coverage and frequency move with now (and the history start) until
+	// every window lies after the history start; from then on they stay
+	// put, also when an older event moves the start further back.
 	start := nanos(s.historyStart)
 	full := coveredFrom(start, windows) <= now
 	if !changed && c.assembled && c.assembledFull && full {

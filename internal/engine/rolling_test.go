@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
@@ -139,4 +140,22 @@ func checkRollingMatchesOracle(t *testing.T, cfg Config, seed uint64, steps int,
 			check(step)
 		}
 	}
+}
+
+// TestRollingCoverageNotCached: the cached rolling points follow the
+// coverage, which moves with now until the windows are observed, and with
+// the history start when an older event (an import) moves it back.
+func TestRollingCoverageNotCached(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.RollingWindows = []time.Duration{24 * time.Hour}
+	e := apply(t, cfg, succeeded(api, "d1", "r1", 0))
+	cov := func(now time.Duration) float64 { return e.SnapshotAt(at(now)).Rolling[0].Coverage }
+	assert.InDelta(t, 6.0/24, cov(6*time.Hour), 1e-9)
+	assert.InDelta(t, 12.0/24, cov(12*time.Hour), 1e-9, "later, same inputs")
+	assert.InDelta(t, 1, cov(days(2)), 1e-9)
+	assert.InDelta(t, 6.0/24, cov(6*time.Hour), 1e-9, "back to an earlier now")
+	// An incident changes no rolling input but the history start.
+	_, err := e.Apply(incident(event.IncidentOpened, api, "i0", -6*time.Hour))
+	require.NoError(t, err)
+	assert.InDelta(t, 12.0/24, cov(6*time.Hour), 1e-9, "the history start moved back 6h")
 }

@@ -250,8 +250,6 @@ func (s *serviceState) noteObserved(at time.Time) {
 	}
 	if s.historyStart.IsZero() || at.Before(s.historyStart) {
 		s.historyStart = at
-		// The rolling points' coverage and frequency depend on it.
-		s.rolling.assembled = false
 	}
 }
 
