@@ -46,7 +46,7 @@ type Emitter struct {
 
 	deployments, failures, rework, incidents, leadTimeDropped    *numberMetric
 	frequency, leadTimeMedian, failureRate, recoveryMedian, rate *numberMetric
-	level                                                        *numberMetric
+	level, coverage                                              *numberMetric
 	// numbers are the metrics above in the generated builder's order.
 	numbers []*numberMetric
 	// levels are the level values last rendered, by series. A level changes
@@ -81,9 +81,10 @@ func New(cfg metadata.MetricsBuilderConfig, set receiver.Settings) *Emitter {
 	e.level = add(info.PlatformDoraLevel.Name, info.PlatformDoraLevel.Attributes, stringKeys(mc.PlatformDoraLevel.EnabledAttributes), mc.PlatformDoraLevel.Enabled, mc.PlatformDoraLevel.AggregationStrategy)
 	e.recoveryMedian = add(info.PlatformDoraRecoveryTimeMedian.Name, info.PlatformDoraRecoveryTimeMedian.Attributes, stringKeys(mc.PlatformDoraRecoveryTimeMedian.EnabledAttributes), mc.PlatformDoraRecoveryTimeMedian.Enabled, mc.PlatformDoraRecoveryTimeMedian.AggregationStrategy)
 	e.rate = add(info.PlatformDoraReworkRate.Name, info.PlatformDoraReworkRate.Attributes, stringKeys(mc.PlatformDoraReworkRate.EnabledAttributes), mc.PlatformDoraReworkRate.Enabled, mc.PlatformDoraReworkRate.AggregationStrategy)
+	e.coverage = add(info.PlatformDoraWindowCoverage.Name, info.PlatformDoraWindowCoverage.Attributes, stringKeys(mc.PlatformDoraWindowCoverage.EnabledAttributes), mc.PlatformDoraWindowCoverage.Enabled, mc.PlatformDoraWindowCoverage.AggregationStrategy)
 	e.incidents = add(info.PlatformIncidents.Name, info.PlatformIncidents.Attributes, stringKeys(mc.PlatformIncidents.EnabledAttributes), mc.PlatformIncidents.Enabled, mc.PlatformIncidents.AggregationStrategy)
 	e.leadTimeDropped = add(info.PlatformLeadTimeDropped.Name, info.PlatformLeadTimeDropped.Attributes, stringKeys(mc.PlatformLeadTimeDropped.EnabledAttributes), mc.PlatformLeadTimeDropped.Enabled, mc.PlatformLeadTimeDropped.AggregationStrategy)
-	e.numbers = []*numberMetric{e.failures, e.deployments, e.rework, e.failureRate, e.frequency, e.leadTimeMedian, e.level, e.recoveryMedian, e.rate, e.incidents, e.leadTimeDropped}
+	e.numbers = []*numberMetric{e.failures, e.deployments, e.rework, e.failureRate, e.frequency, e.leadTimeMedian, e.level, e.recoveryMedian, e.rate, e.coverage, e.incidents, e.leadTimeDropped}
 	return e
 }
 
@@ -103,6 +104,7 @@ func metricTemplates(set receiver.Settings) map[string]pmetric.Metric {
 	mc.PlatformDoraLevel.Enabled = true
 	mc.PlatformDoraRecoveryTimeMedian.Enabled = true
 	mc.PlatformDoraReworkRate.Enabled = true
+	mc.PlatformDoraWindowCoverage.Enabled = true
 	mc.PlatformIncidents.Enabled = true
 	mc.PlatformLeadTimeDropped.Enabled = true
 	mb := metadata.NewMetricsBuilder(cfg, set)
@@ -116,6 +118,7 @@ func metricTemplates(set receiver.Settings) map[string]pmetric.Metric {
 	mb.RecordPlatformDoraLevelDataPoint(ts, 0, "", "", "", "", metadata.AttributeMetricOverall, "")
 	mb.RecordPlatformDoraRecoveryTimeMedianDataPoint(ts, 0, "", "", "", "")
 	mb.RecordPlatformDoraReworkRateDataPoint(ts, 0, "", "", "", "")
+	mb.RecordPlatformDoraWindowCoverageDataPoint(ts, 0, "", "", "", "")
 	mb.RecordPlatformIncidentsDataPoint(ts, 0, "", "", "", metadata.AttributeAttributedTrue)
 	mb.RecordPlatformLeadTimeDroppedDataPoint(ts, 0, "", "", "", "")
 	out := map[string]pmetric.Metric{}
@@ -257,7 +260,8 @@ func (e *Emitter) hasPoints() bool {
 // recordRolling records the rolling DORA gauges, of the services in only
 // when it is not nil (see EmitServices). The engine computes them for
 // production services only; values without data (a ratio without
-// deployments, a median without observations) are left out.
+// deployments, a median without observations) are left out, and so are
+// the levels of a window too little observed (engine.RollingPoint.Levels).
 func (e *Emitter) recordRolling(points []engine.RollingPoint, only map[event.Service]struct{}) {
 	for _, p := range points {
 		listed := true
@@ -281,6 +285,9 @@ func (e *Emitter) recordRolling(points []engine.RollingPoint, only map[event.Ser
 		}
 		if p.ReworkRate.OK && on(e.rate) {
 			e.rate.recordDouble(p.ReworkRate.V, tm, ns, name, env, p.Window)
+		}
+		if on(e.coverage) {
+			e.coverage.recordDouble(p.Coverage, tm, ns, name, env, p.Window)
 		}
 		if !on(e.level) {
 			continue

@@ -19,7 +19,10 @@ import (
 // service that has one, and no team attribute at all for a service without
 // (Prometheus would drop an empty label anyway; OTLP backends see none).
 func TestEmitTeamAttribute(t *testing.T) {
-	e, err := engine.New(engine.DefaultConfig(), start)
+	// Two hours of history: levels only with min_window_coverage 0.
+	cfg := engine.DefaultConfig()
+	cfg.MinWindowCoverage = 0
+	e, err := engine.New(cfg, start)
 	require.NoError(t, err)
 	at := func(d time.Duration) time.Time { return start.Add(d) }
 	for _, ev := range []event.Event{
@@ -61,7 +64,7 @@ func TestEmitTeamAttribute(t *testing.T) {
 		"platform.deployments", "platform.deployment.failures", "platform.deployments.rework", "platform.incidents",
 		LeadTimeMetric, LeadTimeStageMetric, RecoveryTimeMetric,
 		"platform.dora.deployment_frequency", "platform.dora.lead_time.median", "platform.dora.change_failure_rate",
-		"platform.dora.recovery_time.median", "platform.dora.level",
+		"platform.dora.recovery_time.median", "platform.dora.level", "platform.dora.window_coverage",
 	} {
 		assert.True(t, seen[want], "%s carries api's team", want)
 	}

@@ -31,9 +31,13 @@ var (
 // it ships a reviewed change (commit 20m, opened 25m, merged 30m, rollout
 // 50m to 1h), fails a rollout, is rolled back (rework) and recovers; web
 // (staging) deploys once and has an incident. The snapshot is taken at 4h,
-// with the rolling values.
+// with the rolling values: api's history started at 10m, so 3h50m of each
+// window is observed (coverage 230/1440 of 1d, 0.16): min_window_coverage
+// 0.1 gives the 1d window levels, the 7d and 30d windows none.
 func scenario(t *testing.T) engine.Snapshot {
-	e, err := engine.New(engine.DefaultConfig(), start)
+	cfg := engine.DefaultConfig()
+	cfg.MinWindowCoverage = 0.1
+	e, err := engine.New(cfg, start)
 	require.NoError(t, err)
 	at := func(d time.Duration) time.Time { return start.Add(d) }
 	for _, ev := range []event.Event{
@@ -138,26 +142,42 @@ func TestEmitRollingLeavesOutUndefinedValues(t *testing.T) {
 	em := New(metadata.NewDefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
 	snap := engine.Snapshot{StartTime: start, Rolling: []engine.RollingPoint{{
 		Service: api, Window: "1d", Duration: 24 * time.Hour,
+		Coverage:            1,
 		DeploymentFrequency: 0,
 		Levels: []engine.LevelPoint{
 			{TierSet: "dora-2024", Metric: engine.MetricDeploymentFrequency, Level: engine.LevelLow},
 			{TierSet: "dora-2024", Metric: engine.MetricOverall, Level: engine.LevelLow},
 		},
+	}, {
+		// A window too little observed: no levels, its coverage says why.
+		Service: api, Window: "7d", Duration: 7 * 24 * time.Hour,
+		Coverage:            1.0 / 7,
+		DeploymentFrequency: 0,
 	}}}
 	md := em.Emit(snap, start.Add(time.Hour))
 	got := map[string]int{}
+	coverage := map[string]float64{}
 	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
 	for i := range ms.Len() {
 		m := ms.At(i)
 		require.Equal(t, pmetric.MetricTypeGauge, m.Type(), m.Name())
-		got[m.Name()] = m.Gauge().DataPoints().Len()
-		dp := m.Gauge().DataPoints().At(0)
-		window, _ := dp.Attributes().Get("window")
-		assert.Equal(t, "1d", window.Str())
+		for j := range m.Gauge().DataPoints().Len() {
+			dp := m.Gauge().DataPoints().At(j)
+			window, _ := dp.Attributes().Get("window")
+			got[m.Name()+" "+window.Str()]++
+			if m.Name() == "platform.dora.window_coverage" {
+				coverage[window.Str()] = dp.DoubleValue()
+			}
+		}
 	}
 	// No deployment in the window: the frequency is 0 and its level low; a
-	// rate or a median without data is absent, not 0.
-	assert.Equal(t, map[string]int{"platform.dora.deployment_frequency": 1, "platform.dora.level": 2}, got)
+	// rate or a median without data is absent, not 0. The 7d window has
+	// its frequency and coverage but no level.
+	assert.Equal(t, map[string]int{
+		"platform.dora.deployment_frequency 1d": 1, "platform.dora.level 1d": 2, "platform.dora.window_coverage 1d": 1,
+		"platform.dora.deployment_frequency 7d": 1, "platform.dora.window_coverage 7d": 1,
+	}, got)
+	assert.Equal(t, map[string]float64{"1d": 1, "7d": 1.0 / 7}, coverage)
 }
 
 func TestEmitStageAttribute(t *testing.T) {

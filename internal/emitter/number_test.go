@@ -59,6 +59,7 @@ func referenceEmit(cfg metadata.MetricsBuilderConfig, s engine.Snapshot, now tim
 		if p.ReworkRate.OK {
 			mb.RecordPlatformDoraReworkRateDataPoint(ts, p.ReworkRate.V, ns, name, env, p.Window, tm...)
 		}
+		mb.RecordPlatformDoraWindowCoverageDataPoint(ts, p.Coverage, ns, name, env, p.Window, tm...)
 		for _, l := range p.Levels {
 			if metric, ok := metadata.MapAttributeMetric[l.Metric]; ok {
 				mb.RecordPlatformDoraLevelDataPoint(ts, float64(l.Level), ns, name, env, p.Window, metric, l.TierSet, tm...)
@@ -83,9 +84,13 @@ func countersAndGauges(md pmetric.Metrics) pmetric.Metrics {
 }
 
 // manyServices is a history of n services in three environments, with
-// failures, rework and incidents, some with a team and some without.
+// failures, rework and incidents, some with a team and some without. Its
+// windows are little observed (hours of history); min_window_coverage 0
+// gives them levels all the same.
 func manyServices(t testing.TB, n int) engine.Snapshot {
-	e, err := engine.New(engine.DefaultConfig(), start)
+	cfg := engine.DefaultConfig()
+	cfg.MinWindowCoverage = 0
+	e, err := engine.New(cfg, start)
 	require.NoError(t, err)
 	at := func(d time.Duration) time.Time { return start.Add(d) }
 	for s := range n {
@@ -132,6 +137,8 @@ func TestEmitMatchesGeneratedBuilder(t *testing.T) {
 		cfg.Metrics.PlatformDoraLevel.AggregationStrategy = strategy
 		cfg.Metrics.PlatformDoraDeploymentFrequency.EnabledAttributes = []metadata.PlatformDoraDeploymentFrequencyMetricAttributeKey{metadata.PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace}
 		cfg.Metrics.PlatformDoraDeploymentFrequency.AggregationStrategy = strategy
+		cfg.Metrics.PlatformDoraWindowCoverage.EnabledAttributes = []metadata.PlatformDoraWindowCoverageMetricAttributeKey{metadata.PlatformDoraWindowCoverageMetricAttributeKeyWindow}
+		cfg.Metrics.PlatformDoraWindowCoverage.AggregationStrategy = strategy
 		cfg.Metrics.PlatformIncidents.Enabled = false
 		return cfg
 	}

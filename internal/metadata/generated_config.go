@@ -477,6 +477,58 @@ func (ms *PlatformDoraReworkRateMetricConfig) Validate() error {
 	return nil
 }
 
+// PlatformDoraWindowCoverageMetricAttributeKey specifies the key of an attribute for the platform.dora.window_coverage metric.
+type PlatformDoraWindowCoverageMetricAttributeKey string
+
+const (
+	PlatformDoraWindowCoverageMetricAttributeKeyNamespace   PlatformDoraWindowCoverageMetricAttributeKey = "namespace"
+	PlatformDoraWindowCoverageMetricAttributeKeyDeployment  PlatformDoraWindowCoverageMetricAttributeKey = "deployment"
+	PlatformDoraWindowCoverageMetricAttributeKeyEnvironment PlatformDoraWindowCoverageMetricAttributeKey = "environment"
+	PlatformDoraWindowCoverageMetricAttributeKeyWindow      PlatformDoraWindowCoverageMetricAttributeKey = "window"
+	PlatformDoraWindowCoverageMetricAttributeKeyTeam        PlatformDoraWindowCoverageMetricAttributeKey = "team"
+)
+
+// PlatformDoraWindowCoverageMetricConfig provides config for the platform.dora.window_coverage metric.
+type PlatformDoraWindowCoverageMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                         `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []PlatformDoraWindowCoverageMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *PlatformDoraWindowCoverageMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *PlatformDoraWindowCoverageMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case PlatformDoraWindowCoverageMetricAttributeKeyNamespace, PlatformDoraWindowCoverageMetricAttributeKeyDeployment, PlatformDoraWindowCoverageMetricAttributeKeyEnvironment, PlatformDoraWindowCoverageMetricAttributeKeyWindow, PlatformDoraWindowCoverageMetricAttributeKeyTeam:
+		default:
+			return fmt.Errorf("metric platform.dora.window_coverage doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, team]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
 // PlatformIncidentsMetricAttributeKey specifies the key of an attribute for the platform.incidents metric.
 type PlatformIncidentsMetricAttributeKey string
 
@@ -592,6 +644,7 @@ type MetricsConfig struct {
 	PlatformDoraLevel               PlatformDoraLevelMetricConfig               `mapstructure:"platform.dora.level"`
 	PlatformDoraRecoveryTimeMedian  PlatformDoraRecoveryTimeMedianMetricConfig  `mapstructure:"platform.dora.recovery_time.median"`
 	PlatformDoraReworkRate          PlatformDoraReworkRateMetricConfig          `mapstructure:"platform.dora.rework_rate"`
+	PlatformDoraWindowCoverage      PlatformDoraWindowCoverageMetricConfig      `mapstructure:"platform.dora.window_coverage"`
 	PlatformIncidents               PlatformIncidentsMetricConfig               `mapstructure:"platform.incidents"`
 	PlatformLeadTimeDropped         PlatformLeadTimeDroppedMetricConfig         `mapstructure:"platform.lead_time.dropped"`
 }
@@ -642,6 +695,11 @@ func DefaultMetricsConfig() MetricsConfig {
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
 			EnabledAttributes:   []PlatformDoraReworkRateMetricAttributeKey{PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow, PlatformDoraReworkRateMetricAttributeKeyTeam},
+		},
+		PlatformDoraWindowCoverage: PlatformDoraWindowCoverageMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategyAvg,
+			EnabledAttributes:   []PlatformDoraWindowCoverageMetricAttributeKey{PlatformDoraWindowCoverageMetricAttributeKeyNamespace, PlatformDoraWindowCoverageMetricAttributeKeyDeployment, PlatformDoraWindowCoverageMetricAttributeKeyEnvironment, PlatformDoraWindowCoverageMetricAttributeKeyWindow, PlatformDoraWindowCoverageMetricAttributeKeyTeam},
 		},
 		PlatformIncidents: PlatformIncidentsMetricConfig{
 			Enabled:             true,

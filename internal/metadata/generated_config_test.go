@@ -71,6 +71,11 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategyAvg,
 						EnabledAttributes:   []PlatformDoraReworkRateMetricAttributeKey{PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow, PlatformDoraReworkRateMetricAttributeKeyTeam},
 					},
+					PlatformDoraWindowCoverage: PlatformDoraWindowCoverageMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []PlatformDoraWindowCoverageMetricAttributeKey{PlatformDoraWindowCoverageMetricAttributeKeyNamespace, PlatformDoraWindowCoverageMetricAttributeKeyDeployment, PlatformDoraWindowCoverageMetricAttributeKeyEnvironment, PlatformDoraWindowCoverageMetricAttributeKeyWindow, PlatformDoraWindowCoverageMetricAttributeKeyTeam},
+					},
 					PlatformIncidents: PlatformIncidentsMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
@@ -133,6 +138,11 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategyAvg,
 						EnabledAttributes:   []PlatformDoraReworkRateMetricAttributeKey{PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow, PlatformDoraReworkRateMetricAttributeKeyTeam},
 					},
+					PlatformDoraWindowCoverage: PlatformDoraWindowCoverageMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []PlatformDoraWindowCoverageMetricAttributeKey{PlatformDoraWindowCoverageMetricAttributeKeyNamespace, PlatformDoraWindowCoverageMetricAttributeKeyDeployment, PlatformDoraWindowCoverageMetricAttributeKeyEnvironment, PlatformDoraWindowCoverageMetricAttributeKeyWindow, PlatformDoraWindowCoverageMetricAttributeKeyTeam},
+					},
 					PlatformIncidents: PlatformIncidentsMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
@@ -150,7 +160,7 @@ func TestMetricsBuilderConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := loadMetricsBuilderConfig(t, tt.name)
-			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(PlatformDeploymentFailuresMetricConfig{}, PlatformDeploymentsMetricConfig{}, PlatformDeploymentsReworkMetricConfig{}, PlatformDoraChangeFailureRateMetricConfig{}, PlatformDoraDeploymentFrequencyMetricConfig{}, PlatformDoraLeadTimeMedianMetricConfig{}, PlatformDoraLevelMetricConfig{}, PlatformDoraRecoveryTimeMedianMetricConfig{}, PlatformDoraReworkRateMetricConfig{}, PlatformIncidentsMetricConfig{}, PlatformLeadTimeDroppedMetricConfig{}))
+			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(PlatformDeploymentFailuresMetricConfig{}, PlatformDeploymentsMetricConfig{}, PlatformDeploymentsReworkMetricConfig{}, PlatformDoraChangeFailureRateMetricConfig{}, PlatformDoraDeploymentFrequencyMetricConfig{}, PlatformDoraLeadTimeMedianMetricConfig{}, PlatformDoraLevelMetricConfig{}, PlatformDoraRecoveryTimeMedianMetricConfig{}, PlatformDoraReworkRateMetricConfig{}, PlatformDoraWindowCoverageMetricConfig{}, PlatformIncidentsMetricConfig{}, PlatformLeadTimeDroppedMetricConfig{}))
 			require.Emptyf(t, diff, "Config mismatch (-expected +actual):\n%s", diff)
 		})
 	}
@@ -259,6 +269,18 @@ func TestPlatformDoraReworkRateMetricsConfig_Validate(t *testing.T) {
 	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.rework_rate doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, team]")
 
 	cfg = DefaultMetricsConfig().PlatformDoraReworkRate
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestPlatformDoraWindowCoverageMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().PlatformDoraWindowCoverage
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []PlatformDoraWindowCoverageMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.window_coverage doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, team]")
+
+	cfg = DefaultMetricsConfig().PlatformDoraWindowCoverage
 	cfg.AggregationStrategy = "invalid"
 	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
 }

@@ -145,6 +145,10 @@ var MetricsInfo = metricsInfo{
 		Name:       "platform.dora.rework_rate",
 		Attributes: []string{"namespace", "deployment", "environment", "window", "team"},
 	},
+	PlatformDoraWindowCoverage: metricInfo{
+		Name:       "platform.dora.window_coverage",
+		Attributes: []string{"namespace", "deployment", "environment", "window", "team"},
+	},
 	PlatformIncidents: metricInfo{
 		Name:       "platform.incidents",
 		Attributes: []string{"namespace", "deployment", "environment", "attributed", "team"},
@@ -165,6 +169,7 @@ type metricsInfo struct {
 	PlatformDoraLevel               metricInfo
 	PlatformDoraRecoveryTimeMedian  metricInfo
 	PlatformDoraReworkRate          metricInfo
+	PlatformDoraWindowCoverage      metricInfo
 	PlatformIncidents               metricInfo
 	PlatformLeadTimeDropped         metricInfo
 }
@@ -607,7 +612,7 @@ type metricPlatformDoraDeploymentFrequency struct {
 // init fills platform.dora.deployment_frequency metric with initial data.
 func (m *metricPlatformDoraDeploymentFrequency) init() {
 	m.data.SetName("platform.dora.deployment_frequency")
-	m.data.SetDescription("Successful production deployments per day over the window ending now.")
+	m.data.SetDescription("Successful production deployments per day over the window ending now, per day of its observed part (see platform.dora.window_coverage), at least one day.")
 	m.data.SetUnit("{deployment}/d")
 	m.data.SetEmptyGauge()
 	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
@@ -1108,6 +1113,107 @@ func newMetricPlatformDoraReworkRate(cfg PlatformDoraReworkRateMetricConfig) met
 	return m
 }
 
+type metricPlatformDoraWindowCoverage struct {
+	data          pmetric.Metric                         // data buffer for generated metric.
+	config        PlatformDoraWindowCoverageMetricConfig // metric config provided by user.
+	capacity      int                                    // max observed number of data points added to the metric.
+	aggDataPoints []float64                              // slice containing number of aggregated datapoints at each index
+}
+
+// init fills platform.dora.window_coverage metric with initial data.
+func (m *metricPlatformDoraWindowCoverage) init() {
+	m.data.SetName("platform.dora.window_coverage")
+	m.data.SetDescription("Share of the window ending now (0 to 1) that lies after the service's history start (its first deployment or incident event seen, imported or live); the rolling values are computed over that part, and levels are given only from performance_levels.min_window_coverage on.")
+	m.data.SetUnit("1")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricPlatformDoraWindowCoverage) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string, options ...MetricAttributeOption) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraWindowCoverageMetricAttributeKeyNamespace) {
+		dp.Attributes().PutStr("namespace", namespaceAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraWindowCoverageMetricAttributeKeyDeployment) {
+		dp.Attributes().PutStr("deployment", deploymentAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraWindowCoverageMetricAttributeKeyEnvironment) {
+		dp.Attributes().PutStr("environment", environmentAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PlatformDoraWindowCoverageMetricAttributeKeyWindow) {
+		dp.Attributes().PutStr("window", windowAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
+	}
+
+	var s string
+	dps := m.data.Gauge().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetDoubleValue(dpi.DoubleValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.DoubleValue() > val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.DoubleValue() < val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetDoubleValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricPlatformDoraWindowCoverage) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricPlatformDoraWindowCoverage) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Gauge().DataPoints().At(i).SetDoubleValue(m.data.Gauge().DataPoints().At(i).DoubleValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricPlatformDoraWindowCoverage(cfg PlatformDoraWindowCoverageMetricConfig) metricPlatformDoraWindowCoverage {
+	m := metricPlatformDoraWindowCoverage{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricPlatformIncidents struct {
 	data          pmetric.Metric                // data buffer for generated metric.
 	config        PlatformIncidentsMetricConfig // metric config provided by user.
@@ -1331,6 +1437,7 @@ type MetricsBuilder struct {
 	metricPlatformDoraLevel               metricPlatformDoraLevel
 	metricPlatformDoraRecoveryTimeMedian  metricPlatformDoraRecoveryTimeMedian
 	metricPlatformDoraReworkRate          metricPlatformDoraReworkRate
+	metricPlatformDoraWindowCoverage      metricPlatformDoraWindowCoverage
 	metricPlatformIncidents               metricPlatformIncidents
 	metricPlatformLeadTimeDropped         metricPlatformLeadTimeDropped
 }
@@ -1367,6 +1474,7 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 		metricPlatformDoraLevel:               newMetricPlatformDoraLevel(mbc.Metrics.PlatformDoraLevel),
 		metricPlatformDoraRecoveryTimeMedian:  newMetricPlatformDoraRecoveryTimeMedian(mbc.Metrics.PlatformDoraRecoveryTimeMedian),
 		metricPlatformDoraReworkRate:          newMetricPlatformDoraReworkRate(mbc.Metrics.PlatformDoraReworkRate),
+		metricPlatformDoraWindowCoverage:      newMetricPlatformDoraWindowCoverage(mbc.Metrics.PlatformDoraWindowCoverage),
 		metricPlatformIncidents:               newMetricPlatformIncidents(mbc.Metrics.PlatformIncidents),
 		metricPlatformLeadTimeDropped:         newMetricPlatformLeadTimeDropped(mbc.Metrics.PlatformLeadTimeDropped),
 	}
@@ -1443,6 +1551,7 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricPlatformDoraLevel.emit(ils.Metrics())
 	mb.metricPlatformDoraRecoveryTimeMedian.emit(ils.Metrics())
 	mb.metricPlatformDoraReworkRate.emit(ils.Metrics())
+	mb.metricPlatformDoraWindowCoverage.emit(ils.Metrics())
 	mb.metricPlatformIncidents.emit(ils.Metrics())
 	mb.metricPlatformLeadTimeDropped.emit(ils.Metrics())
 
@@ -1509,6 +1618,11 @@ func (mb *MetricsBuilder) RecordPlatformDoraRecoveryTimeMedianDataPoint(ts pcomm
 // RecordPlatformDoraReworkRateDataPoint adds a data point to platform.dora.rework_rate metric.
 func (mb *MetricsBuilder) RecordPlatformDoraReworkRateDataPoint(ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string, options ...MetricAttributeOption) {
 	mb.metricPlatformDoraReworkRate.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, windowAttributeValue, options...)
+}
+
+// RecordPlatformDoraWindowCoverageDataPoint adds a data point to platform.dora.window_coverage metric.
+func (mb *MetricsBuilder) RecordPlatformDoraWindowCoverageDataPoint(ts pcommon.Timestamp, val float64, namespaceAttributeValue string, deploymentAttributeValue string, environmentAttributeValue string, windowAttributeValue string, options ...MetricAttributeOption) {
+	mb.metricPlatformDoraWindowCoverage.recordDataPoint(mb.startTime, ts, val, namespaceAttributeValue, deploymentAttributeValue, environmentAttributeValue, windowAttributeValue, options...)
 }
 
 // RecordPlatformIncidentsDataPoint adds a data point to platform.incidents metric.

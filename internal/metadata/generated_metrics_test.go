@@ -67,6 +67,7 @@ func TestMetricsBuilder(t *testing.T) {
 			aggMap["platform.dora.level"] = mb.metricPlatformDoraLevel.config.AggregationStrategy
 			aggMap["platform.dora.recovery_time.median"] = mb.metricPlatformDoraRecoveryTimeMedian.config.AggregationStrategy
 			aggMap["platform.dora.rework_rate"] = mb.metricPlatformDoraReworkRate.config.AggregationStrategy
+			aggMap["platform.dora.window_coverage"] = mb.metricPlatformDoraWindowCoverage.config.AggregationStrategy
 			aggMap["platform.incidents"] = mb.metricPlatformIncidents.config.AggregationStrategy
 			aggMap["platform.lead_time.dropped"] = mb.metricPlatformLeadTimeDropped.config.AggregationStrategy
 
@@ -133,6 +134,12 @@ func TestMetricsBuilder(t *testing.T) {
 			}
 			defaultMetricsCount++
 			allMetricsCount++
+			mb.RecordPlatformDoraWindowCoverageDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", WithTeamMetricAttribute("team-val"))
+			if tt.name == "reaggregate_set" {
+				mb.RecordPlatformDoraWindowCoverageDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", WithTeamMetricAttribute("team-val"))
+			}
+			defaultMetricsCount++
+			allMetricsCount++
 			mb.RecordPlatformIncidentsDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", AttributeAttributedTrue, WithTeamMetricAttribute("team-val"))
 			if tt.name == "reaggregate_set" {
 				mb.RecordPlatformIncidentsDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", AttributeAttributedFalse, WithTeamMetricAttribute("team-val"))
@@ -156,6 +163,7 @@ func TestMetricsBuilder(t *testing.T) {
 				assert.Empty(t, mb.metricPlatformDoraLevel.aggDataPoints)
 				assert.Empty(t, mb.metricPlatformDoraRecoveryTimeMedian.aggDataPoints)
 				assert.Empty(t, mb.metricPlatformDoraReworkRate.aggDataPoints)
+				assert.Empty(t, mb.metricPlatformDoraWindowCoverage.aggDataPoints)
 				assert.Empty(t, mb.metricPlatformIncidents.aggDataPoints)
 				assert.Empty(t, mb.metricPlatformLeadTimeDropped.aggDataPoints)
 			}
@@ -430,7 +438,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["platform.dora.deployment_frequency"] = true
 						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
 						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
-						assert.Equal(t, "Successful production deployments per day over the window ending now.", mi.Description())
+						assert.Equal(t, "Successful production deployments per day over the window ending now, per day of its observed part (see platform.dora.window_coverage), at least one day.", mi.Description())
 						assert.Equal(t, "{deployment}/d", mi.Unit())
 						dp := mi.Gauge().DataPoints().At(0)
 						assert.Equal(t, start, dp.StartTimestamp())
@@ -457,7 +465,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["platform.dora.deployment_frequency"] = true
 						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
 						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
-						assert.Equal(t, "Successful production deployments per day over the window ending now.", mi.Description())
+						assert.Equal(t, "Successful production deployments per day over the window ending now, per day of its observed part (see platform.dora.window_coverage), at least one day.", mi.Description())
 						assert.Equal(t, "{deployment}/d", mi.Unit())
 						dp := mi.Gauge().DataPoints().At(0)
 						assert.Equal(t, start, dp.StartTimestamp())
@@ -706,6 +714,64 @@ func TestMetricsBuilder(t *testing.T) {
 						assert.Equal(t, ts, dp.Timestamp())
 						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
 						switch aggMap["platform.dora.rework_rate"] {
+						case "sum":
+							assert.InDelta(t, float64(4), dp.DoubleValue(), 0.01)
+						case "avg":
+							assert.InDelta(t, float64(2), dp.DoubleValue(), 0.01)
+						case "min":
+							assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						case "max":
+							assert.InDelta(t, float64(3), dp.DoubleValue(), 0.01)
+						}
+						_, ok := dp.Attributes().Get("namespace")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("deployment")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("environment")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("window")
+						assert.False(t, ok)
+					}
+				case "platform.dora.window_coverage":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["platform.dora.window_coverage"], "Found a duplicate in the metrics slice: platform.dora.window_coverage")
+						validatedMetrics["platform.dora.window_coverage"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Share of the window ending now (0 to 1) that lies after the service's history start (its first deployment or incident event seen, imported or live); the rolling values are computed over that part, and levels are given only from performance_levels.min_window_coverage on.", mi.Description())
+						assert.Equal(t, "1", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						namespaceAttrVal, ok := dp.Attributes().Get("namespace")
+						assert.True(t, ok)
+						assert.Equal(t, "namespace-val", namespaceAttrVal.Str())
+						deploymentAttrVal, ok := dp.Attributes().Get("deployment")
+						assert.True(t, ok)
+						assert.Equal(t, "deployment-val", deploymentAttrVal.Str())
+						environmentAttrVal, ok := dp.Attributes().Get("environment")
+						assert.True(t, ok)
+						assert.Equal(t, "environment-val", environmentAttrVal.Str())
+						windowAttrVal, ok := dp.Attributes().Get("window")
+						assert.True(t, ok)
+						assert.Equal(t, "window-val", windowAttrVal.Str())
+						teamAttrVal, ok := dp.Attributes().Get("team")
+						assert.True(t, ok)
+						assert.Equal(t, "team-val", teamAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["platform.dora.window_coverage"], "Found a duplicate in the metrics slice: platform.dora.window_coverage")
+						validatedMetrics["platform.dora.window_coverage"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Share of the window ending now (0 to 1) that lies after the service's history start (its first deployment or incident event seen, imported or live); the rolling values are computed over that part, and levels are given only from performance_levels.min_window_coverage on.", mi.Description())
+						assert.Equal(t, "1", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						switch aggMap["platform.dora.window_coverage"] {
 						case "sum":
 							assert.InDelta(t, float64(4), dp.DoubleValue(), 0.01)
 						case "avg":
