@@ -113,6 +113,10 @@ type PerformanceLevelsConfig struct {
 	Report int `mapstructure:"report"`
 	// Custom is a second tier set, the team's own targets.
 	Custom CustomLevelsConfig `mapstructure:"custom"`
+	// MinWindowCoverage is the share of a rolling window (0 to 1) that
+	// must lie after a service's history start for the window to get
+	// levels (platform.dora.window_coverage).
+	MinWindowCoverage float64 `mapstructure:"min_window_coverage"`
 }
 
 // CustomLevelsConfig is a custom tier set: a level is reached by a value
@@ -155,6 +159,7 @@ func defaultPerformanceLevels() PerformanceLevelsConfig {
 			High:   levelThresholds(high),
 			Medium: levelThresholds(medium),
 		},
+		MinWindowCoverage: engine.DefaultConfig().MinWindowCoverage,
 	}
 }
 
@@ -277,6 +282,9 @@ func (p *PerformanceLevelsConfig) validate() error {
 	if err := engine.ValidateCustomTiers(c.Elite.tier(), c.High.tier(), c.Medium.tier()); err != nil {
 		errs = append(errs, prefixErrors("performance_levels::custom::", err))
 	}
+	if err := engine.ValidateMinWindowCoverage(p.MinWindowCoverage); err != nil {
+		errs = append(errs, fmt.Errorf("performance_levels::min_window_coverage: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -328,6 +336,7 @@ func (cfg *Config) engineConfig() engine.Config {
 	}
 	c := cfg.PerformanceLevels.Custom
 	ec.TierSets = append(ec.TierSets, engine.CustomTierSet(c.Name, c.Elite.tier(), c.High.tier(), c.Medium.tier()))
+	ec.MinWindowCoverage = cfg.PerformanceLevels.MinWindowCoverage
 	return ec
 }
 

@@ -86,6 +86,7 @@ func TestLoadConfig(t *testing.T) {
 		assert.Equal(t, []time.Duration{12 * time.Hour, 24 * time.Hour, 90 * 24 * time.Hour}, ec.RollingWindows)
 		require.Len(t, ec.TierSets, 2)
 		assert.Equal(t, "dora-2023", ec.TierSets[0].Name)
+		assert.Equal(t, 0.25, ec.MinWindowCoverage)
 		// Only the keys given change; the others keep the team defaults.
 		elite, high, medium := engine.DefaultCustomTiers()
 		elite.DeploymentsPerDay, elite.LeadTime = 5, time.Hour
@@ -102,6 +103,7 @@ func TestLoadConfig(t *testing.T) {
 		assert.Equal(t, []time.Duration{24 * time.Hour, 168 * time.Hour, 720 * time.Hour}, cfg.RollingWindows)
 		assert.Equal(t, 2024, cfg.PerformanceLevels.Report)
 		assert.Equal(t, "team", cfg.PerformanceLevels.Custom.Name)
+		assert.Equal(t, 0.5, cfg.PerformanceLevels.MinWindowCoverage)
 		// The team's targets (BRIEF.md): more than 10 a day, under 2 h,
 		// under 5 %, under 30 min.
 		assert.Equal(t, LevelThresholdsConfig{DeploymentFrequency: 10, LeadTime: 2 * time.Hour, ChangeFailureRate: 0.05, RecoveryTime: 30 * time.Minute},
@@ -171,7 +173,8 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 			"performance_levels::custom::name: must not be empty\n" +
 			"performance_levels::custom::high::change_failure_rate: must be a ratio above 0 and at most 1, got 1.5\n" +
 			"performance_levels::custom::high::lead_time: 1h0m0s is below elite's 2h0m0s\n" +
-			"performance_levels::custom::medium::change_failure_rate: 0.15 is below high's 1.5",
+			"performance_levels::custom::medium::change_failure_rate: 0.15 is below high's 1.5\n" +
+			"performance_levels::min_window_coverage: must be between 0 and 1, got 1.5",
 	}
 	for name, want := range tests {
 		t.Run(name, func(t *testing.T) {
