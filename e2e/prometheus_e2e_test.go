@@ -63,6 +63,8 @@ func startDoraStack(t *testing.T, ruleFiles ...string) *doraStack {
     services:
       - {repository: acme/api, namespace: shop, deployment: api}
       - {repository: acme/web, namespace: shop, deployment: web}
+    # The story spans minutes: levels for its little-covered windows too.
+    performance_levels: {min_window_coverage: 0}
 `), 0o600))
 	metricsURL := startCollectorWith(t, bin, cluster.Kubeconfig, []string{services},
 		"DORA_WEBHOOK_ENDPOINT="+webhookAddr,
@@ -181,6 +183,11 @@ func TestDoraThroughPrometheus(t *testing.T) {
 	stack.waitQuery(t, `platform_dora_deployment_frequency_per_day{window="1d"}`, map[string]string{"deployment": "web"}, 2)
 	stack.waitQuery(t, `platform_dora_rework_rate_ratio{window="7d"}`, map[string]string{"deployment": "api"}, 1.0/3)
 	stack.waitQuery(t, `platform_dora_change_failure_rate_ratio{window="7d"}`, map[string]string{"deployment": "api"}, 0.5)
+	// The story is minutes old: a sliver of the week is observed.
+	coverage, ok := valueOf(query(t, stack.prometheus, `platform_dora_window_coverage_ratio{window="7d"}`), map[string]string{"deployment": "api"})
+	if assert.True(t, ok, "window coverage of api") {
+		assert.True(t, coverage > 0 && coverage < 0.01, "7d coverage %v: minutes of a week", coverage)
+	}
 	for _, metric := range []string{"deployment_frequency", "lead_time", "change_failure_rate", "recovery_time", "overall"} {
 		levels := query(t, stack.prometheus, `platform_dora_level{window="7d",tier_set="dora-2024",metric="`+metric+`"}`)
 		level, ok := valueOf(levels, map[string]string{"deployment": "api"})
