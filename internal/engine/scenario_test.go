@@ -290,6 +290,14 @@ var scenarioRolling = map[string]map[string]rollingWant{
 		"api 1d": {coverage: 2.0 / 24, frequency: 2, leadTime: v(20 * 60), cfr: v(1.0 / 3), recovery: v(15 * 60), rework: v(0), levels: map[string]Level{}},
 		"api 7d": {coverage: 2.0 / 168, frequency: 2, leadTime: v(20 * 60), cfr: v(1.0 / 3), recovery: v(15 * 60), rework: v(0), levels: map[string]Level{}},
 	},
+	"three days of history under a week's window": {
+		// History from 0, now 72h: the last day (48h, 72h] is observed
+		// and holds d3 (53h) and d4 (71h): 2 a day, elite.
+		"api 1d": {coverage: 1, frequency: 2, cfr: v(0), rework: v(0), levels: levels4(df, LevelElite, cfr, LevelElite, overall, LevelElite)},
+		// 3 of the week's 7 days observed (0.43 < 0.5): 4 deployments / 3
+		// days, not / 7 (0.57, "high"); no levels.
+		"api 7d": {coverage: 3.0 / 7, frequency: 4.0 / 3, cfr: v(0), rework: v(0), levels: map[string]Level{}},
+	},
 }
 
 // TestScenarios replays the delivery histories of package enginetest

@@ -225,5 +225,24 @@ func Scenarios() []Scenario {
 				},
 			},
 		},
+		{
+			// The receiver has seen three days of api (its first
+			// deployment starts the history), less than a week: the week's
+			// rolling values are over the three days seen, and too little of
+			// it is covered for levels (the engine's TestScenarios).
+			Name: "three days of history under a week's window",
+			Events: []event.Event{
+				Succeeded(API, "d1", "r1", 0),
+				Succeeded(API, "d2", "r2", 26*time.Hour),
+				Succeeded(API, "d3", "r3", 53*time.Hour),
+				Succeeded(API, "d4", "r4", 71*time.Hour),
+			},
+			Now: At(72 * time.Hour),
+			Want: Expected{
+				Counters: map[string]Counter{
+					Deployments: {{API, "success"}: 4},
+				},
+			},
+		},
 	}, Stories()...)
 }
