@@ -65,6 +65,10 @@ var contractSeries = []string{
 	"platform_recovery_time_seconds_count",
 	"platform_deployments_rework_total",
 	"platform_incidents_total",
+	// The rolling gauges the dashboard's levels table reads.
+	"platform_dora_level",
+	"platform_dora_deployment_frequency_per_day",
+	"platform_dora_window_coverage_ratio",
 }
 
 // ---------------------------------------------------------------------------
@@ -316,7 +320,7 @@ func TestDashboardImportable(t *testing.T) {
 	for _, p := range allPanels(d.Panels) {
 		titles = append(titles, strings.ToLower(p.Title))
 	}
-	for _, want := range []string{"deployment frequency", "median lead time", "change failure rate", "median recovery time", "lead time p50 / p90", "recovery time p50", "deployments per service", "change failures by reason"} {
+	for _, want := range []string{"deployment frequency", "median lead time", "change failure rate", "median recovery time", "lead time p50 / p90", "recovery time p50", "deployments per service", "change failures by reason", "window coverage"} {
 		assert.True(t, slices.ContainsFunc(titles, func(s string) bool { return strings.Contains(s, want) }), "a panel titled %q", want)
 	}
 

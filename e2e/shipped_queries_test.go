@@ -55,6 +55,16 @@ func series(labels map[string]string, keys ...string) string {
 type expectation struct {
 	keys   []string
 	values map[string]float64
+	// delta is how far a value may be from the expected one: 1e-6 unless
+	// set (a value that depends on the wall clock).
+	delta float64
+}
+
+func (e expectation) tolerance() float64 {
+	if e.delta > 0 {
+		return e.delta
+	}
+	return 1e-6
 }
 
 func one(v float64) expectation { return expectation{values: map[string]float64{"": v}} }
@@ -70,7 +80,7 @@ func (e expectation) matches(got []promSample) bool {
 	}
 	for _, s := range got {
 		v, ok := e.values[series(s.Labels, e.keys...)]
-		if !ok || math.Abs(v-s.Value) > 1e-6 {
+		if !ok || math.Abs(v-s.Value) > e.tolerance() {
 			return false
 		}
 	}
@@ -97,8 +107,27 @@ func (e expectation) check(t *testing.T, what string, got []promSample) {
 		return
 	}
 	for k, v := range e.values {
-		assert.InDelta(t, v, actual[k], 1e-6, "%s: %s", what, k)
+		assert.InDelta(t, v, actual[k], e.tolerance(), "%s: %s", what, k)
 	}
+}
+
+// byWindow expects one value per service, the same in each default window.
+func byWindow(perService map[string]float64) expectation {
+	e := expectation{keys: []string{"deployment", "window"}, values: map[string]float64{}}
+	for svc, v := range perService {
+		for _, w := range []string{"1d", "7d", "30d"} {
+			e.values["deployment="+svc+",window="+w] = v
+		}
+	}
+	return e
+}
+
+// coverageSliver expects every window of api and web covered between 0
+// and 0.1 (less than 2.4 hours of history in the shortest window).
+func coverageSliver() expectation {
+	e := byWindow(map[string]float64{"api": 0.05, "web": 0.05})
+	e.delta = 0.05
+	return e
 }
 
 // checkShippedQueries runs every dashboard panel query and every recording
@@ -151,6 +180,15 @@ func checkShippedQueries(t *testing.T, stack *doraStack, want scenario.Expected)
 		}),
 		"Rework rate/A": one(1.0 / 5), // the rollback
 		"Incidents, attributed to a deployment or not/A": by([]string{"attributed"}, map[string]float64{"attributed=true": 1}),
+		// The receiver's rolling gauges, per service and window (1d, 7d,
+		// 30d). The story is minutes old: every window reaches back before
+		// the history start, so the frequency is over one day (the least
+		// it divides by) and the coverage a sliver; levels come with the
+		// stack's min_window_coverage 0. api: change failure rate 50 %,
+		// low; web: elite on all its metrics.
+		"Overall level and window coverage, per service and window/A": byWindow(map[string]float64{"api": 1, "web": 4}),
+		"Overall level and window coverage, per service and window/B": byWindow(map[string]float64{"api": 3, "web": 2}),
+		"Overall level and window coverage, per service and window/C": coverageSliver(),
 	}
 
 	raw, err := os.ReadFile(filepath.Join("..", "dashboard", "dora-metrics.json"))
