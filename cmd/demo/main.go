@@ -183,6 +183,12 @@ func printSummary(prom string) error {
 		}
 		levels[metric] = v
 	}
+	// A level needs enough of its window observed (min_window_coverage);
+	// the demo's history is minutes old, so say how much of the week is.
+	coverage, err := instant(prom, `platform_dora_window_coverage_ratio{window="7d"}`, "deployment")
+	if err != nil {
+		return err
+	}
 	names := make([]string, 0, len(services))
 	for s := range services {
 		names = append(names, s)
@@ -196,7 +202,7 @@ func printSummary(prom string) error {
 			show(values["lead"], svc, duration, levels["lead_time"]),
 			show(values["cfr"], svc, func(v float64) string { return fmt.Sprintf("%.0f%%", v*100) }, levels["change_failure_rate"]),
 			show(values["recovery"], svc, duration, levels["recovery_time"]),
-			levelName(levels["overall"], svc))
+			overallName(levels["overall"], coverage, svc))
 	}
 	return nil
 }
@@ -211,6 +217,17 @@ func show(values map[string]float64, svc string, format func(float64) string, le
 		return "n/a"
 	}
 	return format(v) + " (" + levelName(levels, svc) + ")"
+}
+
+// overallName names the overall level, or says why there is none: too
+// little of the window observed.
+func overallName(levels, coverage map[string]float64, svc string) string {
+	if _, ok := levels[svc]; !ok {
+		if c, ok := coverage[svc]; ok {
+			return fmt.Sprintf("none yet: %.1f%% of the week observed", c*100)
+		}
+	}
+	return levelName(levels, svc)
 }
 
 // levelName names a platform_dora_level value.

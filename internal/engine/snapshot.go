@@ -95,7 +95,7 @@ type RollingPoint struct {
 	// service's history start: the part of it the receiver has observed.
 	Coverage float64
 	// DeploymentFrequency is successful deployments per day of the
-	// observed part of the window (see observedDays).
+	// observed part of the window, at least a day (see observed).
 	DeploymentFrequency float64
 	// LeadTimeMedian is the median of the lead times recorded in the window
 	// (seconds).
