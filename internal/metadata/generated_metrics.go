@@ -612,7 +612,7 @@ type metricPlatformDoraDeploymentFrequency struct {
 // init fills platform.dora.deployment_frequency metric with initial data.
 func (m *metricPlatformDoraDeploymentFrequency) init() {
 	m.data.SetName("platform.dora.deployment_frequency")
-	m.data.SetDescription("Successful production deployments per day over the window ending now, per day of its observed part (see platform.dora.window_coverage), at least one day.")
+	m.data.SetDescription("Successful production deployments per day over the window ending now, divided by the days of the window observed (after the service's history start, at least one day; see platform.dora.window_coverage).")
 	m.data.SetUnit("{deployment}/d")
 	m.data.SetEmptyGauge()
 	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)

@@ -438,7 +438,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["platform.dora.deployment_frequency"] = true
 						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
 						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
-						assert.Equal(t, "Successful production deployments per day over the window ending now, per day of its observed part (see platform.dora.window_coverage), at least one day.", mi.Description())
+						assert.Equal(t, "Successful production deployments per day over the window ending now, divided by the days of the window observed (after the service's history start, at least one day; see platform.dora.window_coverage).", mi.Description())
 						assert.Equal(t, "{deployment}/d", mi.Unit())
 						dp := mi.Gauge().DataPoints().At(0)
 						assert.Equal(t, start, dp.StartTimestamp())
@@ -465,7 +465,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["platform.dora.deployment_frequency"] = true
 						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
 						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
-						assert.Equal(t, "Successful production deployments per day over the window ending now, per day of its observed part (see platform.dora.window_coverage), at least one day.", mi.Description())
+						assert.Equal(t, "Successful production deployments per day over the window ending now, divided by the days of the window observed (after the service's history start, at least one day; see platform.dora.window_coverage).", mi.Description())
 						assert.Equal(t, "{deployment}/d", mi.Unit())
 						dp := mi.Gauge().DataPoints().At(0)
 						assert.Equal(t, start, dp.StartTimestamp())
