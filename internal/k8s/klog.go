@@ -1,6 +1,9 @@
 package k8s
 
 import (
+	"sync"
+	"sync/atomic"
+
 	"github.com/go-logr/logr"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -10,41 +13,58 @@ import (
 // RouteKlog sends what client-go logs through klog (reflector and watch
 // errors, leader election) to logger, so that it is structured and
 // leveled like the collector's own logs instead of klog's text on stderr.
-// klog is process-wide: the last receiver to start sets it.
+// klog is process-wide: the last receiver to start takes its output.
+// klog's logger is set once, to a sink that follows klogTarget: setting it
+// again while an earlier receiver's informer goroutines may still read it
+// is a data race (klog.SetLogger does not synchronize).
 func RouteKlog(logger *zap.Logger) {
-	klog.SetLogger(logr.New(&zapSink{logger: logger.Named("client-go").WithOptions(zap.AddCallerSkip(2))}))
+	klogTarget.Store(logger.Named("client-go").WithOptions(zap.AddCallerSkip(2)))
+	klogOnce.Do(func() { klog.SetLogger(logr.New(&zapSink{})) })
 }
 
+var (
+	klogOnce   sync.Once
+	klogTarget atomic.Pointer[zap.Logger]
+)
+
 // zapSink is a logr.LogSink over zap. klog's verbosity 0 is Info; any
-// higher verbosity (client-go's detail and tracing) is Debug.
+// higher verbosity (client-go's detail and tracing) is Debug. Without a
+// logger of its own it writes to klogTarget.
 type zapSink struct {
 	logger *zap.Logger
+}
+
+func (s *zapSink) log() *zap.Logger {
+	if s.logger != nil {
+		return s.logger
+	}
+	return klogTarget.Load()
 }
 
 func (s *zapSink) Init(logr.RuntimeInfo) {}
 
 func (s *zapSink) Enabled(level int) bool {
-	return s.logger.Core().Enabled(zapLevel(level))
+	return s.log().Core().Enabled(zapLevel(level))
 }
 
 func (s *zapSink) Info(level int, msg string, keysAndValues ...any) {
-	if ce := s.logger.Check(zapLevel(level), msg); ce != nil {
+	if ce := s.log().Check(zapLevel(level), msg); ce != nil {
 		ce.Write(fields(keysAndValues)...)
 	}
 }
 
 func (s *zapSink) Error(err error, msg string, keysAndValues ...any) {
-	if ce := s.logger.Check(zapcore.ErrorLevel, msg); ce != nil {
+	if ce := s.log().Check(zapcore.ErrorLevel, msg); ce != nil {
 		ce.Write(append(fields(keysAndValues), zap.Error(err))...)
 	}
 }
 
 func (s *zapSink) WithValues(keysAndValues ...any) logr.LogSink {
-	return &zapSink{logger: s.logger.With(fields(keysAndValues)...)}
+	return &zapSink{logger: s.log().With(fields(keysAndValues)...)}
 }
 
 func (s *zapSink) WithName(name string) logr.LogSink {
-	return &zapSink{logger: s.logger.Named(name)}
+	return &zapSink{logger: s.log().Named(name)}
 }
 
 func zapLevel(level int) zapcore.Level {

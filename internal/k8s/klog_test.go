@@ -16,7 +16,7 @@ import (
 func TestRouteKlog(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	RouteKlog(zap.New(core))
-	t.Cleanup(klog.ClearLogger)
+	t.Cleanup(func() { RouteKlog(zap.NewNop()) })
 
 	klog.InfoS("Watch close", "reflector", "deployments", "total", 3)
 	klog.ErrorS(errors.New("connection refused"), "Failed to watch", "resource", "deployments")
@@ -35,4 +35,21 @@ func TestRouteKlog(t *testing.T) {
 	assert.Equal(t, "connection refused", entries[1].ContextMap()["error"])
 	assert.Equal(t, "client-go.leaderelection", entries[2].LoggerName)
 	assert.Equal(t, map[string]any{"lease": "default/otelcol-dora", "missing_value_for": "odd"}, entries[2].ContextMap())
+}
+
+// TestRouteKlogFollowsTheLastReceiver: klog's logger is set once; a later
+// RouteKlog changes where its output goes without setting it again (which
+// races with an earlier receiver's informer goroutines reading it).
+func TestRouteKlogFollowsTheLastReceiver(t *testing.T) {
+	first, firstLogs := observer.New(zapcore.InfoLevel)
+	second, secondLogs := observer.New(zapcore.InfoLevel)
+	RouteKlog(zap.New(first))
+	t.Cleanup(func() { RouteKlog(zap.NewNop()) })
+	klog.InfoS("to the first")
+	RouteKlog(zap.New(second))
+	klog.InfoS("to the second")
+	klog.Flush()
+	require.Equal(t, 1, firstLogs.Len())
+	require.Equal(t, 1, secondLogs.Len())
+	assert.Equal(t, "to the second", secondLogs.All()[0].Message)
 }
