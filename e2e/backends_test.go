@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -45,6 +47,7 @@ func TestVendorBackends(t *testing.T) {
     endpoint: %s/api/v1/otlp
   prometheus_remote_write:
     endpoint: %s/api/v1/write
+    disable_scope_info: true
 service:
   pipelines:
     metrics:
@@ -72,23 +75,41 @@ service:
 	stack.errorRatio.Store(0.2)
 	stack.waitQuery(t, `ALERTS{alertname="HighErrorRate",alertstate="firing"}`, map[string]string{"service": "api"}, 1)
 	stack.errorRatio.Store(0.0)
-	for _, b := range backends {
+	for name, b := range backends {
+		t.Logf("waiting for the incident's recovery through %s", name)
 		b.waitQuery(t, `platform_recovery_time_seconds_count`, map[string]string{"deployment": "api"}, float64(want.Recoveries["api"]+1))
 	}
 
-	// The same metric names in every backend.
-	names := func(base string) []string {
+	// The same series in every backend: names and labels, but for the
+	// scrape's job and instance (the target's; OTLP and remote write have
+	// none, as the receiver's resource has no service.name) and the
+	// spelling of le, a number ("60.0" scraped, "60" through OTLP and
+	// remote write).
+	seriesOf := func(base string) []string {
 		var out []string
-		for _, s := range query(t, base, `count by (__name__) ({__name__=~"platform_.*"})`) {
-			out = append(out, s.Labels["__name__"])
+		for _, s := range query(t, base, `{__name__=~"platform_.*"}`) {
+			var labels []string
+			for k, v := range s.Labels {
+				switch k {
+				case "job", "instance":
+					continue
+				case "le":
+					f, err := strconv.ParseFloat(v, 64)
+					require.NoError(t, err, "le=%q", v)
+					v = strconv.FormatFloat(f, 'g', -1, 64)
+				}
+				labels = append(labels, k+"="+v)
+			}
+			sort.Strings(labels)
+			out = append(out, strings.Join(labels, ","))
 		}
 		sort.Strings(out)
 		return out
 	}
-	scraped := names(stack.prometheus)
+	scraped := seriesOf(stack.prometheus)
 	require.NotEmpty(t, scraped)
 	for name, b := range backends {
-		assert.Equal(t, scraped, names(b.prometheus), "metric names through %s", name)
+		assert.Equal(t, scraped, seriesOf(b.prometheus), "series through %s", name)
 	}
 
 	for name, b := range backends {
