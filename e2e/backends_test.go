@@ -2,16 +2,21 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"sigs.k8s.io/yaml"
 
 	"github.com/otelcol-dora/dorareceiver/internal/scenario"
 )
@@ -55,6 +60,16 @@ service:
       exporters: [prometheus, otlp_http/prometheus, prometheus_remote_write]
 `, otlpProm, rwProm), 0o600))
 	stack := startDoraStackWith(t, []string{exporters}, shippedRules(t)...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			// Why a scrape found nothing: the targets' health and errors.
+			if resp, err := http.Get(stack.prometheus + "/api/v1/targets"); err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				t.Logf("scrape targets: %s", b)
+			}
+		}
+	})
 	backends := map[string]*doraStack{
 		"scrape":       stack,
 		"otlp":         {prometheus: otlpProm},
@@ -69,6 +84,19 @@ service:
 		Logf:               t.Logf,
 	})
 	require.NoError(t, err)
+	// The scenario's numbers, as TestDoraThroughPrometheus waits for them.
+	for svc, byStatus := range want.Deployments {
+		for status, n := range byStatus {
+			stack.waitQuery(t, `platform_deployments_total{environment="production"}`,
+				map[string]string{"namespace": scenario.Namespace, "deployment": svc, "status": status}, float64(n))
+		}
+	}
+	for svc, byReason := range want.Failures {
+		for reason, n := range byReason {
+			stack.waitQuery(t, `platform_deployment_failures_total`,
+				map[string]string{"deployment": svc, "reason": reason}, float64(n))
+		}
+	}
 	// The monitoring loop of TestDoraThroughPrometheus, on the scraping
 	// Prometheus (the one with the application and Alertmanager): an
 	// incident on api and its recovery.
@@ -85,9 +113,9 @@ service:
 	// none, as the receiver's resource has no service.name) and the
 	// spelling of le, a number ("60.0" scraped, "60" through OTLP and
 	// remote write).
-	seriesOf := func(base string) []string {
+	seriesOf := func(base, expr string) []string {
 		var out []string
-		for _, s := range query(t, base, `{__name__=~"platform_.*"}`) {
+		for _, s := range query(t, base, expr) {
 			var labels []string
 			for k, v := range s.Labels {
 				switch k {
@@ -101,18 +129,73 @@ service:
 				labels = append(labels, k+"="+v)
 			}
 			sort.Strings(labels)
-			out = append(out, strings.Join(labels, ","))
+			out = append(out, fmt.Sprintf("{%s} %.9g", strings.Join(labels, ","), s.Value))
 		}
 		sort.Strings(out)
 		return out
 	}
-	scraped := seriesOf(stack.prometheus)
+	scraped := seriesOf(stack.prometheus, `{__name__=~"platform_.*"}`)
 	require.NotEmpty(t, scraped)
 	for name, b := range backends {
-		assert.Equal(t, scraped, seriesOf(b.prometheus), "series through %s", name)
+		assert.Equal(t, scraped, seriesOf(b.prometheus, `{__name__=~"platform_.*"}`), "series through %s", name)
+	}
+
+	// Every dashboard query and recording rule gives the same result in
+	// each backend as through the prometheus exporter. (Rules are
+	// evaluated every second by each Prometheus: a moment to agree.)
+	for _, expr := range shippedExprs(t) {
+		want := seriesOf(stack.prometheus, expr)
+		for name, b := range backends {
+			var got []string
+			require.Eventually(t, func() bool {
+				want = seriesOf(stack.prometheus, expr)
+				got = seriesOf(b.prometheus, expr)
+				return strings.Join(want, ";") == strings.Join(got, ";")
+			}, 15*time.Second, 250*time.Millisecond, "%s through %s: %v, scraped %v", expr, name, got, want)
+		}
 	}
 
 	for name, b := range backends {
 		t.Run(name, func(t *testing.T) { checkShippedQueries(t, b, want) })
 	}
+}
+
+// shippedExprs are the dashboard's panel queries (with the check's values
+// of the Grafana variables) and the shipped recording rules' names.
+func shippedExprs(t *testing.T) []string {
+	raw, err := os.ReadFile(filepath.Join("..", "dashboard", "dora-metrics.json"))
+	require.NoError(t, err)
+	var dash struct {
+		Panels []struct {
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &dash))
+	var out []string
+	for _, p := range dash.Panels {
+		for _, target := range p.Targets {
+			out = append(out, grafanaVariables.Replace(target.Expr))
+		}
+	}
+	rawRules, err := os.ReadFile(shippedRules(t)[0])
+	require.NoError(t, err)
+	var groups struct {
+		Groups []struct {
+			Rules []struct {
+				Record string `json:"record"`
+			} `json:"rules"`
+		} `json:"groups"`
+	}
+	require.NoError(t, yaml.Unmarshal(rawRules, &groups))
+	for _, g := range groups.Groups {
+		for _, r := range g.Rules {
+			if r.Record != "" {
+				out = append(out, r.Record)
+			}
+		}
+	}
+	require.NotEmpty(t, out)
+	return out
 }
