@@ -26,7 +26,8 @@ type serviceKey struct{ namespace, deployment, environment string }
 // (point attributes, one resource) is md unchanged. A point without those
 // attributes (a metric that aggregates them away) keeps the others under a
 // resource with only the cluster. Metric metadata, scopes and the order of
-// points within a service are kept.
+// points within a service are kept. It takes the service attributes off
+// md's points: md is not to be used after.
 func SemanticConventions(md pmetric.Metrics, cluster string) pmetric.Metrics {
 	out := pmetric.NewMetrics()
 	// For each service, its resource's scope metrics by input scope index
