@@ -99,6 +99,10 @@ type Config struct {
 	// Limits bound what one delivery can carry (bounds.go).
 	Limits LimitsConfig `mapstructure:"limits"`
 
+	// SemanticConventions, for vendor backends (docs/backends.md): off by
+	// default, which keeps the Prometheus contract.
+	SemanticConventions SemanticConventionsConfig `mapstructure:"semantic_conventions"`
+
 	metadata.MetricsBuilderConfig `mapstructure:",squash"`
 
 	// prevent unkeyed literal initialization
@@ -210,6 +214,9 @@ func (cfg *Config) Validate() error {
 		if _, err := path.Match(p, ""); err != nil || p == "" {
 			errs = append(errs, fmt.Errorf("production_environments[%d]: %q is not a valid glob pattern", i, p))
 		}
+	}
+	if err := cfg.SemanticConventions.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if cfg.EmitInterval <= 0 {
 		errs = append(errs, fmt.Errorf("emit_interval: must be positive, got %s", cfg.EmitInterval))
@@ -354,4 +361,29 @@ func boundsSeconds(b []time.Duration) []float64 {
 		out[i] = d.Seconds()
 	}
 	return out
+}
+
+// SemanticConventionsConfig puts the service of every series in OpenTelemetry
+// semantic-convention resource attributes, one resource per service, as
+// vendor backends key services: service.name (the deployment),
+// deployment.environment.name, k8s.namespace.name and k8s.cluster.name
+// (Cluster), in place of the namespace, deployment and environment point
+// attributes of the Prometheus contract (METRICS.md).
+type SemanticConventionsConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// Cluster is the k8s.cluster.name of every resource; empty: none.
+	Cluster string `mapstructure:"cluster"`
+}
+
+// maxClusterName bounds semantic_conventions::cluster (a DNS name's length).
+const maxClusterName = 253
+
+func (c SemanticConventionsConfig) validate() error {
+	if len(c.Cluster) > maxClusterName {
+		return fmt.Errorf("semantic_conventions::cluster: longer than %d bytes", maxClusterName)
+	}
+	if c.Cluster != "" && !c.Enabled {
+		return errors.New("semantic_conventions::cluster: set without semantic_conventions::enabled, so it would be ignored")
+	}
+	return nil
 }

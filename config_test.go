@@ -2,6 +2,7 @@ package dorareceiver
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -192,4 +193,15 @@ func withoutBuckets(ec engine.Config) engine.Config {
 	d := engine.DefaultConfig()
 	ec.LeadTimeBounds, ec.RecoveryTimeBounds = d.LeadTimeBounds, d.RecoveryTimeBounds
 	return ec
+}
+
+func TestSemanticConventionsConfig(t *testing.T) {
+	cfg := createDefaultConfig()
+	assert.False(t, cfg.SemanticConventions.Enabled, "off by default: the Prometheus contract")
+	cfg.SemanticConventions = SemanticConventionsConfig{Cluster: "eu-1"}
+	assert.ErrorContains(t, cfg.Validate(), "semantic_conventions::cluster")
+	cfg.SemanticConventions = SemanticConventionsConfig{Enabled: true, Cluster: strings.Repeat("a", 254)}
+	assert.ErrorContains(t, cfg.Validate(), "semantic_conventions::cluster")
+	cfg.SemanticConventions = SemanticConventionsConfig{Enabled: true, Cluster: "eu-1"}
+	assert.NoError(t, cfg.SemanticConventions.validate())
 }

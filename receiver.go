@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.uber.org/zap"
@@ -341,7 +342,7 @@ func (r *doraReceiver) newCore(eng *engine.Engine) *ingest.Core {
 		Logger:        r.logger,
 		Engine:        eng,
 		Emitter:       emitter.New(r.cfg.MetricsBuilderConfig, r.settings),
-		Next:          r.next,
+		Next:          r.metricsNext(),
 		ObsReport:     r.obsEmit,
 		EmitInterval:  r.cfg.EmitInterval,
 		SnapshotEvery: r.cfg.SnapshotEvery,
@@ -358,4 +359,20 @@ func (r *doraReceiver) newCore(eng *engine.Engine) *ingest.Core {
 		Host:     r.host,
 		Closing:  r.closing,
 	})
+}
+
+// metricsNext is the metrics pipeline, through the semantic-convention
+// rewrite when semantic_conventions is enabled.
+func (r *doraReceiver) metricsNext() consumer.Metrics {
+	sc := r.cfg.SemanticConventions
+	if r.next == nil || !sc.Enabled {
+		return r.next
+	}
+	next, err := consumer.NewMetrics(func(ctx context.Context, md pmetric.Metrics) error {
+		return r.next.ConsumeMetrics(ctx, emitter.SemanticConventions(md, sc.Cluster))
+	})
+	if err != nil { // only for a nil function
+		panic(err)
+	}
+	return next
 }

@@ -139,3 +139,52 @@ func TestEmissionAfterRefusalIsFull(t *testing.T) {
 	require.Greater(t, len(all), before)
 	assert.Equal(t, []string{"web"}, servicesIn(all[len(all)-1]), "then the changed services again")
 }
+
+// semantic_conventions: the receiver sends each service under a resource
+// of its own with the OpenTelemetry names, none left on the points; off (the
+// default) the points keep the Prometheus contract's attributes.
+func TestSemanticConventionsResources(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprint("enabled=", on), func(t *testing.T) {
+			next := &flakyConsumer{}
+			url := startWebhookReceiver(t, next, func(cfg *Config) {
+				cfg.SemanticConventions = SemanticConventionsConfig{Enabled: on}
+				if on {
+					cfg.SemanticConventions.Cluster = "eu-1"
+				}
+			}) + "/events"
+			body := fmt.Appendf(nil, "[%s,%s]", serviceDeployment("api-0", "api", now.Add(-time.Hour)), serviceDeployment("web-0", "web", now.Add(-time.Hour)))
+			require.Equal(t, http.StatusOK, post(t, url, "application/json", body, true).status)
+			all := next.AllMetrics()
+			require.NotEmpty(t, all)
+			md := all[len(all)-1]
+			var resources []map[string]any
+			pointHasService := false
+			for i := range md.ResourceMetrics().Len() {
+				rm := md.ResourceMetrics().At(i)
+				resources = append(resources, rm.Resource().Attributes().AsRaw())
+				ms := rm.ScopeMetrics().At(0).Metrics()
+				for k := range ms.Len() {
+					forEachPointAttrs(ms.At(k), func(attrs map[string]any) {
+						_, ns := attrs["namespace"]
+						_, d := attrs["deployment"]
+						_, env := attrs["environment"]
+						pointHasService = pointHasService || ns || d || env
+					})
+				}
+			}
+			if !on {
+				assert.True(t, pointHasService)
+				assert.Equal(t, []map[string]any{{}}, resources)
+				return
+			}
+			assert.False(t, pointHasService)
+			sort.Slice(resources, func(i, j int) bool { return fmt.Sprint(resources[i]) < fmt.Sprint(resources[j]) })
+			assert.Equal(t, []map[string]any{
+				{"service.name": "api", "k8s.namespace.name": "shop", "deployment.environment.name": "production", "k8s.cluster.name": "eu-1"},
+				{"service.name": "web", "k8s.namespace.name": "shop", "deployment.environment.name": "production", "k8s.cluster.name": "eu-1"},
+			}, resources)
+		})
+	}
+}

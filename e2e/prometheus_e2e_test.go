@@ -43,6 +43,12 @@ const appAlerts = `groups:
 `
 
 func startDoraStack(t *testing.T, ruleFiles ...string) *doraStack {
+	return startDoraStackWith(t, nil, ruleFiles...)
+}
+
+// startDoraStackWith is startDoraStack with more collector configuration
+// files merged over the stack's (more exporters, for example).
+func startDoraStackWith(t *testing.T, extraConfigs []string, ruleFiles ...string) *doraStack {
 	bin := collectorBinary(t)
 	cluster := localcluster.StartForTest(t, localcluster.Options{FakeKubelet: true})
 	dir := t.TempDir()
@@ -66,7 +72,7 @@ func startDoraStack(t *testing.T, ruleFiles ...string) *doraStack {
     # The story spans minutes: levels for its little-covered windows too.
     performance_levels: {min_window_coverage: 0}
 `), 0o600))
-	metricsURL := startCollectorWith(t, bin, cluster.Kubeconfig, []string{services},
+	metricsURL := startCollectorWith(t, bin, cluster.Kubeconfig, append([]string{services}, extraConfigs...),
 		"DORA_WEBHOOK_ENDPOINT="+webhookAddr,
 		"DORA_GITHUB_SECRET="+githubSecret,
 		"DORA_ALERTMANAGER_TOKEN="+alertmanagerToken,

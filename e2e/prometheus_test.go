@@ -78,6 +78,10 @@ type prometheusConfig struct {
 	Targets      map[string]string
 	RuleFiles    []string
 	Alertmanager string // host:port, optional
+	// Config is more prometheus.yml (an otlp: section), Flags more
+	// command-line flags (the OTLP or remote-write receiver).
+	Config string
+	Flags  []string
 }
 
 // startPrometheus runs a real Prometheus scraping and evaluating every
@@ -98,6 +102,7 @@ func startPrometheus(t *testing.T, cfg prometheusConfig) string {
 	if cfg.Alertmanager != "" {
 		fmt.Fprintf(&b, "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [%q]\n", cfg.Alertmanager)
 	}
+	b.WriteString(cfg.Config)
 	b.WriteString("scrape_configs:\n")
 	for job, target := range cfg.Targets {
 		fmt.Fprintf(&b, "  - job_name: %q\n    static_configs:\n      - targets: [%q]\n", job, target)
@@ -105,13 +110,13 @@ func startPrometheus(t *testing.T, cfg prometheusConfig) string {
 	configPath := filepath.Join(dir, "prometheus.yml")
 	require.NoError(t, os.WriteFile(configPath, []byte(b.String()), 0o600))
 	addr := freeAddr(t)
-	startProcess(t, "prometheus", bin,
-		"--config.file="+configPath,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
+	startProcess(t, "prometheus", bin, append([]string{
+		"--config.file=" + configPath,
+		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr,
 		// Send alert changes to Alertmanager at once, not every minute.
 		"--rules.alert.resend-delay=1s",
-	)
+	}, cfg.Flags...)...)
 	base := "http://" + addr
 	waitHTTP200(t, base+"/-/ready")
 	return base

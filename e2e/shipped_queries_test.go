@@ -147,7 +147,8 @@ func checkShippedQueries(t *testing.T, stack *doraStack, want scenario.Expected)
 	// Both recoveries must fall in the first bucket for the interpolated
 	// quantiles below; they do unless the machine stalled for a minute.
 	buckets := query(t, stack.prometheus, `platform_recovery_time_seconds_bucket`)
-	fast, ok := valueOf(query(t, stack.prometheus, `sum(platform_recovery_time_seconds_bucket{le="60.0"})`), nil)
+	// le is "60.0" scraped, "60" through OTLP and remote write.
+	fast, ok := valueOf(query(t, stack.prometheus, `sum(platform_recovery_time_seconds_bucket{le=~"60|60.0"})`), nil)
 	require.True(t, ok, "recovery buckets: %v", buckets)
 	require.Equal(t, 2.0, fast, "both recoveries took under a minute")
 
