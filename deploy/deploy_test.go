@@ -154,7 +154,20 @@ type dashboard struct {
 	Templating struct {
 		List []variable `json:"list"`
 	} `json:"templating"`
-	Panels []panel `json:"panels"`
+	Panels      []panel `json:"panels"`
+	Annotations struct {
+		List []annotation `json:"list"`
+	} `json:"annotations"`
+}
+
+// annotation is a Grafana annotation query; the built-in one has no expr.
+type annotation struct {
+	Name       string         `json:"name"`
+	Datasource *datasourceRef `json:"datasource"`
+	Expr       string         `json:"expr"`
+	Target     struct {
+		Expr string `json:"expr"`
+	} `json:"target"`
 }
 
 type dashboardInput struct {
@@ -218,7 +231,7 @@ func allPanels(ps []panel) []panel {
 	return out
 }
 
-// dashboardExpr is one panel query.
+// dashboardExpr is one panel or annotation query.
 type dashboardExpr struct {
 	where string // "panel 2 (Deployment frequency) A"
 	expr  string
@@ -232,6 +245,11 @@ func dashboardExprs(d dashboard) []dashboardExpr {
 				where: fmt.Sprintf("panel %d (%s) %s", p.ID, p.Title, tg.RefID),
 				expr:  tg.Expr,
 			})
+		}
+	}
+	for _, a := range d.Annotations.List {
+		if a.Expr != "" {
+			out = append(out, dashboardExpr{where: fmt.Sprintf("annotation %q", a.Name), expr: a.Expr})
 		}
 	}
 	return out
@@ -323,6 +341,24 @@ func TestDashboardImportable(t *testing.T) {
 	for _, want := range []string{"deployment frequency", "median lead time", "change failure rate", "median recovery time", "lead time p50 / p90", "recovery time p50", "deployments per service", "change failures by reason", "window coverage"} {
 		assert.True(t, slices.ContainsFunc(titles, func(s string) bool { return strings.Contains(s, want) }), "a panel titled %q", want)
 	}
+
+	// The annotations the dashboard promises (docs/dashboard.md): the
+	// production deployments and the change failures, marked from the
+	// exported counters on the Prometheus data source, the query also in
+	// the target that Grafana's editor shows.
+	var marks []string
+	for _, a := range d.Annotations.List {
+		if a.Expr == "" {
+			continue
+		}
+		marks = append(marks, a.Name)
+		if assert.NotNil(t, a.Datasource, "annotation %q datasource", a.Name) {
+			assert.Equal(t, datasourceRef{Type: "prometheus", UID: "${datasource}"}, *a.Datasource, "annotation %q", a.Name)
+		}
+		assert.Equal(t, a.Expr, a.Target.Expr, "annotation %q: expr and target.expr", a.Name)
+		assert.Contains(t, a.Expr, `environment=~"$production"`, "annotation %q marks production only", a.Name)
+	}
+	assert.ElementsMatch(t, []string{"Production deployments", "Change failures"}, marks)
 
 	// Every query filters by the four variables with a regex matcher (All
 	// is .*, which also matches series without the label: services without

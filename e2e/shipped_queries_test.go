@@ -286,4 +286,49 @@ func checkShippedQueries(t *testing.T, stack *doraStack, want scenario.Expected)
 		exp.check(t, "rule "+name, got)
 	}
 	t.Logf("checked %d dashboard queries and %d recording rules against the scenario", checked, len(recorded))
+	checkAnnotations(t, stack, raw)
+}
+
+// checkAnnotations evaluates the dashboard's annotation queries over the
+// last 30 minutes at 15-second steps (a subquery: the story is shorter than
+// Grafana's 5-minute step, whose aligned points may all fall before it) and
+// now (the last seconds are after the subquery's last aligned step), and
+// checks that they mark exactly what the scenario did: each service's
+// production deployments by status, api's change failures by reason, and
+// nothing else (no failure of web).
+func checkAnnotations(t *testing.T, stack *doraStack, raw []byte) {
+	t.Helper()
+	var dash struct {
+		Annotations struct {
+			List []struct {
+				Name string `json:"name"`
+				Expr string `json:"expr"`
+			} `json:"list"`
+		} `json:"annotations"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &dash))
+	want := map[string][]string{
+		"Production deployments": {"deployment=api,status=success", "deployment=api,status=failure", "deployment=web,status=success"},
+		"Change failures":        {"deployment=api,reason=ProgressDeadlineExceeded", "deployment=api,reason=incident"},
+	}
+	keys := map[string][]string{"Production deployments": {"deployment", "status"}, "Change failures": {"deployment", "reason"}}
+	seen := 0
+	for _, a := range dash.Annotations.List {
+		if a.Expr == "" {
+			continue
+		}
+		exp, ok := want[a.Name]
+		if !assert.True(t, ok, "no expectation for annotation %q: add one", a.Name) {
+			continue
+		}
+		seen++
+		expr := grafanaVariables.Replace(a.Expr)
+		marks := query(t, stack.prometheus, "max_over_time(("+expr+")[30m:15s]) or ("+expr+")")
+		var got []string
+		for _, m := range marks {
+			got = append(got, series(m.Labels, keys[a.Name]...))
+		}
+		assert.ElementsMatch(t, exp, got, "annotation %q marks", a.Name)
+	}
+	assert.Equal(t, len(want), seen, "every expected annotation is in the dashboard")
 }
