@@ -234,7 +234,7 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	var res webhook.Result
 	var ignored []string
 	for i, env := range envs {
-		evs, why, err := p.parseOne(env, req.Received)
+		evs, skip, err := p.parseOne(env, req.Received)
 		if err != nil {
 			if len(envs) > 1 {
 				var herr *webhook.Error
@@ -244,9 +244,9 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 			}
 			return webhook.Result{}, err
 		}
-		if why != "" {
-			ignored = append(ignored, why)
-			if strings.HasSuffix(why, whyNoService) {
+		if skip.why != "" {
+			ignored = append(ignored, skip.why)
+			if skip.noService {
 				res.WithoutService++
 			}
 		}
@@ -261,9 +261,15 @@ func (p *Provider) Parse(req *webhook.Request) (webhook.Result, error) {
 	return res, nil
 }
 
-// whyNoService ends the reason an incident that names no service is not
-// counted (it is counted apart: webhook.Result.WithoutService).
-const whyNoService = "names no service (subject.content.service.id)"
+// skipped says why a CDEvent is not used; noService marks an incident that
+// names no service, counted apart (webhook.Result.WithoutService).
+type skipped struct {
+	why       string
+	noService bool
+}
+
+// skip is the reason an event is not used.
+func skip(format string, args ...any) skipped { return skipped{why: fmt.Sprintf(format, args...)} }
 
 // envelopes splits a delivery into CDEvents according to its content mode.
 func envelopes(req *webhook.Request) ([]envelope, error) {
@@ -361,14 +367,14 @@ func queryToken(rawQuery string) string {
 	return q.Get("access_token")
 }
 
-// parseOne maps one CDEvent; it returns why when the event is ignored.
-func (p *Provider) parseOne(env envelope, received time.Time) (evs []event.Event, why string, err error) {
+// parseOne maps one CDEvent; it says why when the event is not used.
+func (p *Provider) parseOne(env envelope, received time.Time) ([]event.Event, skipped, error) {
 	if strings.HasPrefix(env.ce.Type, tektonTypePrefix) {
 		return p.parseTekton(env, received)
 	}
 	var cd CDEvent
 	if err := webhook.DecodeJSON(env.data, &cd); err != nil {
-		return nil, "", err
+		return nil, skipped{}, err
 	}
 	ctx := &cd.Context
 	// The CloudEvents attributes repeat the CDEvent's context; the context
@@ -376,7 +382,7 @@ func (p *Provider) parseOne(env envelope, received time.Time) (evs []event.Event
 	if ctx.Type == "" {
 		ctx.Type = env.ce.Type
 	} else if env.ce.Type != "" && env.ce.Type != ctx.Type {
-		return nil, "", webhook.BadRequest("CloudEvent type %q does not match the CDEvent's context.type %q", env.ce.Type, ctx.Type)
+		return nil, skipped{}, webhook.BadRequest("CloudEvent type %q does not match the CDEvent's context.type %q", env.ce.Type, ctx.Type)
 	}
 	if ctx.ID == "" {
 		ctx.ID = env.ce.ID
@@ -388,17 +394,18 @@ func (p *Provider) parseOne(env envelope, received time.Time) (evs []event.Event
 		ctx.Timestamp = env.ce.Time
 	}
 	if err := webhook.Required("context.type", ctx.Type, "context.id", ctx.ID); err != nil {
-		return nil, "", err
+		return nil, skipped{}, err
 	}
 	at := received
 	if ctx.Timestamp != "" {
+		var err error
 		if at, err = time.Parse(time.RFC3339Nano, ctx.Timestamp); err != nil {
-			return nil, "", webhook.BadRequest("field %q: %q is not an RFC 3339 time", "context.timestamp", ctx.Timestamp)
+			return nil, skipped{}, webhook.BadRequest("field %q: %q is not an RFC 3339 time", "context.timestamp", ctx.Timestamp)
 		}
 	}
 	kind, ok := typeKey(ctx.Type)
 	if !ok {
-		return nil, fmt.Sprintf("type %q is not a CDEvents type", ctx.Type), nil
+		return nil, skip("type %q is not a CDEvents type", ctx.Type), nil
 	}
 	base := event.Event{Source: event.SourceCDEvents, ID: scoped(ctx.Source, ctx.ID), Time: at}
 	subjectSource := cd.Subject.Source
@@ -410,75 +417,75 @@ func (p *Provider) parseOne(env envelope, received time.Time) (evs []event.Event
 	case "service.deployed", "service.upgraded", "service.rolledback":
 		var c serviceContent
 		if err := decodeContent(cd.Subject.Content, &c); err != nil {
-			return nil, "", err
+			return nil, skipped{}, err
 		}
 		if err := webhook.Required("subject.id", cd.Subject.ID); err != nil {
-			return nil, "", err
+			return nil, skipped{}, err
 		}
 		ev := base
 		ev.Service = event.Service{Name: serviceName(cd.Subject.ID), Environment: p.environment(c.Environment.ID)}
 		if ev.Service.Name == "" {
-			return nil, "", webhook.BadRequest("field %q: %q names no service", "subject.id", cd.Subject.ID)
+			return nil, skipped{}, webhook.BadRequest("field %q: %q names no service", "subject.id", cd.Subject.ID)
 		}
 		ev.Revision, ev.Repository = fromArtifact(c.ArtifactID)
 		ev.DeploymentID = "cdevents/" + scoped(ev.Service.Environment+"/"+ev.Service.Name, ctx.ID)
 		if kind != "service.rolledback" {
 			ev.Kind = event.DeploymentSucceeded
-			return []event.Event{ev}, "", nil
+			return []event.Event{ev}, skipped{}, nil
 		}
 		// CDEvents reports a rollback once it is done: it began (and
 		// abandons the deployment it replaces) and it succeeded.
 		rolled, done := ev, ev
 		rolled.Kind, rolled.ID = event.DeploymentRolledBack, ev.ID+"/rolledback"
 		done.Kind, done.ID = event.DeploymentSucceeded, ev.ID+"/succeeded"
-		return []event.Event{rolled, done}, "", nil
+		return []event.Event{rolled, done}, skipped{}, nil
 
 	case "incident.detected", "incident.reported", "incident.resolved":
 		var c incidentContent
 		if err := decodeContent(cd.Subject.Content, &c); err != nil {
-			return nil, "", err
+			return nil, skipped{}, err
 		}
 		if err := webhook.Required("subject.id", cd.Subject.ID); err != nil {
-			return nil, "", err
+			return nil, skipped{}, err
 		}
 		ev := base
 		ev.IncidentID = cd.Subject.ID
 		ev.Service = event.Service{Name: serviceName(c.Service.ID), Environment: p.environment(c.Environment.ID)}
 		if ev.Service.Name == "" {
-			return nil, kind + " " + cd.Subject.ID + " " + whyNoService, nil
+			return nil, skipped{why: kind + " " + cd.Subject.ID + " names no service (subject.content.service.id)", noService: true}, nil
 		}
 		ev.Kind = event.IncidentOpened
 		if kind == "incident.resolved" {
 			ev.Kind = event.IncidentResolved
 		}
-		return []event.Event{ev}, "", nil
+		return []event.Event{ev}, skipped{}, nil
 
 	case "change.merged":
 		var c changeContent
 		if err := decodeContent(cd.Subject.Content, &c); err != nil {
-			return nil, "", err
+			return nil, skipped{}, err
 		}
 		rev := strings.ToLower(strings.TrimSpace(cd.Subject.ID))
 		if !isCommitSHA(rev) {
-			return nil, fmt.Sprintf("change.merged %q: subject.id is not the merge commit SHA, and CDEvents v0.4 has no other field for it", cd.Subject.ID), nil
+			return nil, skip("change.merged %q: subject.id is not the merge commit SHA, and CDEvents v0.4 has no other field for it", cd.Subject.ID), nil
 		}
 		ev := base
 		ev.Kind = event.ChangeMerged
 		ev.Revision = rev
 		ev.Repository = repositoryName(c.Repository)
-		return []event.Event{ev}, "", nil
+		return []event.Event{ev}, skipped{}, nil
 
 	case "pipelinerun.finished":
 		var c pipelineRunContent
 		if err := decodeContent(cd.Subject.Content, &c); err != nil {
-			return nil, "", err
+			return nil, skipped{}, err
 		}
 		dp, ok := p.deploymentPipeline(c.PipelineName)
 		if !ok {
-			return nil, fmt.Sprintf("pipeline %q is not a deployment pipeline (see deployment_pipelines)", c.PipelineName), nil
+			return nil, skip("pipeline %q is not a deployment pipeline (see deployment_pipelines)", c.PipelineName), nil
 		}
 		if err := webhook.Required("subject.id", cd.Subject.ID); err != nil {
-			return nil, "", err
+			return nil, skipped{}, err
 		}
 		ev := base
 		ev.Service = event.Service{Namespace: dp.Namespace, Name: dp.Service, Environment: dp.Environment}
@@ -497,11 +504,11 @@ func (p *Provider) parseOne(env envelope, received time.Time) (evs []event.Event
 		case "error":
 			ev.Kind, ev.Reason = event.DeploymentFailed, ReasonPipelineError
 		default:
-			return nil, fmt.Sprintf("pipeline run %s: outcome %q is not success, failure or error", cd.Subject.ID, c.Outcome), nil
+			return nil, skip("pipeline run %s: outcome %q is not success, failure or error", cd.Subject.ID, c.Outcome), nil
 		}
-		return []event.Event{ev}, "", nil
+		return []event.Event{ev}, skipped{}, nil
 	}
-	return nil, fmt.Sprintf("%s events are not used", kind), nil
+	return nil, skip("%s events are not used", kind), nil
 }
 
 // decodeContent decodes subject.content (absent is empty).

@@ -159,17 +159,17 @@ func lookup(names []string, lists ...[]tektonValue) string {
 	return ""
 }
 
-// parseTekton maps one Tekton CloudEvent; it returns why when the event is
+// parseTekton maps one Tekton CloudEvent; it says why when the event is
 // ignored.
-func (p *Provider) parseTekton(env envelope, received time.Time) ([]event.Event, string, error) {
+func (p *Provider) parseTekton(env envelope, received time.Time) ([]event.Event, skipped, error) {
 	rest := strings.TrimPrefix(env.ce.Type, tektonTypePrefix)
 	parts := strings.Split(rest, ".")
 	if len(parts) != 3 || parts[2] != "v1" {
-		return nil, fmt.Sprintf("Tekton event type %q is not used", env.ce.Type), nil
+		return nil, skip("Tekton event type %q is not used", env.ce.Type), nil
 	}
 	resource, state := parts[0], parts[1]
 	if resource != "pipelinerun" && resource != "taskrun" {
-		return nil, fmt.Sprintf("Tekton %s events are not used", resource), nil
+		return nil, skip("Tekton %s events are not used", resource), nil
 	}
 	var kind event.Kind
 	switch state {
@@ -181,22 +181,22 @@ func (p *Provider) parseTekton(env envelope, received time.Time) ([]event.Event,
 		kind = event.DeploymentFailed
 	default:
 		// queued, running and unknown repeat what started said.
-		return nil, fmt.Sprintf("Tekton %s.%s events are not used", resource, state), nil
+		return nil, skip("Tekton %s.%s events are not used", resource, state), nil
 	}
 	var data tektonData
 	if err := webhook.DecodeJSON(env.data, &data); err != nil {
-		return nil, "", err
+		return nil, skipped{}, err
 	}
 	run, field := data.PipelineRun, "pipelineRun"
 	if resource == "taskrun" {
 		run, field = data.TaskRun, "taskRun"
 	}
 	if run == nil {
-		return nil, "", webhook.BadRequest("missing required field %q for type %q", field, env.ce.Type)
+		return nil, skipped{}, webhook.BadRequest("missing required field %q for type %q", field, env.ce.Type)
 	}
 	md := &run.Metadata
 	if err := webhook.Required(field+".metadata.name", md.Name); err != nil {
-		return nil, "", err
+		return nil, skipped{}, err
 	}
 
 	// What the run is, and whether it deploys.
@@ -209,7 +209,7 @@ func (p *Provider) parseTekton(env envelope, received time.Time) ([]event.Event,
 		}
 		dp, ok := p.deploymentPipeline(name)
 		if !ok {
-			return nil, fmt.Sprintf("pipeline %q is not a deployment pipeline (see deployment_pipelines)", name), nil
+			return nil, skip("pipeline %q is not a deployment pipeline (see deployment_pipelines)", name), nil
 		}
 		svc = event.Service{Namespace: dp.Namespace, Name: dp.Service, Environment: dp.Environment}
 	} else {
@@ -219,7 +219,7 @@ func (p *Provider) parseTekton(env envelope, received time.Time) ([]event.Event,
 		}
 		dt, n, ok := p.deploymentTask(names)
 		if !ok {
-			return nil, fmt.Sprintf("task %q is not a deployment task (see tekton::deployment_tasks)", strings.Join(nonEmpty(names), "/")), nil
+			return nil, skip("task %q is not a deployment task (see tekton::deployment_tasks)", strings.Join(nonEmpty(names), "/")), nil
 		}
 		name = n
 		svc = event.Service{Namespace: dt.Namespace, Name: dt.Service, Environment: dt.Environment}
@@ -275,7 +275,7 @@ func (p *Provider) parseTekton(env envelope, received time.Time) ([]event.Event,
 	}
 	if stamp != "" {
 		if at, err = time.Parse(time.RFC3339Nano, stamp); err != nil {
-			return nil, "", webhook.BadRequest("field %q: %q is not an RFC 3339 time", field+".status.completionTime", stamp)
+			return nil, skipped{}, webhook.BadRequest("field %q: %q is not an RFC 3339 time", field+".status.completionTime", stamp)
 		}
 	}
 	ev.Time = at.UTC()
@@ -292,14 +292,14 @@ func (p *Provider) parseTekton(env envelope, received time.Time) ([]event.Event,
 			// Cancelled by a user (Cancelled, PipelineRunCancelled,
 			// TaskRunCancelled, CancelledRunFinally, StoppedRunFinally):
 			// not a failed deployment.
-			return nil, fmt.Sprintf("%s %s was cancelled (%s)", resource, md.Name, reason), nil
+			return nil, skip("%s %s was cancelled (%s)", resource, md.Name, reason), nil
 		case strings.Contains(reason, "Timeout"):
 			ev.Reason = ReasonTektonTimeout
 		default:
 			ev.Reason = ReasonTektonFailed
 		}
 	}
-	return []event.Event{ev}, "", nil
+	return []event.Event{ev}, skipped{}, nil
 }
 
 func runKey(resource, namespace, name, uid string) string {
