@@ -193,6 +193,12 @@ func TestIncidents(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, res.Events)
 	assert.Contains(t, res.Ignored, "names no service")
+	assert.Equal(t, 1, res.WithoutService, "counted apart as an incident without a service")
+	// Other unused events are not.
+	res, err = p.Parse(request([]byte(strings.ReplaceAll(noService, "incident.detected", "incident.unknown")), MediaTypeStructured))
+	require.NoError(t, err)
+	assert.NotEmpty(t, res.Ignored)
+	assert.Zero(t, res.WithoutService)
 }
 
 func TestPipelineRunFinished(t *testing.T) {
