@@ -1,7 +1,6 @@
 package argorollouts
 
 import (
-	"slices"
 	"strconv"
 	"time"
 
@@ -12,23 +11,11 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/k8s"
 )
 
-// maxHistory is how many earlier revisions are remembered per Rollout for
-// rollback detection: Argo Rollouts' default revisionHistoryLimit.
-const maxHistory = 10
-
-type phase uint8
-
-const (
-	phasePending phase = iota
-	phaseSucceeded
-	phaseFailed
-)
-
 // rollout is one revision being rolled out.
 type rollout struct {
 	id      string
 	started time.Time
-	phase   phase
+	phase   crdwatch.Phase
 	// preexisting marks a rollout already finished when the source
 	// started: an earlier run counted it (or none did); it is not counted.
 	preexisting bool
@@ -37,17 +24,15 @@ type rollout struct {
 // tracked is the source's state of one Rollout.
 type tracked struct {
 	uid types.UID
-	// hash is the revision's pod hash; empty until the controller wrote
-	// one.
-	hash string
-	// history holds earlier hashes, oldest first.
-	history []string
-	rollout rollout
+	// revisions are the pod hashes; the current one is empty until the
+	// controller wrote one.
+	revisions crdwatch.Revisions
+	rollout   rollout
 }
 
 func (t *tracked) clone() *tracked {
 	c := *t
-	c.history = slices.Clone(t.history)
+	c.revisions = t.revisions.Clone()
 	return &c
 }
 
@@ -73,10 +58,10 @@ func (t *tracker) observe(key string, r *Rollout, initial bool, now time.Time) (
 	var tr *tracked
 	switch {
 	case prev == nil || prev.uid != r.UID:
-		tr = &tracked{uid: r.UID, hash: r.PodHash}
+		tr = &tracked{uid: r.UID, revisions: crdwatch.Revisions{Current: r.PodHash}}
 		tr.rollout = rollout{id: rolloutID(r), started: now}
 		if initial {
-			if p, _ := evaluate(r); p != phasePending {
+			if p, _ := evaluate(r); p != crdwatch.PhasePending {
 				tr.rollout.phase, tr.rollout.preexisting = p, true
 			}
 			return tr, nil
@@ -90,52 +75,51 @@ func (t *tracker) observe(key string, r *Rollout, initial bool, now time.Time) (
 	default:
 		tr = prev.clone()
 	}
-	if r.Observed && r.PodHash != "" && r.PodHash != tr.hash {
-		if tr.hash == "" {
-			// The controller's first hash of the revision already tracked.
-			tr.hash = r.PodHash
+	// A new revision, or an earlier one again: a rollback (`kubectl argo
+	// rollouts undo`, or the template set back). Only once the controller
+	// has observed the spec is its hash the revision's.
+	if changed, rollback := tr.revisions.Next(observedHash(r)); changed {
+		previous := tr.rollout
+		tr.rollout = rollout{id: rolloutID(r), started: now}
+		if rollback {
+			ev := t.newEvent(event.DeploymentRolledBack, r, tr.rollout, now)
+			ev.PreviousDeploymentID = previous.id
+			out = append(out, ev)
 		} else {
-			// A new revision, or an earlier one again: a rollback
-			// (`kubectl argo rollouts undo`, or the template set back).
-			previous := tr.rollout
-			rollback := slices.Contains(tr.history, r.PodHash)
-			tr.history = append(tr.history, tr.hash)
-			if len(tr.history) > maxHistory {
-				tr.history = tr.history[1:]
-			}
-			tr.hash = r.PodHash
-			tr.rollout = rollout{id: rolloutID(r), started: now}
-			if rollback {
-				ev := t.newEvent(event.DeploymentRolledBack, r, tr.rollout, now)
-				ev.PreviousDeploymentID = previous.id
-				out = append(out, ev)
-			} else {
-				// The canary's steps (or the blue-green preview) run from
-				// here: their time is the deploy stage of the lead time.
-				out = append(out, t.newEvent(event.DeploymentStarted, r, tr.rollout, now))
-			}
+			// The canary's steps (or the blue-green preview) run from
+			// here: their time is the deploy stage of the lead time.
+			out = append(out, t.newEvent(event.DeploymentStarted, r, tr.rollout, now))
 		}
 	}
 	if tr.rollout.preexisting {
 		return tr, out
 	}
 	switch p, reason := evaluate(r); {
-	case p == phaseSucceeded && tr.rollout.phase != phaseSucceeded:
+	case p == crdwatch.PhaseSucceeded && tr.rollout.phase != crdwatch.PhaseSucceeded:
 		// From pending: promoted. From failed: retried after an abort and
 		// promoted, which the engine takes as the recovery.
-		tr.rollout.phase = phaseSucceeded
-		out = append(out, t.newEvent(event.DeploymentSucceeded, r, tr.rollout, clamp(r.ProgressingUpdated, tr.rollout.started, now)))
-	case p == phaseFailed && tr.rollout.phase == phasePending:
-		tr.rollout.phase = phaseFailed
+		tr.rollout.phase = crdwatch.PhaseSucceeded
+		out = append(out, t.newEvent(event.DeploymentSucceeded, r, tr.rollout, crdwatch.Clamp(r.ProgressingUpdated, tr.rollout.started, now)))
+	case p == crdwatch.PhaseFailed && tr.rollout.phase == crdwatch.PhasePending:
+		tr.rollout.phase = crdwatch.PhaseFailed
 		at := r.AbortedAt
 		if at.IsZero() {
 			at = r.ProgressingUpdated
 		}
-		ev := t.newEvent(event.DeploymentFailed, r, tr.rollout, clamp(at, tr.rollout.started, now))
+		ev := t.newEvent(event.DeploymentFailed, r, tr.rollout, crdwatch.Clamp(at, tr.rollout.started, now))
 		ev.Reason = reason
 		out = append(out, ev)
 	}
 	return tr, out
+}
+
+// observedHash is the revision's pod hash once the controller has observed
+// the Rollout's spec, else "".
+func observedHash(r *Rollout) string {
+	if !r.Observed {
+		return ""
+	}
+	return r.PodHash
 }
 
 // commit stores the state observe returned.
@@ -174,36 +158,24 @@ func rolloutID(r *Rollout) string {
 // evaluate reads the revision's outcome from the status the controller
 // wrote (its rolloututil.CalculateRolloutPhase), and the reason of a
 // failure.
-func evaluate(r *Rollout) (phase, string) {
+func evaluate(r *Rollout) (crdwatch.Phase, string) {
 	if !r.Observed || r.PodHash == "" {
-		return phasePending, ""
+		return crdwatch.PhasePending, ""
 	}
 	if r.Abort || r.Phase == phaseDegraded {
 		switch {
 		case r.AnalysisFailed:
-			return phaseFailed, ReasonAnalysisRunFailed
+			return crdwatch.PhaseFailed, ReasonAnalysisRunFailed
 		case r.ProgressingReason == reasonTimedOut:
-			return phaseFailed, ReasonProgressDeadlineExceeded
+			return crdwatch.PhaseFailed, ReasonProgressDeadlineExceeded
 		case r.InvalidSpec:
-			return phaseFailed, ReasonInvalidSpec
+			return crdwatch.PhaseFailed, ReasonInvalidSpec
 		}
-		return phaseFailed, ReasonRolloutAborted
+		return crdwatch.PhaseFailed, ReasonRolloutAborted
 	}
 	// Fully promoted (the controller's IsFullyPromoted) and healthy.
 	if r.Phase == phaseHealthy && r.StableRS == r.PodHash {
-		return phaseSucceeded, ""
+		return crdwatch.PhaseSucceeded, ""
 	}
-	return phasePending, ""
-}
-
-// clamp bounds an outcome's time by the rollout's start (second-granular
-// status times) and now (clock skew); zero is now.
-func clamp(t, started, now time.Time) time.Time {
-	switch {
-	case t.IsZero() || t.After(now):
-		return now
-	case t.Before(started):
-		return started
-	}
-	return t
+	return crdwatch.PhasePending, ""
 }

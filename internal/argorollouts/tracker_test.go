@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
+	"github.com/otelcol-dora/dorareceiver/internal/crdwatch"
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 	"github.com/otelcol-dora/dorareceiver/internal/k8s"
 )
@@ -175,7 +176,7 @@ status:
 	assert.Equal(t, "abcdef1", r.CommitSHA)
 	assert.Equal(t, "payments", r.Team)
 	p, reason := evaluate(r)
-	assert.Equal(t, phaseFailed, p)
+	assert.Equal(t, crdwatch.PhaseFailed, p)
 	assert.Equal(t, ReasonAnalysisRunFailed, reason)
 
 	// The controller has not seen generation 4 yet.

@@ -1,7 +1,6 @@
 package flagger
 
 import (
-	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -11,22 +10,10 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/k8s"
 )
 
-// maxHistory is how many earlier revisions are remembered per Canary for
-// rollback detection.
-const maxHistory = 10
-
-type phase uint8
-
-const (
-	phasePending phase = iota
-	phaseSucceeded
-	phaseFailed
-)
-
 type rollout struct {
 	id      string
 	started time.Time
-	phase   phase
+	phase   crdwatch.Phase
 	// preexisting marks a revision not counted: finished before the
 	// source started, or Flagger's bootstrap of a new Canary (the target
 	// as it already runs copied to the primary: no change shipped).
@@ -40,16 +27,16 @@ type rollout struct {
 }
 
 type tracked struct {
-	uid  types.UID
-	hash string
-	// history holds earlier revisions' hashes, oldest first.
-	history []string
-	rollout rollout
+	uid types.UID
+	// revisions are the applied specs' hashes; the current one is empty
+	// until Flagger wrote one.
+	revisions crdwatch.Revisions
+	rollout   rollout
 }
 
 func (t *tracked) clone() *tracked {
 	c := *t
-	c.history = slices.Clone(t.history)
+	c.revisions = t.revisions.Clone()
 	return &c
 }
 
@@ -74,10 +61,10 @@ func (t *tracker) observe(key string, c *Canary, initial bool, now time.Time, wo
 	var tr *tracked
 	switch {
 	case prev == nil || prev.uid != c.UID:
-		tr = &tracked{uid: c.UID, hash: c.AppliedSpec}
+		tr = &tracked{uid: c.UID, revisions: crdwatch.Revisions{Current: c.AppliedSpec}}
 		tr.rollout = rollout{id: rolloutID(c), started: now, maxFailedChecks: c.FailedChecks}
 		switch p, _ := evaluate(c, tr.rollout); {
-		case initial && p != phasePending:
+		case initial && p != crdwatch.PhasePending:
 			tr.rollout.phase, tr.rollout.preexisting = p, true
 			return tr, nil
 		case initial:
@@ -89,7 +76,7 @@ func (t *tracker) observe(key string, c *Canary, initial bool, now time.Time, wo
 			// Created while the source was not watching and already
 			// analysing a revision.
 			tr.rollout.workload = workload()
-			tr.rollout.started = clamp(c.TransitionTime, time.Time{}, now)
+			tr.rollout.started = crdwatch.Clamp(c.TransitionTime, time.Time{}, now)
 			out = append(out, t.newEvent(event.DeploymentStarted, c, tr.rollout, tr.rollout.started))
 		default:
 			tr.rollout.preexisting = true
@@ -98,30 +85,21 @@ func (t *tracker) observe(key string, c *Canary, initial bool, now time.Time, wo
 	default:
 		tr = prev.clone()
 	}
-	if c.AppliedSpec != "" && c.AppliedSpec != tr.hash {
-		if tr.hash == "" {
-			// Flagger's first hash: the bootstrap's.
-			tr.hash = c.AppliedSpec
+	// Flagger's first hash is the bootstrap's; a later one is a new
+	// revision, or an earlier one again: a rollback.
+	if changed, rollback := tr.revisions.Next(c.AppliedSpec); changed {
+		previous := tr.rollout
+		// Flagger writes the new hash with phase Progressing and the
+		// time of that transition: the analysis (the canary's steps)
+		// runs from there, the deploy stage of the lead time.
+		at := crdwatch.Clamp(c.TransitionTime, previous.started, now)
+		tr.rollout = rollout{id: rolloutID(c), started: at, maxFailedChecks: c.FailedChecks, workload: workload()}
+		if rollback {
+			ev := t.newEvent(event.DeploymentRolledBack, c, tr.rollout, at)
+			ev.PreviousDeploymentID = previous.id
+			out = append(out, ev)
 		} else {
-			previous := tr.rollout
-			rollback := slices.Contains(tr.history, c.AppliedSpec)
-			tr.history = append(tr.history, tr.hash)
-			if len(tr.history) > maxHistory {
-				tr.history = tr.history[1:]
-			}
-			tr.hash = c.AppliedSpec
-			// Flagger writes the new hash with phase Progressing and the
-			// time of that transition: the analysis (the canary's steps)
-			// runs from there, the deploy stage of the lead time.
-			at := clamp(c.TransitionTime, previous.started, now)
-			tr.rollout = rollout{id: rolloutID(c), started: at, maxFailedChecks: c.FailedChecks, workload: workload()}
-			if rollback {
-				ev := t.newEvent(event.DeploymentRolledBack, c, tr.rollout, at)
-				ev.PreviousDeploymentID = previous.id
-				out = append(out, ev)
-			} else {
-				out = append(out, t.newEvent(event.DeploymentStarted, c, tr.rollout, at))
-			}
+			out = append(out, t.newEvent(event.DeploymentStarted, c, tr.rollout, at))
 		}
 	}
 	tr.rollout.maxFailedChecks = max(tr.rollout.maxFailedChecks, c.FailedChecks)
@@ -129,12 +107,12 @@ func (t *tracker) observe(key string, c *Canary, initial bool, now time.Time, wo
 		return tr, out
 	}
 	switch p, reason := evaluate(c, tr.rollout); {
-	case p == phaseSucceeded && tr.rollout.phase != phaseSucceeded:
-		tr.rollout.phase = phaseSucceeded
-		out = append(out, t.newEvent(event.DeploymentSucceeded, c, tr.rollout, clamp(c.TransitionTime, tr.rollout.started, now)))
-	case p == phaseFailed && tr.rollout.phase == phasePending:
-		tr.rollout.phase = phaseFailed
-		ev := t.newEvent(event.DeploymentFailed, c, tr.rollout, clamp(c.TransitionTime, tr.rollout.started, now))
+	case p == crdwatch.PhaseSucceeded && tr.rollout.phase != crdwatch.PhaseSucceeded:
+		tr.rollout.phase = crdwatch.PhaseSucceeded
+		out = append(out, t.newEvent(event.DeploymentSucceeded, c, tr.rollout, crdwatch.Clamp(c.TransitionTime, tr.rollout.started, now)))
+	case p == crdwatch.PhaseFailed && tr.rollout.phase == crdwatch.PhasePending:
+		tr.rollout.phase = crdwatch.PhaseFailed
+		ev := t.newEvent(event.DeploymentFailed, c, tr.rollout, crdwatch.Clamp(c.TransitionTime, tr.rollout.started, now))
 		ev.Reason = reason
 		out = append(out, ev)
 	}
@@ -176,27 +154,17 @@ func analysing(c *Canary) bool {
 }
 
 // evaluate reads the revision's outcome from the phase Flagger wrote.
-func evaluate(c *Canary, r rollout) (phase, string) {
+func evaluate(c *Canary, r rollout) (crdwatch.Phase, string) {
 	switch c.Phase {
 	case flaggerSucceeded:
 		if c.PromotedSpec == c.AppliedSpec {
-			return phaseSucceeded, ""
+			return crdwatch.PhaseSucceeded, ""
 		}
 	case flaggerFailed:
 		if max(r.maxFailedChecks, c.FailedChecks) >= c.Threshold {
-			return phaseFailed, ReasonCanaryAnalysisFailed
+			return crdwatch.PhaseFailed, ReasonCanaryAnalysisFailed
 		}
-		return phaseFailed, ReasonCanaryFailed
+		return crdwatch.PhaseFailed, ReasonCanaryFailed
 	}
-	return phasePending, ""
-}
-
-func clamp(t, lo, now time.Time) time.Time {
-	switch {
-	case t.IsZero() || t.After(now):
-		return now
-	case t.Before(lo):
-		return lo
-	}
-	return t
+	return crdwatch.PhasePending, ""
 }
