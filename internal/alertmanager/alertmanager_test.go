@@ -3,8 +3,6 @@ package alertmanager
 import (
 	"encoding/base64"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,15 +12,10 @@ import (
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
+	"github.com/otelcol-dora/dorareceiver/internal/webhook/webhooktest"
 )
 
 const token = "am-t0ken"
-
-func fixture(t testing.TB, name string) []byte {
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	require.NoError(t, err)
-	return b
-}
 
 func authorized(body []byte) *webhook.Request {
 	h := http.Header{}
@@ -60,7 +53,7 @@ var (
 )
 
 func TestFiring(t *testing.T) {
-	res, err := provider().Parse(authorized(fixture(t, "firing.json")))
+	res, err := provider().Parse(authorized(webhooktest.Fixture(t, "firing.json")))
 	require.NoError(t, err)
 	assert.Empty(t, res.Ignored)
 	// The checkout alert has no service label: app_kubernetes_io_name comes
@@ -69,7 +62,7 @@ func TestFiring(t *testing.T) {
 }
 
 func TestResolved(t *testing.T) {
-	res, err := provider().Parse(authorized(fixture(t, "resolved.json")))
+	res, err := provider().Parse(authorized(webhooktest.Fixture(t, "resolved.json")))
 	require.NoError(t, err)
 	require.Len(t, res.Events, 2)
 	assert.Equal(t, event.Event{
@@ -89,9 +82,9 @@ func TestRedelivery(t *testing.T) {
 	// Alertmanager re-sends a group every repeat_interval, and retries failed
 	// sends: the same firing must give the same ids every time.
 	p := provider()
-	first, err := p.Parse(authorized(fixture(t, "firing.json")))
+	first, err := p.Parse(authorized(webhooktest.Fixture(t, "firing.json")))
 	require.NoError(t, err)
-	again, err := p.Parse(authorized(fixture(t, "firing.json")))
+	again, err := p.Parse(authorized(webhooktest.Fixture(t, "firing.json")))
 	require.NoError(t, err)
 	require.Len(t, again.Events, len(first.Events))
 	for i := range first.Events {
@@ -100,7 +93,7 @@ func TestRedelivery(t *testing.T) {
 	}
 	assert.NotEqual(t, first.Events[0].ID, first.Events[1].ID)
 
-	resolved, err := p.Parse(authorized(fixture(t, "resolved.json")))
+	resolved, err := p.Parse(authorized(webhooktest.Fixture(t, "resolved.json")))
 	require.NoError(t, err)
 	assert.NotEqual(t, first.Events[0].ID, resolved.Events[0].ID, "opened and resolved are distinct events")
 	assert.Equal(t, first.Events[0].IncidentID, resolved.Events[0].IncidentID)
@@ -109,7 +102,7 @@ func TestRedelivery(t *testing.T) {
 func TestNewFiringIsNewIncident(t *testing.T) {
 	// The same series firing again after it resolved: same fingerprint, new
 	// startsAt, new incident.
-	body := strings.Replace(string(fixture(t, "firing.json")), "2026-11-02T10:20:05.123Z", "2026-11-02T14:00:00Z", 1)
+	body := strings.Replace(string(webhooktest.Fixture(t, "firing.json")), "2026-11-02T10:20:05.123Z", "2026-11-02T14:00:00Z", 1)
 	res, err := provider().Parse(authorized([]byte(body)))
 	require.NoError(t, err)
 	assert.Equal(t, "alertmanager/d08f8cbc02c025e9/1793628000", res.Events[0].IncidentID)
@@ -117,7 +110,7 @@ func TestNewFiringIsNewIncident(t *testing.T) {
 }
 
 func TestNoService(t *testing.T) {
-	res, err := provider().Parse(authorized(fixture(t, "no_service.json")))
+	res, err := provider().Parse(authorized(webhooktest.Fixture(t, "no_service.json")))
 	require.NoError(t, err)
 	assert.Empty(t, res.Events)
 	assert.Contains(t, res.Ignored, "none of the service labels [service app app_kubernetes_io_name job]")
@@ -138,12 +131,12 @@ func TestSkipsOnlyUnusableAlerts(t *testing.T) {
 func TestSeverities(t *testing.T) {
 	cfg := config()
 	cfg.Severities = []string{"Critical"}
-	res, err := New(cfg).Parse(authorized(fixture(t, "firing.json")))
+	res, err := New(cfg).Parse(authorized(webhooktest.Fixture(t, "firing.json")))
 	require.NoError(t, err)
 	assert.Equal(t, []event.Event{apiOpened}, res.Events)
 
 	cfg.Severities = []string{"page"}
-	res, err = New(cfg).Parse(authorized(fixture(t, "firing.json")))
+	res, err = New(cfg).Parse(authorized(webhooktest.Fixture(t, "firing.json")))
 	require.NoError(t, err)
 	assert.Empty(t, res.Events)
 	assert.Contains(t, res.Ignored, "2 alert(s) have a severity outside [page]")
@@ -155,7 +148,7 @@ func TestLabelConfig(t *testing.T) {
 	cfg.NamespaceLabel = ""
 	cfg.EnvironmentLabel = "env"
 	cfg.DefaultEnvironment = "prod"
-	res, err := New(cfg).Parse(authorized(fixture(t, "firing.json")))
+	res, err := New(cfg).Parse(authorized(webhooktest.Fixture(t, "firing.json")))
 	require.NoError(t, err)
 	require.Len(t, res.Events, 2)
 	assert.Equal(t, event.Service{Name: "api", Environment: "prod"}, res.Events[0].Service)
@@ -165,7 +158,7 @@ func TestLabelConfig(t *testing.T) {
 func TestFingerprintFallback(t *testing.T) {
 	// Fixture fingerprints were made by Alertmanager's algorithm; without the
 	// field the same one is computed from the labels.
-	body := strings.Replace(string(fixture(t, "firing.json")), `"fingerprint": "d08f8cbc02c025e9"`, `"fingerprint": ""`, 1)
+	body := strings.Replace(string(webhooktest.Fixture(t, "firing.json")), `"fingerprint": "d08f8cbc02c025e9"`, `"fingerprint": ""`, 1)
 	res, err := provider().Parse(authorized([]byte(body)))
 	require.NoError(t, err)
 	assert.Equal(t, apiIncident, res.Events[0].IncidentID)
@@ -180,7 +173,7 @@ func TestEmptyNotification(t *testing.T) {
 }
 
 func TestAuthorization(t *testing.T) {
-	body := fixture(t, "firing.json")
+	body := webhooktest.Fixture(t, "firing.json")
 	basic := func(user, pass string) string {
 		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
 	}
@@ -294,7 +287,7 @@ func TestMalformed(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	for _, name := range []string{"firing.json", "resolved.json", "no_service.json"} {
-		f.Add(fixture(f, name))
+		f.Add(webhooktest.Fixture(f, name))
 	}
 	f.Add([]byte(`{"alerts":[]}`))
 	f.Add([]byte(`{"alerts":[{"status":"resolved","labels":{"job":"x"},"startsAt":"2026-11-02T10:00:00Z","endsAt":"2026-11-02T10:05:00Z"}]}`))

@@ -3,11 +3,8 @@ package azuredevops
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,23 +20,6 @@ import (
 )
 
 const token = "azure-devops-token"
-
-func fixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	require.NoError(t, err)
-	return b
-}
-
-func patched(t testing.TB, name string, edit func(m map[string]any)) []byte {
-	t.Helper()
-	var m map[string]any
-	require.NoError(t, json.Unmarshal(fixture(t, name), &m))
-	edit(m)
-	b, err := json.Marshal(m)
-	require.NoError(t, err)
-	return b
-}
 
 func obj(m map[string]any, key string) map[string]any { return m[key].(map[string]any) }
 
@@ -108,7 +88,7 @@ func TestConfig(t *testing.T) {
 }
 
 func TestAuthentication(t *testing.T) {
-	body := fixture(t, "git.push.json")
+	body := webhooktest.Fixture(t, "git.push.json")
 	p := provider()
 
 	req := sent(body)
@@ -142,7 +122,7 @@ func TestAuthentication(t *testing.T) {
 
 // Microsoft's documented git.push example: one commit on main.
 func TestPush(t *testing.T) {
-	res := parse(t, provider(), sent(fixture(t, "git.push.json")))
+	res := parse(t, provider(), sent(webhooktest.Fixture(t, "git.push.json")))
 	assert.Equal(t, []event.Event{{
 		Kind: event.ChangeCommitted, Source: event.SourceAzureDevOps,
 		ID:   "03c164c2-8912-4d5e-8009-3707d5f83734/33b55f7cb7e7e245323987634f960cf4a6e6bc74",
@@ -157,7 +137,7 @@ func TestPushOrder(t *testing.T) {
 	const older = "1111111111111111111111111111111111111111"
 	head := "33b55f7cb7e7e245323987634f960cf4a6e6bc74"
 	withOlder := func(first bool) []byte {
-		return patched(t, "git.push.json", func(m map[string]any) {
+		return webhooktest.Patched(t, "git.push.json", func(m map[string]any) {
 			r := obj(m, "resource")
 			c := r["commits"].([]any)[0].(map[string]any)
 			o := map[string]any{"commitId": older, "comment": "older", "committer": map[string]any{"date": "2015-02-25T18:00:00Z"}}
@@ -180,17 +160,17 @@ func TestPushOrder(t *testing.T) {
 
 func TestPushIgnoredAndMalformed(t *testing.T) {
 	p := provider()
-	res := parse(t, p, sent(patched(t, "git.push.json", func(m map[string]any) {
+	res := parse(t, p, sent(webhooktest.Patched(t, "git.push.json", func(m map[string]any) {
 		obj(m, "resource")["refUpdates"].([]any)[0].(map[string]any)["name"] = "refs/tags/v1"
 	})))
 	assert.Equal(t, "push without a branch created or updated (tags or deletions only)", res.Ignored)
 
 	for want, body := range map[string][]byte{
-		`missing required field "resource.repository.name"`: patched(t, "git.push.json", func(m map[string]any) { obj(obj(m, "resource"), "repository")["name"] = "" }),
-		`"resource.commits[0].commitId"`: patched(t, "git.push.json", func(m map[string]any) {
+		`missing required field "resource.repository.name"`: webhooktest.Patched(t, "git.push.json", func(m map[string]any) { obj(obj(m, "resource"), "repository")["name"] = "" }),
+		`"resource.commits[0].commitId"`: webhooktest.Patched(t, "git.push.json", func(m map[string]any) {
 			obj(m, "resource")["commits"].([]any)[0].(map[string]any)["commitId"] = "33b55f7"
 		}),
-		`missing required field "resource.commits[0].committer.date"`: patched(t, "git.push.json", func(m map[string]any) {
+		`missing required field "resource.commits[0].committer.date"`: webhooktest.Patched(t, "git.push.json", func(m map[string]any) {
 			delete(obj(m, "resource")["commits"].([]any)[0].(map[string]any), "committer")
 		}),
 		`missing required field "eventType"`: []byte(`{"id":"x"}`),
@@ -206,20 +186,20 @@ func TestPushIgnoredAndMalformed(t *testing.T) {
 
 // Microsoft's documented git.pullrequest.merged example.
 func TestPullRequestMerged(t *testing.T) {
-	res := parse(t, provider(func(c *Config) { c.HotfixBranches = []string{"mytopic"} }), sent(fixture(t, "git.pullrequest.merged.json")))
+	res := parse(t, provider(func(c *Config) { c.HotfixBranches = []string{"mytopic"} }), sent(webhooktest.Fixture(t, "git.pullrequest.merged.json")))
 	assert.Equal(t, []event.Event{{
 		Kind: event.ChangeMerged, Source: event.SourceAzureDevOps, ID: "6872ee8c-b333-4eff-bfb9-0d5274943566",
 		Time: ts("2014-06-30T18:59:12.3660573Z"), Repository: "Fabrikam/Fabrikam",
 		Revision: "eef717f69257a6333f221566c1c987dc94cc0d72", ChangeID: "azure_devops/Fabrikam/Fabrikam/pullrequest/1", Hotfix: true,
 	}}, res.Events)
 
-	res = parse(t, provider(), sent(patched(t, "git.pullrequest.merged.json", func(m map[string]any) { obj(m, "resource")["status"] = "active" })))
+	res = parse(t, provider(), sent(webhooktest.Patched(t, "git.pullrequest.merged.json", func(m map[string]any) { obj(m, "resource")["status"] = "active" })))
 	assert.Equal(t, `pull request "active", not completed`, res.Ignored)
 }
 
 // Microsoft's documented run-state-changed example: a run of TEST-CI.
 func TestRunStateChanged(t *testing.T) {
-	res := parse(t, provider(), sent(fixture(t, "run-state-changed.json")))
+	res := parse(t, provider(), sent(webhooktest.Fixture(t, "run-state-changed.json")))
 	assert.Equal(t, []event.Event{{
 		Kind: event.DeploymentSucceeded, Source: event.SourceAzureDevOps, ID: "62e4351f-1c24-40f9-8510-7af03692ab45",
 		Time: ts("2019-12-13T04:46:13.613Z"), Service: event.Service{Environment: "production"}, ServiceHint: "TEST-CI",
@@ -227,7 +207,7 @@ func TestRunStateChanged(t *testing.T) {
 	}}, res.Events)
 
 	sha := "eef717f69257a6333f221566c1c987dc94cc0d72"
-	res = parse(t, provider(), sent(patched(t, "run-state-changed.json", func(m map[string]any) {
+	res = parse(t, provider(), sent(webhooktest.Patched(t, "run-state-changed.json", func(m map[string]any) {
 		run := obj(obj(m, "resource"), "run")
 		run["result"] = "failed"
 		run["resources"] = map[string]any{"repositories": map[string]any{"self": map[string]any{"refName": "refs/heads/main", "version": sha}}}
@@ -237,28 +217,28 @@ func TestRunStateChanged(t *testing.T) {
 	assert.Equal(t, "failed", res.Events[0].Reason)
 	assert.Equal(t, sha, res.Events[0].Revision, "the run's commit, where the payload gives it")
 
-	res = parse(t, provider(), sent(patched(t, "run-state-changed.json", func(m map[string]any) {
+	res = parse(t, provider(), sent(webhooktest.Patched(t, "run-state-changed.json", func(m map[string]any) {
 		obj(obj(m, "resource"), "run")["result"] = "canceled"
 	})))
 	assert.Contains(t, res.Ignored, `result "canceled" is not a deployment's start or outcome`)
 
-	res = parse(t, provider(func(c *Config) { c.Pipelines = nil }), sent(fixture(t, "run-state-changed.json")))
+	res = parse(t, provider(func(c *Config) { c.Pipelines = nil }), sent(webhooktest.Fixture(t, "run-state-changed.json")))
 	assert.Equal(t, `runs of pipeline "TEST-CI" are not deployments (pipelines)`, res.Ignored)
 }
 
 // Microsoft's documented stage-state-changed example: stage __default.
 func TestStageStateChanged(t *testing.T) {
 	stages := func(c *Config) { c.Pipelines = []PipelineConfig{{Name: "TEST-*", Stages: []string{"__default"}}} }
-	res := parse(t, provider(stages), sent(fixture(t, "stage-state-changed.json")))
+	res := parse(t, provider(stages), sent(webhooktest.Fixture(t, "stage-state-changed.json")))
 	assert.Equal(t, []event.Event{{
 		Kind: event.DeploymentSucceeded, Source: event.SourceAzureDevOps, ID: "ac1dd6da-af30-43cb-8434-e1005864b0a3",
 		Time: ts("2019-12-13T06:10:10.186Z"), Service: event.Service{Environment: "__default"}, ServiceHint: "TEST-CI",
 		DeploymentID: "azure_devops/be9b3917-87e6-42a4-a549-2bc06a7a878f/run/2/stage/__default",
 	}}, res.Events)
 
-	res = parse(t, provider(), sent(fixture(t, "stage-state-changed.json")))
+	res = parse(t, provider(), sent(webhooktest.Fixture(t, "stage-state-changed.json")))
 	assert.Contains(t, res.Ignored, "is not a deployment")
-	res = parse(t, provider(stages), sent(patched(t, "stage-state-changed.json", func(m map[string]any) {
+	res = parse(t, provider(stages), sent(webhooktest.Patched(t, "stage-state-changed.json", func(m map[string]any) {
 		st := obj(obj(m, "resource"), "stage")
 		st["state"], st["result"] = "running", nil
 	})))
@@ -268,26 +248,26 @@ func TestStageStateChanged(t *testing.T) {
 
 // Microsoft's documented release deployment-completed example.
 func TestReleaseDeploymentCompleted(t *testing.T) {
-	res := parse(t, provider(), sent(fixture(t, "release-deployment-completed.json")))
+	res := parse(t, provider(), sent(webhooktest.Fixture(t, "release-deployment-completed.json")))
 	assert.Equal(t, []event.Event{{
 		Kind: event.DeploymentSucceeded, Source: event.SourceAzureDevOps, ID: "c3e52c57-187a-45c4-abe2-184a48291bad",
 		Time: ts("2016-09-19T13:03:28.5345098Z"), Service: event.Service{Environment: "Dev"}, ServiceHint: "Fabrikam",
 		DeploymentID: "azure_devops/Fabrikam/release/1/environment/5",
 	}}, res.Events)
 
-	res = parse(t, provider(), sent(patched(t, "release-deployment-completed.json", func(m map[string]any) {
+	res = parse(t, provider(), sent(webhooktest.Patched(t, "release-deployment-completed.json", func(m map[string]any) {
 		obj(obj(m, "resource"), "environment")["status"] = "rejected"
 	})))
 	require.Len(t, res.Events, 1)
 	assert.Equal(t, event.DeploymentFailed, res.Events[0].Kind)
 	assert.Equal(t, "rejected", res.Events[0].Reason)
 
-	res = parse(t, provider(), sent(patched(t, "release-deployment-completed.json", func(m map[string]any) {
+	res = parse(t, provider(), sent(webhooktest.Patched(t, "release-deployment-completed.json", func(m map[string]any) {
 		obj(obj(m, "resource"), "environment")["status"] = "canceled"
 	})))
 	assert.Equal(t, `release deployment status "canceled" is not an outcome`, res.Ignored)
 
-	_, err := provider().Parse(sent(patched(t, "release-deployment-completed.json", func(m map[string]any) {
+	_, err := provider().Parse(sent(webhooktest.Patched(t, "release-deployment-completed.json", func(m map[string]any) {
 		obj(obj(m, "resource"), "environment")["name"] = ""
 	})))
 	assert.ErrorContains(t, err, `missing required field "resource.environment.name"`)
@@ -301,23 +281,23 @@ func TestIgnoredEvents(t *testing.T) {
 // A retried notification keeps its id: the same event IDs.
 func TestRedeliverySameIDs(t *testing.T) {
 	p := provider()
-	a := parse(t, p, sent(fixture(t, "git.push.json")))
-	b := parse(t, p, sent(fixture(t, "git.push.json")))
+	a := parse(t, p, sent(webhooktest.Fixture(t, "git.push.json")))
+	b := parse(t, p, sent(webhooktest.Fixture(t, "git.push.json")))
 	assert.Equal(t, a.Events, b.Events)
 }
 
 func TestEventsOwnTheirData(t *testing.T) {
 	webhooktest.CheckEventsOwnTheirData(t, provider(),
-		sent(fixture(t, "git.push.json")),
-		sent(fixture(t, "git.pullrequest.merged.json")),
-		sent(fixture(t, "run-state-changed.json")),
-		sent(fixture(t, "release-deployment-completed.json")),
+		sent(webhooktest.Fixture(t, "git.push.json")),
+		sent(webhooktest.Fixture(t, "git.pullrequest.merged.json")),
+		sent(webhooktest.Fixture(t, "run-state-changed.json")),
+		sent(webhooktest.Fixture(t, "release-deployment-completed.json")),
 	)
 }
 
 func FuzzParse(f *testing.F) {
 	for _, name := range []string{"git.push.json", "git.pullrequest.merged.json", "run-state-changed.json", "stage-state-changed.json", "release-deployment-completed.json"} {
-		f.Add(fixture(f, name))
+		f.Add(webhooktest.Fixture(f, name))
 	}
 	p := provider(func(c *Config) { c.Pipelines = []PipelineConfig{{Name: "*", Stages: []string{"*"}}, {Name: "TEST-CI"}} })
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -352,7 +332,7 @@ func FuzzParse(f *testing.F) {
 // Benchmarks for scripts/bench.sh: parse+authenticate a push against the
 // floor of the other sources (read the same bytes, check an HMAC).
 func BenchmarkAzureDevOpsPushParseVerify(b *testing.B) {
-	body := fixture(b, "git.push.json")
+	body := webhooktest.Fixture(b, "git.push.json")
 	h := sent(body).Header
 	p := provider()
 	b.SetBytes(int64(len(body)))
@@ -367,7 +347,7 @@ func BenchmarkAzureDevOpsPushParseVerify(b *testing.B) {
 }
 
 func BenchmarkAzureDevOpsPushFloor(b *testing.B) {
-	body := fixture(b, "git.push.json")
+	body := webhooktest.Fixture(b, "git.push.json")
 	sig := webhook.SignHMACSHA256(token, body)
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()

@@ -2,11 +2,8 @@ package bitbucket
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,24 +22,6 @@ const (
 	secret = "bitbucket-cloud-secret"
 	uuid   = "4c4a7a52-9f8b-4a55-9d55-0c2c0f37d0a1"
 )
-
-func fixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	require.NoError(t, err)
-	return b
-}
-
-// patched returns the fixture with edit applied to its decoded JSON.
-func patched(t testing.TB, name string, edit func(m map[string]any)) []byte {
-	t.Helper()
-	var m map[string]any
-	require.NoError(t, json.Unmarshal(fixture(t, name), &m))
-	edit(m)
-	b, err := json.Marshal(m)
-	require.NoError(t, err)
-	return b
-}
 
 func obj(m map[string]any, key string) map[string]any { return m[key].(map[string]any) }
 
@@ -111,7 +90,7 @@ func TestConfig(t *testing.T) {
 
 func TestVerify(t *testing.T) {
 	p := provider()
-	body := fixture(t, "repo-push.json")
+	body := webhooktest.Fixture(t, "repo-push.json")
 	req := signed("repo:push", body)
 	req.Header.Set(SignatureHeader, "sha256="+webhook.SignHMACSHA256("wrong", body))
 	_, err := p.Parse(req)
@@ -140,7 +119,7 @@ func TestVerify(t *testing.T) {
 // The push Bitbucket Cloud sent for five commits on a branch (newest first,
 // each with its parents), captured by the Jenkins Bitbucket plugin.
 func TestPush(t *testing.T) {
-	res := parse(t, provider(), signed("repo:push", fixture(t, "repo-push.json")))
+	res := parse(t, provider(), signed("repo:push", webhooktest.Fixture(t, "repo-push.json")))
 	want := []struct{ rev, parent, at string }{
 		{"bf4f4ce8a3a8d5c7dbfe7d609973a81a6c6664cf", "8d0fa145bde5151f1d103ab1c3dc1033e6ec4ac1", "2018-09-21T14:07:25Z"},
 		{"e43fdffe2def75053da30efa8204d0317a0b932a", "bf4f4ce8a3a8d5c7dbfe7d609973a81a6c6664cf", "2025-01-18T16:10:05Z"},
@@ -161,7 +140,7 @@ func TestPush(t *testing.T) {
 // merge with the full hash that pullrequest:fulfilled abbreviates; a tag in
 // the same push is not a change.
 func TestPushMergeAndTag(t *testing.T) {
-	res := parse(t, provider(func(c *Config) { c.HotfixBranches = []string{"foo"} }), signed("repo:push", fixture(t, "repo-push-multiple.json")))
+	res := parse(t, provider(func(c *Config) { c.HotfixBranches = []string{"foo"} }), signed("repo:push", webhooktest.Fixture(t, "repo-push-multiple.json")))
 	var merged []event.Event
 	revs := map[string]int{}
 	for _, ev := range res.Events {
@@ -181,22 +160,22 @@ func TestPushMergeAndTag(t *testing.T) {
 
 func TestPushIgnoredAndMalformed(t *testing.T) {
 	p := provider()
-	res := parse(t, p, signed("repo:push", patched(t, "repo-push.json", func(m map[string]any) {
+	res := parse(t, p, signed("repo:push", webhooktest.Patched(t, "repo-push.json", func(m map[string]any) {
 		obj(obj(m, "push")["changes"].([]any)[0].(map[string]any), "new")["type"] = "tag"
 	})))
 	assert.Equal(t, "push without new commits on a branch", res.Ignored)
-	res = parse(t, p, signed("repo:push", patched(t, "repo-push.json", func(m map[string]any) {
+	res = parse(t, p, signed("repo:push", webhooktest.Patched(t, "repo-push.json", func(m map[string]any) {
 		obj(m, "push")["changes"].([]any)[0].(map[string]any)["new"] = nil
 	})))
 	assert.Equal(t, "push without new commits on a branch", res.Ignored, "a deleted branch")
 
 	for want, body := range map[string][]byte{
-		`missing required field "repository.full_name"`: patched(t, "repo-push.json", func(m map[string]any) { obj(m, "repository")["full_name"] = "" }),
-		`"push.changes[0].commits[1].hash"`: patched(t, "repo-push.json", func(m map[string]any) {
+		`missing required field "repository.full_name"`: webhooktest.Patched(t, "repo-push.json", func(m map[string]any) { obj(m, "repository")["full_name"] = "" }),
+		`"push.changes[0].commits[1].hash"`: webhooktest.Patched(t, "repo-push.json", func(m map[string]any) {
 			obj(m, "push")["changes"].([]any)[0].(map[string]any)["commits"].([]any)[1].(map[string]any)["hash"] = "5ecffa3"
 		}),
 		// Atlassian's documented example has a commit without a date.
-		`missing required field "push.changes[0].commits[0].date"`: fixture(t, "repo-push-docs.json"),
+		`missing required field "push.changes[0].commits[0].date"`: webhooktest.Fixture(t, "repo-push-docs.json"),
 		`missing required field "push.changes"`:                    []byte(`{"repository":{"full_name":"a/b"}}`),
 		`field "push.changes.commits.date": expected string`:       []byte(`{"push":{"changes":[{"commits":[{"date":1}]}]}}`),
 		"malformed JSON": []byte(`{"push":`),
@@ -211,12 +190,12 @@ func TestPushIgnoredAndMalformed(t *testing.T) {
 func TestPullRequestFulfilled(t *testing.T) {
 	p := provider()
 	// Bitbucket abbreviates the merge commit: not counted here (the push is).
-	res := parse(t, p, signed("pullrequest:fulfilled", fixture(t, "pullrequest-fulfilled.json")))
+	res := parse(t, p, signed("pullrequest:fulfilled", webhooktest.Fixture(t, "pullrequest-fulfilled.json")))
 	assert.Empty(t, res.Events)
 	assert.Contains(t, res.Ignored, `"1986c2284946" is abbreviated`)
 
 	full := "1986c228494671574242f99b62d1a00a4bfb69a5"
-	body := patched(t, "pullrequest-fulfilled.json", func(m map[string]any) {
+	body := webhooktest.Patched(t, "pullrequest-fulfilled.json", func(m map[string]any) {
 		pr := obj(m, "pullrequest")
 		obj(pr, "merge_commit")["hash"] = full
 		pr["title"] = `Revert "feature"`
@@ -229,12 +208,12 @@ func TestPullRequestFulfilled(t *testing.T) {
 		Reverts: "0123456789abcdef0123456789abcdef01234567",
 	}}, res.Events)
 
-	res = parse(t, p, signed("pullrequest:fulfilled", patched(t, "pullrequest-fulfilled.json", func(m map[string]any) {
+	res = parse(t, p, signed("pullrequest:fulfilled", webhooktest.Patched(t, "pullrequest-fulfilled.json", func(m map[string]any) {
 		obj(m, "pullrequest")["state"] = "DECLINED"
 	})))
 	assert.Equal(t, `pull request in state "DECLINED", not merged`, res.Ignored)
 
-	_, err := p.Parse(signed("pullrequest:fulfilled", patched(t, "pullrequest-fulfilled.json", func(m map[string]any) {
+	_, err := p.Parse(signed("pullrequest:fulfilled", webhooktest.Patched(t, "pullrequest-fulfilled.json", func(m map[string]any) {
 		obj(obj(m, "pullrequest"), "merge_commit")["hash"] = "not-a-sha"
 	})))
 	assert.ErrorContains(t, err, `"pullrequest.merge_commit.hash"`)
@@ -244,7 +223,7 @@ func TestPullRequestFulfilled(t *testing.T) {
 func TestCommitStatus(t *testing.T) {
 	p := provider()
 	rev := "9fec847784abb10b2fa567ee63b85bd238955d0e"
-	res := parse(t, p, signed("repo:commit_status_updated", fixture(t, "commit-status-updated.json")))
+	res := parse(t, p, signed("repo:commit_status_updated", webhooktest.Fixture(t, "commit-status-updated.json")))
 	assert.Equal(t, []event.Event{{
 		Kind: event.DeploymentSucceeded, Source: event.SourceBitbucket, ID: uuid, Time: ts("2015-11-20T08:01:16.433108Z"),
 		Service: event.Service{Environment: "production"}, Repository: "team_name/repo_name",
@@ -252,7 +231,7 @@ func TestCommitStatus(t *testing.T) {
 	}}, res.Events)
 
 	state := func(s string) []byte {
-		return patched(t, "commit-status-updated.json", func(m map[string]any) { obj(m, "commit_status")["state"] = s })
+		return webhooktest.Patched(t, "commit-status-updated.json", func(m map[string]any) { obj(m, "commit_status")["state"] = s })
 	}
 	res = parse(t, p, signed("repo:commit_status_created", state("INPROGRESS")))
 	require.Len(t, res.Events, 1)
@@ -265,13 +244,13 @@ func TestCommitStatus(t *testing.T) {
 	res = parse(t, p, signed("repo:commit_status_updated", state("STOPPED")))
 	assert.Equal(t, `commit status state "STOPPED" is not a deployment outcome`, res.Ignored)
 
-	res = parse(t, provider(func(c *Config) { c.DeploymentStatuses = []string{"Pipeline #*"} }), signed("repo:commit_status_updated", fixture(t, "commit-status-updated.json")))
+	res = parse(t, provider(func(c *Config) { c.DeploymentStatuses = []string{"Pipeline #*"} }), signed("repo:commit_status_updated", webhooktest.Fixture(t, "commit-status-updated.json")))
 	assert.Contains(t, res.Ignored, "is not one of deployment_statuses")
 
-	res = parse(t, provider(func(c *Config) { c.DeploymentStatuses = []string{"Unit Tests*"} }), signed("repo:commit_status_updated", fixture(t, "commit-status-updated.json")))
+	res = parse(t, provider(func(c *Config) { c.DeploymentStatuses = []string{"Unit Tests*"} }), signed("repo:commit_status_updated", webhooktest.Fixture(t, "commit-status-updated.json")))
 	assert.Len(t, res.Events, 1, "a status matches by name as well as by key")
 
-	_, err := p.Parse(signed("repo:commit_status_updated", patched(t, "commit-status-updated.json", func(m map[string]any) {
+	_, err := p.Parse(signed("repo:commit_status_updated", webhooktest.Patched(t, "commit-status-updated.json", func(m map[string]any) {
 		obj(obj(obj(m, "commit_status"), "links"), "commit")["href"] = "http://api.bitbucket.org/2.0/repositories/tk/test/commit/9fec84"
 	})))
 	assert.ErrorContains(t, err, `"commit_status.links.commit.href"`)
@@ -286,16 +265,16 @@ func TestIgnoredEvents(t *testing.T) {
 // engine counts it once.
 func TestRedeliverySameIDs(t *testing.T) {
 	p := provider()
-	a := parse(t, p, signed("repo:push", fixture(t, "repo-push.json")))
-	b := parse(t, p, signed("repo:push", fixture(t, "repo-push.json")))
+	a := parse(t, p, signed("repo:push", webhooktest.Fixture(t, "repo-push.json")))
+	b := parse(t, p, signed("repo:push", webhooktest.Fixture(t, "repo-push.json")))
 	assert.Equal(t, a.Events, b.Events)
 }
 
 func TestEventsOwnTheirData(t *testing.T) {
 	webhooktest.CheckEventsOwnTheirData(t, provider(),
-		signed("repo:push", fixture(t, "repo-push.json")),
-		delivered("repo:push", "other", fixture(t, "repo-push-multiple.json")),
-		signed("repo:commit_status_updated", fixture(t, "commit-status-updated.json")),
+		signed("repo:push", webhooktest.Fixture(t, "repo-push.json")),
+		delivered("repo:push", "other", webhooktest.Fixture(t, "repo-push-multiple.json")),
+		signed("repo:commit_status_updated", webhooktest.Fixture(t, "commit-status-updated.json")),
 	)
 }
 
@@ -308,7 +287,7 @@ func FuzzParse(f *testing.F) {
 		"pullrequest-fulfilled-docs.json": "pullrequest:fulfilled",
 		"commit-status-updated.json":      "repo:commit_status_updated",
 	} {
-		f.Add(kind, fixture(f, name))
+		f.Add(kind, webhooktest.Fixture(f, name))
 	}
 	f.Add("repo:push", []byte(`{"push":{"changes":[{"new":{"type":"branch"},"commits":[{"hash":"9fec847784abb10b2fa567ee63b85bd238955d0e","date":"2020-01-01T00:00:00Z","message":"Merged in x (pull request #1)"}]}]},"repository":{"full_name":"a/b"}}`))
 	p := provider(func(c *Config) { c.DeploymentStatuses = []string{"*"} })
@@ -340,7 +319,7 @@ func FuzzParse(f *testing.F) {
 // Benchmarks for scripts/bench.sh: parse+verify a Bitbucket Cloud push
 // against the floor (read the same bytes, check the HMAC only).
 func benchRequest(b *testing.B) (http.Header, []byte) {
-	body := fixture(b, "repo-push.json")
+	body := webhooktest.Fixture(b, "repo-push.json")
 	return signed("repo:push", body).Header, body
 }
 

@@ -2,11 +2,8 @@ package bitbucketdc
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,23 +23,6 @@ const (
 )
 
 var received = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-
-func fixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	require.NoError(t, err)
-	return b
-}
-
-func patched(t testing.TB, name string, edit func(m map[string]any)) []byte {
-	t.Helper()
-	var m map[string]any
-	require.NoError(t, json.Unmarshal(fixture(t, name), &m))
-	edit(m)
-	b, err := json.Marshal(m)
-	require.NoError(t, err)
-	return b
-}
 
 func obj(m map[string]any, key string) map[string]any { return m[key].(map[string]any) }
 
@@ -95,13 +75,13 @@ func TestConfig(t *testing.T) {
 // too old.
 func TestMaxAge(t *testing.T) {
 	p := provider(func(c *Config) { c.MaxAge = time.Hour })
-	req := signed("pr:merged", fixture(t, "pr-merged.json")) // date 2019-03-01, received 2030
+	req := signed("pr:merged", webhooktest.Fixture(t, "pr-merged.json")) // date 2019-03-01, received 2030
 	_, err := p.Parse(req)
 	require.Error(t, err)
 	assert.Equal(t, http.StatusBadRequest, webhook.StatusOf(err))
 	assert.Contains(t, err.Error(), "delivery older than max_age: date 2019-03-01T09:37:14Z")
 
-	req = signed("repo:refs_changed", fixture(t, "refs-changed-commits.json"))
+	req = signed("repo:refs_changed", webhooktest.Fixture(t, "refs-changed-commits.json"))
 	req.Received = time.Date(2024, 11, 27, 1, 40, 0, 0, time.UTC) // 5 minutes after its date
 	parse(t, p, req)
 	req.Received = req.Received.Add(2 * time.Hour)
@@ -111,7 +91,7 @@ func TestMaxAge(t *testing.T) {
 
 func TestVerify(t *testing.T) {
 	p := provider()
-	body := fixture(t, "refs-changed-commits.json")
+	body := webhooktest.Fixture(t, "refs-changed-commits.json")
 	req := signed("repo:refs_changed", body)
 	req.Header.Set(SignatureHeader, "sha256="+webhook.SignHMACSHA256("wrong", body))
 	_, err := p.Parse(req)
@@ -122,14 +102,14 @@ func TestVerify(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, http.StatusUnauthorized, webhook.StatusOf(err))
 
-	res := parse(t, p, signed("diagnostics:ping", fixture(t, "ping.json")))
+	res := parse(t, p, signed("diagnostics:ping", webhooktest.Fixture(t, "ping.json")))
 	assert.Equal(t, "ping", res.Ignored)
 }
 
 // Bitbucket Data Center with the pushed commits in the payload (8.x and
 // later): each commit at its committer time, linked to its parent.
 func TestRefsChangedWithCommits(t *testing.T) {
-	res := parse(t, provider(), signed("repo:refs_changed", fixture(t, "refs-changed-commits.json")))
+	res := parse(t, provider(), signed("repo:refs_changed", webhooktest.Fixture(t, "refs-changed-commits.json")))
 	assert.Zero(t, res.Approximate, "committer times are the commits' own")
 	assert.Equal(t, []event.Event{{
 		Kind: event.ChangeCommitted, Source: event.SourceBitbucketDC, ID: requestID + "/9fdd7b96d3f5c276d0b9e0bf38c879eb112d889a",
@@ -137,7 +117,7 @@ func TestRefsChangedWithCommits(t *testing.T) {
 		Revision: "9fdd7b96d3f5c276d0b9e0bf38c879eb112d889a", ParentRevision: "dda75d7e95568d3493a9d976a6702506bbf9b495",
 	}}, res.Events)
 
-	res = parse(t, provider(), signed("repo:refs_changed", fixture(t, "refs-changed-v10.json")))
+	res = parse(t, provider(), signed("repo:refs_changed", webhooktest.Fixture(t, "refs-changed-v10.json")))
 	require.Len(t, res.Events, 4)
 	assert.Equal(t, "8d0fa145bde5151f1d103ab1c3dc1033e6ec4ac1", res.Events[0].Revision, "oldest first")
 	assert.Empty(t, res.Events[0].ParentRevision)
@@ -149,7 +129,7 @@ func TestRefsChangedWithCommits(t *testing.T) {
 // Without a commit list (older versions), the new tip is recorded at the
 // push's time, linked to the branch's previous tip.
 func TestRefsChangedWithoutCommits(t *testing.T) {
-	body := patched(t, "refs-changed-commits.json", func(m map[string]any) { delete(m, "commits"); delete(m, "toCommit") })
+	body := webhooktest.Patched(t, "refs-changed-commits.json", func(m map[string]any) { delete(m, "commits"); delete(m, "toCommit") })
 	res := parse(t, provider(), signed("repo:refs_changed", body))
 	assert.Equal(t, []event.Event{{
 		Kind: event.ChangeCommitted, Source: event.SourceBitbucketDC, ID: requestID + "/9fdd7b96d3f5c276d0b9e0bf38c879eb112d889a",
@@ -158,7 +138,7 @@ func TestRefsChangedWithoutCommits(t *testing.T) {
 	}}, res.Events)
 	assert.Equal(t, 1, res.Approximate, "its time is the push's: counted apart")
 
-	body = patched(t, "refs-changed-commits.json", func(m map[string]any) {
+	body = webhooktest.Patched(t, "refs-changed-commits.json", func(m map[string]any) {
 		delete(m, "commits")
 		delete(m, "date")
 	})
@@ -170,20 +150,20 @@ func TestRefsChangedWithoutCommits(t *testing.T) {
 func TestRefsChangedIgnoredAndMalformed(t *testing.T) {
 	p := provider()
 	// Atlassian's documented example: a branch deleted.
-	res := parse(t, p, signed("repo:refs_changed", fixture(t, "refs-changed-docs.json")))
+	res := parse(t, p, signed("repo:refs_changed", webhooktest.Fixture(t, "refs-changed-docs.json")))
 	assert.Equal(t, "no branch created or updated (tags or deletions only)", res.Ignored)
 
 	for want, body := range map[string][]byte{
-		`missing required field "repository.project.key"`: patched(t, "refs-changed-commits.json", func(m map[string]any) {
+		`missing required field "repository.project.key"`: webhooktest.Patched(t, "refs-changed-commits.json", func(m map[string]any) {
 			obj(obj(m, "repository"), "project")["key"] = ""
 		}),
-		`"commits[0].id"`: patched(t, "refs-changed-commits.json", func(m map[string]any) {
+		`"commits[0].id"`: webhooktest.Patched(t, "refs-changed-commits.json", func(m map[string]any) {
 			m["commits"].([]any)[0].(map[string]any)["id"] = "9fdd7b9"
 		}),
-		`missing required field "commits[0].committerTimestamp"`: patched(t, "refs-changed-commits.json", func(m map[string]any) {
+		`missing required field "commits[0].committerTimestamp"`: webhooktest.Patched(t, "refs-changed-commits.json", func(m map[string]any) {
 			delete(m["commits"].([]any)[0].(map[string]any), "committerTimestamp")
 		}),
-		`field "date": "yesterday" is not an ISO 8601 time`: patched(t, "refs-changed-commits.json", func(m map[string]any) {
+		`field "date": "yesterday" is not an ISO 8601 time`: webhooktest.Patched(t, "refs-changed-commits.json", func(m map[string]any) {
 			delete(m, "commits")
 			m["date"] = "yesterday"
 		}),
@@ -199,19 +179,19 @@ func TestRefsChangedIgnoredAndMalformed(t *testing.T) {
 
 // Atlassian's documented pr:merged example.
 func TestPullRequestMerged(t *testing.T) {
-	res := parse(t, provider(func(c *Config) { c.HotfixBranches = []string{"feature/*"} }), signed("pr:merged", fixture(t, "pr-merged.json")))
+	res := parse(t, provider(func(c *Config) { c.HotfixBranches = []string{"feature/*"} }), signed("pr:merged", webhooktest.Fixture(t, "pr-merged.json")))
 	assert.Equal(t, []event.Event{{
 		Kind: event.ChangeMerged, Source: event.SourceBitbucketDC, ID: requestID, Time: time.UnixMilli(1551433034286).UTC(),
 		Repository: "~gopher/webhook-test", Revision: "cbf26be7bfc8394906abbd571498fb8d28888b58",
 		ChangeID: "bitbucket_dc/~gopher/webhook-test/pull/5", Hotfix: true,
 	}}, res.Events)
 
-	_, err := provider().Parse(signed("pr:merged", patched(t, "pr-merged.json", func(m map[string]any) {
+	_, err := provider().Parse(signed("pr:merged", webhooktest.Patched(t, "pr-merged.json", func(m map[string]any) {
 		obj(obj(obj(m, "pullRequest"), "properties"), "mergeCommit")["id"] = "cbf26be7bfc"
 	})))
 	assert.ErrorContains(t, err, `"pullRequest.properties.mergeCommit.id"`)
 
-	res = parse(t, provider(), signed("pr:declined", fixture(t, "pr-merged.json")))
+	res = parse(t, provider(), signed("pr:declined", webhooktest.Fixture(t, "pr-merged.json")))
 	assert.Equal(t, `Bitbucket Data Center event "pr:declined" is not used`, res.Ignored)
 }
 
@@ -219,7 +199,7 @@ func TestPullRequestMerged(t *testing.T) {
 // delivery id, and a retry sends the same body: the same event IDs.
 func TestRedeliverySameIDs(t *testing.T) {
 	p := provider()
-	body := fixture(t, "pr-merged.json")
+	body := webhooktest.Fixture(t, "pr-merged.json")
 	a := parse(t, p, delivered("pr:merged", "", body))
 	b := parse(t, p, delivered("pr:merged", "", bytes.Clone(body)))
 	assert.Equal(t, a.Events, b.Events)
@@ -228,9 +208,9 @@ func TestRedeliverySameIDs(t *testing.T) {
 
 func TestEventsOwnTheirData(t *testing.T) {
 	webhooktest.CheckEventsOwnTheirData(t, provider(),
-		signed("repo:refs_changed", fixture(t, "refs-changed-v10.json")),
-		delivered("repo:refs_changed", "", fixture(t, "refs-changed-commits.json")),
-		signed("pr:merged", fixture(t, "pr-merged.json")),
+		signed("repo:refs_changed", webhooktest.Fixture(t, "refs-changed-v10.json")),
+		delivered("repo:refs_changed", "", webhooktest.Fixture(t, "refs-changed-commits.json")),
+		signed("pr:merged", webhooktest.Fixture(t, "pr-merged.json")),
 	)
 }
 
@@ -242,7 +222,7 @@ func FuzzParse(f *testing.F) {
 		"pr-merged.json":            "pr:merged",
 		"ping.json":                 "diagnostics:ping",
 	} {
-		f.Add(kind, fixture(f, name))
+		f.Add(kind, webhooktest.Fixture(f, name))
 	}
 	p := provider()
 	f.Fuzz(func(t *testing.T, kind string, body []byte) {
@@ -267,7 +247,7 @@ func FuzzParse(f *testing.F) {
 }
 
 func benchRequest(b *testing.B) (http.Header, []byte) {
-	body := fixture(b, "refs-changed-v10.json")
+	body := webhooktest.Fixture(b, "refs-changed-v10.json")
 	return signed("repo:refs_changed", body).Header, body
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,17 +15,12 @@ import (
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
+	"github.com/otelcol-dora/dorareceiver/internal/webhook/webhooktest"
 )
 
 const token = "cd3v3nts-t0ken"
 
 var received = time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)
-
-func fixture(t testing.TB, name string) []byte {
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	require.NoError(t, err)
-	return b
-}
 
 // request is an authorized delivery with the given content type and
 // extra headers.
@@ -68,7 +62,7 @@ var binaryHeaders = []string{
 }
 
 func TestServiceDeployedStructured(t *testing.T) {
-	evs := parse(t, newProvider(nil), request(fixture(t, "service-deployed-structured.json"), MediaTypeStructured))
+	evs := parse(t, newProvider(nil), request(webhooktest.Fixture(t, "service-deployed-structured.json"), MediaTypeStructured))
 	assert.Equal(t, []event.Event{{
 		Kind:         event.DeploymentSucceeded,
 		Source:       event.SourceCDEvents,
@@ -81,7 +75,7 @@ func TestServiceDeployedStructured(t *testing.T) {
 }
 
 func TestServiceUpgradedBinary(t *testing.T) {
-	evs := parse(t, newProvider(nil), request(fixture(t, "service-upgraded-binary.json"), "application/json; charset=utf-8", binaryHeaders...))
+	evs := parse(t, newProvider(nil), request(webhooktest.Fixture(t, "service-upgraded-binary.json"), "application/json; charset=utf-8", binaryHeaders...))
 	assert.Equal(t, []event.Event{{
 		Kind:         event.DeploymentSucceeded,
 		Source:       event.SourceCDEvents,
@@ -97,7 +91,7 @@ func TestServiceUpgradedBinary(t *testing.T) {
 func TestOneEventInEveryMode(t *testing.T) {
 	// The same CDEvent in binary mode, structured mode, structured mode
 	// sent as application/json, and plain: the same events.
-	cdevent := fixture(t, "service-upgraded-binary.json")
+	cdevent := webhooktest.Fixture(t, "service-upgraded-binary.json")
 	ce := map[string]any{
 		"specversion": "1.0", "id": "5d3e2c1b-7a8f-4e6d-9c0b-1a2b3c4d5e6f", "source": "/keptn/shop",
 		"type": "dev.cdevents.service.upgraded.0.2.0", "time": "2026-11-02T12:40:31.25Z",
@@ -130,7 +124,7 @@ func TestOneEventInEveryMode(t *testing.T) {
 }
 
 func TestServiceRolledBack(t *testing.T) {
-	evs := parse(t, newProvider(nil), request(fixture(t, "service-rolledback.json"), "application/json"))
+	evs := parse(t, newProvider(nil), request(webhooktest.Fixture(t, "service-rolledback.json"), "application/json"))
 	deployment := event.Event{
 		Source:       event.SourceCDEvents,
 		Time:         time.Date(2026, 11, 2, 10, 47, 12, 0, time.UTC),
@@ -146,7 +140,7 @@ func TestServiceRolledBack(t *testing.T) {
 
 func TestChangeMerged(t *testing.T) {
 	p := newProvider(nil)
-	evs := parse(t, p, request(fixture(t, "change-merged.json"), "application/json"))
+	evs := parse(t, p, request(webhooktest.Fixture(t, "change-merged.json"), "application/json"))
 	assert.Equal(t, []event.Event{{
 		Kind:       event.ChangeMerged,
 		Source:     event.SourceCDEvents,
@@ -156,7 +150,7 @@ func TestChangeMerged(t *testing.T) {
 		Revision:   "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b",
 	}}, evs)
 
-	res, err := p.Parse(request(fixture(t, "change-merged-pr.json"), "application/json"))
+	res, err := p.Parse(request(webhooktest.Fixture(t, "change-merged-pr.json"), "application/json"))
 	require.NoError(t, err)
 	assert.Empty(t, res.Events)
 	assert.Contains(t, res.Ignored, `change.merged "812": subject.id is not the merge commit SHA`)
@@ -164,8 +158,8 @@ func TestChangeMerged(t *testing.T) {
 
 func TestIncidents(t *testing.T) {
 	p := newProvider(nil)
-	opened := parse(t, p, request(fixture(t, "incident-detected.json"), MediaTypeStructured))
-	resolved := parse(t, p, request(fixture(t, "incident-resolved.json"), MediaTypeStructured))
+	opened := parse(t, p, request(webhooktest.Fixture(t, "incident-detected.json"), MediaTypeStructured))
+	resolved := parse(t, p, request(webhooktest.Fixture(t, "incident-resolved.json"), MediaTypeStructured))
 	assert.Equal(t, []event.Event{{
 		Kind:       event.IncidentOpened,
 		Source:     event.SourceCDEvents,
@@ -184,11 +178,11 @@ func TestIncidents(t *testing.T) {
 	}}, resolved)
 
 	// incident.reported opens an incident as well.
-	reported := strings.ReplaceAll(string(fixture(t, "incident-detected.json")), "incident.detected", "incident.reported")
+	reported := strings.ReplaceAll(string(webhooktest.Fixture(t, "incident-detected.json")), "incident.detected", "incident.reported")
 	assert.Equal(t, event.IncidentOpened, parse(t, p, request([]byte(reported), MediaTypeStructured))[0].Kind)
 
 	// Without a service there is nothing to attribute the incident to.
-	noService := strings.Replace(string(fixture(t, "incident-detected.json")), `"id": "api"`, `"id": ""`, 1)
+	noService := strings.Replace(string(webhooktest.Fixture(t, "incident-detected.json")), `"id": "api"`, `"id": ""`, 1)
 	res, err := p.Parse(request([]byte(noService), MediaTypeStructured))
 	require.NoError(t, err)
 	assert.Empty(t, res.Events)
@@ -202,7 +196,7 @@ func TestIncidents(t *testing.T) {
 }
 
 func TestPipelineRunFinished(t *testing.T) {
-	body := fixture(t, "pipelinerun-finished.json")
+	body := webhooktest.Fixture(t, "pipelinerun-finished.json")
 	res, err := newProvider(nil).Parse(request(body, "application/json"))
 	require.NoError(t, err)
 	assert.Empty(t, res.Events)
@@ -246,7 +240,7 @@ func TestPipelineRunFinished(t *testing.T) {
 }
 
 func TestBatch(t *testing.T) {
-	evs := parse(t, newProvider(nil), request(fixture(t, "batch.json"), MediaTypeBatch))
+	evs := parse(t, newProvider(nil), request(webhooktest.Fixture(t, "batch.json"), MediaTypeBatch))
 	require.Len(t, evs, 1, "the artifact event is ignored")
 	assert.Equal(t, event.DeploymentSucceeded, evs[0].Kind)
 	assert.Equal(t, "worker", evs[0].Service.Name)
@@ -319,8 +313,8 @@ func TestRedeliveryKeepsIDs(t *testing.T) {
 		"pipelinerun-finished.json":        "application/json",
 		"batch.json":                       MediaTypeBatch,
 	} {
-		first := parse(t, p, request(fixture(t, name), ct))
-		again := parse(t, p, request(fixture(t, name), ct))
+		first := parse(t, p, request(webhooktest.Fixture(t, name), ct))
+		again := parse(t, p, request(webhooktest.Fixture(t, name), ct))
 		assert.Equal(t, first, again, name)
 		for _, ev := range first {
 			if other, dup := seen[ev.ID]; dup {
@@ -332,7 +326,7 @@ func TestRedeliveryKeepsIDs(t *testing.T) {
 }
 
 func TestToken(t *testing.T) {
-	body := fixture(t, "service-upgraded-binary.json")
+	body := webhooktest.Fixture(t, "service-upgraded-binary.json")
 	for name, auth := range map[string]string{"missing": "", "wrong": "Bearer nope", "basic": "Basic " + token} {
 		t.Run(name, func(t *testing.T) {
 			req := request(body, "application/json")
@@ -387,7 +381,7 @@ func TestMalformed(t *testing.T) {
 	t.Run("binary type mismatch", func(t *testing.T) {
 		headers := append([]string(nil), binaryHeaders...)
 		headers[7] = "dev.cdevents.service.deployed.0.2.0"
-		_, err := newProvider(nil).Parse(request(fixture(t, "service-upgraded-binary.json"), "application/json", headers...))
+		_, err := newProvider(nil).Parse(request(webhooktest.Fixture(t, "service-upgraded-binary.json"), "application/json", headers...))
 		var herr *webhook.Error
 		require.ErrorAs(t, err, &herr)
 		assert.Contains(t, herr.Message, `CloudEvent type "dev.cdevents.service.deployed.0.2.0" does not match the CDEvent's context.type "dev.cdevents.service.upgraded.0.2.0"`)
@@ -443,13 +437,13 @@ func FuzzParse(f *testing.F) {
 		"batch.json":                       MediaTypeBatch,
 	}
 	for name, ct := range seeds {
-		f.Add(fixture(f, name), ct, false)
+		f.Add(webhooktest.Fixture(f, name), ct, false)
 	}
-	f.Add(fixture(f, "service-upgraded-binary.json"), "application/json", true)
+	f.Add(webhooktest.Fixture(f, "service-upgraded-binary.json"), "application/json", true)
 	f.Add([]byte(`{"specversion":"1.0","id":"x","data":"{\"context\":{}}"}`), "application/json", false)
 	for _, name := range []string{"pipelinerun-started.json", "pipelinerun-successful.json", "pipelinerun-failed.json", "taskrun-successful.json", "taskrun-unknown.json"} {
 		var compact bytes.Buffer
-		require.NoError(f, json.Compact(&compact, fixture(f, filepath.Join("tekton", name))))
+		require.NoError(f, json.Compact(&compact, webhooktest.Fixture(f, filepath.Join("tekton", name))))
 		f.Add(compact.Bytes(), "application/json", true)
 	}
 	f.Add([]byte(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]`), MediaTypeBatch, false)

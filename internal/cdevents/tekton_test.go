@@ -18,7 +18,7 @@ import (
 // binary mode, application/json, the attributes in Ce-* headers (a new
 // Ce-Id on every send).
 func tektonRequest(t testing.TB, name, ceType, ceID string) *webhook.Request {
-	return request(fixture(t, filepath.Join("tekton", name)), "application/json",
+	return request(webhooktest.Fixture(t, filepath.Join("tekton", name)), "application/json",
 		"Ce-Specversion", "1.0",
 		"Ce-Id", ceID,
 		"Ce-Source", "/apis/tekton.dev/v1beta1/namespaces/ci/pipelineruns/deploy-checkout-run-x7k2p",

@@ -9,8 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,15 +24,10 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/engine"
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
+	"github.com/otelcol-dora/dorareceiver/internal/webhook/webhooktest"
 )
 
 var received = time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)
-
-func fixture(t testing.TB, name string) []byte {
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	require.NoError(t, err)
-	return b
-}
 
 // protobuf re-encodes an OTLP/JSON fixture as OTLP/protobuf.
 func protobuf(t testing.TB, jsonBody []byte) []byte {
@@ -71,7 +64,7 @@ func tasks(names ...string) func(*Config) {
 }
 
 func TestGitHubWorkflowRunSucceeded(t *testing.T) {
-	res, err := provider(pipelines("deploy")).Parse(jsonReq(fixture(t, "github-deploy-success.json")))
+	res, err := provider(pipelines("deploy")).Parse(jsonReq(webhooktest.Fixture(t, "github-deploy-success.json")))
 	require.NoError(t, err)
 	require.Len(t, res.Events, 1)
 	assert.Equal(t, event.Event{
@@ -87,7 +80,7 @@ func TestGitHubWorkflowRunSucceeded(t *testing.T) {
 }
 
 func TestGitHubWorkflowRunFailed(t *testing.T) {
-	res, err := provider(pipelines("deploy")).Parse(jsonReq(fixture(t, "github-deploy-failure.json")))
+	res, err := provider(pipelines("deploy")).Parse(jsonReq(webhooktest.Fixture(t, "github-deploy-failure.json")))
 	require.NoError(t, err)
 	require.Len(t, res.Events, 1)
 	assert.Equal(t, event.Event{
@@ -104,7 +97,7 @@ func TestGitHubWorkflowRunFailed(t *testing.T) {
 }
 
 func TestGitHubJob(t *testing.T) {
-	res, err := provider(tasks("deploy")).Parse(jsonReq(fixture(t, "github-deploy-success.json")))
+	res, err := provider(tasks("deploy")).Parse(jsonReq(webhooktest.Fixture(t, "github-deploy-success.json")))
 	require.NoError(t, err)
 	require.Len(t, res.Events, 1, "only the job span; its queue and step spans are other tasks")
 	assert.Equal(t, event.Event{
@@ -118,7 +111,7 @@ func TestGitHubJob(t *testing.T) {
 		Revision:     "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b",
 	}, res.Events[0])
 
-	res, err = provider(tasks("deploy")).Parse(jsonReq(fixture(t, "github-deploy-failure.json")))
+	res, err = provider(tasks("deploy")).Parse(jsonReq(webhooktest.Fixture(t, "github-deploy-failure.json")))
 	require.NoError(t, err)
 	require.Len(t, res.Events, 1)
 	assert.Equal(t, event.DeploymentFailed, res.Events[0].Kind)
@@ -134,7 +127,7 @@ func TestRunAndJobAreOneDeployment(t *testing.T) {
 		c.DeploymentPipelines = []string{"deploy"}
 		c.DeploymentTasks = []string{"deploy"}
 	})
-	res, err := p.Parse(jsonReq(fixture(t, "github-deploy-success.json")))
+	res, err := p.Parse(jsonReq(webhooktest.Fixture(t, "github-deploy-success.json")))
 	require.NoError(t, err)
 	require.Len(t, res.Events, 2)
 	assert.Equal(t, res.Events[0].DeploymentID, res.Events[1].DeploymentID)
@@ -166,7 +159,7 @@ func TestRunAndJobCountedOnce(t *testing.T) {
 	})
 	eng, err := engine.New(engine.DefaultConfig(), received.Add(-48*time.Hour))
 	require.NoError(t, err)
-	exports := split(t, fixture(t, "github-deploy-success.json"))
+	exports := split(t, webhooktest.Fixture(t, "github-deploy-success.json"))
 	require.Len(t, exports, 2, "the workflow_run export and the workflow_job export")
 	for i := len(exports) - 1; i >= 0; i-- { // the job's webhook comes first
 		res, err := p.Parse(protoReq(exports[i]))
@@ -187,20 +180,20 @@ func TestNonDeploymentWorkflowSkipped(t *testing.T) {
 		c.DeploymentPipelines = []string{"deploy*", "release"}
 		c.DeploymentTasks = []string{"deploy*"}
 	})
-	res, err := p.Parse(jsonReq(fixture(t, "github-ci.json")))
+	res, err := p.Parse(jsonReq(webhooktest.Fixture(t, "github-ci.json")))
 	require.NoError(t, err)
 	assert.Empty(t, res.Events)
 	assert.Contains(t, res.Ignored, "none of the 7 spans is a finished deployment")
 
 	// Without patterns nothing in a GitHub trace is a deployment.
-	res, err = provider(nil).Parse(jsonReq(fixture(t, "github-deploy-success.json")))
+	res, err = provider(nil).Parse(jsonReq(webhooktest.Fixture(t, "github-deploy-success.json")))
 	require.NoError(t, err)
 	assert.Empty(t, res.Events)
 	assert.NotEmpty(t, res.Ignored)
 }
 
 func TestGitLabPipeline(t *testing.T) {
-	res, err := provider(nil).Parse(jsonReq(fixture(t, "gitlab-pipeline.json")))
+	res, err := provider(nil).Parse(jsonReq(webhooktest.Fixture(t, "gitlab-pipeline.json")))
 	require.NoError(t, err)
 	commit := time.Date(2026, 11, 2, 9, 12, 44, 0, time.UTC)
 	assert.Equal(t, []event.Event{{
@@ -234,7 +227,7 @@ func TestProtobufAndJSONAgree(t *testing.T) {
 	})
 	for _, name := range []string{"github-deploy-success.json", "github-deploy-failure.json", "github-ci.json", "gitlab-pipeline.json", "jenkins-deploy-success.json", "jenkins-deploy-failure.json"} {
 		t.Run(name, func(t *testing.T) {
-			body := fixture(t, name)
+			body := webhooktest.Fixture(t, name)
 			fromJSON, err := p.Parse(jsonReq(body))
 			require.NoError(t, err)
 			fromProto, err := p.Parse(protoReq(protobuf(t, body)))
@@ -250,7 +243,7 @@ func TestProtobufAndJSONAgree(t *testing.T) {
 func TestRedelivery(t *testing.T) {
 	p := provider(pipelines("deploy"))
 	for _, name := range []string{"github-deploy-success.json", "gitlab-pipeline.json"} {
-		body := fixture(t, name)
+		body := webhooktest.Fixture(t, name)
 		first, err := p.Parse(jsonReq(body))
 		require.NoError(t, err)
 		again := jsonReq(body)
@@ -497,7 +490,7 @@ func TestMalformed(t *testing.T) {
 		{"JSON trace id not hex", jsonReq([]byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz","spanId":"eee19b7ec3c1b174"}]}]}]}`)), "malformed OTLP/JSON"},
 		{"JSON nested too deep", jsonReq([]byte(strings.Repeat("[", 100) + strings.Repeat("]", 100))), "nested deeper than 64"},
 		{"protobuf garbage", protoReq([]byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f}), "malformed OTLP/protobuf"},
-		{"JSON sent as protobuf", protoReq(fixture(t, "github-ci.json")), "malformed OTLP/protobuf"},
+		{"JSON sent as protobuf", protoReq(webhooktest.Fixture(t, "github-ci.json")), "malformed OTLP/protobuf"},
 		{"deployment span without trace id", protoReq(zeroTrace), `deployment span "deploy": trace_id and span_id must not be empty`},
 	}
 	for _, tc := range tests {
@@ -546,7 +539,7 @@ func TestHandler(t *testing.T) {
 		t.Cleanup(func() { resp.Body.Close() })
 		return resp
 	}
-	success := fixture(t, "github-deploy-success.json")
+	success := webhooktest.Fixture(t, "github-deploy-success.json")
 	tests := []struct {
 		name, ct string
 		body     []byte
@@ -554,8 +547,8 @@ func TestHandler(t *testing.T) {
 	}{
 		{"protobuf", ContentTypeProtobuf, protobuf(t, success), 1},
 		{"json", ContentTypeJSON, success, 1},
-		{"ignored protobuf", ContentTypeProtobuf, protobuf(t, fixture(t, "github-ci.json")), 0},
-		{"ignored json", ContentTypeJSON + "; charset=utf-8", fixture(t, "github-ci.json"), 0},
+		{"ignored protobuf", ContentTypeProtobuf, protobuf(t, webhooktest.Fixture(t, "github-ci.json")), 0},
+		{"ignored json", ContentTypeJSON + "; charset=utf-8", webhooktest.Fixture(t, "github-ci.json"), 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -611,7 +604,7 @@ func TestGzipThroughConfighttp(t *testing.T) {
 
 	var zipped bytes.Buffer
 	zw := gzip.NewWriter(&zipped)
-	_, err = zw.Write(protobuf(t, fixture(t, "github-deploy-success.json")))
+	_, err = zw.Write(protobuf(t, webhooktest.Fixture(t, "github-deploy-success.json")))
 	require.NoError(t, err)
 	require.NoError(t, zw.Close())
 	req, err := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+"/v1/traces", &zipped)
@@ -647,7 +640,7 @@ func FuzzParse(f *testing.F) {
 		// Compact seeds keep minimization (which the fuzzer runs on every
 		// new input) short.
 		var body bytes.Buffer
-		require.NoError(f, json.Compact(&body, fixture(f, name)))
+		require.NoError(f, json.Compact(&body, webhooktest.Fixture(f, name)))
 		f.Add(body.Bytes(), true)
 		f.Add(protobuf(f, body.Bytes()), false)
 	}
@@ -886,7 +879,7 @@ func TestJenkinsPipeline(t *testing.T) {
 	job.ID = "otlp/" + trace + "/a1b2c3d4e5f60718/deployment_succeeded"
 	job.Time = time.Date(2026, 11, 2, 10, 9, 51, 0, time.UTC)
 
-	body := fixture(t, "jenkins-deploy-success.json")
+	body := webhooktest.Fixture(t, "jenkins-deploy-success.json")
 	res, err := provider(tasks("deploy")).Parse(jsonReq(body))
 	require.NoError(t, err)
 	assert.Equal(t, []event.Event{stage}, res.Events, "the Deploy stage; Checkout and Build are not deployments")
@@ -907,7 +900,7 @@ func TestJenkinsPipeline(t *testing.T) {
 	res, err = provider(func(c *Config) {
 		c.DeploymentPipelines = []string{"acme/checkout-api-deploy"}
 		c.DeploymentTasks = []string{"deploy"}
-	}).Parse(jsonReq(fixture(t, "jenkins-deploy-failure.json")))
+	}).Parse(jsonReq(webhooktest.Fixture(t, "jenkins-deploy-failure.json")))
 	require.NoError(t, err)
 	require.Len(t, res.Events, 2)
 	for _, ev := range res.Events {

@@ -5,8 +5,6 @@ import (
 	"crypto/sha512"
 	"encoding/hex"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,15 +15,10 @@ import (
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
+	"github.com/otelcol-dora/dorareceiver/internal/webhook/webhooktest"
 )
 
 const secret = "fl0x-t0ken"
-
-func fixture(t testing.TB, name string) []byte {
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	require.NoError(t, err)
-	return b
-}
 
 // signed is a delivery as notification-controller's generic-hmac
 // provider sends it.
@@ -48,7 +41,7 @@ func newProvider(mod func(*Config)) *Provider {
 
 func parseOne(t *testing.T, p *Provider, name string) event.Event {
 	t.Helper()
-	res, err := p.Parse(signed(fixture(t, name)))
+	res, err := p.Parse(signed(webhooktest.Fixture(t, name)))
 	require.NoError(t, err)
 	require.Len(t, res.Events, 1, res.Ignored)
 	return res.Events[0]
@@ -125,7 +118,7 @@ func TestFailureReasons(t *testing.T) {
 		{"helmrelease-upgrade-failed.json", "UpgradeFailed"},
 		{"helmrelease-upgrade-failed.json", "TestFailed"},
 	} {
-		body := regexp.MustCompile(`"reason": "[A-Za-z]+"`).ReplaceAllString(string(fixture(t, tc.fixture)), `"reason": "`+tc.reason+`"`)
+		body := regexp.MustCompile(`"reason": "[A-Za-z]+"`).ReplaceAllString(string(webhooktest.Fixture(t, tc.fixture)), `"reason": "`+tc.reason+`"`)
 		res, err := p.Parse(signed([]byte(body)))
 		require.NoError(t, err, tc.reason)
 		require.Len(t, res.Events, 1, "%s: %s", tc.reason, res.Ignored)
@@ -175,7 +168,7 @@ func TestIgnored(t *testing.T) {
 		// reason and revision.
 		"kustomization-deletion-failed.json": `Kustomization error event ReconciliationSucceeded is about the deletion of the Kustomization ("pruning for deleted resource failed")`,
 	} {
-		res, err := p.Parse(signed(fixture(t, name)))
+		res, err := p.Parse(signed(webhooktest.Fixture(t, name)))
 		require.NoError(t, err, name)
 		assert.Empty(t, res.Events, name)
 		assert.Contains(t, res.Ignored, want, name)
@@ -219,14 +212,14 @@ func TestEnvironment(t *testing.T) {
 	assert.Equal(t, "production-eu", parseOne(t, p, "kustomization-succeeded.json").Service.Environment)
 	assert.Equal(t, "prod", parseOne(t, p, "kustomization-oci-succeeded.json").Service.Environment)
 
-	body := strings.Replace(string(fixture(t, "kustomization-succeeded.json")), `"namespace": "shop"`, `"namespace": "shop-staging"`, 1)
+	body := strings.Replace(string(webhooktest.Fixture(t, "kustomization-succeeded.json")), `"namespace": "shop"`, `"namespace": "shop-staging"`, 1)
 	res, err := p.Parse(signed([]byte(body)))
 	require.NoError(t, err)
 	assert.Equal(t, "staging", res.Events[0].Service.Environment)
 
 	// An environment in the event's metadata (Alert eventMetadata, or the
 	// object's event.toolkit.fluxcd.io/environment annotation) wins.
-	body = strings.Replace(string(fixture(t, "kustomization-succeeded.json")), `"commit_status": "update",`, `"commit_status": "update", "environment": "canary",`, 1)
+	body = strings.Replace(string(webhooktest.Fixture(t, "kustomization-succeeded.json")), `"commit_status": "update",`, `"commit_status": "update", "environment": "canary",`, 1)
 	res, err = p.Parse(signed([]byte(body)))
 	require.NoError(t, err)
 	assert.Equal(t, "canary", res.Events[0].Service.Environment)
@@ -276,7 +269,7 @@ func TestRedeliveryKeepsIDs(t *testing.T) {
 	}
 	// The next reconciliation of the same revision is another event of the
 	// same deployment.
-	later := strings.Replace(string(fixture(t, "kustomization-succeeded.json")), "2026-11-02T10:15:00Z", "2026-11-02T10:25:01Z", 1)
+	later := strings.Replace(string(webhooktest.Fixture(t, "kustomization-succeeded.json")), "2026-11-02T10:15:00Z", "2026-11-02T10:25:01Z", 1)
 	res, err := p.Parse(signed([]byte(later)))
 	require.NoError(t, err)
 	first := parseOne(t, p, "kustomization-succeeded.json")
@@ -285,7 +278,7 @@ func TestRedeliveryKeepsIDs(t *testing.T) {
 }
 
 func TestSignature(t *testing.T) {
-	body := fixture(t, "kustomization-succeeded.json")
+	body := webhooktest.Fixture(t, "kustomization-succeeded.json")
 	tests := map[string]http.Header{
 		"missing":           {},
 		"no function":       {SignatureHeader: []string{webhook.SignHMACSHA256(secret, body)}},
@@ -393,7 +386,7 @@ func FuzzParse(f *testing.F) {
 	for _, name := range []string{"kustomization-succeeded.json", "kustomization-healthcheck-failed.json", "kustomization-progressing.json",
 		"kustomization-oci-succeeded.json", "helmrelease-upgrade-succeeded.json", "helmrelease-upgrade-failed.json", "gitrepository-stored.json",
 		"kustomization-prune-failed.json", "kustomization-artifact-failed.json", "kustomization-deletion-failed.json", "notification-controller-docs-example.json"} {
-		f.Add(fixture(f, name))
+		f.Add(webhooktest.Fixture(f, name))
 	}
 	f.Add([]byte(`{"involvedObject":{"kind":"Kustomization","namespace":"a","name":"b"},"reason":"ReconciliationSucceeded","timestamp":"2026-11-02T10:00:00Z","metadata":{"x.fluxcd.io/revision":"main/9f86d081884c7d659a2feaa0c55ad015a3bf4f1b","":"y"}}`))
 	f.Add([]byte(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]`))

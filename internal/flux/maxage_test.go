@@ -10,10 +10,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
+	"github.com/otelcol-dora/dorareceiver/internal/webhook/webhooktest"
 )
 
 func TestMaxAge(t *testing.T) {
-	body := fixture(t, "kustomization-succeeded.json") // timestamp 2026-11-02T10:15:00Z
+	body := webhooktest.Fixture(t, "kustomization-succeeded.json") // timestamp 2026-11-02T10:15:00Z
 	p := newProvider(func(c *Config) { c.MaxAge = time.Hour })
 
 	req := signed(body)

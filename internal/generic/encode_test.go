@@ -15,13 +15,14 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/engine/enginetest"
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
+	"github.com/otelcol-dora/dorareceiver/internal/webhook/webhooktest"
 )
 
 // TestReviewAndRevert parses the events of a reviewed change (pr_opened,
 // merge with a change_id), a revert commit with the files it touched, and
 // a rollback that names the deployment it abandons.
 func TestReviewAndRevert(t *testing.T) {
-	res, err := provider().Parse(signed(fixture(t, "review.json")))
+	res, err := provider().Parse(signed(webhooktest.Fixture(t, "review.json")))
 	require.NoError(t, err)
 	at := func(h, m int) time.Time { return time.Date(2026, 11, 2, h, m, 0, 0, time.UTC) }
 	assert.Equal(t, []event.Event{
@@ -75,10 +76,10 @@ func TestPayloadOfRoundTrip(t *testing.T) {
 	for _, sc := range enginetest.Scenarios() {
 		events = append(events, sc.Events...)
 	}
-	res, err := provider().Parse(signed(fixture(t, "review.json")))
+	res, err := provider().Parse(signed(webhooktest.Fixture(t, "review.json")))
 	require.NoError(t, err)
 	events = append(events, res.Events...)
-	res, err = provider().Parse(signed(fixture(t, "batch.json")))
+	res, err = provider().Parse(signed(webhooktest.Fixture(t, "batch.json")))
 	require.NoError(t, err)
 	events = append(events, res.Events...)
 	events = append(events,

@@ -2,8 +2,6 @@ package generic
 
 import (
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,12 +14,6 @@ import (
 )
 
 const secret = "s3cr3t"
-
-func fixture(t testing.TB, name string) []byte {
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	require.NoError(t, err)
-	return b
-}
 
 func signed(body []byte) *webhook.Request {
 	h := http.Header{}
@@ -36,7 +28,7 @@ func provider() *Provider {
 }
 
 func TestDeployment(t *testing.T) {
-	res, err := provider().Parse(signed(fixture(t, "deployment.json")))
+	res, err := provider().Parse(signed(webhooktest.Fixture(t, "deployment.json")))
 	require.NoError(t, err)
 	require.Len(t, res.Events, 1)
 	ev := res.Events[0]
@@ -54,7 +46,7 @@ func TestDeployment(t *testing.T) {
 }
 
 func TestBatch(t *testing.T) {
-	res, err := provider().Parse(signed(fixture(t, "batch.json")))
+	res, err := provider().Parse(signed(webhooktest.Fixture(t, "batch.json")))
 	require.NoError(t, err)
 	require.Len(t, res.Events, 3)
 	assert.Equal(t, event.ChangeCommitted, res.Events[0].Kind)
@@ -65,7 +57,7 @@ func TestBatch(t *testing.T) {
 }
 
 func TestSignature(t *testing.T) {
-	body := fixture(t, "deployment.json")
+	body := webhooktest.Fixture(t, "deployment.json")
 	tests := map[string]http.Header{
 		"missing":   {},
 		"no prefix": {SignatureHeader: []string{webhook.SignHMACSHA256(secret, body)}},
@@ -128,7 +120,7 @@ func TestMalformed(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	for _, name := range []string{"deployment.json", "batch.json"} {
-		f.Add(fixture(f, name))
+		f.Add(webhooktest.Fixture(f, name))
 	}
 	f.Add([]byte(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]`))
 	p := provider()
@@ -153,7 +145,7 @@ func FuzzParse(f *testing.F) {
 func TestEventsOwnTheirData(t *testing.T) {
 	var reqs []*webhook.Request
 	for _, name := range []string{"batch.json", "deployment.json", "review.json", "batch.json"} {
-		reqs = append(reqs, signed(fixture(t, name)))
+		reqs = append(reqs, signed(webhooktest.Fixture(t, name)))
 	}
 	webhooktest.CheckEventsOwnTheirData(t, provider(), reqs...)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
+	"github.com/otelcol-dora/dorareceiver/internal/webhook/webhooktest"
 )
 
 // stamped signs "<timestamp>.<body>" and sets X-Dora-Timestamp.
@@ -36,7 +37,7 @@ func statusOf(t *testing.T, err error) (int, string) {
 }
 
 func TestMaxAge(t *testing.T) {
-	body := fixture(t, "deployment.json")
+	body := webhooktest.Fixture(t, "deployment.json")
 	now := time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
 	p := providerWithMaxAge(5 * time.Minute)
 

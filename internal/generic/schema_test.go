@@ -9,6 +9,8 @@ import (
 	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/otelcol-dora/dorareceiver/internal/webhook/webhooktest"
 )
 
 // The published schema and the parser agree: every fixture the parser
@@ -27,7 +29,7 @@ func TestSchemaMatchesParser(t *testing.T) {
 		return resolved.Validate(instance)
 	}
 	for _, name := range []string{"deployment.json", "batch.json", "review.json"} {
-		assert.NoError(t, validate(fixture(t, name)), name)
+		assert.NoError(t, validate(webhooktest.Fixture(t, name)), name)
 	}
 	for _, bad := range []string{
 		`{"type":"deployment","id":"x","time":"2026-11-02T10:00:00Z"}`,

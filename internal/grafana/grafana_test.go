@@ -4,8 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,12 +24,6 @@ const (
 
 // received is shortly after the docs sample's second alert fired.
 var received = time.Date(2021, 10, 12, 8, 0, 0, 0, time.UTC)
-
-func fixture(t testing.TB, name string) []byte {
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	require.NoError(t, err)
-	return b
-}
 
 // resolvedOf is the notification Grafana sends when the alerts of body
 // resolve at endsAt: the same alerts with status "resolved" and endsAt set
@@ -82,7 +74,7 @@ var (
 )
 
 func TestFiring(t *testing.T) {
-	res, err := provider().Parse(withToken(fixture(t, "firing.json")))
+	res, err := provider().Parse(withToken(webhooktest.Fixture(t, "firing.json")))
 	require.NoError(t, err)
 	assert.Empty(t, res.Ignored)
 	assert.Equal(t, []event.Event{opened("c6eadffa33fcdf37", memoryStart), opened("bc97ff14869b13e3", cpuStart)}, res.Events)
@@ -91,9 +83,9 @@ func TestFiring(t *testing.T) {
 func TestResolved(t *testing.T) {
 	endsAt := time.Date(2021, 10, 12, 8, 10, 0, 0, time.UTC)
 	p := provider()
-	fired, err := p.Parse(withToken(fixture(t, "firing.json")))
+	fired, err := p.Parse(withToken(webhooktest.Fixture(t, "firing.json")))
 	require.NoError(t, err)
-	res, err := p.Parse(withToken(resolvedOf(t, fixture(t, "firing.json"), endsAt)))
+	res, err := p.Parse(withToken(resolvedOf(t, webhooktest.Fixture(t, "firing.json"), endsAt)))
 	require.NoError(t, err)
 	require.Len(t, res.Events, 2)
 	for i, ev := range res.Events {
@@ -104,7 +96,7 @@ func TestResolved(t *testing.T) {
 		assert.NotEqual(t, fired.Events[i].ID, ev.ID)
 	}
 	t.Run("without endsAt", func(t *testing.T) {
-		body := strings.Replace(string(fixture(t, "firing.json")), `"status": "firing",
+		body := strings.Replace(string(webhooktest.Fixture(t, "firing.json")), `"status": "firing",
       "labels": {
         "alertname": "High memory usage"`, `"status": "resolved",
       "labels": {
@@ -137,7 +129,7 @@ func TestServiceLabels(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			cfg := config()
 			tt.mutate(&cfg)
-			res, err := New(cfg).Parse(withToken(fixture(t, "firing.json")))
+			res, err := New(cfg).Parse(withToken(webhooktest.Fixture(t, "firing.json")))
 			require.NoError(t, err)
 			if tt.ignored != "" {
 				assert.Empty(t, res.Events)
@@ -153,9 +145,9 @@ func TestServiceLabels(t *testing.T) {
 func TestRedelivery(t *testing.T) {
 	// Grafana retries a failed notification, and repeats a firing group
 	// every repeat_interval, with the same alerts: the same ids.
-	first, err := provider().Parse(withToken(fixture(t, "firing.json")))
+	first, err := provider().Parse(withToken(webhooktest.Fixture(t, "firing.json")))
 	require.NoError(t, err)
-	again, err := provider().Parse(withToken(fixture(t, "firing.json")))
+	again, err := provider().Parse(withToken(webhooktest.Fixture(t, "firing.json")))
 	require.NoError(t, err)
 	assert.Equal(t, first.Events, again.Events)
 }
@@ -165,7 +157,7 @@ func basic(user, password string) string {
 }
 
 func TestToken(t *testing.T) {
-	body := fixture(t, "firing.json")
+	body := webhooktest.Fixture(t, "firing.json")
 	tests := map[string]struct {
 		header string
 		ok     bool
@@ -222,7 +214,7 @@ func hmacConfig(timestampHeader string) Config {
 }
 
 func TestSignature(t *testing.T) {
-	body := fixture(t, "firing.json")
+	body := webhooktest.Fixture(t, "firing.json")
 	ts := strconv.FormatInt(received.Unix(), 10)
 	t.Run("body only", func(t *testing.T) {
 		p := New(hmacConfig(""))
@@ -293,7 +285,7 @@ func TestSignature(t *testing.T) {
 }
 
 func TestMaxAge(t *testing.T) {
-	body := fixture(t, "firing.json")
+	body := webhooktest.Fixture(t, "firing.json")
 	cfg := hmacConfig("X-Grafana-Alerting-Timestamp")
 	cfg.MaxAge = 5 * time.Minute
 	sent := received.Add(-4 * time.Minute)
@@ -376,8 +368,8 @@ func TestConfigValidate(t *testing.T) {
 func TestEventsOwnTheirData(t *testing.T) {
 	endsAt := time.Date(2021, 10, 12, 8, 10, 0, 0, time.UTC)
 	webhooktest.CheckEventsOwnTheirData(t, provider(),
-		withToken(fixture(t, "firing.json")),
-		withToken(resolvedOf(t, fixture(t, "firing.json"), endsAt)))
+		withToken(webhooktest.Fixture(t, "firing.json")),
+		withToken(resolvedOf(t, webhooktest.Fixture(t, "firing.json"), endsAt)))
 }
 
 func requireStatus(t *testing.T, err error, status int, want string) {
@@ -389,8 +381,8 @@ func requireStatus(t *testing.T, err error, status int, want string) {
 }
 
 func FuzzParse(f *testing.F) {
-	f.Add(fixture(f, "firing.json"))
-	f.Add(resolvedOf(f, fixture(f, "firing.json"), time.Date(2021, 10, 12, 8, 10, 0, 0, time.UTC)))
+	f.Add(webhooktest.Fixture(f, "firing.json"))
+	f.Add(resolvedOf(f, webhooktest.Fixture(f, "firing.json"), time.Date(2021, 10, 12, 8, 10, 0, 0, time.UTC)))
 	f.Add([]byte(`{"alerts":[{"status":"resolved","labels":{"team":"a"},"startsAt":"2021-10-12T09:51:03Z","fingerprint":"f"}]}`))
 	f.Add([]byte(`{"alerts":[]}`))
 	cfg := config()
@@ -425,7 +417,7 @@ func FuzzParse(f *testing.F) {
 // ignored, once authenticated.
 func TestTestNotification(t *testing.T) {
 	var n map[string]any
-	require.NoError(t, json.Unmarshal(fixture(t, "firing.json"), &n))
+	require.NoError(t, json.Unmarshal(webhooktest.Fixture(t, "firing.json"), &n))
 	alert := n["alerts"].([]any)[0].(map[string]any)
 	alert["labels"] = map[string]string{"alertname": "TestAlert", "instance": "Grafana"}
 	n["alerts"] = []any{alert}

@@ -3,8 +3,6 @@ package incidentio
 import (
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,17 +24,11 @@ const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 // received is a little after the fixtures' created_at and updated_at.
 var received = time.Date(2021, 8, 17, 13, 30, 0, 0, time.UTC)
 
-func fixture(t testing.TB, name string) []byte {
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	require.NoError(t, err)
-	return b
-}
-
 // withStatus is the fixture with the incident's status category set (the
 // sample's is triage) and, if given, its updated_at.
 func withStatus(t testing.TB, name, category string, updatedAt time.Time) []byte {
 	var env map[string]any
-	require.NoError(t, json.Unmarshal(fixture(t, name), &env))
+	require.NoError(t, json.Unmarshal(webhooktest.Fixture(t, name), &env))
 	inc := env[env["event_type"].(string)].(map[string]any)
 	inc["incident_status"].(map[string]any)["category"] = category
 	if !updatedAt.IsZero() {
@@ -136,10 +128,10 @@ func TestIgnored(t *testing.T) {
 		body []byte
 		want string
 	}{
-		"the sample as published: triage": {fixture(t, "incident_created_v2.json"), "in triage is not counted"},
+		"the sample as published: triage": {webhooktest.Fixture(t, "incident_created_v2.json"), "in triage is not counted"},
 		"declined":                        {withStatus(t, "incident_updated_v2.json", "declined", time.Time{}), "a declined incident"},
 		"merged":                          {withStatus(t, "incident_updated_v2.json", "merged", time.Time{}), "a merged incident"},
-		"follow-up event":                 {fixture(t, "follow_up_updated_v2.json"), `event type "public_incident.follow_up_updated_v2" is not counted`},
+		"follow-up event":                 {webhooktest.Fixture(t, "follow_up_updated_v2.json"), `event type "public_incident.follow_up_updated_v2" is not counted`},
 		"test incident": {[]byte(strings.Replace(string(withStatus(t, "incident_created_v2.json", "live", time.Time{})), `"mode":"standard"`, `"mode":"test"`, 1)),
 			"a test incident is not counted"},
 	}
@@ -374,11 +366,11 @@ func requireStatus(t *testing.T, err error, status int, want string) {
 }
 
 func FuzzParse(f *testing.F) {
-	f.Add(fixture(f, "incident_created_v2.json"))
+	f.Add(webhooktest.Fixture(f, "incident_created_v2.json"))
 	f.Add(withStatus(f, "incident_created_v2.json", "live", time.Time{}))
 	f.Add(withStatus(f, "incident_updated_v2.json", "closed", received))
 	f.Add(withStatus(f, "incident_created_v2.json", "learning", received))
-	f.Add(fixture(f, "follow_up_updated_v2.json"))
+	f.Add(webhooktest.Fixture(f, "follow_up_updated_v2.json"))
 	providers := []*Provider{provider(), New(DefaultConfigWith(secret))}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, p := range providers {

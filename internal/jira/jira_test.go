@@ -1,10 +1,7 @@
 package jira
 
 import (
-	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,21 +21,13 @@ var (
 	resolved = time.Date(2009, 12, 17, 7, 2, 44, 120e6, time.UTC)
 )
 
-func fixture(t testing.TB, name string) []byte {
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	require.NoError(t, err)
-	return b
-}
-
 // patched is fixture name with edit applied to the delivery and its issue
 // fields.
 func patched(t testing.TB, name string, edit func(d, fields map[string]any)) []byte {
-	var m map[string]any
-	require.NoError(t, json.Unmarshal(fixture(t, name), &m))
-	edit(m, m["issue"].(map[string]any)["fields"].(map[string]any))
-	b, err := json.Marshal(m)
-	require.NoError(t, err)
-	return b
+	t.Helper()
+	return webhooktest.Patched(t, name, func(m map[string]any) {
+		edit(m, m["issue"].(map[string]any)["fields"].(map[string]any))
+	})
 }
 
 func signed(body []byte) *webhook.Request {
@@ -63,7 +52,7 @@ func parse(t *testing.T, p *Provider, body []byte) webhook.Result {
 }
 
 func TestCreated(t *testing.T) {
-	res := parse(t, provider(), fixture(t, "incident_created.json"))
+	res := parse(t, provider(), webhooktest.Fixture(t, "incident_created.json"))
 	assert.Equal(t, []event.Event{{
 		Kind:       event.IncidentOpened,
 		Source:     event.SourceJira,
@@ -78,7 +67,7 @@ func TestResolved(t *testing.T) {
 	cfg := config()
 	cfg.Services = map[string]string{"Issue Navigator": "issue-nav"}
 	cfg.Namespace, cfg.Environment = "jira", "prod"
-	res := parse(t, New(cfg), fixture(t, "incident_resolved.json"))
+	res := parse(t, New(cfg), webhooktest.Fixture(t, "incident_resolved.json"))
 	assert.Equal(t, []event.Event{{
 		Kind:       event.IncidentResolved,
 		Source:     event.SourceJira,
@@ -92,7 +81,7 @@ func TestResolved(t *testing.T) {
 // Atlassian's published example: an update of an issue that is no
 // incident (a New Feature, with labels UI, dialogue, move).
 func TestAtlassianExampleIsNoIncident(t *testing.T) {
-	res := parse(t, provider(), fixture(t, "atlassian_example.json"))
+	res := parse(t, provider(), webhooktest.Fixture(t, "atlassian_example.json"))
 	assert.Empty(t, res.Events)
 	assert.Contains(t, res.Ignored, "issue JRA-20002 is not an incident")
 	t.Run("with the incident label it is one, opened when created", func(t *testing.T) {
@@ -158,7 +147,7 @@ func TestReopened(t *testing.T) {
 // Every update of an open incident (an assignee, a comment, the incident
 // label added) opens it at its creation, under one id: counted once.
 func TestUpdatesOfAnOpenIncidentCountOnce(t *testing.T) {
-	first := parse(t, provider(), fixture(t, "incident_created.json"))
+	first := parse(t, provider(), webhooktest.Fixture(t, "incident_created.json"))
 	update := parse(t, provider(), patched(t, "incident_created.json", func(d, f map[string]any) {
 		d["webhookEvent"], d["timestamp"] = EventUpdated, 1261030000000
 		d["changelog"] = map[string]any{"items": []any{map[string]any{"field": "assignee"}}}
@@ -192,7 +181,7 @@ func TestIncidentByTypeOrLabel(t *testing.T) {
 			if tt.cfg != nil {
 				tt.cfg(&cfg)
 			}
-			body := fixture(t, "incident_created.json")
+			body := webhooktest.Fixture(t, "incident_created.json")
 			if tt.edit != nil {
 				body = patched(t, "incident_created.json", tt.edit)
 			}
@@ -225,7 +214,7 @@ func TestServiceFields(t *testing.T) {
 			if tt.fields != nil {
 				cfg.ServiceFields = tt.fields
 			}
-			body := fixture(t, "incident_created.json")
+			body := webhooktest.Fixture(t, "incident_created.json")
 			if tt.edit != nil {
 				body = patched(t, "incident_created.json", func(_, f map[string]any) { tt.edit(f) })
 			}
@@ -253,8 +242,8 @@ func TestIgnoredEvents(t *testing.T) {
 
 func TestRedelivery(t *testing.T) {
 	for _, name := range []string{"incident_created.json", "incident_resolved.json"} {
-		first := parse(t, provider(), fixture(t, name))
-		again := parse(t, provider(), fixture(t, name))
+		first := parse(t, provider(), webhooktest.Fixture(t, name))
+		again := parse(t, provider(), webhooktest.Fixture(t, name))
 		require.Len(t, first.Events, 1)
 		assert.Equal(t, first.Events, again.Events, name)
 	}
@@ -266,11 +255,11 @@ func TestEventsOwnTheirData(t *testing.T) {
 	body := patched(t, "incident_created.json", func(_, f map[string]any) { f["customfield_10050"] = map[string]any{"value": "payments"} })
 	webhooktest.CheckEventsOwnTheirData(t, New(cfg), signed(body))
 	webhooktest.CheckEventsOwnTheirData(t, provider(),
-		signed(fixture(t, "incident_created.json")), signed(fixture(t, "incident_resolved.json")))
+		signed(webhooktest.Fixture(t, "incident_created.json")), signed(webhooktest.Fixture(t, "incident_resolved.json")))
 }
 
 func TestSignature(t *testing.T) {
-	body := fixture(t, "incident_created.json")
+	body := webhooktest.Fixture(t, "incident_created.json")
 	good := "sha256=" + webhook.SignHMACSHA256(secret, body)
 	tests := map[string]struct {
 		header string
@@ -302,7 +291,7 @@ func TestSignature(t *testing.T) {
 		})
 	}
 	t.Run("ignored events are verified too", func(t *testing.T) {
-		_, err := provider().Parse(&webhook.Request{Header: http.Header{}, Body: fixture(t, "atlassian_example.json")})
+		_, err := provider().Parse(&webhook.Request{Header: http.Header{}, Body: webhooktest.Fixture(t, "atlassian_example.json")})
 		var herr *webhook.Error
 		require.ErrorAs(t, err, &herr)
 		assert.Equal(t, http.StatusUnauthorized, herr.Status)
@@ -378,7 +367,7 @@ func TestMalformed(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	for _, name := range []string{"incident_created.json", "incident_resolved.json", "atlassian_example.json"} {
-		f.Add(fixture(f, name))
+		f.Add(webhooktest.Fixture(f, name))
 	}
 	f.Add([]byte(`{"webhookEvent":"jira:issue_updated","timestamp":1261040000000,"issue":{"id":"1","key":"K-1","fields":{"labels":["incident","service:x"],"created":"2009-12-16T23:46:10.612-0600","customfield_1":[[{"value":"a"}]]}},"changelog":{"items":[{"field":"resolution","from":"1","to":""}]}}`))
 	cfg := config()

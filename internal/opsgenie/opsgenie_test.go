@@ -4,8 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,12 +17,6 @@ import (
 )
 
 const token = "opsgenie-t0ken"
-
-func fixture(t testing.TB, name string) []byte {
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	require.NoError(t, err)
-	return b
-}
 
 func authorized(body []byte) *webhook.Request {
 	h := http.Header{}
@@ -49,7 +41,7 @@ const incident = "opsgenie/052652ac-5d1c-464a-812a-7dd18bbfba8c"
 var svc = event.Service{Namespace: "shop", Name: "api", Environment: "production"}
 
 func TestCreate(t *testing.T) {
-	res, err := provider().Parse(authorized(fixture(t, "create.json")))
+	res, err := provider().Parse(authorized(webhooktest.Fixture(t, "create.json")))
 	require.NoError(t, err)
 	assert.Equal(t, []event.Event{{
 		Kind: event.IncidentOpened, Source: Source, ID: incident + "/opened",
@@ -60,7 +52,7 @@ func TestCreate(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
-	res, err := provider().Parse(authorized(fixture(t, "close.json")))
+	res, err := provider().Parse(authorized(webhooktest.Fixture(t, "close.json")))
 	require.NoError(t, err)
 	assert.Equal(t, []event.Event{{
 		Kind: event.IncidentResolved, Source: Source, ID: incident + "/closed",
@@ -71,7 +63,7 @@ func TestClose(t *testing.T) {
 }
 
 func TestIgnored(t *testing.T) {
-	res, err := provider().Parse(authorized(fixture(t, "acknowledge.json")))
+	res, err := provider().Parse(authorized(webhooktest.Fixture(t, "acknowledge.json")))
 	require.NoError(t, err)
 	assert.Empty(t, res.Events)
 	assert.Contains(t, res.Ignored, `alert action "Acknowledge" is not counted`)
@@ -80,7 +72,7 @@ func TestIgnored(t *testing.T) {
 // with is the fixture with the alert's fields set.
 func with(t *testing.T, name string, alert map[string]any) []byte {
 	var d map[string]any
-	require.NoError(t, json.Unmarshal(fixture(t, name), &d))
+	require.NoError(t, json.Unmarshal(webhooktest.Fixture(t, name), &d))
 	a := d["alert"].(map[string]any)
 	for k, v := range alert {
 		a[k] = v
@@ -125,7 +117,7 @@ func TestServiceFields(t *testing.T) {
 	t.Run("no service: counted apart, not guessed", func(t *testing.T) {
 		cfg := DefaultConfig()
 		cfg.Token = token
-		res, err := New(cfg).Parse(authorized(fixture(t, "create.json")))
+		res, err := New(cfg).Parse(authorized(webhooktest.Fixture(t, "create.json")))
 		require.NoError(t, err)
 		assert.Empty(t, res.Events)
 		assert.Equal(t, "the alert carries none of the service fields [tag:service: entity]", res.Ignored)
@@ -135,19 +127,19 @@ func TestServiceFields(t *testing.T) {
 func TestRedelivery(t *testing.T) {
 	// Opsgenie retries a failed delivery with the same alert action: the
 	// same event, counted once by its id.
-	first, err := provider().Parse(authorized(fixture(t, "create.json")))
+	first, err := provider().Parse(authorized(webhooktest.Fixture(t, "create.json")))
 	require.NoError(t, err)
-	again, err := provider().Parse(authorized(fixture(t, "create.json")))
+	again, err := provider().Parse(authorized(webhooktest.Fixture(t, "create.json")))
 	require.NoError(t, err)
 	assert.Equal(t, first.Events, again.Events)
-	closed, err := provider().Parse(authorized(fixture(t, "close.json")))
+	closed, err := provider().Parse(authorized(webhooktest.Fixture(t, "close.json")))
 	require.NoError(t, err)
 	assert.Equal(t, first.Events[0].IncidentID, closed.Events[0].IncidentID)
 	assert.NotEqual(t, first.Events[0].ID, closed.Events[0].ID)
 }
 
 func TestAuthentication(t *testing.T) {
-	body := fixture(t, "create.json")
+	body := webhooktest.Fixture(t, "create.json")
 	basic := func(user, pw string) string {
 		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pw))
 	}
@@ -188,7 +180,7 @@ func TestAuthentication(t *testing.T) {
 		})
 	}
 	t.Run("ignored actions are authenticated too", func(t *testing.T) {
-		_, err := provider().Parse(&webhook.Request{Header: http.Header{}, Body: fixture(t, "acknowledge.json")})
+		_, err := provider().Parse(&webhook.Request{Header: http.Header{}, Body: webhooktest.Fixture(t, "acknowledge.json")})
 		var herr *webhook.Error
 		require.ErrorAs(t, err, &herr)
 		assert.Equal(t, http.StatusUnauthorized, herr.Status)
@@ -267,12 +259,12 @@ func TestConfigValidate(t *testing.T) {
 // body, which the server reuses for the next delivery.
 func TestEventsOwnTheirData(t *testing.T) {
 	webhooktest.CheckEventsOwnTheirData(t, provider(),
-		authorized(fixture(t, "create.json")), authorized(fixture(t, "close.json")))
+		authorized(webhooktest.Fixture(t, "create.json")), authorized(webhooktest.Fixture(t, "close.json")))
 }
 
 func FuzzParse(f *testing.F) {
 	for _, name := range []string{"create.json", "close.json", "acknowledge.json"} {
-		f.Add(fixture(f, name))
+		f.Add(webhooktest.Fixture(f, name))
 	}
 	f.Add([]byte(`{"action":"Close","alert":{"alertId":"a","tags":["service:api","environment:prod"],"updatedAt":1}}`))
 	def := DefaultConfig()

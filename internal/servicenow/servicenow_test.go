@@ -4,10 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,22 +26,6 @@ const (
 
 // received is shortly after the fixtures' resolution.
 var received = time.Date(2015, 11, 3, 1, 20, 0, 0, time.UTC)
-
-func fixture(t testing.TB, name string) []byte {
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	require.NoError(t, err)
-	return b
-}
-
-// patched is fixture name with edit applied to its record.
-func patched(t testing.TB, name string, edit func(map[string]any)) []byte {
-	var m map[string]any
-	require.NoError(t, json.Unmarshal(fixture(t, name), &m))
-	edit(m)
-	b, err := json.Marshal(m)
-	require.NoError(t, err)
-	return b
-}
 
 // signBase64 signs as the business rule does (GlideCertificateEncryption
 // returns base64).
@@ -77,7 +58,7 @@ func parse(t *testing.T, p *Provider, body []byte) webhook.Result {
 }
 
 func TestOpened(t *testing.T) {
-	res := parse(t, provider(), fixture(t, "business_rule_opened.json"))
+	res := parse(t, provider(), webhooktest.Fixture(t, "business_rule_opened.json"))
 	assert.Equal(t, []event.Event{{
 		Kind:       event.IncidentOpened,
 		Source:     event.SourceServiceNow,
@@ -91,7 +72,7 @@ func TestOpened(t *testing.T) {
 func TestResolved(t *testing.T) {
 	cfg := config()
 	cfg.Namespace, cfg.Environment = "sales", "prod-eu"
-	res := parse(t, New(cfg), fixture(t, "business_rule_resolved.json"))
+	res := parse(t, New(cfg), webhooktest.Fixture(t, "business_rule_resolved.json"))
 	at := time.Date(2015, 11, 3, 1, 19, 42, 0, time.UTC)
 	assert.Equal(t, []event.Event{{
 		Kind:       event.IncidentResolved,
@@ -108,7 +89,7 @@ func TestResolved(t *testing.T) {
 // ServiceNow's documentation) is taken as it is: {"result": record}, with
 // reference fields as {"link", "value"}.
 func TestTableAPIRecord(t *testing.T) {
-	res := parse(t, provider(), fixture(t, "table_api_incident.json"))
+	res := parse(t, provider(), webhooktest.Fixture(t, "table_api_incident.json"))
 	require.Len(t, res.Events, 1)
 	assert.Equal(t, event.IncidentOpened, res.Events[0].Kind)
 	assert.Equal(t, "sfa", res.Events[0].Service.Name)
@@ -117,8 +98,8 @@ func TestTableAPIRecord(t *testing.T) {
 
 // Every update of an open incident sends the record again: one event id.
 func TestUpdatesOfAnOpenIncidentCountOnce(t *testing.T) {
-	first := parse(t, provider(), fixture(t, "business_rule_opened.json"))
-	later := parse(t, provider(), patched(t, "business_rule_opened.json", func(m map[string]any) {
+	first := parse(t, provider(), webhooktest.Fixture(t, "business_rule_opened.json"))
+	later := parse(t, provider(), webhooktest.Patched(t, "business_rule_opened.json", func(m map[string]any) {
 		m["state"] = map[string]any{"value": "2", "display_value": "In Progress"}
 		m["sys_updated_on"] = map[string]any{"value": "2015-11-02 23:00:00"}
 	}))
@@ -144,13 +125,13 @@ func TestStates(t *testing.T) {
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			res := parse(t, provider(), patched(t, "business_rule_resolved.json", func(m map[string]any) { m["state"] = tt.state }))
+			res := parse(t, provider(), webhooktest.Patched(t, "business_rule_resolved.json", func(m map[string]any) { m["state"] = tt.state }))
 			require.Len(t, res.Events, 1)
 			assert.Equal(t, tt.want, res.Events[0].Kind)
 		})
 	}
 	t.Run("closed without resolved_at: closed_at", func(t *testing.T) {
-		res := parse(t, provider(), patched(t, "business_rule_resolved.json", func(m map[string]any) {
+		res := parse(t, provider(), webhooktest.Patched(t, "business_rule_resolved.json", func(m map[string]any) {
 			m["state"], m["resolved_at"], m["closed_at"] = "7", "", "2015-11-03 02:00:00"
 		}))
 		assert.Equal(t, time.Date(2015, 11, 3, 2, 0, 0, 0, time.UTC), res.Events[0].Time)
@@ -159,9 +140,9 @@ func TestStates(t *testing.T) {
 
 func TestReopened(t *testing.T) {
 	p := provider()
-	opened := parse(t, p, fixture(t, "business_rule_opened.json"))
+	opened := parse(t, p, webhooktest.Fixture(t, "business_rule_opened.json"))
 	reopen := func(updated string) webhook.Result {
-		return parse(t, p, patched(t, "business_rule_opened.json", func(m map[string]any) {
+		return parse(t, p, webhooktest.Patched(t, "business_rule_opened.json", func(m map[string]any) {
 			m["state"], m["reopen_count"], m["sys_updated_on"] = "2", "1", updated
 		}))
 	}
@@ -207,9 +188,9 @@ func TestServiceFields(t *testing.T) {
 			if tt.fields != nil {
 				cfg.ServiceFields = tt.fields
 			}
-			body := fixture(t, "business_rule_opened.json")
+			body := webhooktest.Fixture(t, "business_rule_opened.json")
 			if tt.edit != nil {
-				body = patched(t, "business_rule_opened.json", tt.edit)
+				body = webhooktest.Patched(t, "business_rule_opened.json", tt.edit)
 			}
 			res := parse(t, New(cfg), body)
 			require.Len(t, res.Events, 1, res.Ignored)
@@ -223,14 +204,14 @@ func TestServiceFields(t *testing.T) {
 func TestNoService(t *testing.T) {
 	cfg := config()
 	cfg.Services = nil // the CI's sys_id is not mapped, and it has no display value
-	res := parse(t, New(cfg), fixture(t, "business_rule_opened.json"))
+	res := parse(t, New(cfg), webhooktest.Fixture(t, "business_rule_opened.json"))
 	assert.Empty(t, res.Events)
 	assert.Contains(t, res.Ignored, "incident "+sysID+" names no service")
 	assert.Contains(t, res.Ignored, "[business_service cmdb_ci]")
 }
 
 func TestOtherTables(t *testing.T) {
-	res := parse(t, provider(), patched(t, "business_rule_opened.json", func(m map[string]any) { m["sys_class_name"] = "problem" }))
+	res := parse(t, provider(), webhooktest.Patched(t, "business_rule_opened.json", func(m map[string]any) { m["sys_class_name"] = "problem" }))
 	assert.Empty(t, res.Events)
 	assert.Contains(t, res.Ignored, `record of table "problem"`)
 }
@@ -238,21 +219,21 @@ func TestOtherTables(t *testing.T) {
 func TestRedelivery(t *testing.T) {
 	p := provider()
 	for _, name := range []string{"business_rule_opened.json", "business_rule_resolved.json"} {
-		first := parse(t, p, fixture(t, name))
-		again := parse(t, p, fixture(t, name))
+		first := parse(t, p, webhooktest.Fixture(t, name))
+		again := parse(t, p, webhooktest.Fixture(t, name))
 		assert.Equal(t, first.Events, again.Events, name)
 	}
 }
 
 func TestEventsOwnTheirData(t *testing.T) {
 	webhooktest.CheckEventsOwnTheirData(t, provider(),
-		signed(fixture(t, "business_rule_opened.json")),
-		signed(fixture(t, "business_rule_resolved.json")),
-		signed(fixture(t, "table_api_incident.json")))
+		signed(webhooktest.Fixture(t, "business_rule_opened.json")),
+		signed(webhooktest.Fixture(t, "business_rule_resolved.json")),
+		signed(webhooktest.Fixture(t, "table_api_incident.json")))
 }
 
 func TestSignature(t *testing.T) {
-	body := fixture(t, "business_rule_opened.json")
+	body := webhooktest.Fixture(t, "business_rule_opened.json")
 	hexSig := webhook.SignHMACSHA256(secret, body)
 	tests := map[string]struct {
 		header string
@@ -305,7 +286,7 @@ func TestSignature(t *testing.T) {
 func TestMaxAge(t *testing.T) {
 	cfg := config()
 	cfg.MaxAge = time.Hour
-	body := fixture(t, "business_rule_resolved.json") // updated 01:19:42
+	body := webhooktest.Fixture(t, "business_rule_resolved.json") // updated 01:19:42
 	req := signed(body)
 	_, err := New(cfg).Parse(req)
 	require.NoError(t, err)
@@ -317,7 +298,7 @@ func TestMaxAge(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, herr.Status)
 	assert.Contains(t, herr.Message, "delivery older than max_age: sys_updated_on")
 
-	noTime := patched(t, "business_rule_resolved.json", func(m map[string]any) { delete(m, "sys_updated_on") })
+	noTime := webhooktest.Patched(t, "business_rule_resolved.json", func(m map[string]any) { delete(m, "sys_updated_on") })
 	_, err = New(cfg).Parse(signed(noTime))
 	require.ErrorAs(t, err, &herr)
 	assert.Contains(t, herr.Message, `missing required field "sys_updated_on" (max_age is set)`)
@@ -380,7 +361,7 @@ func TestMalformed(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	for _, name := range []string{"business_rule_opened.json", "business_rule_resolved.json", "table_api_incident.json"} {
-		f.Add(fixture(f, name))
+		f.Add(webhooktest.Fixture(f, name))
 	}
 	f.Add([]byte(`{"sys_id":"a","state":"2","reopen_count":"3","sys_updated_on":"2015-11-02 22:04:15","opened_at":"2015-11-02 22:04:15","cmdb_ci":{"value":"x"}}`))
 	f.Add([]byte(`{"result":{"sys_id":"a","state":{"display_value":"Closed"},"closed_at":"2015-11-02T22:04:15Z","business_service":"api"}}`))
