@@ -403,4 +403,3 @@ func TestResetBeyondMaxWaitFails(t *testing.T) {
 	require.ErrorAs(t, err, &rle)
 	assert.Equal(t, 1, srv.Requests(), "a known reset beyond MaxWait holds later requests too")
 }
-
