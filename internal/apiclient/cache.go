@@ -112,12 +112,6 @@ func (c *cache) put(e *entry) {
 	}
 }
 
-func (c *cache) stats() (entries int, bytes int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lru.Len(), c.bytes
-}
-
 // response is the cached answer as a 200 for req, with the headers of
 // the 304 (rate-limit counters, a new Date or ETag) over the stored ones,
 // as RFC 9111 §4.3.4 says; the stored Link headers stay, so pagination
