@@ -337,7 +337,9 @@ func Status(code int) Answer {
 		Body: []byte(fmt.Sprintf(`{"message":%q}`, http.StatusText(code)))}
 }
 
-// Hangup drops the connection: the client sees a connection error.
+// Hangup drops the connection: the client sees a connection error. On a
+// reused connection net/http resends a GET by itself (once), so a test of
+// a client's own retry starts it on a fresh connection.
 func Hangup() Answer { return Answer{Hangup: true} }
 
 // Requests is the number of requests received.
