@@ -558,13 +558,18 @@ func resetTime(h http.Header, name string, now time.Time) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	reset := time.Unix(v, 0)
+	// The reset is on the server's clock: keep its distance from the
+	// server's now (Date has whole seconds, so this errs long). A year
+	// caps nonsense before it overflows; MaxWait refuses it anyway.
+	from := now
 	if d, err := http.ParseTime(h.Get("Date")); err == nil {
-		// The reset is on the server's clock: keep its distance from the
-		// server's now. Date has whole seconds, so this errs long.
-		return now.Add(reset.Sub(d) + time.Second), true
+		from = d
 	}
-	return reset.Add(time.Second), true
+	wait := min(reset.Sub(from), maxReset)
+	return now.Add(wait + time.Second), true
 }
+
+const maxReset = 366 * 24 * time.Hour
 
 // refusedByLimit tells whether resp refuses the request for a rate limit,
 // and how long to wait before resending it.

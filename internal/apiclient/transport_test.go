@@ -361,3 +361,26 @@ func TestNoSecretInErrorsOrEvents(t *testing.T) {
 	}
 	assert.GreaterOrEqual(t, len(errs), 4)
 }
+
+// A reset absurdly far away (an epoch near the end of time) still holds
+// the next request instead of overflowing into the past.
+func TestFarResetDoesNotOverflow(t *testing.T) {
+	clock := newClock()
+	var sends int
+	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		sends++
+		h := http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {"9000000000000000000"},
+			"Date": {clock.Now().Format(http.TimeFormat)}}
+		return &http.Response{StatusCode: 200, Header: h, Body: io.NopCloser(strings.NewReader("{}")), Request: r}, nil
+	})
+	o := options(clock, nil)
+	o.Base = base
+	hc := apiclient.New(o)
+	resp, _, err := get(t, hc, "http://api.example/x")
+	require.NoError(t, err)
+	assert.Equal(t, 200, resp.StatusCode)
+	_, _, err = get(t, hc, "http://api.example/x")
+	var rle *apiclient.RateLimitError
+	require.ErrorAs(t, err, &rle)
+	assert.Equal(t, 1, sends)
+}
