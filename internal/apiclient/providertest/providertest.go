@@ -135,6 +135,10 @@ type List struct {
 	PerPage, MaxPerPage int
 	// Envelope is PagerDuty's list key ("incidents").
 	Envelope string
+	// Wrap, for GitHub and GitLab lists, builds the body around the page's
+	// JSON array: GitHub's compare answers an object whose "commits" are
+	// paginated with Link headers.
+	Wrap func(page []byte, total int) []byte
 }
 
 // Items is a List.Item over a slice.
@@ -241,6 +245,10 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, l List) {
 		b.Write(l.Item(i))
 	}
 	b.WriteByte(']')
+	if l.Wrap != nil {
+		_, _ = w.Write(l.Wrap(b.Bytes(), l.Total))
+		return
+	}
 	_, _ = w.Write(b.Bytes())
 }
 

@@ -181,3 +181,14 @@ func TestVary(t *testing.T) {
 	assert.JSONEq(t, `{"id":102,"sha":"s2","nested":{"k":"v"}}`, string(item(2)))
 	assert.JSONEq(t, `{"id":100,"sha":"s0","nested":{"k":"v"}}`, string(item(0)))
 }
+
+func TestWrappedPages(t *testing.T) {
+	s := providertest.New(t)
+	s.List("GET /repos/o/r/compare/{basehead}", providertest.List{Style: providertest.GitHub, Total: 3, Item: numbers(3),
+		Wrap: func(page []byte, total int) []byte {
+			return []byte(fmt.Sprintf(`{"total_commits":%d,"commits":%s}`, total, page))
+		}})
+	resp, body := get(t, s.URL+"/repos/o/r/compare/a...b?per_page=2")
+	assert.JSONEq(t, `{"total_commits":3,"commits":[0,1]}`, body)
+	assert.Contains(t, resp.Header.Get("Link"), `page=2&per_page=2>; rel="next"`)
+}
