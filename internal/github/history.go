@@ -167,6 +167,8 @@ type HistorySource struct {
 	cfg    HistoryConfig
 	live   *Provider
 	envs   map[string]bool
+	// batchEvents is historyBatchEvents, smaller in tests.
+	batchEvents int
 }
 
 // NewHistorySource returns the importer of cfg.History, requesting through
@@ -178,7 +180,7 @@ func NewHistorySource(client *http.Client, cfg Config) *HistorySource {
 	if client == nil {
 		client = http.DefaultClient
 	}
-	s := &HistorySource{client: client, cfg: cfg.History, live: New(cfg)}
+	s := &HistorySource{client: client, cfg: cfg.History, live: New(cfg), batchEvents: historyBatchEvents}
 	if len(cfg.History.Environments) > 0 {
 		s.envs = map[string]bool{}
 		for _, e := range cfg.History.Environments {
@@ -476,7 +478,7 @@ func (r *run) repository(ctx context.Context, repo string, deps []repoDeployment
 			r.batch = append(r.batch, it.evs...)
 		}
 		pos.T, pos.K = it.at.UnixNano(), it.key
-		if len(r.batch) >= historyBatchEvents {
+		if len(r.batch) >= r.s.batchEvents {
 			if err := r.flush(ctx, ch.cursor(pos)); err != nil {
 				return err
 			}
@@ -495,7 +497,7 @@ func (r *run) flush(ctx context.Context, c historyCursor) error {
 		return err
 	}
 	// The sink owns the applied events: a new slice, not a reused one.
-	r.batch = make([]event.Event, 0, historyBatchEvents+historyPerPage)
+	r.batch = make([]event.Event, 0, r.s.batchEvents+historyPerPage)
 	return nil
 }
 
