@@ -46,8 +46,12 @@ const (
 const (
 	// maxHistoryRepositories bounds the repositories setting.
 	maxHistoryRepositories = 1000
-	// historyPerPage is GitHub's largest page (per_page max 100).
+	// historyPerPage is GitHub's largest page of lists (per_page max 100).
 	historyPerPage = 100
+	// comparePerPage is compare's largest page: 250 commits. (Were it
+	// capped at 100, the pages followed are GitHub's all the same: the
+	// same per_page is asked for every page.)
+	comparePerPage = 250
 	// maxListPages bounds the pages of one list (deployments, pull
 	// requests, issues) of one repository: 100,000 items.
 	maxListPages = 1000
@@ -571,7 +575,7 @@ func (r *run) statuses(ctx context.Context, repo string, d *repoDeployment, id s
 // each linked to the one before it as a push links them.
 func (r *run) compare(ctx context.Context, repo, base, head string, ch *chain) error {
 	owner, name, _ := splitRepository(repo)
-	opts := &gh.ListOptions{PerPage: historyPerPage, Page: 1}
+	opts := &gh.ListOptions{PerPage: comparePerPage, Page: 1}
 	parent, n := base, 0
 	for n < maxCompareCommits {
 		cmp, resp, err := r.gh.Repositories.CompareCommits(ctx, owner, name, base, head, opts)
@@ -748,9 +752,9 @@ func (r *run) issue(repo string, iss *gh.Issue, label string) []item {
 }
 
 // chain reads a repository's commits in one compare, from the SHA
-// deployed before the window to the newest SHA deployed in it, 100 a
+// deployed before the window to the newest SHA deployed in it, 250 a
 // page, and hands on each deployment's commits when it comes: one request
-// per 100 commits instead of one per deployment. A deployment whose SHA
+// per 250 commits instead of one per deployment. A deployment whose SHA
 // is not on the chain (a branch deployed, history rewritten) gets a
 // compare of its own.
 type chain struct {
@@ -872,7 +876,7 @@ func (ch *chain) fetch(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	owner, name, _ := splitRepository(ch.repo)
-	cmp, resp, err := ch.r.gh.Repositories.CompareCommits(ctx, owner, name, ch.base, ch.head, &gh.ListOptions{PerPage: historyPerPage, Page: want})
+	cmp, resp, err := ch.r.gh.Repositories.CompareCommits(ctx, owner, name, ch.base, ch.head, &gh.ListOptions{PerPage: comparePerPage, Page: want})
 	if err != nil {
 		if notFound(err) {
 			// The base or head is gone: each deployment compares its own.
