@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -494,11 +495,23 @@ func TestHistoryImportResume(t *testing.T) {
 		t.Run(fmt.Sprint("stopped after ", stop), func(t *testing.T) {
 			f.mu.Lock()
 			clear(f.statusReads)
+			clear(f.comparePages)
 			f.mu.Unlock()
 			first := &recordingSink{failAfter: stop}
 			err := source().Import(context.Background(), monthWindow(), "", first)
 			require.ErrorIs(t, err, errSinkDown)
 			require.Len(t, first.batches, stop)
+			applied := map[int64]bool{}
+			for _, ev := range first.events() {
+				if id, ok := strings.CutSuffix(ev.ID, "/created"); ok {
+					n, err := strconv.ParseInt(id[strings.LastIndexByte(id, '/')+1:], 10, 64)
+					require.NoError(t, err)
+					applied[n] = true
+				}
+			}
+			f.mu.Lock()
+			clear(f.statusReads)
+			f.mu.Unlock()
 			second := &recordingSink{}
 			require.NoError(t, source().Import(context.Background(), monthWindow(), first.cursor(), second))
 			got := append(first.events(), second.events()...)
@@ -522,9 +535,20 @@ func TestHistoryImportResume(t *testing.T) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			for id, n := range f.statusReads {
-				// The deployment the first run stopped in is read again.
-				assert.LessOrEqual(t, n, 2, "statuses of deployment %d read %d times", id, n)
+				// Deployments applied before the stop are not read again.
+				assert.False(t, applied[id], "statuses of deployment %d, applied, read again", id)
+				assert.Equal(t, 1, n, "statuses of deployment %d", id)
 			}
+			pagesAgain := 0
+			for page, n := range f.comparePages {
+				assert.LessOrEqual(t, n, 2, "compare page %s read %d times", page, n)
+				if n == 2 {
+					pagesAgain++
+				}
+			}
+			// The page the first run stopped in (and the next, when the
+			// stop fell on a page's end) is read again.
+			assert.LessOrEqual(t, pagesAgain, 2)
 		})
 	}
 }
