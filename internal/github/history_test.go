@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/confmap"
 
 	"github.com/otelcol-dora/dorareceiver/internal/engine"
 	"github.com/otelcol-dora/dorareceiver/internal/event"
@@ -657,4 +658,24 @@ func firstDiff(a, b []string) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+func TestHistoryConfigUnmarshal(t *testing.T) {
+	cfg := DefaultConfig()
+	err := confmap.NewFromStringMap(map[string]any{
+		"secret": "s3cr3t",
+		"history": map[string]any{
+			"enabled":      true,
+			"repositories": []any{"acme/api", "acme/web"},
+			"environments": []any{"production"},
+			"token_file":   "/run/secrets/github",
+		},
+	}).Unmarshal(&cfg)
+	require.NoError(t, err)
+	assert.Equal(t, HistoryConfig{
+		Enabled: true, Repositories: []string{"acme/api", "acme/web"}, Environments: []string{"production"},
+		TokenEnv: DefaultHistoryTokenEnv, TokenFile: "/run/secrets/github", BaseURL: DefaultHistoryBaseURL,
+	}, cfg.History)
+	assert.NoError(t, cfg.Validate())
+	assert.Equal(t, "webhooks::github::history::token_file", cfg.History.tokenSetting())
 }
