@@ -260,7 +260,7 @@ func (s *HistorySource) Import(ctx context.Context, w history.Window, cursor str
 	// Every repository's deployments are listed first (one request per
 	// 100), so that progress has a total.
 	deps := make([][]repoDeployment, len(s.cfg.Repositories))
-	bases := make([]map[string]string, len(s.cfg.Repositories))
+	bases := make([]map[string]repoDeployment, len(s.cfg.Repositories))
 	total := 0
 	for i := start; i < len(s.cfg.Repositories); i++ {
 		if i == start && cur.End {
@@ -325,10 +325,10 @@ func notFound(err error) bool {
 // listDeployments lists repo's deployments created in the window, oldest
 // first, of the configured environments; and for each environment the SHA
 // deployed last before the window (where its commits start).
-func (s *HistorySource) listDeployments(ctx context.Context, client *gh.Client, repo string, w history.Window) ([]repoDeployment, map[string]string, error) {
+func (s *HistorySource) listDeployments(ctx context.Context, client *gh.Client, repo string, w history.Window) ([]repoDeployment, map[string]repoDeployment, error) {
 	owner, name, _ := splitRepository(repo)
 	var in []repoDeployment
-	before := map[string]string{}
+	before := map[string]repoDeployment{}
 	opts := &gh.DeploymentsListOptions{ListOptions: gh.ListOptions{PerPage: historyPerPage}}
 	for page := 0; page < maxListPages; page++ {
 		list, resp, err := client.Repositories.ListDeployments(ctx, owner, name, opts)
@@ -348,8 +348,8 @@ func (s *HistorySource) listDeployments(ctx context.Context, client *gh.Client, 
 			case w.Contains(dep.created):
 				in = append(in, dep)
 			case dep.created.Before(w.From):
-				if _, seen := before[dep.env]; !seen {
-					before[dep.env] = dep.sha
+				if b, seen := before[dep.env]; !seen || dep.created.After(b.created) {
+					before[dep.env] = dep
 				}
 			}
 		}
@@ -424,7 +424,7 @@ func (it *item) after(t int64, k string) bool {
 }
 
 // repository imports one repository from resume.
-func (r *run) repository(ctx context.Context, repo string, deps []repoDeployment, before map[string]string, resume historyCursor) error {
+func (r *run) repository(ctx context.Context, repo string, deps []repoDeployment, before map[string]repoDeployment, resume historyCursor) error {
 	items := make([]item, 0, len(deps))
 	for i := range deps {
 		d := &deps[i]
@@ -451,8 +451,8 @@ func (r *run) repository(ctx context.Context, repo string, deps []repoDeployment
 	// prev is each environment's deployed SHA before the deployment at
 	// hand: where its own commits start when they are not in the chain.
 	prev := map[string]string{}
-	for env, sha := range before {
-		prev[env] = sha
+	for env, d := range before {
+		prev[env] = d.sha
 	}
 	resuming := resume.R == repo && resume.K != ""
 	pos := historyCursor{R: repo}
@@ -778,7 +778,7 @@ type chain struct {
 	refetch bool
 }
 
-func (r *run) newChain(repo string, deps []repoDeployment, before map[string]string, resume historyCursor) *chain {
+func (r *run) newChain(repo string, deps []repoDeployment, before map[string]repoDeployment, resume historyCursor) *chain {
 	ch := &chain{r: r, repo: repo, known: map[string]bool{}}
 	if len(deps) == 0 {
 		ch.off = true
@@ -789,15 +789,35 @@ func (r *run) newChain(repo string, deps []repoDeployment, before map[string]str
 		ch.refetch = ch.pageNo > 0
 		return ch
 	}
-	// From the newest deployment before the window (any environment) to
-	// the newest in it.
-	ch.head = deps[len(deps)-1].sha
-	ch.base = before[deps[0].env]
-	if ch.base == "" {
-		for _, sha := range before {
-			ch.base = sha
+	// Along the environment deployed most often (production, usually):
+	// from its deployment before the window to its newest in it. (The
+	// newest deployment of all may be of a branch, off the line.)
+	count := map[string]int{}
+	env := ""
+	for _, d := range deps {
+		count[d.env]++
+		if count[d.env] > count[env] {
+			env = d.env
+		}
+	}
+	for i := len(deps) - 1; i >= 0; i-- {
+		if deps[i].env == env {
+			ch.head = deps[i].sha
 			break
 		}
+	}
+	// Else from the newest deployment before the window of any
+	// environment.
+	if b, ok := before[env]; ok {
+		ch.base = b.sha
+	} else {
+		var newest repoDeployment
+		for _, b := range before {
+			if newest.sha == "" || b.created.After(newest.created) || (b.created.Equal(newest.created) && b.id > newest.id) {
+				newest = b
+			}
+		}
+		ch.base = newest.sha
 	}
 	if ch.base == "" {
 		// No deployment before the window: the first one's commits are

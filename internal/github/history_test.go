@@ -211,9 +211,9 @@ func TestHistoryImportMonth(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 90+30, inProgress)
-	assert.Len(t, byKind[event.DeploymentStarted], deployments+inProgress)
-	assert.Len(t, byKind[event.DeploymentSucceeded], deployments-1)
-	require.Len(t, byKind[event.DeploymentFailed], 1)
+	assert.Equal(t, deployments+inProgress, len(byKind[event.DeploymentStarted]))
+	assert.Equal(t, deployments-1, len(byKind[event.DeploymentSucceeded]))
+	require.Equal(t, 1, len(byKind[event.DeploymentFailed]))
 	failed := byKind[event.DeploymentFailed][0]
 	assert.Equal(t, deploymentID("acme/api", api.inWindow[2*30].id), failed.DeploymentID)
 	assert.Equal(t, "failure", failed.Reason)
@@ -234,7 +234,7 @@ func TestHistoryImportMonth(t *testing.T) {
 	// Every commit of the window, once, linked to the one before it, at
 	// its author time, before the deployment that ships it.
 	commits := byKind[event.ChangeCommitted]
-	require.Len(t, commits, len(api.commits)+len(web.commits))
+	require.Equal(t, len(api.commits)+len(web.commits), len(commits))
 	pos := map[string]int{}
 	for i, ev := range evs {
 		pos[ev.ID] = i
@@ -268,8 +268,8 @@ func TestHistoryImportMonth(t *testing.T) {
 		}
 	}
 	assert.Equal(t, len(api.pulls)+len(web.pulls)-2, mergedInWindow, "the first deployments' pull requests are merged before the window")
-	assert.Len(t, byKind[event.ChangeMerged], mergedInWindow)
-	assert.Len(t, byKind[event.ChangeOpened], mergedInWindow)
+	assert.Equal(t, mergedInWindow, len(byKind[event.ChangeMerged]))
+	assert.Equal(t, mergedInWindow, len(byKind[event.ChangeOpened]))
 	p := api.pulls[3]
 	merged := evs[pos[changeID("acme/api", int64(p.number))+"/merged"]]
 	assert.Equal(t, event.ChangeMerged, merged.Kind)
@@ -282,8 +282,8 @@ func TestHistoryImportMonth(t *testing.T) {
 	assert.Equal(t, p.created, opened.Time)
 
 	// The incident, opened and resolved; nothing of the noise.
-	require.Len(t, byKind[event.IncidentOpened], 1)
-	require.Len(t, byKind[event.IncidentResolved], 1)
+	require.Equal(t, 1, len(byKind[event.IncidentOpened]))
+	require.Equal(t, 1, len(byKind[event.IncidentResolved]))
 	inc := api.incidents[0]
 	o, res := byKind[event.IncidentOpened][0], byKind[event.IncidentResolved][0]
 	assert.Equal(t, "github/acme/api/issues/9030", o.IncidentID)
@@ -501,7 +501,7 @@ func TestHistoryImportResume(t *testing.T) {
 			first := &recordingSink{failAfter: stop}
 			err := source().Import(context.Background(), monthWindow(), "", first)
 			require.ErrorIs(t, err, errSinkDown)
-			require.Len(t, first.batches, stop)
+			require.Equal(t, stop, len(first.batches))
 			applied := map[int64]bool{}
 			for _, ev := range first.events() {
 				if id, ok := strings.CutSuffix(ev.ID, "/created"); ok {
@@ -678,4 +678,33 @@ func TestHistoryConfigUnmarshal(t *testing.T) {
 	}, cfg.History)
 	assert.NoError(t, cfg.Validate())
 	assert.Equal(t, "webhooks::github::history::token_file", cfg.History.tokenSetting())
+}
+
+// TestHistoryImportBranchDeployment: a deployment of a branch (its SHA off
+// the line the chain compares, here unknown to compare), the newest of the
+// window, neither stops the chain nor costs more than its own compare.
+func TestHistoryImportBranchDeployment(t *testing.T) {
+	t.Setenv("DORA_TEST_GITHUB_TOKEN", "ghp_fake")
+	f := newFakeGitHub(t)
+	g := generate(f, monthSpec{repo: "acme/api", start: monthStart.Add(time.Hour), deployments: 40, every: 12 * time.Hour, commitsPer: 10,
+		bigDeployment: -1, failed: -1, incidentAfter: -1, firstPullAfter: 100})
+	r := f.repo("acme/api")
+	branch := fakeSHA("acme/api", "topic-branch")
+	last := g.inWindow[len(g.inWindow)-1]
+	r.deployments = append(r.deployments, fakeDeployment{id: 77, sha: branch, env: "review", created: last.created.Add(time.Hour),
+		statuses: []fakeStatus{{id: 771, state: "success", at: last.created.Add(time.Hour + time.Minute)}}})
+	evs := importEvents(t, f, monthWindow(), "acme/api")
+	commits := 0
+	for _, ev := range evs {
+		if ev.Kind == event.ChangeCommitted {
+			commits++
+		}
+	}
+	assert.Equal(t, len(g.commits), commits)
+	assert.True(t, slices.ContainsFunc(evs, func(ev event.Event) bool {
+		return ev.Kind == event.DeploymentSucceeded && ev.DeploymentID == "github/acme/api/deployment/77" && ev.Service.Environment == "review"
+	}))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	assert.LessOrEqual(t, f.byKind["compare"], (len(g.commits)+249)/250+1, "compare requests: %v", f.comparePages)
 }
