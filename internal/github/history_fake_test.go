@@ -187,9 +187,21 @@ func (f *fakeGitHub) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
+// rateLimited is a fail code: 403 with GitHub's primary rate limit
+// headers.
+const rateLimited = 4031
+
 // writeError answers as GitHub does.
 func writeError(w http.ResponseWriter, code int) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	if code == rateLimited {
+		w.Header().Set("X-RateLimit-Limit", "5000")
+		w.Header().Set("X-RateLimit-Remaining", "0")
+		w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10))
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, `{"message":"API rate limit exceeded for user ID 1.","documentation_url":"https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}`)
+		return
+	}
 	w.WriteHeader(code)
 	msg := map[int]string{401: "Bad credentials", 403: "Resource not accessible by personal access token", 404: "Not Found"}[code]
 	fmt.Fprintf(w, `{"message":%q,"documentation_url":"https://docs.github.com/rest","status":"%d"}`, msg, code)

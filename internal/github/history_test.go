@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -619,6 +620,22 @@ func TestHistoryImportSettingErrors(t *testing.T) {
 		require.Error(t, err)
 		assert.False(t, errors.As(err, &se), "%v", err)
 	})
+	t.Run("rate limited is no setting error", func(t *testing.T) {
+		t.Setenv("DORA_TEST_GITHUB_TOKEN", "ghp_fake")
+		f.fail["/pulls"] = rateLimited
+		defer delete(f.fail, "/pulls")
+		err := NewHistorySource(srv.Client(), historyConfig(srv.URL, "acme/api")).Import(context.Background(), monthWindow(), "", &recordingSink{})
+		require.Error(t, err)
+		assert.False(t, errors.As(err, &se), "%v", err)
+		assert.Contains(t, err.Error(), "rate limit")
+	})
+	t.Run("request budget spent", func(t *testing.T) {
+		t.Setenv("DORA_TEST_GITHUB_TOKEN", "ghp_fake")
+		// The polite client's answer once the budget is spent.
+		client := &http.Client{Transport: &budget{n: 3, next: srv.Client().Transport}}
+		err := NewHistorySource(client, historyConfig(srv.URL, "acme/api")).Import(context.Background(), monthWindow(), "", &recordingSink{})
+		require.ErrorIs(t, err, history.ErrBudgetSpent)
+	})
 	t.Run("canceled", func(t *testing.T) {
 		t.Setenv("DORA_TEST_GITHUB_TOKEN", "ghp_fake")
 		ctx, cancel := context.WithCancel(context.Background())
@@ -707,4 +724,18 @@ func TestHistoryImportBranchDeployment(t *testing.T) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	assert.LessOrEqual(t, f.byKind["compare"], (len(g.commits)+249)/250+1, "compare requests: %v", f.comparePages)
+}
+
+// budget lets n requests through, then answers history.ErrBudgetSpent.
+type budget struct {
+	n    int64
+	used atomic.Int64
+	next http.RoundTripper
+}
+
+func (b *budget) RoundTrip(req *http.Request) (*http.Response, error) {
+	if b.used.Add(1) > b.n {
+		return nil, history.ErrBudgetSpent
+	}
+	return b.next.RoundTrip(req)
 }
