@@ -343,7 +343,7 @@ func named(ev event.Event) event.Event {
 // liveAPIHistory is acme/api's history as the webhook fixtures in
 // testdata tell it: pull request 1287 merged as 14091a9f, deployed by
 // deployment 1874460921 (succeeded), the pushed commits before it, and
-// incident issue 1290.
+// incident issue 1290, opened and closed.
 func liveAPIHistory(f *fakeGitHub) {
 	r := f.repo("acme/api")
 	at := func(s string) time.Time { return ts(s) }
@@ -362,7 +362,7 @@ func liveAPIHistory(f *fakeGitHub) {
 	}
 	r.pulls = []fakePull{{number: 1287, created: at("2026-11-01T15:20:09Z"), merged: at("2026-11-02T09:03:16Z"), updated: at("2026-11-02T09:03:20Z"),
 		mergeSHA: "14091a9f2461267ee7e02525b4f1f2923f1c9849", title: "Faster checkout", headRef: "faster-checkout"}}
-	r.issues = []fakeIssue{{number: 1290, created: at("2026-11-02T09:41:20Z"), labels: []string{"incident", "sev2"}}}
+	r.issues = []fakeIssue{{number: 1290, created: at("2026-11-02T09:41:20Z"), closed: at("2026-11-02T10:02:53Z"), labels: []string{"incident", "sev2"}}}
 }
 
 func liveWindow() history.Window {
@@ -380,6 +380,7 @@ func liveEvents(t *testing.T) []event.Event {
 		{"deployment", "deployment.json"},
 		{"deployment_status", "deployment_status.json"},
 		{"issues", "issues_opened.json"},
+		{"issues", "issues_closed.json"},
 	} {
 		res := parse(t, p, delivered(d.kind, fmt.Sprintf("0e7a1c2e-0000-4000-8000-%012d", i), fixture(t, d.file)))
 		require.NotEmpty(t, res.Events, d.file)
@@ -406,6 +407,9 @@ func totals(s engine.Snapshot) map[string]uint64 {
 	}
 	for _, p := range s.Failures {
 		m["failures"] += p.Value
+	}
+	for _, h := range s.RecoveryTime {
+		m["recoveries"] += h.Histogram.Count
 	}
 	for _, h := range s.LeadTime {
 		m["lead_times"] += h.Histogram.Count
@@ -443,6 +447,7 @@ func TestHistoryImportThenLiveCountsOnce(t *testing.T) {
 	want := totals(importedOnly.Snapshot())
 	assert.Equal(t, uint64(1), want["deployments/success"], "%v", want)
 	assert.Equal(t, uint64(1), want["incidents"], "%v", want)
+	assert.Equal(t, uint64(1), want["recoveries"], "the incident resolved: %v", want)
 	assert.Equal(t, uint64(4), want["lead_times"], "the 3 commits pushed and the merge commit: %v", want)
 
 	t.Run("imported then live", func(t *testing.T) {
@@ -466,6 +471,7 @@ func TestHistoryImportThenLiveCountsOnce(t *testing.T) {
 		after := totals(e.Snapshot())
 		assert.Equal(t, uint64(1), after["deployments/success"])
 		assert.Equal(t, uint64(1), after["incidents"])
+		assert.Equal(t, uint64(1), after["recoveries"])
 		assert.Equal(t, before["lead_times"], after["lead_times"], "lead times counted again")
 	})
 }
