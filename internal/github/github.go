@@ -114,7 +114,7 @@ func (c *Config) Validate() error {
 	if err := gitpush.CheckReleaseDeployments("release_deployments", c.ReleaseDeployments); err != nil {
 		errs = append(errs, err)
 	}
-	if err := c.History.Validate(); err != nil {
+	if err := c.History.Check(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -94,8 +94,10 @@ func DefaultHistoryConfig() HistoryConfig {
 	return HistoryConfig{TokenEnv: DefaultHistoryTokenEnv, BaseURL: DefaultHistoryBaseURL}
 }
 
-// Validate checks the configuration; errors name the key (under history::).
-func (c *HistoryConfig) Validate() error {
+// Check checks the configuration; errors name the key (under history::).
+// (Not Validate: Config.Validate calls it, and the collector would call a
+// Validate of a nested struct a second time.)
+func (c *HistoryConfig) Check() error {
 	if !c.Enabled {
 		return nil
 	}
