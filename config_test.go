@@ -159,6 +159,7 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		"unknown_key":            "has invalid keys: namespace",
 		"webhook_without_secret": "webhooks: generic: secret: required to verify deliveries (set insecure_skip_verify: true",
 		"webhooks_no_source":     "webhooks: no webhook source configured",
+		"github_history_bad":     `webhooks: github: history::repositories[1]: "nope" is not owner/name`,
 		"webhook_bad_path":       `generic::path: "/events" is already used by health_path`,
 		"bad_services":           `services[0]::deployment: must not be empty`,
 		"bad_dora_settings": "max_lead_time: must be positive, got 0s\n" +

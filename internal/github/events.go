@@ -81,25 +81,37 @@ func (p *Provider) pullRequest(d delivery) (webhook.Result, error) {
 		return webhook.Result{}, err
 	}
 	pr := &pl.PullRequest
+	labels := make([]string, len(pr.Labels))
+	for i, l := range pr.Labels {
+		labels[i] = l.Name
+	}
+	return one(p.changeMerged(d.id, repo, pr.Number, rev, at, pr.Title, pr.Body, pr.Head.Ref, labels)), nil
+}
+
+// changeMerged is the ChangeMerged event of a merged pull request, for
+// the pull_request webhook and the history import alike: a revert pull
+// request (revert_patterns on its title and body) names what it reverts;
+// a hotfix label or source branch makes it a hotfix.
+func (p *Provider) changeMerged(id, repo string, number int64, rev string, at time.Time, title, body, headRef string, labels []string) event.Event {
 	ev := event.Event{
 		Kind:       event.ChangeMerged,
 		Source:     event.SourceGitHub,
-		ID:         d.id,
+		ID:         id,
 		Time:       at,
 		Repository: repo,
 		Revision:   rev,
 	}
-	if pr.Number > 0 {
-		ev.ChangeID = changeID(repo, pr.Number)
+	if number > 0 {
+		ev.ChangeID = changeID(repo, number)
 	}
 	if p.signals.ReadsReverts() {
-		ev.Reverts, ev.RevertsChange = gitpush.RevertTarget(repo, p.signals.Reverted([]byte(pr.Title+"\n\n"+pr.Body)), '#', changeID)
+		ev.Reverts, ev.RevertsChange = gitpush.RevertTarget(repo, p.signals.Reverted([]byte(title+"\n\n"+body)), '#', changeID)
 	}
-	ev.Hotfix = p.signals.HotfixBranch(pr.Head.Ref)
-	for _, l := range pr.Labels {
-		ev.Hotfix = ev.Hotfix || p.signals.HotfixLabel(l.Name)
+	ev.Hotfix = p.signals.HotfixBranch(headRef)
+	for _, l := range labels {
+		ev.Hotfix = ev.Hotfix || p.signals.HotfixLabel(l)
 	}
-	return one(ev), nil
+	return ev
 }
 
 type deployment struct {
@@ -122,7 +134,7 @@ func (dep deployment) base(d delivery, repo string) (event.Event, error) {
 		Source:       event.SourceGitHub,
 		ID:           d.id,
 		Repository:   repo,
-		DeploymentID: "github/" + repo + "/deployment/" + strconv.FormatInt(dep.ID, 10),
+		DeploymentID: deploymentID(repo, dep.ID),
 		Revision:     rev,
 	}, nil
 }
@@ -183,18 +195,11 @@ func (p *Provider) deploymentStatus(d delivery) (webhook.Result, error) {
 		return webhook.Result{}, err
 	}
 	st := pl.DeploymentStatus.State
-	var kind event.Kind
-	reason := ""
-	switch st {
-	case "success":
-		kind = event.DeploymentSucceeded
-	case "failure", "error":
-		kind, reason = event.DeploymentFailed, st
-	case "in_progress":
-		kind = event.DeploymentStarted
-	case "":
+	if st == "" {
 		return webhook.Result{}, webhook.Required("deployment_status.state", st)
-	default:
+	}
+	kind, reason, ok := deploymentOutcome(st)
+	if !ok {
 		return webhook.Result{Ignored: fmt.Sprintf("deployment status %q is not an outcome", st)}, nil
 	}
 	repo, err := pl.Repository.name()
@@ -219,6 +224,27 @@ func (p *Provider) deploymentStatus(d delivery) (webhook.Result, error) {
 	ev.Reason = reason
 	ev.Service.Environment = env
 	return one(ev), nil
+}
+
+// deploymentID names a GitHub deployment across its webhooks and the
+// history import.
+func deploymentID(repo string, id int64) string {
+	return "github/" + repo + "/deployment/" + strconv.FormatInt(id, 10)
+}
+
+// deploymentOutcome maps a deployment status's state to the event it
+// makes (reason: the failed state), or false for a state that is not an
+// outcome.
+func deploymentOutcome(state string) (kind event.Kind, reason string, ok bool) {
+	switch state {
+	case "success":
+		return event.DeploymentSucceeded, "", true
+	case "failure", "error":
+		return event.DeploymentFailed, state, true
+	case "in_progress":
+		return event.DeploymentStarted, "", true
+	}
+	return event.KindUnknown, "", false
 }
 
 type workflowRunPayload struct {
@@ -366,7 +392,7 @@ func (p *Provider) issues(d delivery) (webhook.Result, error) {
 		ID:         d.id,
 		Service:    event.Service{Environment: incidentEnvironment},
 		Repository: repo,
-		IncidentID: fmt.Sprintf("github/%s/issues/%d", repo, iss.Number),
+		IncidentID: incidentID(repo, iss.Number),
 	}
 	switch pl.Action {
 	case "opened", "labeled":
@@ -388,6 +414,11 @@ func (p *Provider) issues(d delivery) (webhook.Result, error) {
 		return webhook.Result{}, err
 	}
 	return one(ev), nil
+}
+
+// incidentID names the incident of an issue carrying the incident label.
+func incidentID(repo string, number int64) string {
+	return "github/" + repo + "/issues/" + strconv.FormatInt(number, 10)
 }
 
 func one(ev event.Event) webhook.Result { return webhook.Result{Events: []event.Event{ev}} }

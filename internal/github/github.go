@@ -64,6 +64,9 @@ type Config struct {
 	// ReleaseDeployments makes the published releases or the tag pushes
 	// of matching repositories deployments.
 	ReleaseDeployments []gitpush.ReleaseDeployment `mapstructure:"release_deployments"`
+	// History imports the repositories' past deployments, commits, pull
+	// requests and incidents through GitHub's REST API (history.go).
+	History HistoryConfig `mapstructure:"history"`
 }
 
 // pullRequestRevertPattern matches GitHub's revert pull requests: the
@@ -81,6 +84,7 @@ func DefaultConfig() Config {
 		ChangeSignalsConfig: gitpush.ChangeSignalsConfig{
 			RevertPatterns: []string{gitpush.GitRevertPattern, pullRequestRevertPattern},
 		},
+		History: DefaultHistoryConfig(),
 	}
 }
 
@@ -108,6 +112,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := gitpush.CheckReleaseDeployments("release_deployments", c.ReleaseDeployments); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.History.Check(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
