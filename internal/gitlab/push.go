@@ -179,6 +179,13 @@ func (p *Provider) push(ps *pushScratch) (webhook.Result, error) {
 		res.Events = append(res.Events, ev)
 		parent = rev
 	}
+	if ps.total > len(commits) && p.completer != nil && before != "" {
+		j := pushJob{repo: repo, before: before, after: after, total: ps.total, listed: make([]string, len(res.Events))}
+		for i := range res.Events {
+			j.listed[i] = res.Events[i].Revision
+		}
+		p.completer.enqueue(j)
+	}
 	return res, nil
 }
 
