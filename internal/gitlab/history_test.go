@@ -21,6 +21,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/otelcol-dora/dorareceiver/internal/engine"
 	"github.com/otelcol-dora/dorareceiver/internal/event"
@@ -566,4 +568,168 @@ func TestHistoryConfigValidate(t *testing.T) {
 	assert.Contains(t, err.Error(), "history::projects[1]")
 	assert.Contains(t, err.Error(), "not both")
 	assert.Contains(t, err.Error(), "history::base_url")
+}
+
+// largePush is GitLab's push hook example (testdata/history/
+// push_hook_docs.json) for a push of 25 commits: the hook lists the newest
+// 20, as GitLab does, made from the example's first commit with their ids
+// and timestamps changed; before, after (the newest commit) and the rest
+// are the example's. all are the push's 25 SHAs, oldest first.
+func largePush(t testing.TB) (hook []byte, all []string, times []time.Time) {
+	var m map[string]any
+	b, err := os.ReadFile(filepath.Join("testdata", "history", "push_hook_docs.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &m))
+	after := m["after"].(string)
+	tmpl := m["commits"].([]any)[0].(map[string]any)
+	start := ts("2026-11-02T07:00:00Z")
+	var listed []any
+	for i := range 25 {
+		id := sha(fmt.Sprintf("push-%d", i))
+		if i == 24 {
+			id = after
+		}
+		all = append(all, id)
+		times = append(times, start.Add(time.Duration(i)*time.Minute))
+		if i < 5 {
+			continue // left out by GitLab
+		}
+		c := map[string]any{}
+		for k, v := range tmpl {
+			c[k] = v
+		}
+		c["id"] = id
+		c["url"] = "http://example.com/mike/diaspora/commit/" + id
+		c["timestamp"] = times[i].Format(time.RFC3339)
+		listed = append(listed, c)
+	}
+	m["commits"], m["total_commits_count"] = listed, 25
+	hook, err = json.Marshal(m)
+	require.NoError(t, err)
+	return hook, all, times
+}
+
+func TestPushCompletion(t *testing.T) {
+	hook, all, times := largePush(t)
+	before := "95790bf891e76fee5e1747ab589903a6a1f80f22"
+	after := all[24]
+	f := &fakeGitLab{t: t, project: "mike/diaspora"}
+	var list []map[string]any
+	for i, id := range all {
+		c := template(t, "compare.json").(map[string]any)["commits"].([]any)[0].(map[string]any)
+		c["id"], c["short_id"], c["created_at"] = id, id[:11], times[i].Format(time.RFC3339)
+		list = append(list, c)
+	}
+	f.compares = map[string][]map[string]any{before + ".." + after: list}
+	srv := startGitLab(t, f)
+
+	cfg := historyConfig(srv.URL, "mike/diaspora")
+	completed := make(chan []event.Event, 4)
+	c := NewPushCompleter(cfg, srv.Client(), func(_ context.Context, evs []event.Event) error {
+		completed <- evs
+		return nil
+	}, nil)
+	c.Start()
+	t.Cleanup(func() { require.NoError(t, c.Stop(context.Background())) })
+	p := New(cfg)
+	p.CompletePushesWith(c)
+
+	// The delivery is answered with the hook's 20 commits, as before; the
+	// oldest one's parent is unknown.
+	res := parse(t, p, hooked("Push Hook", hook))
+	require.Len(t, res.Events, 20)
+	assert.Equal(t, all[5], res.Events[0].Revision)
+	assert.Empty(t, res.Events[0].ParentRevision)
+
+	var evs []event.Event
+	select {
+	case evs = <-completed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the push was not completed")
+	}
+	key := "gitlab/mike/diaspora/push/" + before + ".." + after + "/"
+	require.Len(t, evs, 6)
+	parent := before
+	for i := range 5 {
+		assert.Equal(t, event.Event{Kind: event.ChangeCommitted, Source: "gitlab", ID: key + all[i], Time: times[i],
+			Repository: "mike/diaspora", Revision: all[i], ParentRevision: parent}, evs[i])
+		parent = all[i]
+	}
+	assert.Equal(t, event.Event{Kind: event.ChangeCommitted, Source: "gitlab", ID: key + all[5] + "/parent", Time: times[5],
+		Repository: "mike/diaspora", Revision: all[5], ParentRevision: all[4]}, evs[5])
+	assert.Equal(t, 1, f.count("/repository/compare"))
+
+	// On a real engine, deploying after ships all 25 commits, with the
+	// completion; 20 without it.
+	leadTimes := func(withCompletion bool) uint64 {
+		e, err := engine.New(engine.DefaultConfig(), ts("2026-11-01T00:00:00Z"))
+		require.NoError(t, err)
+		svc := event.Service{Name: "diaspora", Environment: "production"}
+		deploy := func(id, rev string, at time.Time) {
+			_, err := e.Apply(event.Event{Kind: event.DeploymentSucceeded, Source: "gitlab", ID: id, Time: at, Service: svc, Repository: "mike/diaspora", DeploymentID: id, Revision: rev})
+			require.NoError(t, err)
+		}
+		deploy("d1", before, ts("2026-11-02T06:00:00Z"))
+		applied := slices.Clone(res.Events)
+		if withCompletion {
+			applied = append(applied, evs...)
+		}
+		for _, ev := range applied {
+			ev.Service.Name = "diaspora"
+			_, err := e.Apply(ev)
+			require.NoError(t, err)
+		}
+		deploy("d2", after, ts("2026-11-02T08:00:00Z"))
+		return e.Snapshot().LeadTime[0].Histogram.Count
+	}
+	assert.Equal(t, uint64(25), leadTimes(true))
+	assert.Equal(t, uint64(20), leadTimes(false))
+
+	// A redelivered hook is not completed again (nothing to count twice,
+	// and no second request).
+	parse(t, p, hooked("Push Hook", hook))
+	select {
+	case evs := <-completed:
+		t.Fatalf("completed again: %v", ids(evs))
+	case <-time.After(200 * time.Millisecond):
+	}
+	assert.Equal(t, 1, f.count("/repository/compare"))
+}
+
+func TestPushCompletionWithoutToken(t *testing.T) {
+	hook, _, _ := largePush(t)
+	f := &fakeGitLab{t: t, project: "mike/diaspora"}
+	srv := startGitLab(t, f)
+	cfg := DefaultConfig()
+	cfg.Secret = token
+	cfg.History.BaseURL = srv.URL
+	core, logs := observer.New(zap.WarnLevel)
+	c := NewPushCompleter(cfg, srv.Client(), func(context.Context, []event.Event) error {
+		t.Error("nothing to apply without a token")
+		return nil
+	}, zap.New(core))
+	c.Start()
+	t.Cleanup(func() { require.NoError(t, c.Stop(context.Background())) })
+	p := New(cfg)
+	p.CompletePushesWith(c)
+	for range 3 {
+		res := parse(t, p, hooked("Push Hook", hook))
+		assert.Len(t, res.Events, 20, "today's behaviour")
+	}
+	require.Equal(t, 1, logs.FilterMessageSnippet("only the newest 20").Len(), "logged once")
+	assert.Contains(t, logs.All()[0].Message, "token_env")
+	assert.Empty(t, f.requests)
+}
+
+// The queue is bounded: a push arriving when it is full keeps its hook's
+// commits, and is logged; the delivery is never held.
+func TestPushCompletionQueueBounded(t *testing.T) {
+	t.Setenv(apiTokenEnv, apiToken)
+	core, logs := observer.New(zap.WarnLevel)
+	c := NewPushCompleter(historyConfig("http://127.0.0.1:1", "acme/api"), nil, nil, zap.New(core)) // not started
+	for i := range pushCompletionQueue + 1 {
+		c.enqueue(pushJob{repo: "acme/api", before: sha("b"), after: sha(strconv.Itoa(i)), total: 30, listed: []string{sha("x")}})
+	}
+	assert.Equal(t, 1, logs.FilterMessageSnippet("queue full").Len())
+	require.NoError(t, c.Stop(context.Background()))
 }
