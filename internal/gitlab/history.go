@@ -242,6 +242,9 @@ func (r *projectReader) run(ctx context.Context, sink history.Sink) error {
 			}
 			events, items, next, err := r.page(ctx)
 			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
 				return r.settingError(err)
 			}
 			r.pos.Page = next
@@ -362,8 +365,8 @@ func (r *projectReader) page(ctx context.Context) ([]event.Event, int, int64, er
 	}
 	r.total = int(resp.TotalItems)
 	next := resp.NextPage
-	if items == 0 {
-		next = 0
+	if items == 0 || next <= r.pos.Page {
+		next = 0 // the last page (or a server that pages backwards)
 	}
 	return events, items, next, nil
 }

@@ -733,3 +733,33 @@ func TestPushCompletionQueueBounded(t *testing.T) {
 	assert.Equal(t, 1, logs.FilterMessageSnippet("queue full").Len())
 	require.NoError(t, c.Stop(context.Background()))
 }
+
+// A canceled import returns ctx's error; a GitLab that keeps failing
+// (after the polite client's retries) stops the import with an error that
+// names no setting, after the batches it could apply.
+func TestHistoryImportCanceledAndFailing(t *testing.T) {
+	f := billingHistory(t)
+	srv := startGitLab(t, f)
+	h := NewHistory(historyConfig(srv.URL, repoName), srv.Client())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var rec recorder
+	require.ErrorIs(t, h.Import(ctx, window, "", &rec), context.Canceled)
+	assert.Empty(t, rec.batches)
+
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/issues") {
+			w.WriteHeader(http.StatusBadGateway)
+			fmt.Fprint(w, `{"message":"502 Bad Gateway"}`)
+			return
+		}
+		f.ServeHTTP(w, r)
+	}))
+	t.Cleanup(failing.Close)
+	err := NewHistory(historyConfig(failing.URL, repoName), failing.Client()).Import(context.Background(), window, "", &rec)
+	require.Error(t, err)
+	var se *history.SettingError
+	assert.False(t, errors.As(err, &se), "a failing GitLab is not a setting to fix: %v", err)
+	assert.Contains(t, err.Error(), "502")
+	require.Len(t, rec.batches, 3, "the merge requests and the deployments were applied")
+}
