@@ -21,8 +21,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/confmap"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+	"sigs.k8s.io/yaml"
 
 	"github.com/otelcol-dora/dorareceiver/internal/engine"
 	"github.com/otelcol-dora/dorareceiver/internal/event"
@@ -762,4 +764,26 @@ func TestHistoryImportCanceledAndFailing(t *testing.T) {
 	assert.False(t, errors.As(err, &se), "a failing GitLab is not a setting to fix: %v", err)
 	assert.Contains(t, err.Error(), "502")
 	require.Len(t, rec.batches, 3, "the merge requests and the deployments were applied")
+}
+
+// The history example of docs/sources/gitlab.md unmarshals and validates.
+func TestHistoryDocExample(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "sources", "gitlab.md"))
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(doc), "## History import")
+	require.True(t, ok)
+	_, rest, ok = strings.Cut(rest, "```yaml\n")
+	require.True(t, ok)
+	block, _, ok := strings.Cut(rest, "```")
+	require.True(t, ok)
+	var m map[string]any
+	require.NoError(t, yaml.Unmarshal([]byte(block), &m))
+	cfg := DefaultConfig()
+	sub, err := confmap.NewFromStringMap(m).Sub("receivers::dora::webhooks::gitlab")
+	require.NoError(t, err)
+	require.NoError(t, sub.Unmarshal(&cfg))
+	cfg.Secret = token // ${env:...} in the example
+	require.NoError(t, cfg.Validate())
+	assert.Equal(t, HistoryConfig{Enabled: true, BaseURL: "https://gitlab.example.com", Projects: []string{"acme/platform/billing", "acme/platform/web"},
+		TokenEnv: "DORA_GITLAB_API_TOKEN", CompletePushes: true}, cfg.History)
 }
