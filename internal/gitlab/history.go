@@ -467,7 +467,7 @@ func (r *projectReader) shipped(ctx context.Context, events []event.Event, env, 
 	if err != nil {
 		return nil, err
 	}
-	return appendCommits(events, r.repo, "gitlab/"+r.repo+"/commit/", prev, cmp.Commits, nil), nil
+	return r.h.p.appendCommits(events, r.repo, "gitlab/"+r.repo+"/commit/", prev, cmp.Commits), nil
 }
 
 // deployedBefore is the SHA deployed last with success to env before the
@@ -488,25 +488,22 @@ func (r *projectReader) deployedBefore(ctx context.Context, env string) (string,
 }
 
 // appendCommits appends a ChangeCommitted per commit, in the order GitLab
-// lists them (oldest first), each linked to the one before it and the
-// first to parent, as the push hook's commits are: idPrefix+SHA is the
-// event ID. Commits in skip are left out (a push hook listed them).
-func appendCommits(events []event.Event, repo, idPrefix, parent string, commits []*gl.Commit, skip map[string]bool) []event.Event {
+// lists them (oldest first, as the push hook does: both are git's
+// commits between the two SHAs), each linked to the one before it and the
+// first to parent, with the revert its message names, as the push hook's
+// commits are: idPrefix+SHA is the event ID.
+func (p *Provider) appendCommits(events []event.Event, repo, idPrefix, parent string, commits []*gl.Commit) []event.Event {
 	for _, c := range commits {
 		if c == nil || !gitpush.IsSHA(c.ID) {
 			continue
 		}
 		rev := strings.ToLower(c.ID)
-		if skip[rev] {
-			parent = rev
-			continue
-		}
 		at := commitTimeOf(c)
 		if at.IsZero() {
 			parent = rev
 			continue
 		}
-		events = append(events, event.Event{
+		ev := event.Event{
 			Kind:           event.ChangeCommitted,
 			Source:         event.SourceGitLab,
 			ID:             idPrefix + rev,
@@ -514,7 +511,11 @@ func appendCommits(events []event.Event, repo, idPrefix, parent string, commits 
 			Repository:     repo,
 			Revision:       rev,
 			ParentRevision: parent,
-		})
+		}
+		if msg := c.Message; msg != "" && p.signals.ReadsReverts() {
+			ev.Reverts, ev.RevertsChange = gitpush.RevertTarget(repo, p.signals.Reverted([]byte(msg)), '!', changeID)
+		}
+		events = append(events, ev)
 		parent = rev
 	}
 	return events

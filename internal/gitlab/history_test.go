@@ -253,6 +253,9 @@ func billingHistory(t testing.TB) *fakeGitLab {
 	// 150 commits from the first deployment to the last (the failed one's
 	// among them).
 	f.commits(firstSHA, mergeSHA, 150, ts("2026-10-06T00:00:00Z"), "main")
+	// The 11th reverts the 4th, as git revert writes it (the compare
+	// example leaves out message, which GitLab's commits carry).
+	f.compares[firstSHA+".."+mergeSHA][10]["message"] = "Revert \"Round invoice totals\"\n\nThis reverts commit " + sha("main-3") + ".\n"
 
 	// Merge request !57 of the webhook fixture merge_request_merged.json,
 	// and a fast-forward merge (no merge commit).
@@ -375,6 +378,8 @@ func TestHistoryImport(t *testing.T) {
 		assert.Equal(t, commits[i-1].Revision, commits[i].ParentRevision)
 	}
 	assert.Equal(t, mergeSHA, commits[152].Revision)
+	assert.Equal(t, sha("main-3"), commits[3+10].Reverts, "reverts read from the message, as in a push")
+	assert.Empty(t, commits[3+9].Reverts)
 	assert.Equal(t, "gitlab/acme/platform/billing/commit/"+mergeSHA, commits[152].ID)
 	// Each deployment comes after the commits it shipped.
 	at := func(id string) int { return slices.Index(ids(events), id) }
@@ -465,7 +470,26 @@ func TestHistoryImportThenLiveCountsOnce(t *testing.T) {
 		out := apply(res.Events[0])
 		assert.False(t, out.Changed, "%s: live %s after the import", d.file, res.Events[0].ID)
 	}
-	assert.Equal(t, before, e.Snapshot())
+	assert.Equal(t, canonical(before), canonical(e.Snapshot()))
+}
+
+// canonical sorts a snapshot's points (the engine lists them in map
+// order).
+func canonical(s engine.Snapshot) engine.Snapshot {
+	key := func(svc event.Service, label string) string {
+		return svc.Namespace + "/" + svc.Name + "/" + svc.Environment + "/" + label
+	}
+	for _, ps := range [][]engine.CounterPoint{s.Deployments, s.Failures, s.LeadTimeDropped, s.Incidents, s.Rework} {
+		slices.SortFunc(ps, func(a, b engine.CounterPoint) int {
+			return strings.Compare(key(a.Service, a.Label), key(b.Service, b.Label))
+		})
+	}
+	for _, ps := range [][]engine.HistogramPoint{s.LeadTime, s.LeadTimeStages, s.RecoveryTime} {
+		slices.SortFunc(ps, func(a, b engine.HistogramPoint) int {
+			return strings.Compare(key(a.Service, a.Label), key(b.Service, b.Label))
+		})
+	}
+	return s
 }
 
 func counter(points []engine.CounterPoint, label string) uint64 {

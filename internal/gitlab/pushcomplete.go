@@ -52,10 +52,13 @@ func (j pushJob) key() string { return pushKey(j.repo, j.before, j.after) }
 
 // PushCompleter completes the pushes of more than 20 commits.
 type PushCompleter struct {
-	cfg    HistoryConfig
-	http   *http.Client
-	apply  ApplyFunc
-	logger *zap.Logger
+	cfg HistoryConfig
+	// signals reads reverts from the fetched commits' messages, as the
+	// hook's are read.
+	signals *Provider
+	http    *http.Client
+	apply   ApplyFunc
+	logger  *zap.Logger
 
 	jobs    chan pushJob
 	stop    chan struct{}
@@ -81,7 +84,7 @@ func NewPushCompleter(cfg Config, client *http.Client, apply ApplyFunc, logger *
 		logger = zap.NewNop()
 	}
 	return &PushCompleter{
-		cfg: cfg.History, http: client, apply: apply, logger: logger,
+		cfg: cfg.History, signals: New(cfg), http: client, apply: apply, logger: logger,
 		jobs: make(chan pushJob, pushCompletionQueue), stop: make(chan struct{}), done: make(chan struct{}),
 		recent: map[string]struct{}{},
 	}
@@ -192,7 +195,7 @@ func (c *PushCompleter) complete(ctx context.Context, j pushJob) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	events := completionEvents(j, cmp.Commits)
+	events := c.signals.completionEvents(j, cmp.Commits)
 	if len(events) == 0 {
 		return 0, nil
 	}
@@ -208,7 +211,7 @@ func (c *PushCompleter) complete(ctx context.Context, j pushJob) (int, error) {
 // hook's oldest listed commit again, now linked to the newest of them (the
 // hook left its parent empty): under an ID of its own, since its hook
 // event's ID is taken.
-func completionEvents(j pushJob, commits []*gl.Commit) []event.Event {
+func (p *Provider) completionEvents(j pushJob, commits []*gl.Commit) []event.Event {
 	if len(j.listed) == 0 {
 		return nil
 	}
@@ -231,7 +234,7 @@ func completionEvents(j pushJob, commits []*gl.Commit) []event.Event {
 			missing = append(missing, cm)
 		}
 	}
-	events := appendCommits(nil, j.repo, key, j.before, missing, nil)
+	events := p.appendCommits(nil, j.repo, key, j.before, missing)
 	if len(events) == 0 || oldest == nil || commitTimeOf(oldest).IsZero() {
 		return events
 	}
