@@ -235,7 +235,8 @@ func (r *projectReader) run(ctx context.Context, sink history.Sink) error {
 		if r.pos.Page < 1 {
 			r.pos.Page = 1
 		}
-		r.base = r.pos.Done
+		// The items of this listing read before (a resumed import's).
+		r.base = max(r.pos.Done-int(r.pos.Page-1)*perPage, 0)
 		for r.pos.Page != 0 {
 			if err := ctx.Err(); err != nil {
 				return err
