@@ -23,6 +23,7 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/emitter"
 	"github.com/otelcol-dora/dorareceiver/internal/engine"
 	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/gitlab"
 	"github.com/otelcol-dora/dorareceiver/internal/ingest"
 	"github.com/otelcol-dora/dorareceiver/internal/k8s"
 	"github.com/otelcol-dora/dorareceiver/internal/leader"
@@ -74,7 +75,10 @@ type doraReceiver struct {
 	// path and the gRPC server share.
 	grpcServer    *grpc.Server
 	spansProvider *cicdspans.Provider
-	serveWG       sync.WaitGroup
+	// pushCompleters fetch the commits GitLab's push hooks leave out
+	// (pushcompletion.go).
+	pushCompleters []*gitlab.PushCompleter
+	serveWG        sync.WaitGroup
 	// closing is closed when Shutdown begins: retries stop.
 	closing chan struct{}
 
@@ -246,6 +250,9 @@ func (r *doraReceiver) startServer(ctx context.Context, host component.Host, wc 
 		if sp, ok := p.(*cicdspans.Provider); ok {
 			r.spansProvider = sp
 		}
+		if gp, ok := p.(*gitlab.Provider); ok {
+			r.startPushCompletion(gp, *wc.GitLab.Get())
+		}
 		routes = append(routes, webhook.Route{Path: s.path, Provider: p})
 		r.logger.Info("Webhook source enabled", zap.String("source", p.Name()), zap.String("path", s.path))
 		if s.insecure {
@@ -313,6 +320,7 @@ func (r *doraReceiver) Shutdown(ctx context.Context) error {
 	}
 	r.stopSpansGRPC(ctx)
 	r.serveWG.Wait()
+	errs = append(errs, r.stopPushCompletion(ctx))
 	// The state is saved and the storage closed before the lease is
 	// released, so the next leader opens the storage after this one.
 	errs = append(errs, r.stepDown(ctx, true))

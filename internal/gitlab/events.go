@@ -75,23 +75,40 @@ func (p *Provider) mergeRequest(body []byte) (webhook.Result, error) {
 	if err != nil {
 		return webhook.Result{}, err
 	}
+	return one(p.mergedEvent(repo, mr.IID, rev, at, mr.Title, mr.Description, mr.SourceBranch, titles(append(mr.Labels, pl.Labels...)))), nil
+}
+
+// mergedEvent is the ChangeMerged of merge request iid of repo, merged as
+// rev at at, for the webhook and the history import alike (one identity):
+// revert_patterns on its title and description, hotfix labels and
+// branches.
+func (p *Provider) mergedEvent(repo string, iid int64, rev string, at time.Time, title, description, sourceBranch string, labels []string) event.Event {
 	ev := event.Event{
 		Kind:       event.ChangeMerged,
 		Source:     event.SourceGitLab,
-		ID:         fmt.Sprintf("gitlab/%s/merge_requests/%d/merged", repo, mr.IID),
+		ID:         changeID(repo, iid) + "/merged",
 		Time:       at,
 		Repository: repo,
 		Revision:   rev,
-		ChangeID:   changeID(repo, mr.IID),
+		ChangeID:   changeID(repo, iid),
 	}
 	if p.signals.ReadsReverts() {
-		ev.Reverts, ev.RevertsChange = gitpush.RevertTarget(repo, p.signals.Reverted([]byte(mr.Title+"\n\n"+mr.Description)), '!', changeID)
+		ev.Reverts, ev.RevertsChange = gitpush.RevertTarget(repo, p.signals.Reverted([]byte(title+"\n\n"+description)), '!', changeID)
 	}
-	ev.Hotfix = p.signals.HotfixBranch(mr.SourceBranch)
-	for _, l := range append(mr.Labels, pl.Labels...) {
-		ev.Hotfix = ev.Hotfix || p.signals.HotfixLabel(l.Title)
+	ev.Hotfix = p.signals.HotfixBranch(sourceBranch)
+	for _, l := range labels {
+		ev.Hotfix = ev.Hotfix || p.signals.HotfixLabel(l)
 	}
-	return one(ev), nil
+	return ev
+}
+
+// titles are the labels' titles.
+func titles(labels []label) []string {
+	out := make([]string, len(labels))
+	for i, l := range labels {
+		out[i] = l.Title
+	}
+	return out
 }
 
 type deploymentPayload struct {
@@ -111,15 +128,8 @@ func (p *Provider) deployment(body []byte) (webhook.Result, error) {
 	if err := webhook.DecodeJSON(body, &pl); err != nil {
 		return webhook.Result{}, err
 	}
-	var kind event.Kind
-	reason := ""
 	switch pl.Status {
-	case "running":
-		kind = event.DeploymentStarted
-	case "success":
-		kind = event.DeploymentSucceeded
-	case "failed":
-		kind, reason = event.DeploymentFailed, "failed"
+	case "running", "success", "failed":
 	case "":
 		return webhook.Result{}, webhook.Required("status", pl.Status)
 	default:
@@ -139,18 +149,31 @@ func (p *Provider) deployment(body []byte) (webhook.Result, error) {
 	if err != nil {
 		return webhook.Result{}, err
 	}
-	deploymentID := fmt.Sprintf("gitlab/%s/deployment/%d", repo, pl.DeploymentID)
-	return one(event.Event{
-		Kind:         kind,
+	return one(deploymentEvent(repo, pl.DeploymentID, pl.Status, pl.Environment, commitFromURL(pl.CommitURL, pl.ShortSHA), at)), nil
+}
+
+// deploymentEvent is the event of deployment id of repo reaching status
+// (running, success or failed) at at, for the webhook and the history
+// import alike: one identity, gitlab/<project>/deployment/<id>/<status>.
+func deploymentEvent(repo string, id int64, status, environment, rev string, at time.Time) event.Event {
+	deploymentID := fmt.Sprintf("gitlab/%s/deployment/%d", repo, id)
+	ev := event.Event{
+		Kind:         event.DeploymentSucceeded,
 		Source:       event.SourceGitLab,
-		ID:           deploymentID + "/" + pl.Status,
+		ID:           deploymentID + "/" + status,
 		Time:         at,
-		Service:      event.Service{Environment: pl.Environment},
+		Service:      event.Service{Environment: environment},
 		Repository:   repo,
 		DeploymentID: deploymentID,
-		Revision:     commitFromURL(pl.CommitURL, pl.ShortSHA),
-		Reason:       reason,
-	}), nil
+		Revision:     rev,
+	}
+	switch status {
+	case "running":
+		ev.Kind = event.DeploymentStarted
+	case "failed":
+		ev.Kind, ev.Reason = event.DeploymentFailed, "failed"
+	}
+	return ev
 }
 
 // commitFromURL returns the full SHA that ends a commit URL
@@ -402,42 +425,62 @@ func (p *Provider) issue(body []byte) (webhook.Result, error) {
 	if oa.IID <= 0 {
 		return webhook.Result{}, webhook.BadRequest(`missing required field "object_attributes.iid"`)
 	}
-	ev := event.Event{
-		Kind:       kind,
-		Source:     event.SourceGitLab,
-		Service:    event.Service{Name: p.incidentService(labels), Environment: incidentEnvironment},
-		Repository: repo,
-		IncidentID: fmt.Sprintf("gitlab/%s/issues/%d", repo, oa.IID),
-	}
+	var at time.Time
+	action := "opened"
 	switch oa.Action {
 	case "open", "update":
-		ev.ID = ev.IncidentID + "/opened"
-		ev.Time, err = parseTime("object_attributes.created_at", oa.CreatedAt)
+		at, err = parseTime("object_attributes.created_at", oa.CreatedAt)
 	case "reopen":
-		ev.Time, err = parseTime("object_attributes.updated_at", oa.UpdatedAt)
-		ev.ID = ev.IncidentID + "/reopened/" + strconv.FormatInt(ev.Time.Unix(), 10)
+		at, err = parseTime("object_attributes.updated_at", oa.UpdatedAt)
+		action = "reopened"
 	case "close":
 		if oa.ClosedAt != "" {
-			ev.Time, err = parseTime("object_attributes.closed_at", oa.ClosedAt)
+			at, err = parseTime("object_attributes.closed_at", oa.ClosedAt)
 		} else {
-			ev.Time, err = parseTime("object_attributes.updated_at", oa.UpdatedAt)
+			at, err = parseTime("object_attributes.updated_at", oa.UpdatedAt)
 		}
-		ev.ID = ev.IncidentID + "/closed/" + strconv.FormatInt(ev.Time.Unix(), 10)
+		action = "closed"
 	}
 	if err != nil {
 		return webhook.Result{}, err
 	}
+	ev := p.incidentEvent(repo, oa.IID, action, at, titles(labels))
+	ev.Kind = kind
 	return one(ev), nil
+}
+
+// incidentEvent is the event of incident issue iid of repo being opened,
+// reopened or closed (action) at at, for the webhook and the history
+// import alike: one identity, gitlab/<project>/issues/<iid>/opened, or
+// .../reopened/<unix time> and .../closed/<unix time> (an issue can be
+// reopened and closed again).
+func (p *Provider) incidentEvent(repo string, iid int64, action string, at time.Time, labels []string) event.Event {
+	ev := event.Event{
+		Kind:       event.IncidentOpened,
+		Source:     event.SourceGitLab,
+		Time:       at,
+		Service:    event.Service{Name: p.incidentService(labels), Environment: incidentEnvironment},
+		Repository: repo,
+		IncidentID: fmt.Sprintf("gitlab/%s/issues/%d", repo, iid),
+	}
+	ev.ID = ev.IncidentID + "/" + action
+	if action != "opened" {
+		ev.ID += "/" + strconv.FormatInt(at.Unix(), 10)
+	}
+	if action == "closed" {
+		ev.Kind = event.IncidentResolved
+	}
+	return ev
 }
 
 // incidentService is the service an incident's label names (the label
 // after incident_service_label_prefix), or "": the repository's then.
-func (p *Provider) incidentService(labels []label) string {
+func (p *Provider) incidentService(labels []string) string {
 	if p.cfg.IncidentServiceLabelPrefix == "" {
 		return ""
 	}
 	for _, l := range labels {
-		if rest, ok := strings.CutPrefix(l.Title, p.cfg.IncidentServiceLabelPrefix); ok && strings.TrimSpace(rest) != "" {
+		if rest, ok := strings.CutPrefix(l, p.cfg.IncidentServiceLabelPrefix); ok && strings.TrimSpace(rest) != "" {
 			return strings.TrimSpace(rest)
 		}
 	}

@@ -66,6 +66,9 @@ type Config struct {
 	// ReleaseDeployments makes the created releases or the tag pushes of
 	// matching projects deployments.
 	ReleaseDeployments []gitpush.ReleaseDeployment `mapstructure:"release_deployments"`
+	// History is the GitLab API access: the history import and the
+	// completion of large pushes (history.go, pushcomplete.go).
+	History HistoryConfig `mapstructure:"history"`
 }
 
 // mergeRequestRevertPattern matches what GitLab's Revert button writes
@@ -84,6 +87,7 @@ func DefaultConfig() Config {
 		ChangeSignalsConfig: gitpush.ChangeSignalsConfig{
 			RevertPatterns: []string{gitpush.GitRevertPattern, mergeRequestRevertPattern},
 		},
+		History: defaultHistoryConfig(),
 	}
 }
 
@@ -123,6 +127,9 @@ func (c *Config) Validate() error {
 	if err := gitpush.CheckReleaseDeployments("release_deployments", c.ReleaseDeployments); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.History.check(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -131,7 +138,13 @@ type Provider struct {
 	cfg     Config
 	stages  map[string]struct{}
 	signals gitpush.ChangeSignals
+	// completer fetches the commits a push hook left out; nil: none.
+	completer *PushCompleter
 }
+
+// CompletePushesWith makes the provider hand the pushes whose hook left
+// commits out to c (pushcomplete.go). Call it before deliveries arrive.
+func (p *Provider) CompletePushesWith(c *PushCompleter) { p.completer = c }
 
 // New returns the provider for cfg. cfg should have passed Validate.
 func New(cfg Config) *Provider {

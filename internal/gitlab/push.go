@@ -152,7 +152,7 @@ func (p *Provider) push(ps *pushScratch) (webhook.Result, error) {
 	}
 	// One push is identified by its project and before..after; each of its
 	// commits by the push and the commit.
-	pushKey := fmt.Sprintf("gitlab/%s/push/%s..%s/", repo, before, after)
+	pushKey := pushKey(repo, before, after)
 	res := webhook.Result{Events: make([]event.Event, 0, len(commits))}
 	for i := range commits {
 		id, rev, err := gitpush.CommitEventID(pushKey, "", i, commits[i].ID)
@@ -179,6 +179,13 @@ func (p *Provider) push(ps *pushScratch) (webhook.Result, error) {
 		res.Events = append(res.Events, ev)
 		parent = rev
 	}
+	if ps.total > len(commits) && p.completer != nil && before != "" {
+		j := pushJob{repo: repo, before: before, after: after, total: ps.total, listed: make([]string, len(res.Events))}
+		for i := range res.Events {
+			j.listed[i] = res.Events[i].Revision
+		}
+		p.completer.enqueue(j)
+	}
 	return res, nil
 }
 
@@ -189,4 +196,12 @@ func commitTime(i int, raw []byte) (time.Time, error) {
 		return t.UTC(), nil
 	}
 	return parseTime(fmt.Sprintf("commits[%d].timestamp", i), string(raw))
+}
+
+// pushKey prefixes the event IDs of a push's commits: the push is its
+// project and before..after ("" for a created branch's before), each
+// commit's ID is the key and its SHA. The push completion (pushcomplete.go)
+// gives the commits the hook left out IDs of the same push.
+func pushKey(repo, before, after string) string {
+	return "gitlab/" + repo + "/push/" + before + ".." + after + "/"
 }
