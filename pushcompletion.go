@@ -3,9 +3,8 @@ package dorareceiver
 import (
 	"context"
 	"errors"
-	"net/http"
-	"time"
 
+	"github.com/otelcol-dora/dorareceiver/internal/apiclient"
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 	"github.com/otelcol-dora/dorareceiver/internal/gitlab"
 )
@@ -16,14 +15,12 @@ import (
 // events (internal/gitlab/pushcomplete.go). Without a token it logs once
 // and completes nothing.
 
-// providerAPIClient is the HTTP client of the provider APIs the receiver
-// reads itself (a bounded timeout; internal/apiclient's polite client,
-// with rate limits and retries, takes its place where it is wired).
-var providerAPIClient = &http.Client{Timeout: 60 * time.Second}
-
 // startPushCompletion gives the GitLab provider its push completer.
 func (r *doraReceiver) startPushCompletion(p *gitlab.Provider, cfg gitlab.Config) {
-	c := gitlab.NewPushCompleter(cfg, providerAPIClient, func(ctx context.Context, events []event.Event) error {
+	// The polite client (rate limits, retries; internal/apiclient); the
+	// completer bounds each push's time itself.
+	client := apiclient.New(apiclient.Options{Name: "gitlab push completion"})
+	c := gitlab.NewPushCompleter(cfg, client, func(ctx context.Context, events []event.Event) error {
 		_, err := r.ingest(ctx, event.SourceGitLab, events)
 		return err
 	}, r.logger)
