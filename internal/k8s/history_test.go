@@ -52,7 +52,7 @@ func controllerReplicaSet(d *appsv1.Deployment, revision int64, created time.Tim
 		tmpl.Labels[k] = v
 	}
 	ann := map[string]string{
-		RevisionAnnotation:                         strconv.FormatInt(revision, 10),
+		RevisionAnnotation:                          strconv.FormatInt(revision, 10),
 		"deployment.kubernetes.io/desired-replicas": "2",
 		"deployment.kubernetes.io/max-replicas":     "3",
 	}
