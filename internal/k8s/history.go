@@ -328,8 +328,11 @@ func revisionRolloutID(namespace, name string, uid types.UID, revision int64) st
 // ReplicaSets.
 type pastRollout struct {
 	revision int64
-	hash     uint64
-	rs       *appsv1.ReplicaSet
+	// lastRevision is the last of its restarts' revisions (revision when
+	// it has none).
+	lastRevision int64
+	hash         uint64
+	rs           *appsv1.ReplicaSet
 	// start is the ReplicaSet's creation when the revision created it;
 	// zero for a rollback to an existing ReplicaSet (see pastRollouts).
 	start    time.Time
@@ -389,9 +392,10 @@ func pastRollouts(d *appsv1.Deployment, rss []*appsv1.ReplicaSet, cfg *Config, l
 				rollouts[n-1].restarted = hd.rs.CreationTimestamp.Time
 			}
 			rollouts[n-1].restarts = true
+			rollouts[n-1].lastRevision = rev
 			continue
 		}
-		r := pastRollout{revision: rev, hash: hash, rs: hd.rs}
+		r := pastRollout{revision: rev, lastRevision: rev, hash: hash, rs: hd.rs}
 		if hd.created {
 			r.start = hd.rs.CreationTimestamp.Time
 		}
@@ -409,11 +413,11 @@ func pastRollouts(d *appsv1.Deployment, rss []*appsv1.ReplicaSet, cfg *Config, l
 
 	cur := compact(d, cfg)
 	last := len(rollouts) - 1
-	// The last revision is the Deployment's current rollout when the
-	// controller has acted on the latest spec and its template is the
-	// Deployment's; otherwise a newer template is on its way and the live
+	// The last revision is the Deployment's current rollout when its
+	// template is the Deployment's; otherwise a newer template is on its
+	// way (the controller has not made its ReplicaSet yet) and the live
 	// source counts it.
-	isCurrent := d.Status.ObservedGeneration >= d.Generation && rollouts[last].hash == cur.TemplateHash
+	isCurrent := rollouts[last].hash == cur.TemplateHash
 	// The status tells the current rollout's outcome, unless a restart
 	// came after it: the status is then the restart's, which live does
 	// not count either way.
@@ -440,9 +444,12 @@ func pastRollouts(d *appsv1.Deployment, rss []*appsv1.ReplicaSet, cfg *Config, l
 		ids[i] = revisionRolloutID(d.Namespace, d.Name, d.UID, r.revision)
 	}
 	if isCurrent {
-		// As the live source's first list names it, so that its outcome,
-		// seen live after the import, is the same rollout's.
-		ids[last] = rolloutID(d.Namespace, d.Name, d.UID, d.Generation)
+		// As the live source's first list names it: by the Deployment's
+		// revision, which is its current ReplicaSet's (the last of the
+		// rollout's restarts), so that its outcome, seen live after the
+		// import, is the same rollout's; as the tracker named it when it
+		// knows it.
+		ids[last] = revisionRolloutID(d.Namespace, d.Name, d.UID, rollouts[last].lastRevision)
 		if live.known && live.hash == cur.TemplateHash {
 			ids[last] = live.id
 		}

@@ -57,7 +57,10 @@ func controllerReplicaSet(d *appsv1.Deployment, revision int64, created time.Tim
 		"deployment.kubernetes.io/max-replicas":     "3",
 	}
 	for k, v := range d.Annotations {
-		ann[k] = v
+		// The controller does not copy its own (skipCopyAnnotation).
+		if k != RevisionAnnotation && k != RevisionHistoryAnnotation {
+			ann[k] = v
+		}
 	}
 	if len(history) > 0 {
 		var s []string
@@ -131,6 +134,7 @@ func apiHistory() (*appsv1.Deployment, []runtime.Object, [4]time.Time) {
 	rs3 := controllerReplicaSet(v3, 3, t[2])
 	// Now: the rollback, generation 4, complete at t[3].
 	cur := historyDeployment("api", "registry.local/api:2b3c4d5e", 4, uid)
+	cur.Annotations = map[string]string{RevisionAnnotation: "4"}
 	cur.Status = complete(4, 2)
 	cur.Status.Conditions[0].LastUpdateTime = metav1.NewTime(t[3])
 	return cur, []runtime.Object{cur, rs1, rs2, rs3}, t
@@ -142,7 +146,7 @@ func apiHistory() (*appsv1.Deployment, []runtime.Object, [4]time.Time) {
 // assumed to have succeeded; the current rollout is named as the live
 // source's first list names it and its outcome read from the status.
 func TestHistoryRolloutsAndRollback(t *testing.T) {
-	cur, objs, at := apiHistory()
+	_, objs, at := apiHistory()
 	cfg := DefaultConfig()
 	h := NewHistorySource(fake.NewClientset(objs...), &cfg, zap.NewNop())
 	h.now = func() time.Time { return now0 }
@@ -150,7 +154,9 @@ func TestHistoryRolloutsAndRollback(t *testing.T) {
 	require.NoError(t, h.Import(t.Context(), allTime, "", sink))
 
 	id := func(rev int) string { return "shop/api/uid-api@revision-" + strconv.Itoa(rev) }
-	liveID := rolloutID("shop", "api", cur.UID, cur.Generation)
+	// Named by the revision the Deployment carries, as the live
+	// source's first list names it.
+	liveID := id(4)
 	type want struct {
 		kind     event.Kind
 		id, prev string
@@ -187,6 +193,7 @@ func TestHistoryRestartIsNoRollout(t *testing.T) {
 	v1 := historyDeployment("web", "registry.local/web:1a2b3c4d", 1, uid)
 	restarted := historyDeployment("web", "registry.local/web:1a2b3c4d", 2, uid)
 	restarted.Spec.Template.Annotations = map[string]string{restartedAtAnnotation: "2026-11-01T10:00:00Z"}
+	restarted.Annotations = map[string]string{RevisionAnnotation: "2"}
 	restarted.Status.Conditions[0].LastUpdateTime = metav1.NewTime(now0.Add(-time.Hour))
 	cfg := DefaultConfig()
 	h := NewHistorySource(fake.NewClientset(restarted,
@@ -200,7 +207,7 @@ func TestHistoryRestartIsNoRollout(t *testing.T) {
 	for _, ev := range evs {
 		// One rollout, revision 1's, which is still the current template:
 		// the live source's id.
-		assert.Equal(t, rolloutID("shop", "web", uid, 2), ev.DeploymentID)
+		assert.Equal(t, revisionRolloutID("shop", "web", uid, 2), ev.DeploymentID)
 		assert.Equal(t, now0.Add(-48*time.Hour), ev.Time)
 	}
 }
@@ -243,7 +250,7 @@ func TestHistoryPendingAndFailedCurrent(t *testing.T) {
 			require.NoError(t, h.Import(t.Context(), allTime, "", sink))
 			evs := sink.events()
 			assert.Equal(t, tc.want, kinds(evs))
-			assert.Equal(t, rolloutID("shop", "api", uid, 2), evs[len(evs)-1].DeploymentID)
+			assert.Equal(t, revisionRolloutID("shop", "api", uid, 2), evs[len(evs)-1].DeploymentID)
 		})
 	}
 }
@@ -381,3 +388,30 @@ func TestHistoryBoundsRevisionHistory(t *testing.T) {
 }
 
 var _ = corev1.ConditionTrue
+
+// TestFirstListNamesByRevision: a rollout the first list finds is named by
+// the Deployment's revision, as the import names it, once the controller
+// has acted on the latest spec (a scale the first list sees pending does
+// not leave it named by a generation), so that the outcome the live
+// source sees is the imported rollout's.
+func TestFirstListNamesByRevision(t *testing.T) {
+	cfg := DefaultConfig()
+	tr := newTracker(&cfg.Environment)
+	d := historyDeployment("web", "registry.local/web:5e6f7a8b", 3, "uid-web")
+	d.Annotations = map[string]string{RevisionAnnotation: "2"}
+	d.Status = progressing(2) // scaled: generation 3 not observed yet
+	assert.Empty(t, tr.observe(compact(d, &cfg), true, now0))
+
+	d.Status = complete(3, 2)
+	evs := tr.observe(compact(d, &cfg), false, now0.Add(time.Minute))
+	require.Equal(t, []event.Kind{event.DeploymentSucceeded}, kinds(evs))
+	assert.Equal(t, "shop/web/uid-web@revision-2", evs[0].DeploymentID)
+
+	// Found finished: named at once.
+	done := historyDeployment("api", "registry.local/api:5e6f7a8b", 7, "uid-api")
+	done.Annotations = map[string]string{RevisionAnnotation: "4"}
+	done.Status = complete(7, 2)
+	tr.observe(compact(done, &cfg), true, now0)
+	st := tr.deployments[types.NamespacedName{Namespace: "shop", Name: "api"}].state(types.NamespacedName{Namespace: "shop", Name: "api"})
+	assert.Equal(t, "shop/api/uid-api@revision-4", st.Rollout.ID)
+}
