@@ -199,7 +199,7 @@ func (h *HistorySource) applicationHistory(app *unstructured.Unstructured) []eve
 		entries = entries[len(entries)-maxHistoryEntries:]
 	}
 	type entry struct {
-		id                                 int64
+		id                                int64
 		revision, repo, started, deployed string
 	}
 	var list []entry
