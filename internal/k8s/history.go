@@ -298,6 +298,9 @@ type liveRollout struct {
 	known bool
 	hash  uint64
 	id    string
+	// preexisting: the tracker found the rollout finished and counts none
+	// of it.
+	preexisting bool
 	// since is set when the tracker's state was restored: rollouts that
 	// began at or after it are the live source's.
 	since time.Time
@@ -313,6 +316,7 @@ func (t *tracker) current(key types.NamespacedName, uid types.UID) liveRollout {
 	}
 	if tr, ok := t.deployments[key]; ok && tr.uid == uid {
 		out.known, out.hash, out.id = true, tr.hash, tr.rollout.id(key.Namespace, key.Name, uid)
+		out.preexisting = tr.rollout.preexisting
 	}
 	return out
 }
@@ -454,10 +458,16 @@ func pastRollouts(d *appsv1.Deployment, rss []*appsv1.ReplicaSet, cfg *Config, l
 			ids[last] = live.id
 		}
 	}
+	// The live source's own rollout, with a state restored from storage:
+	// one it saw start, or found running, and counts (counted) itself.
+	liveCounts := !live.since.IsZero() && live.known && live.hash == cur.TemplateHash && !live.preexisting
 	var out []event.Event
 	for i, r := range rollouts {
 		current := isCurrent && i == last
-		if !current && !live.since.IsZero() && !r.start.Before(live.since.Truncate(time.Second)) {
+		switch {
+		case current && liveCounts:
+			continue
+		case !current && !live.since.IsZero() && !r.start.Before(live.since.Truncate(time.Second)):
 			// Began while the live source tracked this Deployment: it
 			// counted the rollout (or, for several while it was down,
 			// their last), under the id it gave it.

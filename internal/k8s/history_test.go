@@ -415,3 +415,66 @@ func TestFirstListNamesByRevision(t *testing.T) {
 	st := tr.deployments[types.NamespacedName{Namespace: "shop", Name: "api"}].state(types.NamespacedName{Namespace: "shop", Name: "api"})
 	assert.Equal(t, "shop/api/uid-api@revision-4", st.Rollout.ID)
 }
+
+// TestHistoryLeavesTrackedRolloutsToTheLiveSource: with the live source's
+// state restored from storage, the rollouts that began after it started
+// tracking are its own (it counted them, under the ids it gave them), and
+// so is its current rollout unless it found that one finished: the import
+// skips them, and names the current rollout as the tracker does.
+func TestHistoryLeavesTrackedRolloutsToTheLiveSource(t *testing.T) {
+	rev := func(n int) string { return "shop/api/uid-api@revision-" + strconv.Itoa(n) }
+	for _, tc := range []struct {
+		name        string
+		trackedID   string
+		preexisting bool
+		wantCurrent bool
+	}{
+		// Tracking since between revisions 2 and 3: the tracker saw the
+		// rollback start (its generation's id).
+		{"seen start", "shop/api/uid-api@4", false, false},
+		// Tracking since after the rollback, which the first list found
+		// finished: counted by none but the import.
+		{"found finished", rev(4), true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, objs, at := apiHistory()
+			cfg := DefaultConfig()
+			client := fake.NewClientset(objs...)
+			cur := objs[0].(*appsv1.Deployment)
+			live := New(&cfg, client, zap.NewNop(), func(event.Event) error { return nil })
+			since := at[1].Add(time.Hour)
+			if tc.preexisting {
+				since = at[3].Add(time.Hour)
+			}
+			require.NoError(t, live.tracker.restore(SavedState{
+				Since: since,
+				Deployments: []DeploymentState{{
+					Namespace: "shop", Name: "api", UID: cur.UID, Generation: 4,
+					TemplateHash: compact(cur, &cfg).TemplateHash,
+					Rollout:      RolloutState{ID: tc.trackedID, Started: at[3], Phase: PhaseSucceeded, Preexisting: tc.preexisting},
+				}},
+			}, now0))
+
+			h := NewHistorySource(client, &cfg, zap.NewNop(), WithLiveSource(live))
+			h.now = func() time.Time { return now0 }
+			sink := &recordingSink{}
+			require.NoError(t, h.Import(t.Context(), allTime, "", sink))
+			var ids []string
+			for _, ev := range sink.events() {
+				ids = append(ids, ev.DeploymentID+" "+ev.Kind.String())
+			}
+			want := []string{
+				rev(1) + " " + event.DeploymentStarted.String(),
+				rev(1) + " " + event.DeploymentSucceeded.String(),
+				rev(2) + " " + event.DeploymentStarted.String(),
+				rev(2) + " " + event.DeploymentSucceeded.String(),
+			}
+			// Otherwise revision 3 began while tracked: the live source's.
+			if tc.wantCurrent {
+				want = append(want, rev(3)+" "+event.DeploymentStarted.String(),
+					tc.trackedID+" "+event.DeploymentRolledBack.String(), tc.trackedID+" "+event.DeploymentSucceeded.String())
+			}
+			assert.Equal(t, want, ids)
+		})
+	}
+}
