@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -73,6 +74,7 @@ type HistorySource struct {
 	cfg      Config
 	logger   *zap.Logger
 	pageSize int64
+	backoff  time.Duration
 }
 
 // HistoryOption customizes a HistorySource.
@@ -91,7 +93,7 @@ func WithHistoryPageSize(n int64) HistoryOption {
 // cfg.History.Namespaces, read through client; the rest of cfg
 // (default_environment) maps them as the live source does.
 func NewHistorySource(client dynamic.Interface, cfg Config, logger *zap.Logger, opts ...HistoryOption) *HistorySource {
-	h := &HistorySource{client: client, cfg: cfg, logger: logger, pageSize: DefaultHistoryPageSize}
+	h := &HistorySource{client: client, cfg: cfg, logger: logger, pageSize: DefaultHistoryPageSize, backoff: time.Second}
 	for _, o := range opts {
 		o(h)
 	}
@@ -127,7 +129,11 @@ func (h *HistorySource) Import(ctx context.Context, w history.Window, cursor str
 		}
 		opts := metav1.ListOptions{Limit: h.pageSize}
 		for {
-			list, err := h.client.Resource(ApplicationsResource).Namespace(ns).List(ctx, opts)
+			var list *unstructured.UnstructuredList
+			err := h.retry(ctx, func() (err error) {
+				list, err = h.client.Resource(ApplicationsResource).Namespace(ns).List(ctx, opts)
+				return err
+			})
 			if apierrors.IsResourceExpired(err) && opts.Continue != "" {
 				// The continue token expired: list again, the cursor
 				// skips what is done.
@@ -166,6 +172,42 @@ func (h *HistorySource) Import(ctx context.Context, w history.Window, cursor str
 		}
 	}
 	return nil
+}
+
+// historyRetries is how many times a failing list is tried again (5xx,
+// 429, timeouts, the connection) before this run gives up; the next one
+// resumes from the cursor.
+const historyRetries = 4
+
+// retry runs list until it succeeds, fails for a reason retrying does not
+// mend, or has failed historyRetries more times, waiting longer each time.
+func (h *HistorySource) retry(ctx context.Context, list func() error) error {
+	wait := h.backoff
+	for attempt := 0; ; attempt++ {
+		err := list()
+		if err == nil || attempt == historyRetries || !retriable(err) {
+			return err
+		}
+		h.logger.Warn("Listing Argo CD Applications failed; retrying", zap.Duration("in", wait), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
+func retriable(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return true // the connection: refused, reset, timed out
+	}
+	return apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
+		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsUnexpectedServerError(err)
 }
 
 // listError names the setting to fix when the API server refuses the

@@ -200,3 +200,22 @@ func TestHistoryConfig(t *testing.T) {
 	cfg.History.Namespaces = []string{"Argo CD"}
 	assert.ErrorContains(t, cfg.Validate(), "history::namespaces[0]")
 }
+
+// TestHistoryRetriesServerErrors: a 503 is tried again.
+func TestHistoryRetriesServerErrors(t *testing.T) {
+	client := fakeApplications(t, apiWithHistory(t))
+	fails := 2
+	client.PrependReactor("list", "applications", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if fails > 0 {
+			fails--
+			return true, nil, apierrors.NewServiceUnavailable("etcd leader changed")
+		}
+		return false, nil, nil
+	})
+	h := NewHistorySource(client, DefaultConfig(), zap.NewNop())
+	h.backoff = time.Millisecond
+	sink := &recordingSink{}
+	require.NoError(t, h.Import(t.Context(), allTime, "", sink))
+	assert.Len(t, sink.events(), 2)
+	assert.Zero(t, fails)
+}
