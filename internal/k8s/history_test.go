@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"hash/fnv"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -477,4 +478,25 @@ func TestHistoryLeavesTrackedRolloutsToTheLiveSource(t *testing.T) {
 			assert.Equal(t, want, ids)
 		})
 	}
+}
+
+// TestHistoryClientRate: the import's client may send more than the
+// informers' default 5 requests a second (one list per Deployment).
+func TestHistoryClientRate(t *testing.T) {
+	kubeconfig := t.TempDir() + "/kubeconfig"
+	require.NoError(t, os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`), 0o600))
+	cfg := DefaultConfig()
+	cfg.AuthType, cfg.KubeConfig = AuthTypeKubeConfig, kubeconfig
+	live, err := NewClient(&cfg)
+	require.NoError(t, err)
+	imp, err := NewHistoryClient(&cfg)
+	require.NoError(t, err)
+	assert.Equal(t, float32(5), live.AppsV1().RESTClient().GetRateLimiter().QPS())
+	assert.Equal(t, float32(historyQPS), imp.AppsV1().RESTClient().GetRateLimiter().QPS())
 }
