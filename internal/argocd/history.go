@@ -222,9 +222,9 @@ func listError(err error, ns string) error {
 	case apierrors.IsUnauthorized(err):
 		return &history.SettingError{Setting: "kubernetes::auth_type", Err: wrapped}
 	case apierrors.IsForbidden(err):
-		return &history.SettingError{Setting: "argocd::history::namespaces (and the RBAC rules: get, list on applications.argoproj.io)", Err: wrapped}
+		return &history.SettingError{Setting: "webhooks::argocd::history::namespaces (and the RBAC rules: get, list on applications.argoproj.io)", Err: wrapped}
 	case apierrors.IsNotFound(err):
-		return &history.SettingError{Setting: "argocd::history::enabled (the Application CRD is not installed in this cluster)", Err: wrapped}
+		return &history.SettingError{Setting: "webhooks::argocd::history::enabled (the Application CRD is not installed in this cluster)", Err: wrapped}
 	}
 	return fmt.Errorf("argocd history: %w", wrapped)
 }

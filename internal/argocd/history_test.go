@@ -189,7 +189,7 @@ func TestHistoryForbiddenNamesTheSetting(t *testing.T) {
 	err := NewHistorySource(client, DefaultConfig(), zap.NewNop()).Import(t.Context(), allTime, "", &recordingSink{})
 	var se *history.SettingError
 	require.ErrorAs(t, err, &se)
-	assert.Contains(t, se.Setting, "argocd::history::namespaces")
+	assert.Contains(t, se.Setting, "webhooks::argocd::history::namespaces")
 }
 
 func TestHistoryConfig(t *testing.T) {
