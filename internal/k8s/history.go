@@ -359,12 +359,14 @@ type pastRollout struct {
 //   - a rollout superseded by a later one succeeded at its start unless
 //     the next one rolled it back (the rollback then marks it failed);
 //   - the current rollout's outcome is read from the Deployment's status,
-//     as live.
+//     as live, unless a restart came after it (the status is then the
+//     restart's): it is then taken as a superseded one.
 //
 // A ReplicaSet reused by a rollback keeps its creation time: the rollback's
-// time is unknown and taken as the latest it can be, the next rollout's
-// start, or for the current rollout the Deployment's Progressing
-// condition's time.
+// time is unknown and taken as the latest it can be, the next rollout's (or
+// restart's) start, or for the current rollout the Deployment's
+// Progressing condition's time. With a live source restored from storage,
+// what it counts itself is left out (see liveRollout).
 func pastRollouts(d *appsv1.Deployment, rss []*appsv1.ReplicaSet, cfg *Config, live liveRollout, now time.Time) []event.Event {
 	type held struct {
 		rs      *appsv1.ReplicaSet
