@@ -735,6 +735,14 @@ func TestManifestsApplyAndLeastPrivilege(t *testing.T) {
 			assert.True(t, can(verb, "apps", "deployments", ns), "%s deployments in %q must be allowed", verb, ns)
 		}
 	}
+	// The history import: list ReplicaSets, get and list Argo CD's
+	// Applications; nothing more of either.
+	for _, ns := range []string{"", "shop", "argocd"} {
+		assert.True(t, can("list", "apps", "replicasets", ns), "list replicasets in %q must be allowed", ns)
+		for _, verb := range []string{"get", "list"} {
+			assert.True(t, can(verb, "argoproj.io", "applications", ns), "%s applications in %q must be allowed", verb, ns)
+		}
+	}
 	// The progressive-delivery sources' informers: list and watch only.
 	for _, ns := range []string{"", "shop"} {
 		for _, gr := range [][2]string{{"argoproj.io", "rollouts"}, {"flagger.app", "canaries"}} {
@@ -758,7 +766,13 @@ func TestManifestsApplyAndLeastPrivilege(t *testing.T) {
 		{"create", "apps", "deployments", "shop"},
 		{"list", "", "pods", "shop"},
 		{"list", "", "pods", ""},
-		{"list", "apps", "replicasets", "shop"},
+		{"get", "apps", "replicasets", "shop"},
+		{"watch", "apps", "replicasets", "shop"},
+		{"delete", "apps", "replicasets", "shop"},
+		{"watch", "argoproj.io", "applications", "argocd"},
+		{"update", "argoproj.io", "applications", "argocd"},
+		{"patch", "argoproj.io", "applications", "argocd"},
+		{"list", "argoproj.io", "appprojects", "argocd"},
 		{"get", "", "configmaps", "otelcol-dora"},
 		{"list", "", "namespaces", ""},
 	}

@@ -50,11 +50,13 @@ type Config struct {
 	// DefaultEnvironment applies when the application has no environment
 	// label (the body's "environment" is empty).
 	DefaultEnvironment string `mapstructure:"default_environment"`
+	// History imports the Applications' status.history (history.go).
+	History HistoryConfig `mapstructure:"history"`
 }
 
 // DefaultConfig is the source's configuration when the user sets nothing.
 func DefaultConfig() Config {
-	return Config{Path: DefaultPath, DefaultEnvironment: "production"}
+	return Config{Path: DefaultPath, DefaultEnvironment: "production", History: DefaultHistoryConfig()}
 }
 
 // Validate checks the config; errors name the key.
@@ -68,6 +70,9 @@ func (c *Config) Validate() error {
 	}
 	if strings.TrimSpace(c.DefaultEnvironment) == "" {
 		errs = append(errs, errors.New("default_environment: must not be empty"))
+	}
+	if err := c.History.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("history::%w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -198,12 +203,7 @@ func (p *Provider) toEvent(pl *Payload) (event.Event, error) {
 		return ev, webhook.BadRequest(`field "event": %q is not one of %s, %s, %s`, pl.Event, EventSyncSucceeded, EventSyncFailed, EventHealthDegraded)
 	}
 
-	// One sync operation is one deployment: its revision and start time
-	// identify it in every notification about it.
-	ev.DeploymentID = "argocd/" + pl.App + "/" + rev + "/" + pl.StartedAt
-	if rev == "" {
-		ev.DeploymentID = "argocd/" + pl.App + "/" + pl.StartedAt
-	}
+	ev.DeploymentID = deploymentID(pl.App, rev, pl.StartedAt)
 	ev.ID = ev.DeploymentID + "/" + pl.Event
 	switch {
 	case pl.Event == EventHealthDegraded && !healthChanged.IsZero() && !healthChanged.Before(finished) && !healthChanged.Before(started):
@@ -216,6 +216,17 @@ func (p *Provider) toEvent(pl *Payload) (event.Event, error) {
 		ev.Time = started
 	}
 	return ev, nil
+}
+
+// deploymentID names one sync operation: its revision (lower case, empty
+// for a multi-source application) and start time, as the notification
+// renders them (operationState.startedAt, RFC 3339 in UTC), identify it in
+// every notification about it and in the Application's history.
+func deploymentID(app, rev, startedAt string) string {
+	if rev == "" {
+		return "argocd/" + app + "/" + startedAt
+	}
+	return "argocd/" + app + "/" + rev + "/" + startedAt
 }
 
 // parseTime parses an RFC 3339 time; empty is the zero time.

@@ -103,6 +103,35 @@ func New(cfg *Config, client kubernetes.Interface, logger *zap.Logger, sink Sink
 
 // NewClient builds a Kubernetes client from the auth settings of cfg.
 func NewClient(cfg *Config) (kubernetes.Interface, error) {
+	rc, err := restConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(rc)
+}
+
+// History import clients' rate: one list per Deployment (its ReplicaSets)
+// at client-go's default 5 requests a second would take half an hour for
+// 10,000 Deployments; the API server's priority and fairness still
+// protects it.
+const (
+	historyQPS   = 50
+	historyBurst = 100
+)
+
+// NewHistoryClient builds the client of the history import (see
+// NewHistorySource): the auth settings of cfg, a higher request rate than
+// the informers need.
+func NewHistoryClient(cfg *Config) (kubernetes.Interface, error) {
+	rc, err := restConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	rc.QPS, rc.Burst = historyQPS, historyBurst
+	return kubernetes.NewForConfig(rc)
+}
+
+func restConfig(cfg *Config) (*rest.Config, error) {
 	var rc *rest.Config
 	var err error
 	switch cfg.AuthType {
@@ -125,7 +154,7 @@ func NewClient(cfg *Config) (kubernetes.Interface, error) {
 	// Protobuf is smaller and cheaper to decode than JSON for large lists.
 	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	rc.ContentType = "application/vnd.kubernetes.protobuf"
-	return kubernetes.NewForConfig(rc)
+	return rc, nil
 }
 
 // Start starts one Deployment informer per watched namespace (one for all

@@ -46,6 +46,10 @@ type rollout struct {
 	// receiver started: it was counted (or not) by an earlier run, so none
 	// of its transitions are counted now.
 	preexisting bool
+	// byRevision marks a rollout found running by the first list, to be
+	// named by its revision (see observe) once the controller has written
+	// it.
+	byRevision bool
 }
 
 type tracked struct {
@@ -146,7 +150,12 @@ func (t *tracker) observe(d *Deployment, initial bool, now time.Time) []event.Ev
 			out = append(out, t.newEvent(event.DeploymentStarted, d, tr.rollout, tr.rollout.started))
 		case initial:
 			// Existing before the receiver: only an unfinished rollout can
-			// still be counted, when it finishes.
+			// still be counted, when it finishes. It is named by its
+			// revision, as the history import names it (the generation
+			// that introduced it is not known, and a scale since would
+			// change the current one), so that both are one rollout.
+			tr.rollout.byRevision = true
+			tr.rollout.nameByRevision(d)
 			if p := evaluate(d); p != phasePending {
 				tr.rollout.phase = p
 				tr.rollout.preexisting = true
@@ -207,6 +216,7 @@ func (t *tracker) observe(d *Deployment, initial bool, now time.Time) []event.Ev
 	if tr.rollout.preexisting {
 		return out
 	}
+	tr.rollout.nameByRevision(d)
 	switch p := evaluate(d); {
 	case p == phaseSucceeded && tr.rollout.phase != phaseSucceeded:
 		// From pending: a successful deployment. From failed: the rollout
@@ -275,6 +285,18 @@ func (r *rollout) id(namespace, name string, uid types.UID) string {
 		return r.savedID
 	}
 	return rolloutID(namespace, name, uid, r.generation)
+}
+
+// nameByRevision names a rollout marked byRevision by the revision of d
+// once the controller has acted on d's latest spec: the revision
+// annotation is then the current ReplicaSet's. The first list may see a
+// spec change (a scale) not acted on yet; no event is emitted for the
+// rollout before (evaluate waits for the same).
+func (r *rollout) nameByRevision(d *Deployment) {
+	if r.byRevision && d.Revision > 0 && d.ObservedGeneration >= d.Generation {
+		r.savedID = revisionRolloutID(d.Namespace, d.Name, d.UID, d.Revision)
+		r.byRevision = false
+	}
 }
 
 // evaluate reads a rollout's outcome from the Deployment's status, as

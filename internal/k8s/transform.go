@@ -42,6 +42,11 @@ type Deployment struct {
 	Environment string
 	// Team is the value of the team key, if set.
 	Team string
+	// Revision is the deployment.kubernetes.io/revision annotation: the
+	// revision of the ReplicaSet the controller last rolled out; 0 when
+	// absent. It names a rollout found running (see tracker.observe) as
+	// the history import names it.
+	Revision int64
 
 	ObservedGeneration int64
 	UpdatedReplicas    int32
@@ -104,6 +109,9 @@ func compact(d *appsv1.Deployment, cfg *Config) *Deployment {
 	}
 	if d.Spec.Replicas != nil {
 		out.Replicas = *d.Spec.Replicas
+	}
+	if rev, ok := parseRevision(d.Annotations[RevisionAnnotation]); ok {
+		out.Revision = rev
 	}
 	for _, c := range d.Status.Conditions {
 		if c.Type == appsv1.DeploymentProgressing {
