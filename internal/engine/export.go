@@ -73,6 +73,9 @@ type ServiceID struct {
 	Namespace   string `json:"namespace,omitempty"`
 	Name        string `json:"name,omitempty"`
 	Environment string `json:"environment,omitempty"`
+	// Cluster is absent from the state saved before clusters existed:
+	// those services are a single-cluster installation's, cluster "".
+	Cluster string `json:"cluster,omitempty"`
 }
 
 func serviceID(s event.Service) ServiceID { return ServiceID(s) }
