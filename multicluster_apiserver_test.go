@@ -20,10 +20,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/otelcol-dora/dorareceiver/internal/argorollouts"
 	"github.com/otelcol-dora/dorareceiver/internal/k8s"
 	"github.com/otelcol-dora/dorareceiver/internal/localcluster"
 	"github.com/otelcol-dora/dorareceiver/internal/persist/persisttest"
@@ -51,9 +54,10 @@ type watchedCluster struct {
 type multiReceiver struct {
 	*testReceiver
 	url string
+	rcv *shared
 }
 
-func startMulticlusterReceiver(t *testing.T, clusters []watchedCluster, host component.Host) *multiReceiver {
+func startMulticlusterReceiver(t *testing.T, clusters []watchedCluster, host component.Host, configure ...func(*Config)) *multiReceiver {
 	t.Helper()
 	cfg := createDefaultConfig()
 	kc := cfg.Kubernetes.GetOrInsertDefault()
@@ -70,15 +74,22 @@ func startMulticlusterReceiver(t *testing.T, clusters []watchedCluster, host com
 	cfg.Services = []ServiceMapping{{Repository: "acme/api", Namespace: "shop", Deployment: "api"}}
 	id := storageID
 	cfg.Storage = &id
+	for _, c := range configure {
+		c(cfg)
+	}
 	require.NoError(t, cfg.Validate())
 
 	sink := new(consumertest.MetricsSink)
 	rcv, err := NewFactory().CreateMetrics(context.Background(), storedSettings(), cfg, sink)
 	require.NoError(t, err)
 	require.NoError(t, rcv.Start(context.Background(), host))
-	waitKubernetesSynced(t, rcv)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
 	n := 0
 	for _, src := range rcv.(*shared).sources {
+		if ps, ok := src.(interface{ WaitForSync(context.Context) bool }); ok {
+			require.True(t, ps.WaitForSync(ctx), "a source never synced")
+		}
 		if _, ok := src.(*k8s.Source); ok {
 			n++
 		}
@@ -92,7 +103,7 @@ func startMulticlusterReceiver(t *testing.T, clusters []watchedCluster, host com
 		}
 	}
 	t.Cleanup(stop)
-	return &multiReceiver{testReceiver: &testReceiver{t: t, sink: sink, stop: stop}, url: "http://" + wc.ServerConfig.NetAddr.Endpoint}
+	return &multiReceiver{testReceiver: &testReceiver{t: t, sink: sink, stop: stop}, url: "http://" + wc.ServerConfig.NetAddr.Endpoint, rcv: rcv.(*shared)}
 }
 
 // in selects the series of shop/api in cluster, with extra attributes.
@@ -327,4 +338,63 @@ func readerKubeconfig(t *testing.T, cp *localcluster.Cluster) string {
 		assert.False(t, can(denied[0], denied[1], denied[2]), "%v", denied)
 	}
 	return path
+}
+
+// TestMulticlusterArgoRollouts: each cluster has its own Argo Rollouts
+// source. A Rollout's events carry its cluster, and a Rollout that rolls
+// out shop/checkout in eu-1 (workloadRef) leaves eu-1's Deployment to it,
+// not us-1's Deployment of the same name.
+func TestMulticlusterArgoRollouts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two control planes; run through make test")
+	}
+	var clusters []watchedCluster
+	var ros []crs
+	for _, name := range []string{"eu-1", "us-1"} {
+		cp := localcluster.StartForTest(t, localcluster.Options{})
+		dyn, err := dynamic.NewForConfig(cp.RESTConfig())
+		require.NoError(t, err)
+		applyCRDs(t, dyn, "internal/argorollouts/testdata/rollout-crd.yaml")
+		c := watchedCluster{name: name, cp: cp, cluster: cluster{t: t, client: cp.Client()}}
+		c.namespace("shop")
+		clusters = append(clusters, c)
+		ros = append(ros, crs{t: t, dyn: dyn, gvr: argorollouts.GVR})
+	}
+	eu, us := clusters[0], clusters[1]
+	r := startMulticlusterReceiver(t, clusters, extensionHost{storageID: persisttest.NewExtension()}, func(cfg *Config) {
+		cfg.ArgoRollouts.GetOrInsertDefault()
+	})
+	require.Len(t, r.rcv.claimers, 2, "one Argo Rollouts source per cluster")
+
+	// A Rollout in us-1 only: its rollout is us-1's.
+	example := readObjects(t, "internal/argorollouts/testdata/rollout-analysis-step.yaml")[0]
+	const name = "rollout-analysis-step"
+	ros[1].create("shop", example)
+	ros[1].status("shop", name, func(u *unstructured.Unstructured) map[string]any {
+		return argoStatus(u.GetGeneration(), "6b7f8c5d4", "6b7f8c5d4", "Healthy", 4, "", false, time.Now())
+	})
+	r.waitValue("platform.deployments", map[string]string{"cluster": "us-1", "namespace": "shop", "deployment": name, "status": "success"}, 1)
+
+	// shop/checkout: a Rollout's workload in eu-1, a plain Deployment in
+	// us-1.
+	wl := example.DeepCopy()
+	wl.SetName("checkout")
+	unstructured.RemoveNestedField(wl.Object, "spec", "template")
+	unstructured.RemoveNestedField(wl.Object, "spec", "selector")
+	require.NoError(t, unstructured.SetNestedMap(wl.Object, map[string]any{"apiVersion": "apps/v1", "kind": "Deployment", "name": "checkout"}, "spec", "workloadRef"))
+	ros[0].create("shop", wl)
+	progressiveReceiver{testReceiver: r.testReceiver, rcv: r.rcv}.waitClaimed("shop", "checkout")
+	for _, c := range clusters {
+		c.create("shop", "checkout", "registry.local/checkout:1", func(d *appsv1.Deployment) { d.Spec.Replicas = new(int32) })
+		c.complete("shop", "checkout")
+	}
+	checkout := func(cluster string) map[string]string {
+		return map[string]string{"cluster": cluster, "namespace": "shop", "deployment": "checkout", "status": "success"}
+	}
+	r.waitValue("platform.deployments", checkout("us-1"), 1)
+	clusterSentinel(r.testReceiver, eu)
+	clusterSentinel(r.testReceiver, us)
+	assert.EqualValues(t, 0, r.value("platform.deployments", checkout("eu-1")), "eu-1's checkout is its Rollout's")
+	assert.EqualValues(t, 1, r.value("platform.deployments", checkout("us-1")), "us-1's checkout is a Deployment of its own")
+	assert.EqualValues(t, 0, r.value("platform.deployments", map[string]string{"cluster": "eu-1", "deployment": name}), "the Rollout is us-1's only")
 }
