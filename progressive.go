@@ -50,12 +50,12 @@ func (r *doraReceiver) progressiveSources(kc *k8s.Config) error {
 		componentstatus.ReportStatus(r.host, componentstatus.NewRecoverableErrorEvent(err))
 	}
 	if ac != nil {
-		s := argorollouts.New(ac, kc, client, r.logger.With(zap.String("source", event.SourceArgoRollouts)), r.applyAsync, onErr)
+		s := argorollouts.New(ac, kc, client, r.logger.With(zap.String("source", event.SourceArgoRollouts)), r.applyOwn, onErr)
 		r.sources = append(r.sources, s)
 		r.claimers = append(r.claimers, s)
 	}
 	if fc != nil {
-		s := flagger.New(fc, kc, client, r.logger.With(zap.String("source", event.SourceFlagger)), r.applyAsync, onErr)
+		s := flagger.New(fc, kc, client, r.logger.With(zap.String("source", event.SourceFlagger)), r.applyOwn, onErr)
 		r.sources = append(r.sources, s)
 		r.claimers = append(r.claimers, s)
 	}
@@ -73,5 +73,13 @@ func (r *doraReceiver) applyKubernetes(ev event.Event) error {
 			return nil
 		}
 	}
+	return r.applyOwn(ev)
+}
+
+// applyOwn is the sink of the receiver's own cluster sources (Kubernetes,
+// Argo Rollouts, Flagger): their events are about the cluster the
+// receiver watches, named by the cluster setting (empty: none).
+func (r *doraReceiver) applyOwn(ev event.Event) error {
+	ev.Service.Cluster = r.cfg.Cluster
 	return r.applyAsync(ev)
 }
