@@ -24,6 +24,16 @@ import (
 // counting: its informers retry on their own, and the component status
 // names the clusters that fail.
 
+// validateClusterSetting refuses the cluster setting with
+// kubernetes::clusters, whose entries name their clusters: one name would
+// not say which.
+func (cfg *Config) validateClusterSetting() error {
+	if kc := cfg.Kubernetes.Get(); kc != nil && len(kc.Clusters) > 0 && cfg.Cluster != "" {
+		return fmt.Errorf("cluster: %q is set with kubernetes::clusters, whose entries name each cluster; remove cluster", cfg.Cluster)
+	}
+	return nil
+}
+
 // startKubernetesLocked builds the sources of every watched cluster;
 // r.leadMu is held. They start with the other sources.
 func (r *doraReceiver) startKubernetesLocked(kc *k8s.Config) error {
@@ -56,10 +66,11 @@ func (r *doraReceiver) startKubernetesLocked(kc *k8s.Config) error {
 }
 
 // clusterSink is the sink of the sources of the named cluster: their
-// events carry the cluster's name.
-func (r *doraReceiver) clusterSink(cluster string) func(event.Event) error {
+// events carry the cluster's name. The single-cluster form's ("") carry the
+// cluster setting (empty: none).
+func (r *doraReceiver) clusterSink(cluster string) k8s.Sink {
 	if cluster == "" {
-		return r.applyAsync
+		cluster = r.cfg.Cluster
 	}
 	return func(ev event.Event) error {
 		ev.Service.Cluster = cluster

@@ -88,6 +88,7 @@ func TestMulticlusterConfigErrorsNameTheKey(t *testing.T) {
 			`clusters[1]::namespaces[0]: "Shop" is not a namespace name`,
 			"clusters[1]::label_selector: ",
 		},
+		"cluster_setting_too":        {`cluster: "eu-1" is set with kubernetes::clusters, whose entries name each cluster`},
 		"lease_context_without_auth": {"leader_election::auth_type: kubeconfig and context are set without auth_type"},
 	}
 	for name, want := range tests {

@@ -1,6 +1,7 @@
 package dorareceiver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -359,8 +360,11 @@ func (r *doraReceiver) metricsNext() consumer.Metrics {
 	if r.next == nil || !sc.Enabled {
 		return r.next
 	}
+	// k8s.cluster.name is each series' cluster; the series without one
+	// (webhook-only services) get the receiver's own cluster.
+	cluster := cmp.Or(sc.Cluster, r.cfg.Cluster)
 	next, err := consumer.NewMetrics(func(ctx context.Context, md pmetric.Metrics) error {
-		return r.next.ConsumeMetrics(ctx, emitter.SemanticConventions(md, sc.Cluster))
+		return r.next.ConsumeMetrics(ctx, emitter.SemanticConventions(md, cluster))
 	})
 	if err != nil { // only for a nil function
 		panic(err)

@@ -166,7 +166,7 @@ func TestSnapshotReplacesTheEventsItCovers(t *testing.T) {
 func fullEvent() event.Event {
 	return event.Event{
 		Kind: event.DeploymentRolledBack, Source: "argocd", ID: "id-1", Time: t0,
-		Service:    event.Service{Namespace: "shop", Name: "api", Environment: "production"},
+		Service:    event.Service{Namespace: "shop", Name: "api", Environment: "production", Cluster: "eu-1"},
 		Repository: "acme/api", ServiceHint: "api-ci", DeploymentID: "d2", PreviousDeploymentID: "d1",
 		Revision: "r2", ParentRevision: "r1", CommitTime: t0.Add(-time.Hour), Reason: "Degraded",
 		IncidentID: "inc-1", Hotfix: true, Reverts: "r0", RevertsChange: "github/acme/api/pull/0", ChangeID: "github/acme/api/pull/1",
@@ -199,6 +199,24 @@ func TestEventCodecKeepsEveryField(t *testing.T) {
 	}
 	_, err = encodeEvent(event.Event{})
 	assert.Error(t, err, "an event of no kind is not logged")
+
+	// Every field of the service too (its cluster was added later).
+	sv := reflect.ValueOf(fullEvent().Service)
+	for i := range sv.NumField() {
+		require.False(t, sv.Field(i).IsZero(), "fullEvent leaves Service.%s unset", sv.Type().Field(i).Name)
+	}
+}
+
+// An event logged before clusters existed has no cluster key: it is a
+// single-cluster installation's event, cluster "".
+func TestEventLoggedWithoutCluster(t *testing.T) {
+	old := `{"version":1,"event":{"kind":"deployment_succeeded","source":"kubernetes","id":"x","time":"2026-01-01T00:00:00Z","namespace":"shop","name":"api","environment":"production"}}`
+	got, err := decodeEvent([]byte(old))
+	require.NoError(t, err)
+	assert.Equal(t, event.Service{Namespace: "shop", Name: "api", Environment: "production"}, got.Service)
+	b, err := encodeEvent(got)
+	require.NoError(t, err)
+	assert.NotContains(t, string(b), "cluster", "no cluster key for a single-cluster installation's event")
 }
 
 // TestLoadRefusesNewerVersions: state written by a newer build (the
