@@ -161,6 +161,11 @@ func TestMulticlusterAgainstAPIServers(t *testing.T) {
 		c.create("shop", "api", "registry.local/api:1")
 		c.complete("shop", "api")
 	}
+	// Created in an earlier second than the receiver starts tracking
+	// (creation times have whole seconds): after a restart, a Deployment
+	// the saved state does not know is then one that existed before, not
+	// one created while the receiver was down (tracker.observe).
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
 	ext := persisttest.NewExtension()
 	host := &statusHost{extensionHost: extensionHost{storageID: ext}}
 	r := startMulticlusterReceiver(t, clusters, host)
