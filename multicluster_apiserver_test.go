@@ -13,12 +13,14 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
@@ -83,10 +85,16 @@ func startMulticlusterReceiver(t *testing.T, clusters []watchedCluster, host com
 	rcv, err := NewFactory().CreateMetrics(context.Background(), storedSettings(), cfg, sink)
 	require.NoError(t, err)
 	require.NoError(t, rcv.Start(context.Background(), host))
+	// With leader_election, the sources start once this replica leads.
+	dr := rcv.(*shared).doraReceiver
+	require.Eventually(t, dr.isLeader.Load, waitFor, 20*time.Millisecond, "never led")
+	dr.leadMu.Lock()
+	sources := append([]source(nil), dr.sources...)
+	dr.leadMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	n := 0
-	for _, src := range rcv.(*shared).sources {
+	for _, src := range sources {
 		if ps, ok := src.(interface{ WaitForSync(context.Context) bool }); ok {
 			require.True(t, ps.WaitForSync(ctx), "a source never synced")
 		}
@@ -407,4 +415,34 @@ func TestMulticlusterArgoRollouts(t *testing.T) {
 	assert.EqualValues(t, 0, r.value("platform.deployments", checkout("eu-1")), "eu-1's checkout is its Rollout's")
 	assert.EqualValues(t, 1, r.value("platform.deployments", checkout("us-1")), "us-1's checkout is a Deployment of its own")
 	assert.EqualValues(t, 0, r.value("platform.deployments", map[string]string{"cluster": "eu-1", "deployment": name}), "the Rollout is us-1's only")
+}
+
+// TestMulticlusterOneLease: with leader_election and no connection of its
+// own, the one Lease is on the first cluster listed, none on the others,
+// and the leader watches every cluster.
+func TestMulticlusterOneLease(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two control planes; run through make test")
+	}
+	var clusters []watchedCluster
+	for _, name := range []string{"eu-1", "us-1"} {
+		cp := localcluster.StartForTest(t, localcluster.Options{})
+		c := watchedCluster{name: name, cp: cp, cluster: cluster{t: t, client: cp.Client()}}
+		c.namespace("shop")
+		clusters = append(clusters, c)
+	}
+	r := startMulticlusterReceiver(t, clusters, extensionHost{storageID: persisttest.NewExtension()}, func(cfg *Config) {
+		le := testElection
+		le.Identity = "replica-a"
+		cfg.LeaderElection = configoptional.Some(le)
+	})
+	lease, err := clusters[0].client.CoordinationV1().Leases(testElection.LeaseNamespace).Get(context.Background(), testElection.LeaseName, metav1.GetOptions{})
+	require.NoError(t, err, "the Lease is on the first cluster")
+	require.NotNil(t, lease.Spec.HolderIdentity)
+	assert.Equal(t, "replica-a", *lease.Spec.HolderIdentity)
+	_, err = clusters[1].client.CoordinationV1().Leases(testElection.LeaseNamespace).Get(context.Background(), testElection.LeaseName, metav1.GetOptions{})
+	assert.True(t, apierrors.IsNotFound(err), "no Lease on the second cluster: %v", err)
+	for _, c := range clusters {
+		clusterSentinel(r.testReceiver, c)
+	}
 }
