@@ -139,6 +139,7 @@ func checkBounds(ev *event.Event, now time.Time, skew time.Duration) error {
 		{"service", ev.Service.Name, MaxServiceNameLen},
 		{"namespace", ev.Service.Namespace, MaxNamespaceLen},
 		{"environment", ev.Service.Environment, MaxShortValueLen},
+		{"cluster", ev.Service.Cluster, maxClusterName},
 		{"team", ev.Team, MaxShortValueLen},
 		{"reason", ev.Reason, MaxShortValueLen},
 		{"source", ev.Source, MaxShortValueLen},

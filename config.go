@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"time"
+	"unicode"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configoptional"
@@ -31,6 +32,15 @@ type Config struct {
 	// replicas through a Lease: only the leader opens the storage, watches
 	// Kubernetes and emits (leader.go).
 	LeaderElection configoptional.Optional[LeaderElectionConfig] `mapstructure:"leader_election"`
+
+	// Cluster names the Kubernetes cluster this receiver watches: the
+	// events of its kubernetes, argo_rollouts and flagger sources carry it
+	// and their series get the cluster attribute (and, with
+	// semantic_conventions, k8s.cluster.name). Empty (the default): a
+	// single-cluster installation, whose series carry no cluster
+	// attribute. An agent (docs/agent-gateway.md) sends it with every
+	// event it forwards.
+	Cluster string `mapstructure:"cluster"`
 
 	// Services maps repositories to the services they deploy (with their
 	// team and, in a monorepo, their paths).
@@ -215,8 +225,19 @@ func (cfg *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("production_environments[%d]: %q is not a valid glob pattern", i, p))
 		}
 	}
+	if err := validClusterName(cfg.Cluster); err != nil {
+		errs = append(errs, fmt.Errorf("cluster: %w", err))
+	}
+	if err := cfg.validateClusterSetting(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := cfg.SemanticConventions.validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if sc := cfg.SemanticConventions.Cluster; sc != "" && cfg.Cluster != "" && sc != cfg.Cluster {
+		// One name per cluster: cluster drives both the attribute and
+		// k8s.cluster.name.
+		errs = append(errs, fmt.Errorf("semantic_conventions::cluster: %q differs from cluster %q; set cluster alone, it also gives k8s.cluster.name", sc, cfg.Cluster))
 	}
 	if cfg.EmitInterval <= 0 {
 		errs = append(errs, fmt.Errorf("emit_interval: must be positive, got %s", cfg.EmitInterval))
@@ -377,6 +398,20 @@ type SemanticConventionsConfig struct {
 
 // maxClusterName bounds semantic_conventions::cluster (a DNS name's length).
 const maxClusterName = 253
+
+// validClusterName checks a cluster name: bounded like a DNS name, and
+// printable (it becomes a label value and part of event identities).
+func validClusterName(name string) error {
+	if len(name) > maxClusterName {
+		return fmt.Errorf("longer than %d bytes", maxClusterName)
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return fmt.Errorf("%q contains a space or control character", name)
+		}
+	}
+	return nil
+}
 
 func (c SemanticConventionsConfig) validate() error {
 	if len(c.Cluster) > maxClusterName {

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
@@ -205,4 +206,23 @@ func TestSemanticConventionsConfig(t *testing.T) {
 	assert.ErrorContains(t, cfg.Validate(), "semantic_conventions::cluster")
 	cfg.SemanticConventions = SemanticConventionsConfig{Enabled: true, Cluster: "eu-1"}
 	assert.NoError(t, cfg.SemanticConventions.validate())
+}
+
+// The cluster setting: bounded, printable, and one name with
+// semantic_conventions::cluster.
+func TestClusterConfig(t *testing.T) {
+	cfg := createDefaultConfig()
+	assert.Empty(t, cfg.Cluster, "a single-cluster installation by default")
+	cfg.Kubernetes = configoptional.Some(k8s.DefaultConfig())
+	cfg.Cluster = "eu-1"
+	assert.NoError(t, cfg.Validate())
+	cfg.SemanticConventions = SemanticConventionsConfig{Enabled: true, Cluster: "eu-1"}
+	assert.NoError(t, cfg.Validate())
+	cfg.SemanticConventions.Cluster = "us-1"
+	assert.ErrorContains(t, cfg.Validate(), "semantic_conventions::cluster: \"us-1\" differs from cluster")
+	cfg.SemanticConventions.Cluster = ""
+	cfg.Cluster = strings.Repeat("a", 254)
+	assert.ErrorContains(t, cfg.Validate(), "cluster: longer than 253 bytes")
+	cfg.Cluster = "eu 1"
+	assert.ErrorContains(t, cfg.Validate(), "cluster: \"eu 1\" contains a space")
 }

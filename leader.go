@@ -95,14 +95,27 @@ func podNamespace() string {
 	return strings.TrimSpace(string(b))
 }
 
-// connection is the API server connection of the election: the
-// kubernetes section's when there is one.
+// electionConnection is the API server connection of the election: the
+// kubernetes section's when there is one. With kubernetes::clusters, one
+// Lease still elects the leader of all of them: on the API server that
+// leader_election's own auth_type names, else on the cluster the receiver
+// runs in (the entry with auth_type serviceAccount), else on the first
+// cluster listed.
 func (cfg *Config) electionConnection() *k8s.Config {
-	if kc := cfg.Kubernetes.Get(); kc != nil {
+	le := cfg.LeaderElection.Get()
+	kc := cfg.Kubernetes.Get()
+	if kc == nil || (len(kc.Clusters) > 0 && le.AuthType != "") {
+		return &k8s.Config{AuthType: le.AuthType, KubeConfig: le.KubeConfig, Context: le.Context}
+	}
+	if len(kc.Clusters) == 0 {
 		return kc
 	}
-	le := cfg.LeaderElection.Get()
-	return &k8s.Config{AuthType: le.AuthType, KubeConfig: le.KubeConfig, Context: le.Context}
+	for _, cl := range kc.Clusters {
+		if cl.AuthType == k8s.AuthTypeServiceAccount {
+			return kc.ForCluster(cl)
+		}
+	}
+	return kc.ForCluster(kc.Clusters[0])
 }
 
 func (cfg *Config) validateLeaderElection() error {
@@ -111,11 +124,22 @@ func (cfg *Config) validateLeaderElection() error {
 		return nil
 	}
 	var errs []error
-	if cfg.Kubernetes.HasValue() {
+	kc := cfg.Kubernetes.Get()
+	switch {
+	case kc != nil && len(kc.Clusters) > 0:
+		// Optional: the Lease may live on an API server of its own.
+		if le.AuthType == "" {
+			if le.KubeConfig != "" || le.Context != "" {
+				errs = append(errs, errors.New("leader_election::auth_type: kubeconfig and context are set without auth_type; set auth_type: kubeConfig to hold the Lease there, or remove them to use the clusters' (docs/multicluster.md)"))
+			}
+		} else if err := k8s.ValidateAuth(le.AuthType, le.KubeConfig, le.Context); err != nil {
+			errs = append(errs, fmt.Errorf("leader_election::%w", err))
+		}
+	case kc != nil:
 		if le.AuthType != "" || le.KubeConfig != "" || le.Context != "" {
 			errs = append(errs, errors.New("leader_election::auth_type: the kubernetes section's connection settings are used; set auth_type, kubeconfig and context there only"))
 		}
-	} else {
+	default:
 		if le.AuthType == "" {
 			errs = append(errs, fmt.Errorf("leader_election::auth_type: required without a kubernetes section, to reach the API server that holds the Lease (%s or %s)", k8s.AuthTypeServiceAccount, k8s.AuthTypeKubeConfig))
 		} else if err := k8s.ValidateAuth(le.AuthType, le.KubeConfig, le.Context); err != nil {

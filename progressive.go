@@ -3,7 +3,6 @@ package dorareceiver
 import (
 	"errors"
 
-	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.uber.org/zap"
 
 	"github.com/otelcol-dora/dorareceiver/internal/argorollouts"
@@ -36,42 +35,45 @@ func (cfg *Config) validateProgressive() error {
 }
 
 // progressiveSources builds the Argo Rollouts and Flagger sources that are
-// configured, on the kubernetes section's connection.
-func (r *doraReceiver) progressiveSources(kc *k8s.Config) error {
+// configured, on the connection of kc (one watched cluster's section),
+// reporting errors through onErr; it returns them as that cluster's
+// claimers. Their events go to sink.
+func (r *doraReceiver) progressiveSources(kc *k8s.Config, logger *zap.Logger, sink k8s.Sink, onErr func(error)) ([]claimer, error) {
 	ac, fc := r.cfg.ArgoRollouts.Get(), r.cfg.Flagger.Get()
 	if ac == nil && fc == nil {
-		return nil
+		return nil, nil
 	}
 	client, err := crdwatch.NewClient(kc)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	onErr := func(err error) {
-		componentstatus.ReportStatus(r.host, componentstatus.NewRecoverableErrorEvent(err))
-	}
+	var claimers []claimer
 	if ac != nil {
-		s := argorollouts.New(ac, kc, client, r.logger.With(zap.String("source", event.SourceArgoRollouts)), r.applyAsync, onErr)
+		s := argorollouts.New(ac, kc, client, logger.With(zap.String("source", event.SourceArgoRollouts)), sink, onErr)
 		r.sources = append(r.sources, s)
-		r.claimers = append(r.claimers, s)
+		claimers = append(claimers, s)
 	}
 	if fc != nil {
-		s := flagger.New(fc, kc, client, r.logger.With(zap.String("source", event.SourceFlagger)), r.applyAsync, onErr)
+		s := flagger.New(fc, kc, client, logger.With(zap.String("source", event.SourceFlagger)), sink, onErr)
 		r.sources = append(r.sources, s)
-		r.claimers = append(r.claimers, s)
+		claimers = append(claimers, s)
 	}
-	return nil
+	r.claimers = append(r.claimers, claimers...)
+	return claimers, nil
 }
 
-// applyKubernetes is the sink of the Kubernetes source: a Deployment that
-// a Rollout or a Canary rolls out is counted by that resource's source,
-// not again as a Deployment.
-func (r *doraReceiver) applyKubernetes(ev event.Event) error {
-	for _, c := range r.claimers {
-		if c.Claims(ev.Service.Namespace, ev.Service.Name) {
-			r.logger.Debug("Deployment rollout left to its Rollout or Canary",
-				zap.String("namespace", ev.Service.Namespace), zap.String("deployment", ev.Service.Name), zap.Stringer("kind", ev.Kind))
-			return nil
+// kubernetesSink is the sink of a cluster's Kubernetes source: a
+// Deployment that a Rollout or a Canary of the same cluster rolls out is
+// counted by that resource's source, not again as a Deployment.
+func (r *doraReceiver) kubernetesSink(claimers []claimer, next k8s.Sink) k8s.Sink {
+	return func(ev event.Event) error {
+		for _, c := range claimers {
+			if c.Claims(ev.Service.Namespace, ev.Service.Name) {
+				r.logger.Debug("Deployment rollout left to its Rollout or Canary",
+					zap.String("namespace", ev.Service.Namespace), zap.String("deployment", ev.Service.Name), zap.Stringer("kind", ev.Kind))
+				return nil
+			}
 		}
+		return next(ev)
 	}
-	return r.applyAsync(ev)
 }

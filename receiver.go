@@ -1,6 +1,7 @@
 package dorareceiver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -67,9 +68,13 @@ type doraReceiver struct {
 	core *ingest.Core
 
 	sources []source
-	// claimers are the progressive-delivery sources (progressive.go).
+	// claimers are the progressive-delivery sources (progressive.go), of
+	// every cluster.
 	claimers []claimer
-	server   *http.Server
+	// clusterStatus reports the watched clusters' API servers
+	// (multicluster.go).
+	clusterStatus *clusterStatus
+	server        *http.Server
 	// grpcServer serves OTLP/gRPC spans (webhooks::otlp::grpc,
 	// spans_grpc.go); spansProvider is the otlp source's, which the HTTP
 	// path and the gRPC server share.
@@ -192,22 +197,9 @@ func (r *doraReceiver) startLeadingLocked(ctx context.Context) error {
 	}
 
 	if kc := r.cfg.Kubernetes.Get(); kc != nil {
-		if err := r.progressiveSources(kc); err != nil {
+		if err := r.startKubernetesLocked(kc); err != nil {
 			return err
 		}
-		client, err := k8s.NewClient(kc)
-		if err != nil {
-			return err
-		}
-		opts := []k8s.Option{k8s.WithWatchErrorHandler(func(err error) {
-			componentstatus.ReportStatus(r.host, componentstatus.NewRecoverableErrorEvent(err))
-		}), k8s.WithWatchRecoveredHandler(func() {
-			componentstatus.ReportStatus(r.host, componentstatus.NewEvent(componentstatus.StatusOK))
-		})}
-		if store := r.core.Store(); store != nil {
-			opts = append(opts, k8s.WithStore(store))
-		}
-		r.sources = append(r.sources, k8s.New(kc, client, r.logger.With(zap.String("source", event.SourceKubernetes)), r.applyKubernetes, opts...))
 	}
 
 	r.core.Start()
@@ -376,8 +368,11 @@ func (r *doraReceiver) metricsNext() consumer.Metrics {
 	if r.next == nil || !sc.Enabled {
 		return r.next
 	}
+	// k8s.cluster.name is each series' cluster; the series without one
+	// (webhook-only services) get the receiver's own cluster.
+	cluster := cmp.Or(sc.Cluster, r.cfg.Cluster)
 	next, err := consumer.NewMetrics(func(ctx context.Context, md pmetric.Metrics) error {
-		return r.next.ConsumeMetrics(ctx, emitter.SemanticConventions(md, sc.Cluster))
+		return r.next.ConsumeMetrics(ctx, emitter.SemanticConventions(md, cluster))
 	})
 	if err != nil { // only for a nil function
 		panic(err)

@@ -21,6 +21,27 @@ var envRef = regexp.MustCompile(`\$\{env:([A-Za-z_][A-Za-z0-9_]*)`)
 // fileRef is a ${file:PATH} reference.
 var fileRef = regexp.MustCompile(`\$\{file:([^}]+)\}`)
 
+// kubeconfigRef and contextRef are the kubeconfig files and contexts of
+// kubernetes::clusters entries, which validation reads.
+var (
+	kubeconfigRef = regexp.MustCompile(`(?m)^(\s*(?:- )?kubeconfig:\s*)([^\s"#]+)`)
+	contextRef    = regexp.MustCompile(`(?m)^\s*(?:- )?context:\s*([\w.-]+)`)
+)
+
+// exampleKubeconfig holds every context of an example, on servers that
+// are never reached (validate does not connect).
+func exampleKubeconfig(contexts []string) string {
+	var b strings.Builder
+	b.WriteString("apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user: {token: t}\nclusters:\n- name: c\n  cluster: {server: \"https://127.0.0.1:1\"}\ncontexts:\n")
+	for _, c := range contexts {
+		b.WriteString("- name: " + c + "\n  context: {cluster: c, user: u}\n")
+	}
+	if len(contexts) > 0 {
+		b.WriteString("current-context: " + contexts[0] + "\n")
+	}
+	return b.String()
+}
+
 // doraReceiver finds the dora receivers a yaml block configures.
 var doraReceiver = regexp.MustCompile(`(?m)^  (dora(?:/[\w-]+)?):\s*$`)
 
@@ -70,6 +91,18 @@ func TestDocsConfigurationsValidate(t *testing.T) {
 					f := filepath.Join(dir, filepath.Base(fileRef.FindStringSubmatch(ref)[1]))
 					require.NoError(t, os.WriteFile(f, []byte("docs-example-secret-0123456789\n"), 0o600))
 					return "${file:" + f + "}"
+				})
+				// Kubeconfig files of kubernetes::clusters (mounted
+				// Secrets): files of the test's with the example's contexts.
+				var contexts []string
+				for _, m := range contextRef.FindAllStringSubmatch(block, -1) {
+					contexts = append(contexts, m[1])
+				}
+				block = kubeconfigRef.ReplaceAllStringFunc(block, func(ref string) string {
+					m := kubeconfigRef.FindStringSubmatch(ref)
+					f := filepath.Join(dir, filepath.Base(m[2]))
+					require.NoError(t, os.WriteFile(f, []byte(exampleKubeconfig(contexts)), 0o600))
+					return m[1] + f
 				})
 				cfg := filepath.Join(dir, "config.yaml")
 				require.NoError(t, os.WriteFile(cfg, []byte(block), 0o600))

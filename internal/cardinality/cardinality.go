@@ -52,7 +52,9 @@ const (
 	Cluster
 )
 
-type serviceKey struct{ namespace, name string }
+// serviceKey is a service without its environments: the same namespace
+// and name in two clusters are two services.
+type serviceKey struct{ namespace, name, cluster string }
 
 // Limiter remembers the values admitted; not safe for concurrent use.
 type Limiter struct {
@@ -98,7 +100,7 @@ func (l *Limiter) Apply(ev *event.Event, o Origin) (folds []Fold, admitted bool)
 	if !Folds(ev.Kind) {
 		return nil, false
 	}
-	k := serviceKey{ev.Service.Namespace, ev.Service.Name}
+	k := serviceKey{ev.Service.Namespace, ev.Service.Name, ev.Service.Cluster}
 	envs, known := l.services[k]
 	if !known {
 		if o == Sender && (l.full || l.countedServices() >= l.limits.Services) {
@@ -107,7 +109,9 @@ func (l *Limiter) Apply(ev *event.Event, o Origin) (folds []Fold, admitted bool)
 			// The team of a service that is not kept is not kept either:
 			// the overflow series aggregate many senders' teams.
 			ev.Team, ev.TeamFallback = "", false
-			k = serviceKey{Overflow, Overflow}
+			// One overflow entry for every cluster (the event keeps its
+			// cluster): the limit counts services, not clusters.
+			k = serviceKey{Overflow, Overflow, ""}
 			envs, known = l.services[k]
 		}
 		if !known {
@@ -145,7 +149,10 @@ func (l *Limiter) Apply(ev *event.Event, o Origin) (folds []Fold, admitted bool)
 // state) without limits: what has series keeps them after a restart.
 func (l *Limiter) Admit(svc event.Service, reason string) {
 	if svc.Name != "" {
-		k := serviceKey{svc.Namespace, svc.Name}
+		k := serviceKey{svc.Namespace, svc.Name, svc.Cluster}
+		if svc.Namespace == Overflow && svc.Name == Overflow {
+			k.cluster = ""
+		}
 		envs, ok := l.services[k]
 		if !ok {
 			envs = map[string]struct{}{}
@@ -174,7 +181,7 @@ func (l *Limiter) Services() int { return l.countedServices() }
 // service came from, is the count before the restart).
 func (l *Limiter) countedServices() int {
 	n := len(l.services)
-	if _, ok := l.services[serviceKey{Overflow, Overflow}]; ok {
+	if _, ok := l.services[serviceKey{Overflow, Overflow, ""}]; ok {
 		n--
 	}
 	return n

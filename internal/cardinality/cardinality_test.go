@@ -158,3 +158,30 @@ func TestChangeEventsUntouched(t *testing.T) {
 	assert.False(t, admitted)
 	assert.Equal(t, "x", ev.Service.Name)
 }
+
+// The same service in two clusters is two services against the limit; a
+// folded event keeps its cluster, and every cluster's overflow is one
+// overflow service.
+func TestClustersAreServices(t *testing.T) {
+	l := New(Limits{Services: 1, EnvironmentsPerService: 10, Reasons: 10})
+	inCluster := func(c string) event.Event {
+		e := deploy("shop", "api", "production")
+		e.Service.Cluster = c
+		return e
+	}
+	a := inCluster("eu-1")
+	folds, admitted := l.Apply(&a, Sender)
+	assert.Empty(t, folds)
+	assert.True(t, admitted)
+	b := inCluster("us-1")
+	folds, _ = l.Apply(&b, Sender)
+	assert.Equal(t, []Fold{{AttrService, "api"}}, folds, "the second cluster's api is a second service")
+	assert.Equal(t, event.Service{Namespace: Overflow, Name: Overflow, Environment: "production", Cluster: "us-1"}, b.Service)
+	c := inCluster("ap-1")
+	l.Apply(&c, Sender)
+	assert.Equal(t, 1, l.Services(), "the overflow of every cluster does not count")
+	l2 := New(Limits{Services: 1, EnvironmentsPerService: 10, Reasons: 10})
+	l2.Admit(b.Service, "")
+	l2.Admit(a.Service, "")
+	assert.Equal(t, 1, l2.Services(), "restored overflow of a cluster does not count either")
+}

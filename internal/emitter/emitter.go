@@ -38,6 +38,10 @@ const (
 	attrEnvironment = "environment"
 	attrStage       = "stage"
 	attrTeam        = "team"
+	// attrCluster is set only when the service's cluster is (a
+	// multi-cluster installation): absent, the series are the
+	// single-cluster contract's.
+	attrCluster = "cluster"
 )
 
 // Emitter renders snapshots. It is not safe for concurrent use.
@@ -191,26 +195,26 @@ func (e *Emitter) emit(s engine.Snapshot, now time.Time, only map[event.Service]
 		if p.Label == engine.StatusFailure {
 			status = metadata.AttributeStatusFailure
 		}
-		e.deployments.recordInt(int64(p.Value), p.Team, p.Service.Namespace, p.Service.Name, p.Service.Environment, status.String())
+		e.deployments.recordInt(int64(p.Value), p.Team, p.Service.Cluster, p.Service.Namespace, p.Service.Name, p.Service.Environment, status.String())
 	}
 	for _, p := range s.Failures {
 		if keep(e.failures, p.Service) {
-			e.failures.recordInt(int64(p.Value), p.Team, p.Service.Namespace, p.Service.Name, p.Service.Environment, p.Label)
+			e.failures.recordInt(int64(p.Value), p.Team, p.Service.Cluster, p.Service.Namespace, p.Service.Name, p.Service.Environment, p.Label)
 		}
 	}
 	for _, p := range s.Rework {
 		if keep(e.rework, p.Service) {
-			e.rework.recordInt(int64(p.Value), p.Team, p.Service.Namespace, p.Service.Name, p.Service.Environment)
+			e.rework.recordInt(int64(p.Value), p.Team, p.Service.Cluster, p.Service.Namespace, p.Service.Name, p.Service.Environment)
 		}
 	}
 	for _, p := range s.Incidents {
 		if keep(e.incidents, p.Service) {
-			e.incidents.recordInt(int64(p.Value), p.Team, p.Service.Namespace, p.Service.Name, p.Service.Environment, metadata.MapAttributeAttributed[p.Label].String())
+			e.incidents.recordInt(int64(p.Value), p.Team, p.Service.Cluster, p.Service.Namespace, p.Service.Name, p.Service.Environment, metadata.MapAttributeAttributed[p.Label].String())
 		}
 	}
 	for _, p := range s.LeadTimeDropped {
 		if keep(e.leadTimeDropped, p.Service) {
-			e.leadTimeDropped.recordInt(int64(p.Value), p.Team, p.Service.Namespace, p.Service.Name, p.Service.Environment, p.Label)
+			e.leadTimeDropped.recordInt(int64(p.Value), p.Team, p.Service.Cluster, p.Service.Namespace, p.Service.Name, p.Service.Environment, p.Label)
 		}
 	}
 	e.recordRolling(s.Rolling, only)
@@ -270,24 +274,24 @@ func (e *Emitter) recordRolling(points []engine.RollingPoint, only map[event.Ser
 		}
 		// on says whether m renders this point.
 		on := func(m *numberMetric) bool { return listed || m.mergesServices }
-		ns, name, env, tm := p.Service.Namespace, p.Service.Name, p.Service.Environment, p.Team
+		ns, name, env, tm, cl := p.Service.Namespace, p.Service.Name, p.Service.Environment, p.Team, p.Service.Cluster
 		if on(e.frequency) {
-			e.frequency.recordDouble(p.DeploymentFrequency, tm, ns, name, env, p.Window)
+			e.frequency.recordDouble(p.DeploymentFrequency, tm, cl, ns, name, env, p.Window)
 		}
 		if p.LeadTimeMedian.OK && on(e.leadTimeMedian) {
-			e.leadTimeMedian.recordDouble(p.LeadTimeMedian.V, tm, ns, name, env, p.Window)
+			e.leadTimeMedian.recordDouble(p.LeadTimeMedian.V, tm, cl, ns, name, env, p.Window)
 		}
 		if p.ChangeFailureRate.OK && on(e.failureRate) {
-			e.failureRate.recordDouble(p.ChangeFailureRate.V, tm, ns, name, env, p.Window)
+			e.failureRate.recordDouble(p.ChangeFailureRate.V, tm, cl, ns, name, env, p.Window)
 		}
 		if p.RecoveryTimeMedian.OK && on(e.recoveryMedian) {
-			e.recoveryMedian.recordDouble(p.RecoveryTimeMedian.V, tm, ns, name, env, p.Window)
+			e.recoveryMedian.recordDouble(p.RecoveryTimeMedian.V, tm, cl, ns, name, env, p.Window)
 		}
 		if p.ReworkRate.OK && on(e.rate) {
-			e.rate.recordDouble(p.ReworkRate.V, tm, ns, name, env, p.Window)
+			e.rate.recordDouble(p.ReworkRate.V, tm, cl, ns, name, env, p.Window)
 		}
 		if on(e.coverage) {
-			e.coverage.recordDouble(p.Coverage, tm, ns, name, env, p.Window)
+			e.coverage.recordDouble(p.Coverage, tm, cl, ns, name, env, p.Window)
 		}
 		if !on(e.level) {
 			continue
@@ -304,7 +308,7 @@ func (e *Emitter) recordRolling(points []engine.RollingPoint, only map[event.Ser
 				}
 				e.levels[k] = l.Level
 			}
-			e.level.recordDouble(float64(l.Level), tm, ns, name, env, p.Window, metric.String(), l.TierSet)
+			e.level.recordDouble(float64(l.Level), tm, cl, ns, name, env, p.Window, metric.String(), l.TierSet)
 		}
 	}
 }
@@ -331,6 +335,9 @@ func appendHistogram(metrics pmetric.MetricSlice, name, description, labelKey st
 		if p.Team != "" {
 			dp.Attributes().PutStr(attrTeam, p.Team)
 		}
+		if p.Service.Cluster != "" {
+			dp.Attributes().PutStr(attrCluster, p.Service.Cluster)
+		}
 		if labelKey != "" {
 			dp.Attributes().PutStr(labelKey, p.Label)
 		}
@@ -346,7 +353,7 @@ func appendHistogram(metrics pmetric.MetricSlice, name, description, labelKey st
 }
 
 func putService(attrs pcommon.Map, svc event.Service) {
-	attrs.EnsureCapacity(5)
+	attrs.EnsureCapacity(6)
 	attrs.PutStr(attrNamespace, svc.Namespace)
 	attrs.PutStr(attrDeployment, svc.Name)
 	attrs.PutStr(attrEnvironment, svc.Environment)

@@ -42,9 +42,12 @@ type numberMetric struct {
 func newNumberMetric(template pmetric.Metric, info []string, enabled []string, on bool, strategy string) *numberMetric {
 	m := &numberMetric{template: template, enabled: on, strategy: strategy, index: map[string]int{}}
 	for _, k := range info {
-		if k == attrTeam {
-			// The team attribute is an option of the generated builder:
-			// always set when known, whatever the attributes config says.
+		if k == attrTeam || k == attrCluster {
+			// The team and cluster attributes are options of the
+			// generated builder: always set when known (non-empty),
+			// whatever the attributes config says, and absent otherwise,
+			// so that a single-cluster installation's series do not
+			// change.
 			continue
 		}
 		m.keys = append(m.keys, k)
@@ -84,12 +87,12 @@ func (m *numberMetric) reset(start, ts pcommon.Timestamp) {
 }
 
 // recordInt and recordDouble add a point; values are the attribute values
-// in the order of m.keys.
-func (m *numberMetric) recordInt(v int64, team string, values ...string) {
+// in the order of m.keys; team and cluster are set when not empty.
+func (m *numberMetric) recordInt(v int64, team, cluster string, values ...string) {
 	if !m.enabled {
 		return
 	}
-	if i, ok := m.find(team, values); ok {
+	if i, ok := m.find(team, cluster, values); ok {
 		dp := m.dps.At(i)
 		switch m.strategy {
 		case metadata.AggregationStrategySum, metadata.AggregationStrategyAvg:
@@ -102,14 +105,14 @@ func (m *numberMetric) recordInt(v int64, team string, values ...string) {
 		}
 		return
 	}
-	m.appendPoint(team, values).SetIntValue(v)
+	m.appendPoint(team, cluster, values).SetIntValue(v)
 }
 
-func (m *numberMetric) recordDouble(v float64, team string, values ...string) {
+func (m *numberMetric) recordDouble(v float64, team, cluster string, values ...string) {
 	if !m.enabled {
 		return
 	}
-	if i, ok := m.find(team, values); ok {
+	if i, ok := m.find(team, cluster, values); ok {
 		dp := m.dps.At(i)
 		switch m.strategy {
 		case metadata.AggregationStrategySum, metadata.AggregationStrategyAvg:
@@ -122,12 +125,12 @@ func (m *numberMetric) recordDouble(v float64, team string, values ...string) {
 		}
 		return
 	}
-	m.appendPoint(team, values).SetDoubleValue(v)
+	m.appendPoint(team, cluster, values).SetDoubleValue(v)
 }
 
 // find looks the point's emitted attributes up, remembering the key for
 // appendPoint when absent.
-func (m *numberMetric) find(team string, values []string) (int, bool) {
+func (m *numberMetric) find(team, cluster string, values []string) (int, bool) {
 	b := m.keyBuf[:0]
 	for i, v := range values {
 		if m.use[i] {
@@ -139,19 +142,23 @@ func (m *numberMetric) find(team string, values []string) (int, bool) {
 		b = append(b, 1)
 		b = append(b, team...)
 	}
+	if cluster != "" {
+		b = append(b, 2)
+		b = append(b, cluster...)
+	}
 	m.keyBuf = b
 	i, ok := m.index[string(b)]
 	return i, ok
 }
 
-func (m *numberMetric) appendPoint(team string, values []string) pmetric.NumberDataPoint {
+func (m *numberMetric) appendPoint(team, cluster string, values []string) pmetric.NumberDataPoint {
 	m.index[string(m.keyBuf)] = m.dps.Len()
 	m.merged = append(m.merged, 1)
 	dp := m.dps.AppendEmpty()
 	dp.SetStartTimestamp(m.start)
 	dp.SetTimestamp(m.ts)
 	attrs := dp.Attributes()
-	attrs.EnsureCapacity(len(values) + 1)
+	attrs.EnsureCapacity(len(values) + 2)
 	for i, v := range values {
 		if m.use[i] {
 			attrs.PutStr(m.keys[i], v)
@@ -159,6 +166,9 @@ func (m *numberMetric) appendPoint(team string, values []string) pmetric.NumberD
 	}
 	if team != "" {
 		attrs.PutStr(attrTeam, team)
+	}
+	if cluster != "" {
+		attrs.PutStr(attrCluster, cluster)
 	}
 	return dp
 }

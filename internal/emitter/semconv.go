@@ -1,6 +1,8 @@
 package emitter
 
 import (
+	"cmp"
+
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 )
@@ -16,12 +18,13 @@ const (
 )
 
 // serviceKey is a point's service: the values of its service attributes.
-type serviceKey struct{ namespace, deployment, environment string }
+type serviceKey struct{ namespace, deployment, environment, cluster string }
 
 // SemanticConventions returns md with one resource per service: each point's
 // namespace, deployment and environment attributes become the resource
 // attributes k8s.namespace.name, service.name and
-// deployment.environment.name, and cluster, when set, k8s.cluster.name.
+// deployment.environment.name, and the point's cluster attribute, else
+// cluster when set, k8s.cluster.name.
 // This is what vendor backends key services on; the Prometheus contract
 // (point attributes, one resource) is md unchanged. A point without those
 // attributes (a metric that aggregates them away) keeps the others under a
@@ -54,8 +57,8 @@ func SemanticConventions(md pmetric.Metrics, cluster string) pmetric.Metrics {
 		if k.environment != "" {
 			attrs.PutStr(SemconvEnvironment, k.environment)
 		}
-		if cluster != "" {
-			attrs.PutStr(SemconvCluster, cluster)
+		if c := cmp.Or(k.cluster, cluster); c != "" {
+			attrs.PutStr(SemconvCluster, c)
 		}
 		d := &dest{rm: rm, scopes: map[int]pmetric.ScopeMetrics{}, metrics: map[[2]int]pmetric.Metric{}}
 		dests[k] = d
@@ -76,9 +79,13 @@ func SemanticConventions(md pmetric.Metrics, cluster string) pmetric.Metrics {
 		if v, ok := attrs.Get(attrEnvironment); ok {
 			k.environment = v.Str()
 		}
+		if v, ok := attrs.Get(attrCluster); ok {
+			k.cluster = v.Str()
+		}
 		attrs.Remove(attrNamespace)
 		attrs.Remove(attrDeployment)
 		attrs.Remove(attrEnvironment)
+		attrs.Remove(attrCluster)
 		d := destOf(k)
 		if tm, ok := d.metrics[[2]int{si, mi}]; ok {
 			return tm

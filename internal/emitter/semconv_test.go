@@ -107,3 +107,32 @@ func TestSemanticConventions(t *testing.T) {
 	_, ok := sc.ResourceMetrics().At(0).Resource().Attributes().Get(SemconvCluster)
 	assert.False(t, ok)
 }
+
+// With semantic conventions, a series' cluster attribute becomes its
+// resource's k8s.cluster.name (one resource per service and cluster); a
+// series without one gets the receiver's cluster, when given.
+func TestSemanticConventionsClusterAttribute(t *testing.T) {
+	md := SemanticConventions(clusterStory(t, "eu-1", "us-1"), "fallback")
+	clusters := map[string]bool{}
+	rms := md.ResourceMetrics()
+	for i := range rms.Len() {
+		res := rms.At(i).Resource().Attributes()
+		c, ok := res.Get(SemconvCluster)
+		require.True(t, ok)
+		clusters[c.Str()] = true
+		ms := rms.At(i).ScopeMetrics().At(0).Metrics()
+		for j := range ms.Len() {
+			forEachPoint(ms.At(j), func(attrs pcommon.Map) {
+				_, ok := attrs.Get(attrCluster)
+				assert.False(t, ok, "the cluster moved to the resource")
+			})
+		}
+	}
+	assert.Equal(t, map[string]bool{"eu-1": true, "us-1": true}, clusters)
+
+	md = SemanticConventions(clusterStory(t, ""), "fallback")
+	for i := range md.ResourceMetrics().Len() {
+		c, _ := md.ResourceMetrics().At(i).Resource().Attributes().Get(SemconvCluster)
+		assert.Equal(t, "fallback", c.Str())
+	}
+}

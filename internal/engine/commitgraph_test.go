@@ -53,13 +53,13 @@ func TestDedupExpiry(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	d := newDedup()
 	for i := range 1000 {
-		d.add("s", fmt.Sprint(i), t0.Add(time.Duration(i)*time.Minute), 100*time.Minute)
+		d.add("s", "", fmt.Sprint(i), t0.Add(time.Duration(i)*time.Minute), 100*time.Minute)
 	}
 	// Ids from minute 899 (cutoff 999-100) on are kept.
 	assert.Len(t, d.ids, 101)
 	assert.Len(t, d.live(), 101)
-	assert.True(t, d.contains("s", "899"))
-	assert.False(t, d.contains("s", "898"))
+	assert.True(t, d.contains("s", "", "899"))
+	assert.False(t, d.contains("s", "", "898"))
 	assert.Equal(t, "899", d.live()[0].key.id)
 	assert.LessOrEqual(t, len(d.order), 2*101+1, "the expired prefix is compacted")
 }

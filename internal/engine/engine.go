@@ -422,10 +422,10 @@ func (e *Engine) Apply(ev event.Event) (Outcome, error) {
 		return Outcome{}, err
 	}
 	if ev.ID != "" {
-		if e.seen.contains(ev.Source, ev.ID) {
+		if e.seen.contains(ev.Source, ev.Service.Cluster, ev.ID) {
 			return Outcome{Duplicate: true}, nil
 		}
-		e.seen.add(ev.Source, ev.ID, ev.Time, e.cfg.DedupWindow)
+		e.seen.add(ev.Source, ev.Service.Cluster, ev.ID, ev.Time, e.cfg.DedupWindow)
 	}
 	if ev.Time.After(e.newest) {
 		e.newest = ev.Time

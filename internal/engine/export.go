@@ -73,6 +73,9 @@ type ServiceID struct {
 	Namespace   string `json:"namespace,omitempty"`
 	Name        string `json:"name,omitempty"`
 	Environment string `json:"environment,omitempty"`
+	// Cluster is absent from the state saved before clusters existed:
+	// those services are a single-cluster installation's, cluster "".
+	Cluster string `json:"cluster,omitempty"`
 }
 
 func serviceID(s event.Service) ServiceID { return ServiceID(s) }
@@ -87,9 +90,12 @@ type DedupState struct {
 
 // SeenState is one event id seen, with its event time.
 type SeenState struct {
-	Source string    `json:"source"`
-	ID     string    `json:"id"`
-	At     time.Time `json:"at"`
+	Source string `json:"source"`
+	// Cluster scopes the id: the same rollout id from two clusters is two
+	// events (absent in state saved before clusters existed).
+	Cluster string    `json:"cluster,omitempty"`
+	ID      string    `json:"id"`
+	At      time.Time `json:"at"`
 }
 
 // ServiceState is what the engine remembers of one service.
@@ -242,7 +248,7 @@ type HistogramState struct {
 // Seen reports whether Apply would take ev for a redelivery: its id was
 // applied within the dedup window.
 func (e *Engine) Seen(ev event.Event) bool {
-	return ev.ID != "" && e.seen.contains(ev.Source, ev.ID)
+	return ev.ID != "" && e.seen.contains(ev.Source, ev.Service.Cluster, ev.ID)
 }
 
 // utc drops the location and the monotonic reading, so that a State is
@@ -265,7 +271,7 @@ func (e *Engine) Export() State {
 		Dedup:   DedupState{Newest: utc(e.seen.newest)},
 	}
 	for _, d := range e.seen.live() {
-		st.Dedup.IDs = append(st.Dedup.IDs, SeenState{Source: d.key.source, ID: d.key.id, At: utc(d.at)})
+		st.Dedup.IDs = append(st.Dedup.IDs, SeenState{Source: d.key.source, Cluster: d.key.cluster, ID: d.key.id, At: utc(d.at)})
 	}
 
 	svcs := make([]event.Service, 0, len(e.services))
@@ -451,7 +457,7 @@ func (e *Engine) load(st State) error {
 	e.seen.ids = make(map[dedupKey]struct{}, len(st.Dedup.IDs))
 	e.seen.order = make([]dedupEntry, 0, len(st.Dedup.IDs))
 	for i, s := range st.Dedup.IDs {
-		k := dedupKey{s.Source, s.ID}
+		k := dedupKey{s.Source, s.Cluster, s.ID}
 		if _, dup := e.seen.ids[k]; dup {
 			return fmt.Errorf("dedup.ids[%d]: %s/%s listed twice", i, s.Source, s.ID)
 		}

@@ -302,3 +302,37 @@ func TestImportStateWithoutHistoryStart(t *testing.T) {
 	assert.Equal(t, map[string]uint64{"api before_history": 1}, counters(s.LeadTimeDropped))
 	assert.Equal(t, map[string][2]float64{"api": {(second + time.Hour - first - time.Minute).Seconds(), 1}}, observations(s.LeadTime))
 }
+
+// Event ids are scoped by cluster: the same rollout id from two clusters
+// is two events, each recognized again after a restore (a redelivery of a
+// retried export at the gateway), and the clusters' services survive the
+// state's trip through JSON.
+func TestSeenPerClusterAcrossRestore(t *testing.T) {
+	e, err := New(DefaultConfig(), t0)
+	require.NoError(t, err)
+	evs := []event.Event{}
+	for _, c := range []string{"eu-1", "us-1"} {
+		evs = append(evs, event.Event{Kind: event.DeploymentSucceeded, Source: event.SourceKubernetes, ID: "shop/api/r1/succeeded", Time: t0,
+			Service: event.Service{Namespace: "shop", Name: "api", Environment: "production", Cluster: c}, DeploymentID: "shop/api/1"})
+	}
+	for _, ev := range evs {
+		out, err := e.Apply(ev)
+		require.NoError(t, err)
+		assert.False(t, out.Duplicate, "%s: not a redelivery of the other cluster's", ev.Service.Cluster)
+	}
+	r := restore(t, DefaultConfig(), encode(t, e))
+	for _, ev := range evs {
+		assert.True(t, r.Seen(ev), ev.Service.Cluster)
+		out, err := r.Apply(ev)
+		require.NoError(t, err)
+		assert.True(t, out.Duplicate, ev.Service.Cluster)
+	}
+	single := evs[0]
+	single.Service.Cluster = ""
+	assert.False(t, r.Seen(single), "a single-cluster installation's id is another")
+	var clusters []string
+	for _, p := range r.SnapshotAt(t0).Deployments {
+		clusters = append(clusters, p.Service.Cluster)
+	}
+	assert.Equal(t, []string{"eu-1", "us-1"}, clusters)
+}

@@ -238,7 +238,7 @@ func counterPoints(m map[reasonKey]uint64, in func(event.Service) bool) []Counte
 }
 
 func compareService(a, b event.Service) int {
-	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name), cmp.Compare(a.Environment, b.Environment))
+	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name), cmp.Compare(a.Environment, b.Environment), cmp.Compare(a.Cluster, b.Cluster))
 }
 
 func compareCounter(a, b CounterPoint) int {

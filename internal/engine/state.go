@@ -388,7 +388,10 @@ type dedup struct {
 	newest time.Time
 }
 
-type dedupKey struct{ source, id string }
+// dedupKey is an event id within its source and cluster: event ids are
+// unique within one cluster's source (a rollout's id names its namespace,
+// Deployment and revision), not across clusters.
+type dedupKey struct{ source, cluster, id string }
 
 type dedupEntry struct {
 	key dedupKey
@@ -397,15 +400,15 @@ type dedupEntry struct {
 
 func newDedup() dedup { return dedup{ids: map[dedupKey]struct{}{}} }
 
-func (d *dedup) contains(source, id string) bool {
-	_, ok := d.ids[dedupKey{source, id}]
+func (d *dedup) contains(source, cluster, id string) bool {
+	_, ok := d.ids[dedupKey{source, cluster, id}]
 	return ok
 }
 
 // add records id and forgets ids older than window before the newest event
 // time seen. Event time, not arrival order, drives expiry, keeping it pure.
-func (d *dedup) add(source, id string, at time.Time, window time.Duration) {
-	k := dedupKey{source, id}
+func (d *dedup) add(source, cluster, id string, at time.Time, window time.Duration) {
+	k := dedupKey{source, cluster, id}
 	d.ids[k] = struct{}{}
 	d.order = append(d.order, dedupEntry{k, at})
 	if at.After(d.newest) {

@@ -98,11 +98,17 @@ const (
 )
 
 // Service is what is deployed where. Its fields are the attributes of every
-// metric (namespace, deployment, environment).
+// metric (namespace, deployment, environment, and cluster when set).
 type Service struct {
 	Namespace   string
 	Name        string
 	Environment string
+	// Cluster names the Kubernetes cluster the service runs in: set on the
+	// events of a receiver's own Kubernetes sources (its cluster setting)
+	// and on those an agent forwards; empty for a single-cluster
+	// installation, whose series then carry no cluster attribute. The same
+	// service in two clusters is two services (two series).
+	Cluster string
 }
 
 // Event is one normalized delivery event.

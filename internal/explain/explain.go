@@ -42,6 +42,7 @@ const (
 	AttrEnvironment     = "deployment.environment.name"
 	AttrK8sNamespace    = "k8s.namespace.name"
 	AttrK8sDeployment   = "k8s.deployment.name"
+	AttrK8sCluster      = "k8s.cluster.name"
 	AttrDeploymentID    = "deployment.id"
 	AttrDeploymentState = "deployment.status"
 	AttrRevision        = "vcs.ref.head.revision"
@@ -110,11 +111,17 @@ type Builder struct {
 }
 
 // TraceID is the id of the trace of the deployment r: the first 16 bytes of
-// the SHA-256 of its service and deployment id.
+// the SHA-256 of its service and deployment id (and cluster, when set:
+// the same rollout in two clusters is two deployments; without one the id
+// is what it was before clusters existed).
 func TraceID(r *engine.DeploymentReport) pcommon.TraceID {
 	h := sha256.New()
 	for _, s := range []string{"dora", r.Service.Namespace, r.Service.Name, r.Service.Environment, r.DeploymentID} {
 		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	if r.Service.Cluster != "" {
+		h.Write([]byte(r.Service.Cluster))
 		h.Write([]byte{0})
 	}
 	var id pcommon.TraceID
@@ -184,6 +191,9 @@ func putResource(m pcommon.Map, r *engine.DeploymentReport) {
 		// Deployment of that name.
 		m.PutStr(AttrK8sNamespace, r.Service.Namespace)
 		m.PutStr(AttrK8sDeployment, r.Service.Name)
+	}
+	if r.Service.Cluster != "" {
+		m.PutStr(AttrK8sCluster, r.Service.Cluster)
 	}
 }
 

@@ -44,6 +44,10 @@ type Config struct {
 	KubeConfig string `mapstructure:"kubeconfig"`
 	// Context selects a kubeconfig context; empty means the current one.
 	Context string `mapstructure:"context"`
+	// Clusters, when set, are the API servers a central receiver watches,
+	// each named (clusters.go); auth_type, kubeconfig and context are then
+	// set per cluster.
+	Clusters []ClusterConfig `mapstructure:"clusters"`
 	// Namespaces to watch; empty watches all namespaces.
 	Namespaces []string `mapstructure:"namespaces"`
 	// LabelSelector restricts the watched Deployments (Kubernetes syntax).
@@ -123,15 +127,18 @@ func ValidateAuth(authType, kubeConfig, context string) error {
 // kubernetes section.
 func (c *Config) Validate() error {
 	var errs []error
-	if err := ValidateAuth(c.AuthType, c.KubeConfig, c.Context); err != nil {
-		errs = append(errs, err)
+	if len(c.Clusters) == 0 {
+		if err := ValidateAuth(c.AuthType, c.KubeConfig, c.Context); err != nil {
+			errs = append(errs, err)
+		}
 	}
+	errs = append(errs, c.validateClusters()...)
 	for i, ns := range c.Namespaces {
 		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
 			errs = append(errs, fmt.Errorf("namespaces[%d]: %q is not a namespace name: %s", i, ns, msgs[0]))
 		}
 	}
-	if _, err := labels.Parse(c.LabelSelector); err != nil {
+	if err := validateSelector(c.LabelSelector); err != nil {
 		errs = append(errs, fmt.Errorf("label_selector: %w", err))
 	}
 	if c.Environment.Default == "" {
@@ -166,6 +173,11 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func validateSelector(s string) error {
+	_, err := labels.Parse(s)
+	return err
 }
 
 // environmentFor maps a namespace (and the Deployment's own key value, if

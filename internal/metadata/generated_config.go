@@ -17,6 +17,7 @@ const (
 	PlatformDeploymentFailuresMetricAttributeKeyEnvironment PlatformDeploymentFailuresMetricAttributeKey = "environment"
 	PlatformDeploymentFailuresMetricAttributeKeyReason      PlatformDeploymentFailuresMetricAttributeKey = "reason"
 	PlatformDeploymentFailuresMetricAttributeKeyTeam        PlatformDeploymentFailuresMetricAttributeKey = "team"
+	PlatformDeploymentFailuresMetricAttributeKeyCluster     PlatformDeploymentFailuresMetricAttributeKey = "cluster"
 )
 
 // PlatformDeploymentFailuresMetricConfig provides config for the platform.deployment.failures metric.
@@ -45,9 +46,9 @@ func (ms *PlatformDeploymentFailuresMetricConfig) Unmarshal(parser *confmap.Conf
 func (ms *PlatformDeploymentFailuresMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformDeploymentFailuresMetricAttributeKeyNamespace, PlatformDeploymentFailuresMetricAttributeKeyDeployment, PlatformDeploymentFailuresMetricAttributeKeyEnvironment, PlatformDeploymentFailuresMetricAttributeKeyReason, PlatformDeploymentFailuresMetricAttributeKeyTeam:
+		case PlatformDeploymentFailuresMetricAttributeKeyNamespace, PlatformDeploymentFailuresMetricAttributeKeyDeployment, PlatformDeploymentFailuresMetricAttributeKeyEnvironment, PlatformDeploymentFailuresMetricAttributeKeyReason, PlatformDeploymentFailuresMetricAttributeKeyTeam, PlatformDeploymentFailuresMetricAttributeKeyCluster:
 		default:
-			return fmt.Errorf("metric platform.deployment.failures doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, reason, team]", val)
+			return fmt.Errorf("metric platform.deployment.failures doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, reason, team, cluster]", val)
 		}
 	}
 
@@ -69,6 +70,7 @@ const (
 	PlatformDeploymentsMetricAttributeKeyEnvironment PlatformDeploymentsMetricAttributeKey = "environment"
 	PlatformDeploymentsMetricAttributeKeyStatus      PlatformDeploymentsMetricAttributeKey = "status"
 	PlatformDeploymentsMetricAttributeKeyTeam        PlatformDeploymentsMetricAttributeKey = "team"
+	PlatformDeploymentsMetricAttributeKeyCluster     PlatformDeploymentsMetricAttributeKey = "cluster"
 )
 
 // PlatformDeploymentsMetricConfig provides config for the platform.deployments metric.
@@ -97,9 +99,9 @@ func (ms *PlatformDeploymentsMetricConfig) Unmarshal(parser *confmap.Conf) error
 func (ms *PlatformDeploymentsMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformDeploymentsMetricAttributeKeyNamespace, PlatformDeploymentsMetricAttributeKeyDeployment, PlatformDeploymentsMetricAttributeKeyEnvironment, PlatformDeploymentsMetricAttributeKeyStatus, PlatformDeploymentsMetricAttributeKeyTeam:
+		case PlatformDeploymentsMetricAttributeKeyNamespace, PlatformDeploymentsMetricAttributeKeyDeployment, PlatformDeploymentsMetricAttributeKeyEnvironment, PlatformDeploymentsMetricAttributeKeyStatus, PlatformDeploymentsMetricAttributeKeyTeam, PlatformDeploymentsMetricAttributeKeyCluster:
 		default:
-			return fmt.Errorf("metric platform.deployments doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, status, team]", val)
+			return fmt.Errorf("metric platform.deployments doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, status, team, cluster]", val)
 		}
 	}
 
@@ -120,6 +122,7 @@ const (
 	PlatformDeploymentsReworkMetricAttributeKeyDeployment  PlatformDeploymentsReworkMetricAttributeKey = "deployment"
 	PlatformDeploymentsReworkMetricAttributeKeyEnvironment PlatformDeploymentsReworkMetricAttributeKey = "environment"
 	PlatformDeploymentsReworkMetricAttributeKeyTeam        PlatformDeploymentsReworkMetricAttributeKey = "team"
+	PlatformDeploymentsReworkMetricAttributeKeyCluster     PlatformDeploymentsReworkMetricAttributeKey = "cluster"
 )
 
 // PlatformDeploymentsReworkMetricConfig provides config for the platform.deployments.rework metric.
@@ -148,9 +151,9 @@ func (ms *PlatformDeploymentsReworkMetricConfig) Unmarshal(parser *confmap.Conf)
 func (ms *PlatformDeploymentsReworkMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformDeploymentsReworkMetricAttributeKeyNamespace, PlatformDeploymentsReworkMetricAttributeKeyDeployment, PlatformDeploymentsReworkMetricAttributeKeyEnvironment, PlatformDeploymentsReworkMetricAttributeKeyTeam:
+		case PlatformDeploymentsReworkMetricAttributeKeyNamespace, PlatformDeploymentsReworkMetricAttributeKeyDeployment, PlatformDeploymentsReworkMetricAttributeKeyEnvironment, PlatformDeploymentsReworkMetricAttributeKeyTeam, PlatformDeploymentsReworkMetricAttributeKeyCluster:
 		default:
-			return fmt.Errorf("metric platform.deployments.rework doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, team]", val)
+			return fmt.Errorf("metric platform.deployments.rework doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, team, cluster]", val)
 		}
 	}
 
@@ -172,6 +175,7 @@ const (
 	PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment PlatformDoraChangeFailureRateMetricAttributeKey = "environment"
 	PlatformDoraChangeFailureRateMetricAttributeKeyWindow      PlatformDoraChangeFailureRateMetricAttributeKey = "window"
 	PlatformDoraChangeFailureRateMetricAttributeKeyTeam        PlatformDoraChangeFailureRateMetricAttributeKey = "team"
+	PlatformDoraChangeFailureRateMetricAttributeKeyCluster     PlatformDoraChangeFailureRateMetricAttributeKey = "cluster"
 )
 
 // PlatformDoraChangeFailureRateMetricConfig provides config for the platform.dora.change_failure_rate metric.
@@ -200,9 +204,9 @@ func (ms *PlatformDoraChangeFailureRateMetricConfig) Unmarshal(parser *confmap.C
 func (ms *PlatformDoraChangeFailureRateMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformDoraChangeFailureRateMetricAttributeKeyNamespace, PlatformDoraChangeFailureRateMetricAttributeKeyDeployment, PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment, PlatformDoraChangeFailureRateMetricAttributeKeyWindow, PlatformDoraChangeFailureRateMetricAttributeKeyTeam:
+		case PlatformDoraChangeFailureRateMetricAttributeKeyNamespace, PlatformDoraChangeFailureRateMetricAttributeKeyDeployment, PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment, PlatformDoraChangeFailureRateMetricAttributeKeyWindow, PlatformDoraChangeFailureRateMetricAttributeKeyTeam, PlatformDoraChangeFailureRateMetricAttributeKeyCluster:
 		default:
-			return fmt.Errorf("metric platform.dora.change_failure_rate doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, team]", val)
+			return fmt.Errorf("metric platform.dora.change_failure_rate doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, team, cluster]", val)
 		}
 	}
 
@@ -224,6 +228,7 @@ const (
 	PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment PlatformDoraDeploymentFrequencyMetricAttributeKey = "environment"
 	PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow      PlatformDoraDeploymentFrequencyMetricAttributeKey = "window"
 	PlatformDoraDeploymentFrequencyMetricAttributeKeyTeam        PlatformDoraDeploymentFrequencyMetricAttributeKey = "team"
+	PlatformDoraDeploymentFrequencyMetricAttributeKeyCluster     PlatformDoraDeploymentFrequencyMetricAttributeKey = "cluster"
 )
 
 // PlatformDoraDeploymentFrequencyMetricConfig provides config for the platform.dora.deployment_frequency metric.
@@ -252,9 +257,9 @@ func (ms *PlatformDoraDeploymentFrequencyMetricConfig) Unmarshal(parser *confmap
 func (ms *PlatformDoraDeploymentFrequencyMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace, PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment, PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment, PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow, PlatformDoraDeploymentFrequencyMetricAttributeKeyTeam:
+		case PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace, PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment, PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment, PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow, PlatformDoraDeploymentFrequencyMetricAttributeKeyTeam, PlatformDoraDeploymentFrequencyMetricAttributeKeyCluster:
 		default:
-			return fmt.Errorf("metric platform.dora.deployment_frequency doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, team]", val)
+			return fmt.Errorf("metric platform.dora.deployment_frequency doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, team, cluster]", val)
 		}
 	}
 
@@ -276,6 +281,7 @@ const (
 	PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment PlatformDoraLeadTimeMedianMetricAttributeKey = "environment"
 	PlatformDoraLeadTimeMedianMetricAttributeKeyWindow      PlatformDoraLeadTimeMedianMetricAttributeKey = "window"
 	PlatformDoraLeadTimeMedianMetricAttributeKeyTeam        PlatformDoraLeadTimeMedianMetricAttributeKey = "team"
+	PlatformDoraLeadTimeMedianMetricAttributeKeyCluster     PlatformDoraLeadTimeMedianMetricAttributeKey = "cluster"
 )
 
 // PlatformDoraLeadTimeMedianMetricConfig provides config for the platform.dora.lead_time.median metric.
@@ -304,9 +310,9 @@ func (ms *PlatformDoraLeadTimeMedianMetricConfig) Unmarshal(parser *confmap.Conf
 func (ms *PlatformDoraLeadTimeMedianMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformDoraLeadTimeMedianMetricAttributeKeyNamespace, PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment, PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment, PlatformDoraLeadTimeMedianMetricAttributeKeyWindow, PlatformDoraLeadTimeMedianMetricAttributeKeyTeam:
+		case PlatformDoraLeadTimeMedianMetricAttributeKeyNamespace, PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment, PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment, PlatformDoraLeadTimeMedianMetricAttributeKeyWindow, PlatformDoraLeadTimeMedianMetricAttributeKeyTeam, PlatformDoraLeadTimeMedianMetricAttributeKeyCluster:
 		default:
-			return fmt.Errorf("metric platform.dora.lead_time.median doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, team]", val)
+			return fmt.Errorf("metric platform.dora.lead_time.median doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, team, cluster]", val)
 		}
 	}
 
@@ -330,6 +336,7 @@ const (
 	PlatformDoraLevelMetricAttributeKeyMetric      PlatformDoraLevelMetricAttributeKey = "metric"
 	PlatformDoraLevelMetricAttributeKeyTierSet     PlatformDoraLevelMetricAttributeKey = "tier_set"
 	PlatformDoraLevelMetricAttributeKeyTeam        PlatformDoraLevelMetricAttributeKey = "team"
+	PlatformDoraLevelMetricAttributeKeyCluster     PlatformDoraLevelMetricAttributeKey = "cluster"
 )
 
 // PlatformDoraLevelMetricConfig provides config for the platform.dora.level metric.
@@ -358,9 +365,9 @@ func (ms *PlatformDoraLevelMetricConfig) Unmarshal(parser *confmap.Conf) error {
 func (ms *PlatformDoraLevelMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformDoraLevelMetricAttributeKeyNamespace, PlatformDoraLevelMetricAttributeKeyDeployment, PlatformDoraLevelMetricAttributeKeyEnvironment, PlatformDoraLevelMetricAttributeKeyWindow, PlatformDoraLevelMetricAttributeKeyMetric, PlatformDoraLevelMetricAttributeKeyTierSet, PlatformDoraLevelMetricAttributeKeyTeam:
+		case PlatformDoraLevelMetricAttributeKeyNamespace, PlatformDoraLevelMetricAttributeKeyDeployment, PlatformDoraLevelMetricAttributeKeyEnvironment, PlatformDoraLevelMetricAttributeKeyWindow, PlatformDoraLevelMetricAttributeKeyMetric, PlatformDoraLevelMetricAttributeKeyTierSet, PlatformDoraLevelMetricAttributeKeyTeam, PlatformDoraLevelMetricAttributeKeyCluster:
 		default:
-			return fmt.Errorf("metric platform.dora.level doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, metric, tier_set, team]", val)
+			return fmt.Errorf("metric platform.dora.level doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, metric, tier_set, team, cluster]", val)
 		}
 	}
 
@@ -382,6 +389,7 @@ const (
 	PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment PlatformDoraRecoveryTimeMedianMetricAttributeKey = "environment"
 	PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow      PlatformDoraRecoveryTimeMedianMetricAttributeKey = "window"
 	PlatformDoraRecoveryTimeMedianMetricAttributeKeyTeam        PlatformDoraRecoveryTimeMedianMetricAttributeKey = "team"
+	PlatformDoraRecoveryTimeMedianMetricAttributeKeyCluster     PlatformDoraRecoveryTimeMedianMetricAttributeKey = "cluster"
 )
 
 // PlatformDoraRecoveryTimeMedianMetricConfig provides config for the platform.dora.recovery_time.median metric.
@@ -410,9 +418,9 @@ func (ms *PlatformDoraRecoveryTimeMedianMetricConfig) Unmarshal(parser *confmap.
 func (ms *PlatformDoraRecoveryTimeMedianMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformDoraRecoveryTimeMedianMetricAttributeKeyNamespace, PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow, PlatformDoraRecoveryTimeMedianMetricAttributeKeyTeam:
+		case PlatformDoraRecoveryTimeMedianMetricAttributeKeyNamespace, PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow, PlatformDoraRecoveryTimeMedianMetricAttributeKeyTeam, PlatformDoraRecoveryTimeMedianMetricAttributeKeyCluster:
 		default:
-			return fmt.Errorf("metric platform.dora.recovery_time.median doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, team]", val)
+			return fmt.Errorf("metric platform.dora.recovery_time.median doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, team, cluster]", val)
 		}
 	}
 
@@ -434,6 +442,7 @@ const (
 	PlatformDoraReworkRateMetricAttributeKeyEnvironment PlatformDoraReworkRateMetricAttributeKey = "environment"
 	PlatformDoraReworkRateMetricAttributeKeyWindow      PlatformDoraReworkRateMetricAttributeKey = "window"
 	PlatformDoraReworkRateMetricAttributeKeyTeam        PlatformDoraReworkRateMetricAttributeKey = "team"
+	PlatformDoraReworkRateMetricAttributeKeyCluster     PlatformDoraReworkRateMetricAttributeKey = "cluster"
 )
 
 // PlatformDoraReworkRateMetricConfig provides config for the platform.dora.rework_rate metric.
@@ -462,9 +471,9 @@ func (ms *PlatformDoraReworkRateMetricConfig) Unmarshal(parser *confmap.Conf) er
 func (ms *PlatformDoraReworkRateMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow, PlatformDoraReworkRateMetricAttributeKeyTeam:
+		case PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow, PlatformDoraReworkRateMetricAttributeKeyTeam, PlatformDoraReworkRateMetricAttributeKeyCluster:
 		default:
-			return fmt.Errorf("metric platform.dora.rework_rate doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, team]", val)
+			return fmt.Errorf("metric platform.dora.rework_rate doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, team, cluster]", val)
 		}
 	}
 
@@ -486,6 +495,7 @@ const (
 	PlatformDoraWindowCoverageMetricAttributeKeyEnvironment PlatformDoraWindowCoverageMetricAttributeKey = "environment"
 	PlatformDoraWindowCoverageMetricAttributeKeyWindow      PlatformDoraWindowCoverageMetricAttributeKey = "window"
 	PlatformDoraWindowCoverageMetricAttributeKeyTeam        PlatformDoraWindowCoverageMetricAttributeKey = "team"
+	PlatformDoraWindowCoverageMetricAttributeKeyCluster     PlatformDoraWindowCoverageMetricAttributeKey = "cluster"
 )
 
 // PlatformDoraWindowCoverageMetricConfig provides config for the platform.dora.window_coverage metric.
@@ -514,9 +524,9 @@ func (ms *PlatformDoraWindowCoverageMetricConfig) Unmarshal(parser *confmap.Conf
 func (ms *PlatformDoraWindowCoverageMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformDoraWindowCoverageMetricAttributeKeyNamespace, PlatformDoraWindowCoverageMetricAttributeKeyDeployment, PlatformDoraWindowCoverageMetricAttributeKeyEnvironment, PlatformDoraWindowCoverageMetricAttributeKeyWindow, PlatformDoraWindowCoverageMetricAttributeKeyTeam:
+		case PlatformDoraWindowCoverageMetricAttributeKeyNamespace, PlatformDoraWindowCoverageMetricAttributeKeyDeployment, PlatformDoraWindowCoverageMetricAttributeKeyEnvironment, PlatformDoraWindowCoverageMetricAttributeKeyWindow, PlatformDoraWindowCoverageMetricAttributeKeyTeam, PlatformDoraWindowCoverageMetricAttributeKeyCluster:
 		default:
-			return fmt.Errorf("metric platform.dora.window_coverage doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, team]", val)
+			return fmt.Errorf("metric platform.dora.window_coverage doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, window, team, cluster]", val)
 		}
 	}
 
@@ -538,6 +548,7 @@ const (
 	PlatformIncidentsMetricAttributeKeyEnvironment PlatformIncidentsMetricAttributeKey = "environment"
 	PlatformIncidentsMetricAttributeKeyAttributed  PlatformIncidentsMetricAttributeKey = "attributed"
 	PlatformIncidentsMetricAttributeKeyTeam        PlatformIncidentsMetricAttributeKey = "team"
+	PlatformIncidentsMetricAttributeKeyCluster     PlatformIncidentsMetricAttributeKey = "cluster"
 )
 
 // PlatformIncidentsMetricConfig provides config for the platform.incidents metric.
@@ -566,9 +577,9 @@ func (ms *PlatformIncidentsMetricConfig) Unmarshal(parser *confmap.Conf) error {
 func (ms *PlatformIncidentsMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformIncidentsMetricAttributeKeyNamespace, PlatformIncidentsMetricAttributeKeyDeployment, PlatformIncidentsMetricAttributeKeyEnvironment, PlatformIncidentsMetricAttributeKeyAttributed, PlatformIncidentsMetricAttributeKeyTeam:
+		case PlatformIncidentsMetricAttributeKeyNamespace, PlatformIncidentsMetricAttributeKeyDeployment, PlatformIncidentsMetricAttributeKeyEnvironment, PlatformIncidentsMetricAttributeKeyAttributed, PlatformIncidentsMetricAttributeKeyTeam, PlatformIncidentsMetricAttributeKeyCluster:
 		default:
-			return fmt.Errorf("metric platform.incidents doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, attributed, team]", val)
+			return fmt.Errorf("metric platform.incidents doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, attributed, team, cluster]", val)
 		}
 	}
 
@@ -590,6 +601,7 @@ const (
 	PlatformLeadTimeDroppedMetricAttributeKeyEnvironment PlatformLeadTimeDroppedMetricAttributeKey = "environment"
 	PlatformLeadTimeDroppedMetricAttributeKeyReason      PlatformLeadTimeDroppedMetricAttributeKey = "reason"
 	PlatformLeadTimeDroppedMetricAttributeKeyTeam        PlatformLeadTimeDroppedMetricAttributeKey = "team"
+	PlatformLeadTimeDroppedMetricAttributeKeyCluster     PlatformLeadTimeDroppedMetricAttributeKey = "cluster"
 )
 
 // PlatformLeadTimeDroppedMetricConfig provides config for the platform.lead_time.dropped metric.
@@ -618,9 +630,9 @@ func (ms *PlatformLeadTimeDroppedMetricConfig) Unmarshal(parser *confmap.Conf) e
 func (ms *PlatformLeadTimeDroppedMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PlatformLeadTimeDroppedMetricAttributeKeyNamespace, PlatformLeadTimeDroppedMetricAttributeKeyDeployment, PlatformLeadTimeDroppedMetricAttributeKeyEnvironment, PlatformLeadTimeDroppedMetricAttributeKeyReason, PlatformLeadTimeDroppedMetricAttributeKeyTeam:
+		case PlatformLeadTimeDroppedMetricAttributeKeyNamespace, PlatformLeadTimeDroppedMetricAttributeKeyDeployment, PlatformLeadTimeDroppedMetricAttributeKeyEnvironment, PlatformLeadTimeDroppedMetricAttributeKeyReason, PlatformLeadTimeDroppedMetricAttributeKeyTeam, PlatformLeadTimeDroppedMetricAttributeKeyCluster:
 		default:
-			return fmt.Errorf("metric platform.lead_time.dropped doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, reason, team]", val)
+			return fmt.Errorf("metric platform.lead_time.dropped doesn't have an attribute %v, valid attributes: [namespace, deployment, environment, reason, team, cluster]", val)
 		}
 	}
 
@@ -654,62 +666,62 @@ func DefaultMetricsConfig() MetricsConfig {
 		PlatformDeploymentFailures: PlatformDeploymentFailuresMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PlatformDeploymentFailuresMetricAttributeKey{PlatformDeploymentFailuresMetricAttributeKeyNamespace, PlatformDeploymentFailuresMetricAttributeKeyDeployment, PlatformDeploymentFailuresMetricAttributeKeyEnvironment, PlatformDeploymentFailuresMetricAttributeKeyReason, PlatformDeploymentFailuresMetricAttributeKeyTeam},
+			EnabledAttributes:   []PlatformDeploymentFailuresMetricAttributeKey{PlatformDeploymentFailuresMetricAttributeKeyNamespace, PlatformDeploymentFailuresMetricAttributeKeyDeployment, PlatformDeploymentFailuresMetricAttributeKeyEnvironment, PlatformDeploymentFailuresMetricAttributeKeyReason, PlatformDeploymentFailuresMetricAttributeKeyTeam, PlatformDeploymentFailuresMetricAttributeKeyCluster},
 		},
 		PlatformDeployments: PlatformDeploymentsMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PlatformDeploymentsMetricAttributeKey{PlatformDeploymentsMetricAttributeKeyNamespace, PlatformDeploymentsMetricAttributeKeyDeployment, PlatformDeploymentsMetricAttributeKeyEnvironment, PlatformDeploymentsMetricAttributeKeyStatus, PlatformDeploymentsMetricAttributeKeyTeam},
+			EnabledAttributes:   []PlatformDeploymentsMetricAttributeKey{PlatformDeploymentsMetricAttributeKeyNamespace, PlatformDeploymentsMetricAttributeKeyDeployment, PlatformDeploymentsMetricAttributeKeyEnvironment, PlatformDeploymentsMetricAttributeKeyStatus, PlatformDeploymentsMetricAttributeKeyTeam, PlatformDeploymentsMetricAttributeKeyCluster},
 		},
 		PlatformDeploymentsRework: PlatformDeploymentsReworkMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PlatformDeploymentsReworkMetricAttributeKey{PlatformDeploymentsReworkMetricAttributeKeyNamespace, PlatformDeploymentsReworkMetricAttributeKeyDeployment, PlatformDeploymentsReworkMetricAttributeKeyEnvironment, PlatformDeploymentsReworkMetricAttributeKeyTeam},
+			EnabledAttributes:   []PlatformDeploymentsReworkMetricAttributeKey{PlatformDeploymentsReworkMetricAttributeKeyNamespace, PlatformDeploymentsReworkMetricAttributeKeyDeployment, PlatformDeploymentsReworkMetricAttributeKeyEnvironment, PlatformDeploymentsReworkMetricAttributeKeyTeam, PlatformDeploymentsReworkMetricAttributeKeyCluster},
 		},
 		PlatformDoraChangeFailureRate: PlatformDoraChangeFailureRateMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []PlatformDoraChangeFailureRateMetricAttributeKey{PlatformDoraChangeFailureRateMetricAttributeKeyNamespace, PlatformDoraChangeFailureRateMetricAttributeKeyDeployment, PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment, PlatformDoraChangeFailureRateMetricAttributeKeyWindow, PlatformDoraChangeFailureRateMetricAttributeKeyTeam},
+			EnabledAttributes:   []PlatformDoraChangeFailureRateMetricAttributeKey{PlatformDoraChangeFailureRateMetricAttributeKeyNamespace, PlatformDoraChangeFailureRateMetricAttributeKeyDeployment, PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment, PlatformDoraChangeFailureRateMetricAttributeKeyWindow, PlatformDoraChangeFailureRateMetricAttributeKeyTeam, PlatformDoraChangeFailureRateMetricAttributeKeyCluster},
 		},
 		PlatformDoraDeploymentFrequency: PlatformDoraDeploymentFrequencyMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []PlatformDoraDeploymentFrequencyMetricAttributeKey{PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace, PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment, PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment, PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow, PlatformDoraDeploymentFrequencyMetricAttributeKeyTeam},
+			EnabledAttributes:   []PlatformDoraDeploymentFrequencyMetricAttributeKey{PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace, PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment, PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment, PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow, PlatformDoraDeploymentFrequencyMetricAttributeKeyTeam, PlatformDoraDeploymentFrequencyMetricAttributeKeyCluster},
 		},
 		PlatformDoraLeadTimeMedian: PlatformDoraLeadTimeMedianMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []PlatformDoraLeadTimeMedianMetricAttributeKey{PlatformDoraLeadTimeMedianMetricAttributeKeyNamespace, PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment, PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment, PlatformDoraLeadTimeMedianMetricAttributeKeyWindow, PlatformDoraLeadTimeMedianMetricAttributeKeyTeam},
+			EnabledAttributes:   []PlatformDoraLeadTimeMedianMetricAttributeKey{PlatformDoraLeadTimeMedianMetricAttributeKeyNamespace, PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment, PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment, PlatformDoraLeadTimeMedianMetricAttributeKeyWindow, PlatformDoraLeadTimeMedianMetricAttributeKeyTeam, PlatformDoraLeadTimeMedianMetricAttributeKeyCluster},
 		},
 		PlatformDoraLevel: PlatformDoraLevelMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []PlatformDoraLevelMetricAttributeKey{PlatformDoraLevelMetricAttributeKeyNamespace, PlatformDoraLevelMetricAttributeKeyDeployment, PlatformDoraLevelMetricAttributeKeyEnvironment, PlatformDoraLevelMetricAttributeKeyWindow, PlatformDoraLevelMetricAttributeKeyMetric, PlatformDoraLevelMetricAttributeKeyTierSet, PlatformDoraLevelMetricAttributeKeyTeam},
+			EnabledAttributes:   []PlatformDoraLevelMetricAttributeKey{PlatformDoraLevelMetricAttributeKeyNamespace, PlatformDoraLevelMetricAttributeKeyDeployment, PlatformDoraLevelMetricAttributeKeyEnvironment, PlatformDoraLevelMetricAttributeKeyWindow, PlatformDoraLevelMetricAttributeKeyMetric, PlatformDoraLevelMetricAttributeKeyTierSet, PlatformDoraLevelMetricAttributeKeyTeam, PlatformDoraLevelMetricAttributeKeyCluster},
 		},
 		PlatformDoraRecoveryTimeMedian: PlatformDoraRecoveryTimeMedianMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []PlatformDoraRecoveryTimeMedianMetricAttributeKey{PlatformDoraRecoveryTimeMedianMetricAttributeKeyNamespace, PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow, PlatformDoraRecoveryTimeMedianMetricAttributeKeyTeam},
+			EnabledAttributes:   []PlatformDoraRecoveryTimeMedianMetricAttributeKey{PlatformDoraRecoveryTimeMedianMetricAttributeKeyNamespace, PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow, PlatformDoraRecoveryTimeMedianMetricAttributeKeyTeam, PlatformDoraRecoveryTimeMedianMetricAttributeKeyCluster},
 		},
 		PlatformDoraReworkRate: PlatformDoraReworkRateMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []PlatformDoraReworkRateMetricAttributeKey{PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow, PlatformDoraReworkRateMetricAttributeKeyTeam},
+			EnabledAttributes:   []PlatformDoraReworkRateMetricAttributeKey{PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow, PlatformDoraReworkRateMetricAttributeKeyTeam, PlatformDoraReworkRateMetricAttributeKeyCluster},
 		},
 		PlatformDoraWindowCoverage: PlatformDoraWindowCoverageMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []PlatformDoraWindowCoverageMetricAttributeKey{PlatformDoraWindowCoverageMetricAttributeKeyNamespace, PlatformDoraWindowCoverageMetricAttributeKeyDeployment, PlatformDoraWindowCoverageMetricAttributeKeyEnvironment, PlatformDoraWindowCoverageMetricAttributeKeyWindow, PlatformDoraWindowCoverageMetricAttributeKeyTeam},
+			EnabledAttributes:   []PlatformDoraWindowCoverageMetricAttributeKey{PlatformDoraWindowCoverageMetricAttributeKeyNamespace, PlatformDoraWindowCoverageMetricAttributeKeyDeployment, PlatformDoraWindowCoverageMetricAttributeKeyEnvironment, PlatformDoraWindowCoverageMetricAttributeKeyWindow, PlatformDoraWindowCoverageMetricAttributeKeyTeam, PlatformDoraWindowCoverageMetricAttributeKeyCluster},
 		},
 		PlatformIncidents: PlatformIncidentsMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PlatformIncidentsMetricAttributeKey{PlatformIncidentsMetricAttributeKeyNamespace, PlatformIncidentsMetricAttributeKeyDeployment, PlatformIncidentsMetricAttributeKeyEnvironment, PlatformIncidentsMetricAttributeKeyAttributed, PlatformIncidentsMetricAttributeKeyTeam},
+			EnabledAttributes:   []PlatformIncidentsMetricAttributeKey{PlatformIncidentsMetricAttributeKeyNamespace, PlatformIncidentsMetricAttributeKeyDeployment, PlatformIncidentsMetricAttributeKeyEnvironment, PlatformIncidentsMetricAttributeKeyAttributed, PlatformIncidentsMetricAttributeKeyTeam, PlatformIncidentsMetricAttributeKeyCluster},
 		},
 		PlatformLeadTimeDropped: PlatformLeadTimeDroppedMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PlatformLeadTimeDroppedMetricAttributeKey{PlatformLeadTimeDroppedMetricAttributeKeyNamespace, PlatformLeadTimeDroppedMetricAttributeKeyDeployment, PlatformLeadTimeDroppedMetricAttributeKeyEnvironment, PlatformLeadTimeDroppedMetricAttributeKeyReason, PlatformLeadTimeDroppedMetricAttributeKeyTeam},
+			EnabledAttributes:   []PlatformLeadTimeDroppedMetricAttributeKey{PlatformLeadTimeDroppedMetricAttributeKeyNamespace, PlatformLeadTimeDroppedMetricAttributeKeyDeployment, PlatformLeadTimeDroppedMetricAttributeKeyEnvironment, PlatformLeadTimeDroppedMetricAttributeKeyReason, PlatformLeadTimeDroppedMetricAttributeKeyTeam, PlatformLeadTimeDroppedMetricAttributeKeyCluster},
 		},
 	}
 }

@@ -29,62 +29,62 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					PlatformDeploymentFailures: PlatformDeploymentFailuresMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PlatformDeploymentFailuresMetricAttributeKey{PlatformDeploymentFailuresMetricAttributeKeyNamespace, PlatformDeploymentFailuresMetricAttributeKeyDeployment, PlatformDeploymentFailuresMetricAttributeKeyEnvironment, PlatformDeploymentFailuresMetricAttributeKeyReason, PlatformDeploymentFailuresMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformDeploymentFailuresMetricAttributeKey{PlatformDeploymentFailuresMetricAttributeKeyNamespace, PlatformDeploymentFailuresMetricAttributeKeyDeployment, PlatformDeploymentFailuresMetricAttributeKeyEnvironment, PlatformDeploymentFailuresMetricAttributeKeyReason, PlatformDeploymentFailuresMetricAttributeKeyTeam, PlatformDeploymentFailuresMetricAttributeKeyCluster},
 					},
 					PlatformDeployments: PlatformDeploymentsMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PlatformDeploymentsMetricAttributeKey{PlatformDeploymentsMetricAttributeKeyNamespace, PlatformDeploymentsMetricAttributeKeyDeployment, PlatformDeploymentsMetricAttributeKeyEnvironment, PlatformDeploymentsMetricAttributeKeyStatus, PlatformDeploymentsMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformDeploymentsMetricAttributeKey{PlatformDeploymentsMetricAttributeKeyNamespace, PlatformDeploymentsMetricAttributeKeyDeployment, PlatformDeploymentsMetricAttributeKeyEnvironment, PlatformDeploymentsMetricAttributeKeyStatus, PlatformDeploymentsMetricAttributeKeyTeam, PlatformDeploymentsMetricAttributeKeyCluster},
 					},
 					PlatformDeploymentsRework: PlatformDeploymentsReworkMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PlatformDeploymentsReworkMetricAttributeKey{PlatformDeploymentsReworkMetricAttributeKeyNamespace, PlatformDeploymentsReworkMetricAttributeKeyDeployment, PlatformDeploymentsReworkMetricAttributeKeyEnvironment, PlatformDeploymentsReworkMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformDeploymentsReworkMetricAttributeKey{PlatformDeploymentsReworkMetricAttributeKeyNamespace, PlatformDeploymentsReworkMetricAttributeKeyDeployment, PlatformDeploymentsReworkMetricAttributeKeyEnvironment, PlatformDeploymentsReworkMetricAttributeKeyTeam, PlatformDeploymentsReworkMetricAttributeKeyCluster},
 					},
 					PlatformDoraChangeFailureRate: PlatformDoraChangeFailureRateMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraChangeFailureRateMetricAttributeKey{PlatformDoraChangeFailureRateMetricAttributeKeyNamespace, PlatformDoraChangeFailureRateMetricAttributeKeyDeployment, PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment, PlatformDoraChangeFailureRateMetricAttributeKeyWindow, PlatformDoraChangeFailureRateMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformDoraChangeFailureRateMetricAttributeKey{PlatformDoraChangeFailureRateMetricAttributeKeyNamespace, PlatformDoraChangeFailureRateMetricAttributeKeyDeployment, PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment, PlatformDoraChangeFailureRateMetricAttributeKeyWindow, PlatformDoraChangeFailureRateMetricAttributeKeyTeam, PlatformDoraChangeFailureRateMetricAttributeKeyCluster},
 					},
 					PlatformDoraDeploymentFrequency: PlatformDoraDeploymentFrequencyMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraDeploymentFrequencyMetricAttributeKey{PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace, PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment, PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment, PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow, PlatformDoraDeploymentFrequencyMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformDoraDeploymentFrequencyMetricAttributeKey{PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace, PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment, PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment, PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow, PlatformDoraDeploymentFrequencyMetricAttributeKeyTeam, PlatformDoraDeploymentFrequencyMetricAttributeKeyCluster},
 					},
 					PlatformDoraLeadTimeMedian: PlatformDoraLeadTimeMedianMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraLeadTimeMedianMetricAttributeKey{PlatformDoraLeadTimeMedianMetricAttributeKeyNamespace, PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment, PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment, PlatformDoraLeadTimeMedianMetricAttributeKeyWindow, PlatformDoraLeadTimeMedianMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformDoraLeadTimeMedianMetricAttributeKey{PlatformDoraLeadTimeMedianMetricAttributeKeyNamespace, PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment, PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment, PlatformDoraLeadTimeMedianMetricAttributeKeyWindow, PlatformDoraLeadTimeMedianMetricAttributeKeyTeam, PlatformDoraLeadTimeMedianMetricAttributeKeyCluster},
 					},
 					PlatformDoraLevel: PlatformDoraLevelMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraLevelMetricAttributeKey{PlatformDoraLevelMetricAttributeKeyNamespace, PlatformDoraLevelMetricAttributeKeyDeployment, PlatformDoraLevelMetricAttributeKeyEnvironment, PlatformDoraLevelMetricAttributeKeyWindow, PlatformDoraLevelMetricAttributeKeyMetric, PlatformDoraLevelMetricAttributeKeyTierSet, PlatformDoraLevelMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformDoraLevelMetricAttributeKey{PlatformDoraLevelMetricAttributeKeyNamespace, PlatformDoraLevelMetricAttributeKeyDeployment, PlatformDoraLevelMetricAttributeKeyEnvironment, PlatformDoraLevelMetricAttributeKeyWindow, PlatformDoraLevelMetricAttributeKeyMetric, PlatformDoraLevelMetricAttributeKeyTierSet, PlatformDoraLevelMetricAttributeKeyTeam, PlatformDoraLevelMetricAttributeKeyCluster},
 					},
 					PlatformDoraRecoveryTimeMedian: PlatformDoraRecoveryTimeMedianMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraRecoveryTimeMedianMetricAttributeKey{PlatformDoraRecoveryTimeMedianMetricAttributeKeyNamespace, PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow, PlatformDoraRecoveryTimeMedianMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformDoraRecoveryTimeMedianMetricAttributeKey{PlatformDoraRecoveryTimeMedianMetricAttributeKeyNamespace, PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow, PlatformDoraRecoveryTimeMedianMetricAttributeKeyTeam, PlatformDoraRecoveryTimeMedianMetricAttributeKeyCluster},
 					},
 					PlatformDoraReworkRate: PlatformDoraReworkRateMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraReworkRateMetricAttributeKey{PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow, PlatformDoraReworkRateMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformDoraReworkRateMetricAttributeKey{PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow, PlatformDoraReworkRateMetricAttributeKeyTeam, PlatformDoraReworkRateMetricAttributeKeyCluster},
 					},
 					PlatformDoraWindowCoverage: PlatformDoraWindowCoverageMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraWindowCoverageMetricAttributeKey{PlatformDoraWindowCoverageMetricAttributeKeyNamespace, PlatformDoraWindowCoverageMetricAttributeKeyDeployment, PlatformDoraWindowCoverageMetricAttributeKeyEnvironment, PlatformDoraWindowCoverageMetricAttributeKeyWindow, PlatformDoraWindowCoverageMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformDoraWindowCoverageMetricAttributeKey{PlatformDoraWindowCoverageMetricAttributeKeyNamespace, PlatformDoraWindowCoverageMetricAttributeKeyDeployment, PlatformDoraWindowCoverageMetricAttributeKeyEnvironment, PlatformDoraWindowCoverageMetricAttributeKeyWindow, PlatformDoraWindowCoverageMetricAttributeKeyTeam, PlatformDoraWindowCoverageMetricAttributeKeyCluster},
 					},
 					PlatformIncidents: PlatformIncidentsMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PlatformIncidentsMetricAttributeKey{PlatformIncidentsMetricAttributeKeyNamespace, PlatformIncidentsMetricAttributeKeyDeployment, PlatformIncidentsMetricAttributeKeyEnvironment, PlatformIncidentsMetricAttributeKeyAttributed, PlatformIncidentsMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformIncidentsMetricAttributeKey{PlatformIncidentsMetricAttributeKeyNamespace, PlatformIncidentsMetricAttributeKeyDeployment, PlatformIncidentsMetricAttributeKeyEnvironment, PlatformIncidentsMetricAttributeKeyAttributed, PlatformIncidentsMetricAttributeKeyTeam, PlatformIncidentsMetricAttributeKeyCluster},
 					},
 					PlatformLeadTimeDropped: PlatformLeadTimeDroppedMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PlatformLeadTimeDroppedMetricAttributeKey{PlatformLeadTimeDroppedMetricAttributeKeyNamespace, PlatformLeadTimeDroppedMetricAttributeKeyDeployment, PlatformLeadTimeDroppedMetricAttributeKeyEnvironment, PlatformLeadTimeDroppedMetricAttributeKeyReason, PlatformLeadTimeDroppedMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformLeadTimeDroppedMetricAttributeKey{PlatformLeadTimeDroppedMetricAttributeKeyNamespace, PlatformLeadTimeDroppedMetricAttributeKeyDeployment, PlatformLeadTimeDroppedMetricAttributeKeyEnvironment, PlatformLeadTimeDroppedMetricAttributeKeyReason, PlatformLeadTimeDroppedMetricAttributeKeyTeam, PlatformLeadTimeDroppedMetricAttributeKeyCluster},
 					},
 				},
 			},
@@ -96,62 +96,62 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					PlatformDeploymentFailures: PlatformDeploymentFailuresMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PlatformDeploymentFailuresMetricAttributeKey{PlatformDeploymentFailuresMetricAttributeKeyNamespace, PlatformDeploymentFailuresMetricAttributeKeyDeployment, PlatformDeploymentFailuresMetricAttributeKeyEnvironment, PlatformDeploymentFailuresMetricAttributeKeyReason, PlatformDeploymentFailuresMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformDeploymentFailuresMetricAttributeKey{PlatformDeploymentFailuresMetricAttributeKeyNamespace, PlatformDeploymentFailuresMetricAttributeKeyDeployment, PlatformDeploymentFailuresMetricAttributeKeyEnvironment, PlatformDeploymentFailuresMetricAttributeKeyReason, PlatformDeploymentFailuresMetricAttributeKeyTeam, PlatformDeploymentFailuresMetricAttributeKeyCluster},
 					},
 					PlatformDeployments: PlatformDeploymentsMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PlatformDeploymentsMetricAttributeKey{PlatformDeploymentsMetricAttributeKeyNamespace, PlatformDeploymentsMetricAttributeKeyDeployment, PlatformDeploymentsMetricAttributeKeyEnvironment, PlatformDeploymentsMetricAttributeKeyStatus, PlatformDeploymentsMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformDeploymentsMetricAttributeKey{PlatformDeploymentsMetricAttributeKeyNamespace, PlatformDeploymentsMetricAttributeKeyDeployment, PlatformDeploymentsMetricAttributeKeyEnvironment, PlatformDeploymentsMetricAttributeKeyStatus, PlatformDeploymentsMetricAttributeKeyTeam, PlatformDeploymentsMetricAttributeKeyCluster},
 					},
 					PlatformDeploymentsRework: PlatformDeploymentsReworkMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PlatformDeploymentsReworkMetricAttributeKey{PlatformDeploymentsReworkMetricAttributeKeyNamespace, PlatformDeploymentsReworkMetricAttributeKeyDeployment, PlatformDeploymentsReworkMetricAttributeKeyEnvironment, PlatformDeploymentsReworkMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformDeploymentsReworkMetricAttributeKey{PlatformDeploymentsReworkMetricAttributeKeyNamespace, PlatformDeploymentsReworkMetricAttributeKeyDeployment, PlatformDeploymentsReworkMetricAttributeKeyEnvironment, PlatformDeploymentsReworkMetricAttributeKeyTeam, PlatformDeploymentsReworkMetricAttributeKeyCluster},
 					},
 					PlatformDoraChangeFailureRate: PlatformDoraChangeFailureRateMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraChangeFailureRateMetricAttributeKey{PlatformDoraChangeFailureRateMetricAttributeKeyNamespace, PlatformDoraChangeFailureRateMetricAttributeKeyDeployment, PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment, PlatformDoraChangeFailureRateMetricAttributeKeyWindow, PlatformDoraChangeFailureRateMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformDoraChangeFailureRateMetricAttributeKey{PlatformDoraChangeFailureRateMetricAttributeKeyNamespace, PlatformDoraChangeFailureRateMetricAttributeKeyDeployment, PlatformDoraChangeFailureRateMetricAttributeKeyEnvironment, PlatformDoraChangeFailureRateMetricAttributeKeyWindow, PlatformDoraChangeFailureRateMetricAttributeKeyTeam, PlatformDoraChangeFailureRateMetricAttributeKeyCluster},
 					},
 					PlatformDoraDeploymentFrequency: PlatformDoraDeploymentFrequencyMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraDeploymentFrequencyMetricAttributeKey{PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace, PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment, PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment, PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow, PlatformDoraDeploymentFrequencyMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformDoraDeploymentFrequencyMetricAttributeKey{PlatformDoraDeploymentFrequencyMetricAttributeKeyNamespace, PlatformDoraDeploymentFrequencyMetricAttributeKeyDeployment, PlatformDoraDeploymentFrequencyMetricAttributeKeyEnvironment, PlatformDoraDeploymentFrequencyMetricAttributeKeyWindow, PlatformDoraDeploymentFrequencyMetricAttributeKeyTeam, PlatformDoraDeploymentFrequencyMetricAttributeKeyCluster},
 					},
 					PlatformDoraLeadTimeMedian: PlatformDoraLeadTimeMedianMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraLeadTimeMedianMetricAttributeKey{PlatformDoraLeadTimeMedianMetricAttributeKeyNamespace, PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment, PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment, PlatformDoraLeadTimeMedianMetricAttributeKeyWindow, PlatformDoraLeadTimeMedianMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformDoraLeadTimeMedianMetricAttributeKey{PlatformDoraLeadTimeMedianMetricAttributeKeyNamespace, PlatformDoraLeadTimeMedianMetricAttributeKeyDeployment, PlatformDoraLeadTimeMedianMetricAttributeKeyEnvironment, PlatformDoraLeadTimeMedianMetricAttributeKeyWindow, PlatformDoraLeadTimeMedianMetricAttributeKeyTeam, PlatformDoraLeadTimeMedianMetricAttributeKeyCluster},
 					},
 					PlatformDoraLevel: PlatformDoraLevelMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraLevelMetricAttributeKey{PlatformDoraLevelMetricAttributeKeyNamespace, PlatformDoraLevelMetricAttributeKeyDeployment, PlatformDoraLevelMetricAttributeKeyEnvironment, PlatformDoraLevelMetricAttributeKeyWindow, PlatformDoraLevelMetricAttributeKeyMetric, PlatformDoraLevelMetricAttributeKeyTierSet, PlatformDoraLevelMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformDoraLevelMetricAttributeKey{PlatformDoraLevelMetricAttributeKeyNamespace, PlatformDoraLevelMetricAttributeKeyDeployment, PlatformDoraLevelMetricAttributeKeyEnvironment, PlatformDoraLevelMetricAttributeKeyWindow, PlatformDoraLevelMetricAttributeKeyMetric, PlatformDoraLevelMetricAttributeKeyTierSet, PlatformDoraLevelMetricAttributeKeyTeam, PlatformDoraLevelMetricAttributeKeyCluster},
 					},
 					PlatformDoraRecoveryTimeMedian: PlatformDoraRecoveryTimeMedianMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraRecoveryTimeMedianMetricAttributeKey{PlatformDoraRecoveryTimeMedianMetricAttributeKeyNamespace, PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow, PlatformDoraRecoveryTimeMedianMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformDoraRecoveryTimeMedianMetricAttributeKey{PlatformDoraRecoveryTimeMedianMetricAttributeKeyNamespace, PlatformDoraRecoveryTimeMedianMetricAttributeKeyDeployment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyEnvironment, PlatformDoraRecoveryTimeMedianMetricAttributeKeyWindow, PlatformDoraRecoveryTimeMedianMetricAttributeKeyTeam, PlatformDoraRecoveryTimeMedianMetricAttributeKeyCluster},
 					},
 					PlatformDoraReworkRate: PlatformDoraReworkRateMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraReworkRateMetricAttributeKey{PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow, PlatformDoraReworkRateMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformDoraReworkRateMetricAttributeKey{PlatformDoraReworkRateMetricAttributeKeyNamespace, PlatformDoraReworkRateMetricAttributeKeyDeployment, PlatformDoraReworkRateMetricAttributeKeyEnvironment, PlatformDoraReworkRateMetricAttributeKeyWindow, PlatformDoraReworkRateMetricAttributeKeyTeam, PlatformDoraReworkRateMetricAttributeKeyCluster},
 					},
 					PlatformDoraWindowCoverage: PlatformDoraWindowCoverageMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []PlatformDoraWindowCoverageMetricAttributeKey{PlatformDoraWindowCoverageMetricAttributeKeyNamespace, PlatformDoraWindowCoverageMetricAttributeKeyDeployment, PlatformDoraWindowCoverageMetricAttributeKeyEnvironment, PlatformDoraWindowCoverageMetricAttributeKeyWindow, PlatformDoraWindowCoverageMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformDoraWindowCoverageMetricAttributeKey{PlatformDoraWindowCoverageMetricAttributeKeyNamespace, PlatformDoraWindowCoverageMetricAttributeKeyDeployment, PlatformDoraWindowCoverageMetricAttributeKeyEnvironment, PlatformDoraWindowCoverageMetricAttributeKeyWindow, PlatformDoraWindowCoverageMetricAttributeKeyTeam, PlatformDoraWindowCoverageMetricAttributeKeyCluster},
 					},
 					PlatformIncidents: PlatformIncidentsMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PlatformIncidentsMetricAttributeKey{PlatformIncidentsMetricAttributeKeyNamespace, PlatformIncidentsMetricAttributeKeyDeployment, PlatformIncidentsMetricAttributeKeyEnvironment, PlatformIncidentsMetricAttributeKeyAttributed, PlatformIncidentsMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformIncidentsMetricAttributeKey{PlatformIncidentsMetricAttributeKeyNamespace, PlatformIncidentsMetricAttributeKeyDeployment, PlatformIncidentsMetricAttributeKeyEnvironment, PlatformIncidentsMetricAttributeKeyAttributed, PlatformIncidentsMetricAttributeKeyTeam, PlatformIncidentsMetricAttributeKeyCluster},
 					},
 					PlatformLeadTimeDropped: PlatformLeadTimeDroppedMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PlatformLeadTimeDroppedMetricAttributeKey{PlatformLeadTimeDroppedMetricAttributeKeyNamespace, PlatformLeadTimeDroppedMetricAttributeKeyDeployment, PlatformLeadTimeDroppedMetricAttributeKeyEnvironment, PlatformLeadTimeDroppedMetricAttributeKeyReason, PlatformLeadTimeDroppedMetricAttributeKeyTeam},
+						EnabledAttributes:   []PlatformLeadTimeDroppedMetricAttributeKey{PlatformLeadTimeDroppedMetricAttributeKeyNamespace, PlatformLeadTimeDroppedMetricAttributeKeyDeployment, PlatformLeadTimeDroppedMetricAttributeKeyEnvironment, PlatformLeadTimeDroppedMetricAttributeKeyReason, PlatformLeadTimeDroppedMetricAttributeKeyTeam, PlatformLeadTimeDroppedMetricAttributeKeyCluster},
 					},
 				},
 			},
@@ -170,7 +170,7 @@ func TestPlatformDeploymentFailuresMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformDeploymentFailuresMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.deployment.failures doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, reason, team]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.deployment.failures doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, reason, team, cluster]")
 
 	cfg = DefaultMetricsConfig().PlatformDeploymentFailures
 	cfg.AggregationStrategy = "invalid"
@@ -182,7 +182,7 @@ func TestPlatformDeploymentsMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformDeploymentsMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.deployments doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, status, team]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.deployments doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, status, team, cluster]")
 
 	cfg = DefaultMetricsConfig().PlatformDeployments
 	cfg.AggregationStrategy = "invalid"
@@ -194,7 +194,7 @@ func TestPlatformDeploymentsReworkMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformDeploymentsReworkMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.deployments.rework doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, team]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.deployments.rework doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, team, cluster]")
 
 	cfg = DefaultMetricsConfig().PlatformDeploymentsRework
 	cfg.AggregationStrategy = "invalid"
@@ -206,7 +206,7 @@ func TestPlatformDoraChangeFailureRateMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformDoraChangeFailureRateMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.change_failure_rate doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, team]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.change_failure_rate doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, team, cluster]")
 
 	cfg = DefaultMetricsConfig().PlatformDoraChangeFailureRate
 	cfg.AggregationStrategy = "invalid"
@@ -218,7 +218,7 @@ func TestPlatformDoraDeploymentFrequencyMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformDoraDeploymentFrequencyMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.deployment_frequency doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, team]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.deployment_frequency doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, team, cluster]")
 
 	cfg = DefaultMetricsConfig().PlatformDoraDeploymentFrequency
 	cfg.AggregationStrategy = "invalid"
@@ -230,7 +230,7 @@ func TestPlatformDoraLeadTimeMedianMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformDoraLeadTimeMedianMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.lead_time.median doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, team]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.lead_time.median doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, team, cluster]")
 
 	cfg = DefaultMetricsConfig().PlatformDoraLeadTimeMedian
 	cfg.AggregationStrategy = "invalid"
@@ -242,7 +242,7 @@ func TestPlatformDoraLevelMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformDoraLevelMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.level doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, metric, tier_set, team]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.level doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, metric, tier_set, team, cluster]")
 
 	cfg = DefaultMetricsConfig().PlatformDoraLevel
 	cfg.AggregationStrategy = "invalid"
@@ -254,7 +254,7 @@ func TestPlatformDoraRecoveryTimeMedianMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformDoraRecoveryTimeMedianMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.recovery_time.median doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, team]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.recovery_time.median doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, team, cluster]")
 
 	cfg = DefaultMetricsConfig().PlatformDoraRecoveryTimeMedian
 	cfg.AggregationStrategy = "invalid"
@@ -266,7 +266,7 @@ func TestPlatformDoraReworkRateMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformDoraReworkRateMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.rework_rate doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, team]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.rework_rate doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, team, cluster]")
 
 	cfg = DefaultMetricsConfig().PlatformDoraReworkRate
 	cfg.AggregationStrategy = "invalid"
@@ -278,7 +278,7 @@ func TestPlatformDoraWindowCoverageMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformDoraWindowCoverageMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.window_coverage doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, team]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.dora.window_coverage doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, window, team, cluster]")
 
 	cfg = DefaultMetricsConfig().PlatformDoraWindowCoverage
 	cfg.AggregationStrategy = "invalid"
@@ -290,7 +290,7 @@ func TestPlatformIncidentsMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformIncidentsMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.incidents doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, attributed, team]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.incidents doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, attributed, team, cluster]")
 
 	cfg = DefaultMetricsConfig().PlatformIncidents
 	cfg.AggregationStrategy = "invalid"
@@ -302,7 +302,7 @@ func TestPlatformLeadTimeDroppedMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PlatformLeadTimeDroppedMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric platform.lead_time.dropped doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, reason, team]")
+	require.ErrorContains(t, cfg.Validate(), "metric platform.lead_time.dropped doesn't have an attribute invalid, valid attributes: [namespace, deployment, environment, reason, team, cluster]")
 
 	cfg = DefaultMetricsConfig().PlatformLeadTimeDropped
 	cfg.AggregationStrategy = "invalid"

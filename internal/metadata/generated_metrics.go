@@ -111,51 +111,51 @@ var MapAttributeStatus = map[string]AttributeStatus{
 var MetricsInfo = metricsInfo{
 	PlatformDeploymentFailures: metricInfo{
 		Name:       "platform.deployment.failures",
-		Attributes: []string{"namespace", "deployment", "environment", "reason", "team"},
+		Attributes: []string{"namespace", "deployment", "environment", "reason", "team", "cluster"},
 	},
 	PlatformDeployments: metricInfo{
 		Name:       "platform.deployments",
-		Attributes: []string{"namespace", "deployment", "environment", "status", "team"},
+		Attributes: []string{"namespace", "deployment", "environment", "status", "team", "cluster"},
 	},
 	PlatformDeploymentsRework: metricInfo{
 		Name:       "platform.deployments.rework",
-		Attributes: []string{"namespace", "deployment", "environment", "team"},
+		Attributes: []string{"namespace", "deployment", "environment", "team", "cluster"},
 	},
 	PlatformDoraChangeFailureRate: metricInfo{
 		Name:       "platform.dora.change_failure_rate",
-		Attributes: []string{"namespace", "deployment", "environment", "window", "team"},
+		Attributes: []string{"namespace", "deployment", "environment", "window", "team", "cluster"},
 	},
 	PlatformDoraDeploymentFrequency: metricInfo{
 		Name:       "platform.dora.deployment_frequency",
-		Attributes: []string{"namespace", "deployment", "environment", "window", "team"},
+		Attributes: []string{"namespace", "deployment", "environment", "window", "team", "cluster"},
 	},
 	PlatformDoraLeadTimeMedian: metricInfo{
 		Name:       "platform.dora.lead_time.median",
-		Attributes: []string{"namespace", "deployment", "environment", "window", "team"},
+		Attributes: []string{"namespace", "deployment", "environment", "window", "team", "cluster"},
 	},
 	PlatformDoraLevel: metricInfo{
 		Name:       "platform.dora.level",
-		Attributes: []string{"namespace", "deployment", "environment", "window", "metric", "tier_set", "team"},
+		Attributes: []string{"namespace", "deployment", "environment", "window", "metric", "tier_set", "team", "cluster"},
 	},
 	PlatformDoraRecoveryTimeMedian: metricInfo{
 		Name:       "platform.dora.recovery_time.median",
-		Attributes: []string{"namespace", "deployment", "environment", "window", "team"},
+		Attributes: []string{"namespace", "deployment", "environment", "window", "team", "cluster"},
 	},
 	PlatformDoraReworkRate: metricInfo{
 		Name:       "platform.dora.rework_rate",
-		Attributes: []string{"namespace", "deployment", "environment", "window", "team"},
+		Attributes: []string{"namespace", "deployment", "environment", "window", "team", "cluster"},
 	},
 	PlatformDoraWindowCoverage: metricInfo{
 		Name:       "platform.dora.window_coverage",
-		Attributes: []string{"namespace", "deployment", "environment", "window", "team"},
+		Attributes: []string{"namespace", "deployment", "environment", "window", "team", "cluster"},
 	},
 	PlatformIncidents: metricInfo{
 		Name:       "platform.incidents",
-		Attributes: []string{"namespace", "deployment", "environment", "attributed", "team"},
+		Attributes: []string{"namespace", "deployment", "environment", "attributed", "team", "cluster"},
 	},
 	PlatformLeadTimeDropped: metricInfo{
 		Name:       "platform.lead_time.dropped",
-		Attributes: []string{"namespace", "deployment", "environment", "reason", "team"},
+		Attributes: []string{"namespace", "deployment", "environment", "reason", "team", "cluster"},
 	},
 }
 
@@ -187,6 +187,12 @@ type metricAttributeOptionFunc func(pmetric.NumberDataPoint)
 
 func (maof metricAttributeOptionFunc) apply(dp pmetric.NumberDataPoint) {
 	maof(dp)
+}
+
+func WithClusterMetricAttribute(clusterAttributeValue string) MetricAttributeOption {
+	return metricAttributeOptionFunc(func(dp pmetric.NumberDataPoint) {
+		dp.Attributes().PutStr("cluster", clusterAttributeValue)
+	})
 }
 
 func WithTeamMetricAttribute(teamAttributeValue string) MetricAttributeOption {

@@ -80,75 +80,75 @@ func TestMetricsBuilder(t *testing.T) {
 			allMetricsCount := 0
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformDeploymentFailuresDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "reason-val", WithTeamMetricAttribute("team-val"))
+			mb.RecordPlatformDeploymentFailuresDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "reason-val", WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformDeploymentFailuresDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "reason-val-2", WithTeamMetricAttribute("team-val"))
+				mb.RecordPlatformDeploymentFailuresDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "reason-val-2", WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformDeploymentsDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", AttributeStatusSuccess, WithTeamMetricAttribute("team-val"))
+			mb.RecordPlatformDeploymentsDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", AttributeStatusSuccess, WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformDeploymentsDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", AttributeStatusFailure, WithTeamMetricAttribute("team-val"))
+				mb.RecordPlatformDeploymentsDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", AttributeStatusFailure, WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformDeploymentsReworkDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", WithTeamMetricAttribute("team-val"))
+			mb.RecordPlatformDeploymentsReworkDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformDeploymentsReworkDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", WithTeamMetricAttribute("team-val"))
+				mb.RecordPlatformDeploymentsReworkDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformDoraChangeFailureRateDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", WithTeamMetricAttribute("team-val"))
+			mb.RecordPlatformDoraChangeFailureRateDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformDoraChangeFailureRateDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", WithTeamMetricAttribute("team-val"))
+				mb.RecordPlatformDoraChangeFailureRateDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformDoraDeploymentFrequencyDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", WithTeamMetricAttribute("team-val"))
+			mb.RecordPlatformDoraDeploymentFrequencyDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformDoraDeploymentFrequencyDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", WithTeamMetricAttribute("team-val"))
+				mb.RecordPlatformDoraDeploymentFrequencyDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformDoraLeadTimeMedianDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", WithTeamMetricAttribute("team-val"))
+			mb.RecordPlatformDoraLeadTimeMedianDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformDoraLeadTimeMedianDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", WithTeamMetricAttribute("team-val"))
+				mb.RecordPlatformDoraLeadTimeMedianDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformDoraLevelDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", AttributeMetricDeploymentFrequency, "tier_set-val", WithTeamMetricAttribute("team-val"))
+			mb.RecordPlatformDoraLevelDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", AttributeMetricDeploymentFrequency, "tier_set-val", WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformDoraLevelDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", AttributeMetricLeadTime, "tier_set-val-2", WithTeamMetricAttribute("team-val"))
+				mb.RecordPlatformDoraLevelDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", AttributeMetricLeadTime, "tier_set-val-2", WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformDoraRecoveryTimeMedianDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", WithTeamMetricAttribute("team-val"))
+			mb.RecordPlatformDoraRecoveryTimeMedianDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformDoraRecoveryTimeMedianDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", WithTeamMetricAttribute("team-val"))
+				mb.RecordPlatformDoraRecoveryTimeMedianDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformDoraReworkRateDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", WithTeamMetricAttribute("team-val"))
+			mb.RecordPlatformDoraReworkRateDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformDoraReworkRateDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", WithTeamMetricAttribute("team-val"))
+				mb.RecordPlatformDoraReworkRateDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformDoraWindowCoverageDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", WithTeamMetricAttribute("team-val"))
+			mb.RecordPlatformDoraWindowCoverageDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "window-val", WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformDoraWindowCoverageDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", WithTeamMetricAttribute("team-val"))
+				mb.RecordPlatformDoraWindowCoverageDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "window-val-2", WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformIncidentsDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", AttributeAttributedTrue, WithTeamMetricAttribute("team-val"))
+			mb.RecordPlatformIncidentsDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", AttributeAttributedTrue, WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformIncidentsDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", AttributeAttributedFalse, WithTeamMetricAttribute("team-val"))
+				mb.RecordPlatformIncidentsDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", AttributeAttributedFalse, WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPlatformLeadTimeDroppedDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "reason-val", WithTeamMetricAttribute("team-val"))
+			mb.RecordPlatformLeadTimeDroppedDataPoint(ts, 1, "namespace-val", "deployment-val", "environment-val", "reason-val", WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPlatformLeadTimeDroppedDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "reason-val-2", WithTeamMetricAttribute("team-val"))
+				mb.RecordPlatformLeadTimeDroppedDataPoint(ts, 3, "namespace-val-2", "deployment-val-2", "environment-val-2", "reason-val-2", WithTeamMetricAttribute("team-val"), WithClusterMetricAttribute("cluster-val"))
 			}
 
 			res := pcommon.NewResource()
@@ -223,6 +223,9 @@ func TestMetricsBuilder(t *testing.T) {
 						teamAttrVal, ok := dp.Attributes().Get("team")
 						assert.True(t, ok)
 						assert.Equal(t, "team-val", teamAttrVal.Str())
+						clusterAttrVal, ok := dp.Attributes().Get("cluster")
+						assert.True(t, ok)
+						assert.Equal(t, "cluster-val", clusterAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.deployment.failures"], "Found a duplicate in the metrics slice: platform.deployment.failures")
 						validatedMetrics["platform.deployment.failures"] = true
@@ -285,6 +288,9 @@ func TestMetricsBuilder(t *testing.T) {
 						teamAttrVal, ok := dp.Attributes().Get("team")
 						assert.True(t, ok)
 						assert.Equal(t, "team-val", teamAttrVal.Str())
+						clusterAttrVal, ok := dp.Attributes().Get("cluster")
+						assert.True(t, ok)
+						assert.Equal(t, "cluster-val", clusterAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.deployments"], "Found a duplicate in the metrics slice: platform.deployments")
 						validatedMetrics["platform.deployments"] = true
@@ -344,6 +350,9 @@ func TestMetricsBuilder(t *testing.T) {
 						teamAttrVal, ok := dp.Attributes().Get("team")
 						assert.True(t, ok)
 						assert.Equal(t, "team-val", teamAttrVal.Str())
+						clusterAttrVal, ok := dp.Attributes().Get("cluster")
+						assert.True(t, ok)
+						assert.Equal(t, "cluster-val", clusterAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.deployments.rework"], "Found a duplicate in the metrics slice: platform.deployments.rework")
 						validatedMetrics["platform.deployments.rework"] = true
@@ -402,6 +411,9 @@ func TestMetricsBuilder(t *testing.T) {
 						teamAttrVal, ok := dp.Attributes().Get("team")
 						assert.True(t, ok)
 						assert.Equal(t, "team-val", teamAttrVal.Str())
+						clusterAttrVal, ok := dp.Attributes().Get("cluster")
+						assert.True(t, ok)
+						assert.Equal(t, "cluster-val", clusterAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.dora.change_failure_rate"], "Found a duplicate in the metrics slice: platform.dora.change_failure_rate")
 						validatedMetrics["platform.dora.change_failure_rate"] = true
@@ -460,6 +472,9 @@ func TestMetricsBuilder(t *testing.T) {
 						teamAttrVal, ok := dp.Attributes().Get("team")
 						assert.True(t, ok)
 						assert.Equal(t, "team-val", teamAttrVal.Str())
+						clusterAttrVal, ok := dp.Attributes().Get("cluster")
+						assert.True(t, ok)
+						assert.Equal(t, "cluster-val", clusterAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.dora.deployment_frequency"], "Found a duplicate in the metrics slice: platform.dora.deployment_frequency")
 						validatedMetrics["platform.dora.deployment_frequency"] = true
@@ -518,6 +533,9 @@ func TestMetricsBuilder(t *testing.T) {
 						teamAttrVal, ok := dp.Attributes().Get("team")
 						assert.True(t, ok)
 						assert.Equal(t, "team-val", teamAttrVal.Str())
+						clusterAttrVal, ok := dp.Attributes().Get("cluster")
+						assert.True(t, ok)
+						assert.Equal(t, "cluster-val", clusterAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.dora.lead_time.median"], "Found a duplicate in the metrics slice: platform.dora.lead_time.median")
 						validatedMetrics["platform.dora.lead_time.median"] = true
@@ -582,6 +600,9 @@ func TestMetricsBuilder(t *testing.T) {
 						teamAttrVal, ok := dp.Attributes().Get("team")
 						assert.True(t, ok)
 						assert.Equal(t, "team-val", teamAttrVal.Str())
+						clusterAttrVal, ok := dp.Attributes().Get("cluster")
+						assert.True(t, ok)
+						assert.Equal(t, "cluster-val", clusterAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.dora.level"], "Found a duplicate in the metrics slice: platform.dora.level")
 						validatedMetrics["platform.dora.level"] = true
@@ -644,6 +665,9 @@ func TestMetricsBuilder(t *testing.T) {
 						teamAttrVal, ok := dp.Attributes().Get("team")
 						assert.True(t, ok)
 						assert.Equal(t, "team-val", teamAttrVal.Str())
+						clusterAttrVal, ok := dp.Attributes().Get("cluster")
+						assert.True(t, ok)
+						assert.Equal(t, "cluster-val", clusterAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.dora.recovery_time.median"], "Found a duplicate in the metrics slice: platform.dora.recovery_time.median")
 						validatedMetrics["platform.dora.recovery_time.median"] = true
@@ -702,6 +726,9 @@ func TestMetricsBuilder(t *testing.T) {
 						teamAttrVal, ok := dp.Attributes().Get("team")
 						assert.True(t, ok)
 						assert.Equal(t, "team-val", teamAttrVal.Str())
+						clusterAttrVal, ok := dp.Attributes().Get("cluster")
+						assert.True(t, ok)
+						assert.Equal(t, "cluster-val", clusterAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.dora.rework_rate"], "Found a duplicate in the metrics slice: platform.dora.rework_rate")
 						validatedMetrics["platform.dora.rework_rate"] = true
@@ -760,6 +787,9 @@ func TestMetricsBuilder(t *testing.T) {
 						teamAttrVal, ok := dp.Attributes().Get("team")
 						assert.True(t, ok)
 						assert.Equal(t, "team-val", teamAttrVal.Str())
+						clusterAttrVal, ok := dp.Attributes().Get("cluster")
+						assert.True(t, ok)
+						assert.Equal(t, "cluster-val", clusterAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.dora.window_coverage"], "Found a duplicate in the metrics slice: platform.dora.window_coverage")
 						validatedMetrics["platform.dora.window_coverage"] = true
@@ -820,6 +850,9 @@ func TestMetricsBuilder(t *testing.T) {
 						teamAttrVal, ok := dp.Attributes().Get("team")
 						assert.True(t, ok)
 						assert.Equal(t, "team-val", teamAttrVal.Str())
+						clusterAttrVal, ok := dp.Attributes().Get("cluster")
+						assert.True(t, ok)
+						assert.Equal(t, "cluster-val", clusterAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.incidents"], "Found a duplicate in the metrics slice: platform.incidents")
 						validatedMetrics["platform.incidents"] = true
@@ -882,6 +915,9 @@ func TestMetricsBuilder(t *testing.T) {
 						teamAttrVal, ok := dp.Attributes().Get("team")
 						assert.True(t, ok)
 						assert.Equal(t, "team-val", teamAttrVal.Str())
+						clusterAttrVal, ok := dp.Attributes().Get("cluster")
+						assert.True(t, ok)
+						assert.Equal(t, "cluster-val", clusterAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["platform.lead_time.dropped"], "Found a duplicate in the metrics slice: platform.lead_time.dropped")
 						validatedMetrics["platform.lead_time.dropped"] = true

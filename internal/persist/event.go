@@ -19,13 +19,16 @@ type loggedEventJSON struct {
 // eventJSON is event.Event, version 1. The kind is its name, so that the
 // log does not depend on the order of the event.Kind constants.
 type eventJSON struct {
-	Kind                 string    `json:"kind"`
-	Source               string    `json:"source"`
-	ID                   string    `json:"id,omitempty"`
-	Time                 time.Time `json:"time"`
-	Namespace            string    `json:"namespace,omitempty"`
-	Name                 string    `json:"name,omitempty"`
-	Environment          string    `json:"environment,omitempty"`
+	Kind        string    `json:"kind"`
+	Source      string    `json:"source"`
+	ID          string    `json:"id,omitempty"`
+	Time        time.Time `json:"time"`
+	Namespace   string    `json:"namespace,omitempty"`
+	Name        string    `json:"name,omitempty"`
+	Environment string    `json:"environment,omitempty"`
+	// Cluster is absent from events logged before clusters existed (and
+	// from a single-cluster installation's): cluster "".
+	Cluster              string    `json:"cluster,omitempty"`
 	Repository           string    `json:"repository,omitempty"`
 	ServiceHint          string    `json:"service_hint,omitempty"`
 	DeploymentID         string    `json:"deployment_id,omitempty"`
@@ -50,7 +53,7 @@ func encodeEvent(ev event.Event) ([]byte, error) {
 	}
 	return json.Marshal(loggedEventJSON{Version: eventVersion, Event: eventJSON{
 		Kind: ev.Kind.String(), Source: ev.Source, ID: ev.ID, Time: ev.Time,
-		Namespace: ev.Service.Namespace, Name: ev.Service.Name, Environment: ev.Service.Environment,
+		Namespace: ev.Service.Namespace, Name: ev.Service.Name, Environment: ev.Service.Environment, Cluster: ev.Service.Cluster,
 		Repository: ev.Repository, ServiceHint: ev.ServiceHint, DeploymentID: ev.DeploymentID, PreviousDeploymentID: ev.PreviousDeploymentID,
 		Revision: ev.Revision, ParentRevision: ev.ParentRevision, CommitTime: ev.CommitTime, Reason: ev.Reason,
 		IncidentID: ev.IncidentID, Hotfix: ev.Hotfix, Reverts: ev.Reverts, RevertsChange: ev.RevertsChange, ChangeID: ev.ChangeID,
@@ -73,7 +76,7 @@ func decodeEvent(b []byte) (event.Event, error) {
 	}
 	return event.Event{
 		Kind: kind, Source: e.Source, ID: e.ID, Time: e.Time,
-		Service:    event.Service{Namespace: e.Namespace, Name: e.Name, Environment: e.Environment},
+		Service:    event.Service{Namespace: e.Namespace, Name: e.Name, Environment: e.Environment, Cluster: e.Cluster},
 		Repository: e.Repository, ServiceHint: e.ServiceHint, DeploymentID: e.DeploymentID, PreviousDeploymentID: e.PreviousDeploymentID,
 		Revision: e.Revision, ParentRevision: e.ParentRevision, CommitTime: e.CommitTime, Reason: e.Reason,
 		IncidentID: e.IncidentID, Hotfix: e.Hotfix, Reverts: e.Reverts, RevertsChange: e.RevertsChange, ChangeID: e.ChangeID,

@@ -27,6 +27,9 @@
 //	                                an event of the log that replay could not use (LoadChecked)
 //	v1/k8s/meta                     {"version":1,"since":...,"deployments":["ns/name",...]}
 //	v1/k8s/deployments/<ns>/<name>  {"version":1,...}: one tracked Deployment
+//	v1/k8s/clusters/<cluster>/meta  as v1/k8s/meta, for one of the clusters of kubernetes::clusters
+//	v1/k8s/clusters/<cluster>/deployments/<ns>/<name>
+//	                                as v1/k8s/deployments/..., for that cluster
 //
 // Values are JSON with their own codec version. Loading a store whose
 // format, or any value's version, is newer than this build knows fails
@@ -89,13 +92,14 @@ type Store struct {
 	// formatSaved is set once the format key holds FormatVersion.
 	formatSaved bool
 
-	k8s k8sIndex
+	// k8s is what was last saved of each tracker, by its meta key.
+	k8s map[string]*k8sIndex
 }
 
 // New returns a Store on client. It does not take ownership of the client:
 // the caller closes it.
 func New(client storage.Client) *Store {
-	return &Store{client: client}
+	return &Store{client: client, k8s: map[string]*k8sIndex{}}
 }
 
 type formatJSON struct {

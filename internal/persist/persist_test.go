@@ -166,7 +166,7 @@ func TestSnapshotReplacesTheEventsItCovers(t *testing.T) {
 func fullEvent() event.Event {
 	return event.Event{
 		Kind: event.DeploymentRolledBack, Source: "argocd", ID: "id-1", Time: t0,
-		Service:    event.Service{Namespace: "shop", Name: "api", Environment: "production"},
+		Service:    event.Service{Namespace: "shop", Name: "api", Environment: "production", Cluster: "eu-1"},
 		Repository: "acme/api", ServiceHint: "api-ci", DeploymentID: "d2", PreviousDeploymentID: "d1",
 		Revision: "r2", ParentRevision: "r1", CommitTime: t0.Add(-time.Hour), Reason: "Degraded",
 		IncidentID: "inc-1", Hotfix: true, Reverts: "r0", RevertsChange: "github/acme/api/pull/0", ChangeID: "github/acme/api/pull/1",
@@ -199,6 +199,24 @@ func TestEventCodecKeepsEveryField(t *testing.T) {
 	}
 	_, err = encodeEvent(event.Event{})
 	assert.Error(t, err, "an event of no kind is not logged")
+
+	// Every field of the service too (its cluster was added later).
+	sv := reflect.ValueOf(fullEvent().Service)
+	for i := range sv.NumField() {
+		require.False(t, sv.Field(i).IsZero(), "fullEvent leaves Service.%s unset", sv.Type().Field(i).Name)
+	}
+}
+
+// An event logged before clusters existed has no cluster key: it is a
+// single-cluster installation's event, cluster "".
+func TestEventLoggedWithoutCluster(t *testing.T) {
+	old := `{"version":1,"event":{"kind":"deployment_succeeded","source":"kubernetes","id":"x","time":"2026-01-01T00:00:00Z","namespace":"shop","name":"api","environment":"production"}}`
+	got, err := decodeEvent([]byte(old))
+	require.NoError(t, err)
+	assert.Equal(t, event.Service{Namespace: "shop", Name: "api", Environment: "production"}, got.Service)
+	b, err := encodeEvent(got)
+	require.NoError(t, err)
+	assert.NotContains(t, string(b), "cluster", "no cluster key for a single-cluster installation's event")
 }
 
 // TestLoadRefusesNewerVersions: state written by a newer build (the
@@ -453,4 +471,49 @@ func counter(ps []engine.CounterPoint, svc event.Service, label string) uint64 {
 		return 0
 	}
 	return ps[i].Value
+}
+
+// TestK8sStatePerCluster: each cluster of kubernetes::clusters keeps its
+// tracker's state under keys of its own, so that two clusters' Deployments
+// of the same namespace and name never overwrite each other, and the
+// single-cluster form keeps its keys.
+func TestK8sStatePerCluster(t *testing.T) {
+	x := persisttest.NewExtension()
+	c := x.Client("dora")
+	s := New(c)
+	ctx := context.Background()
+	eu, us, single := s.ClusterStore("eu-1"), s.ClusterStore("us-1"), s.ClusterStore("")
+	for _, st := range []k8s.Store{eu, us, single} {
+		saved, err := st.LoadDeployments(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, k8s.SavedState{}, saved)
+	}
+	apiEU := k8s.DeploymentState{Namespace: "shop", Name: "api", UID: "u-eu", Generation: 3, TemplateHash: 5,
+		Rollout: k8s.RolloutState{ID: "shop/api/u-eu@3", Started: t0, Phase: k8s.PhaseSucceeded}}
+	apiUS := k8s.DeploymentState{Namespace: "shop", Name: "api", UID: "u-us", Generation: 1, TemplateHash: 9,
+		Rollout: k8s.RolloutState{ID: "shop/api/u-us@1", Started: t0.Add(time.Hour), Phase: k8s.PhasePending}}
+	web := k8s.DeploymentState{Namespace: "shop", Name: "web", UID: "u-web", Generation: 1, TemplateHash: 7,
+		Rollout: k8s.RolloutState{ID: "shop/web/u-web@1", Started: t0, Phase: k8s.PhaseSucceeded}}
+	require.NoError(t, eu.SaveDeployments(ctx, t0, []k8s.DeploymentState{apiEU, web}, nil))
+	require.NoError(t, us.SaveDeployments(ctx, t0.Add(time.Minute), []k8s.DeploymentState{apiUS}, nil))
+
+	assert.Contains(t, c.Keys(), K8sClusterDeploymentKey("eu-1", "shop", "api"))
+	assert.Contains(t, c.Keys(), K8sClusterDeploymentKey("us-1", "shop", "api"))
+	assert.NotContains(t, c.Keys(), KeyK8sMeta, "the single-cluster form's keys are not used")
+	assert.Equal(t, K8sDeploymentKey("shop", "api"), K8sClusterDeploymentKey("", "shop", "api"))
+
+	// Deleting web in eu-1 leaves us-1 alone; each loads its own.
+	require.NoError(t, eu.SaveDeployments(ctx, t0, nil, []types.NamespacedName{{Namespace: "shop", Name: "web"}}))
+	fresh := New(c)
+	savedEU, err := fresh.ClusterStore("eu-1").LoadDeployments(ctx)
+	require.NoError(t, err)
+	savedUS, err := fresh.ClusterStore("us-1").LoadDeployments(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []k8s.DeploymentState{apiEU}, savedEU.Deployments)
+	assert.True(t, savedEU.Since.Equal(t0))
+	assert.Equal(t, []k8s.DeploymentState{apiUS}, savedUS.Deployments)
+	assert.True(t, savedUS.Since.Equal(t0.Add(time.Minute)))
+	savedSingle, err := fresh.LoadDeployments(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, savedSingle.Deployments)
 }

@@ -1,0 +1,145 @@
+package dorareceiver
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.uber.org/zap"
+
+	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/k8s"
+)
+
+// A central receiver can watch several API servers directly
+// (kubernetes::clusters, docs/multicluster.md): one Kubernetes source per
+// cluster, each with its own client, informers, work queue, worker and
+// saved state (persist.Store.ClusterStore), and, when configured, its own
+// Argo Rollouts and Flagger sources. Their events carry the cluster's name
+// (event.Service.Cluster), so the series are those the agent topology
+// gives. A cluster whose API server is down only stops that cluster's
+// counting: its informers retry on their own, and the component status
+// names the clusters that fail.
+
+// validateClusterSetting refuses the cluster setting with
+// kubernetes::clusters, whose entries name their clusters: one name would
+// not say which.
+func (cfg *Config) validateClusterSetting() error {
+	if kc := cfg.Kubernetes.Get(); kc != nil && len(kc.Clusters) > 0 && cfg.Cluster != "" {
+		return fmt.Errorf("cluster: %q is set with kubernetes::clusters, whose entries name each cluster; remove cluster", cfg.Cluster)
+	}
+	return nil
+}
+
+// startKubernetesLocked builds the sources of every watched cluster;
+// r.leadMu is held. They start with the other sources.
+func (r *doraReceiver) startKubernetesLocked(kc *k8s.Config) error {
+	r.clusterStatus = newClusterStatus(r.reportStatus)
+	for _, w := range kc.WatchedClusters() {
+		logger := r.logger
+		if w.Name != "" {
+			logger = logger.With(zap.String("cluster", w.Name))
+		}
+		onErr := func(err error) { r.clusterStatus.failed(w.Name, err) }
+		sink := r.clusterSink(w.Name)
+		claimers, err := r.progressiveSources(w.Config, logger, sink, onErr)
+		if err != nil {
+			return clusterError(w.Name, err)
+		}
+		client, err := k8s.NewClient(w.Config)
+		if err != nil {
+			return clusterError(w.Name, err)
+		}
+		opts := []k8s.Option{
+			k8s.WithWatchErrorHandler(onErr),
+			k8s.WithWatchRecoveredHandler(func() { r.clusterStatus.recovered(w.Name) }),
+		}
+		if store := r.core.Store(); store != nil {
+			opts = append(opts, k8s.WithStore(store.ClusterStore(w.Name)))
+		}
+		r.sources = append(r.sources, k8s.New(w.Config, client, logger.With(zap.String("source", event.SourceKubernetes)), r.kubernetesSink(claimers, sink), opts...))
+	}
+	return nil
+}
+
+// clusterSink is the sink of the sources of the named cluster: their
+// events carry the cluster's name. The single-cluster form's ("") carry the
+// cluster setting (empty: none).
+func (r *doraReceiver) clusterSink(cluster string) k8s.Sink {
+	if cluster == "" {
+		cluster = r.cfg.Cluster
+	}
+	return func(ev event.Event) error {
+		ev.Service.Cluster = cluster
+		return r.applyAsync(ev)
+	}
+}
+
+func clusterError(cluster string, err error) error {
+	if cluster == "" {
+		return err
+	}
+	return fmt.Errorf("kubernetes::clusters %q: %w", cluster, err)
+}
+
+// reportStatus reports the receiver's component status.
+func (r *doraReceiver) reportStatus(ev *componentstatus.Event) {
+	componentstatus.ReportStatus(r.host, ev)
+}
+
+// clusterStatus turns the failures and recoveries of the watched clusters
+// into one component status: OK once every cluster answers again, else a
+// recoverable error naming the clusters that do not.
+type clusterStatus struct {
+	report func(*componentstatus.Event)
+
+	mu      sync.Mutex
+	failing map[string]error
+}
+
+func newClusterStatus(report func(*componentstatus.Event)) *clusterStatus {
+	return &clusterStatus{report: report, failing: map[string]error{}}
+}
+
+func (s *clusterStatus) failed(cluster string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failing[cluster] = err
+	s.reportLocked()
+}
+
+func (s *clusterStatus) recovered(cluster string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.failing, cluster)
+	s.reportLocked()
+}
+
+// reportLocked reports the status of all clusters; s.mu is held.
+func (s *clusterStatus) reportLocked() {
+	if len(s.failing) == 0 {
+		s.report(componentstatus.NewEvent(componentstatus.StatusOK))
+		return
+	}
+	names := make([]string, 0, len(s.failing))
+	for n := range s.failing {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	errs := make([]error, 0, len(names))
+	for _, n := range names {
+		errs = append(errs, clusterError(n, s.failing[n]))
+	}
+	err := errors.Join(errs...)
+	if len(names) > 1 || names[0] != "" {
+		quoted := make([]string, len(names))
+		for i, n := range names {
+			quoted[i] = fmt.Sprintf("%q", n)
+		}
+		err = fmt.Errorf("kubernetes: API server of cluster %s not answering; the other clusters are still watched: %w", strings.Join(quoted, ", "), err)
+	}
+	s.report(componentstatus.NewRecoverableErrorEvent(err))
+}
