@@ -80,9 +80,11 @@ type Settings struct {
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// Report receives each source's progress after every batch and at its
-	// end (telemetry); it must not block. State is one of the State*
-	// constants.
-	Report func(source string, p Progress, state string)
+	// end (telemetry), with the events new to the engine since the last
+	// report (Apply's accepted); it
+	// must not block. State is one of the State* constants; err is the
+	// source's error when it failed.
+	Report func(source string, p Progress, applied int, state string, err error)
 	// LogEvery is the least time between two progress log lines of a
 	// source (10 s when 0).
 	LogEvery time.Duration
@@ -246,7 +248,7 @@ func (r *Runner) runSource(ctx context.Context, s Source, now time.Time, onlyUnf
 	}
 	w := Window{From: p.From, To: p.To}
 	sk := &sink{r: r, source: name, w: w, p: p, log: log, began: time.Now(), startEvents: p.Events, startDone: p.Done, lastLog: time.Now()}
-	r.report(name, p, StateRunning)
+	r.report(name, p, 0, StateRunning, nil)
 	err = s.Import(ctx, w, p.Cursor, sk)
 	p = sk.p
 	took := time.Since(sk.began)
@@ -260,11 +262,11 @@ func (r *Runner) runSource(ctx context.Context, s Source, now time.Time, onlyUnf
 		}
 		log.Info("History import finished", zap.Int("events_applied", p.Events-sk.startEvents), zap.Int("events_total", p.Events),
 			zap.Int("done", p.Done), zap.Duration("took", took.Round(time.Millisecond)), zap.Float64("events_per_second", rate(p.Events-sk.startEvents, took)))
-		r.report(name, p, StateFinished)
+		r.report(name, p, 0, StateFinished, nil)
 		return nil
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		log.Info("History import stopped; it resumes from its saved progress at the next start", zap.Int("events_applied", p.Events), zap.Int("done", p.Done), zap.Int("total", p.Total))
-		r.report(name, p, StateStopped)
+		r.report(name, p, 0, StateStopped, nil)
 		return err
 	case errors.As(err, &serr):
 		// Only this source stops; the error names the setting, never its
@@ -277,7 +279,7 @@ func (r *Runner) runSource(ctx context.Context, s Source, now time.Time, onlyUnf
 	default:
 		log.Error("History import of this source failed; it resumes from its saved progress at the next run", zap.Error(err))
 	}
-	r.report(name, p, StateFailed)
+	r.report(name, p, 0, StateFailed, err)
 	return err
 }
 
@@ -288,9 +290,9 @@ func (r *Runner) values(name string, p Progress) map[string][]byte {
 	return map[string][]byte{r.set.Key(name): EncodeProgress(p)}
 }
 
-func (r *Runner) report(name string, p Progress, state string) {
+func (r *Runner) report(name string, p Progress, applied int, state string, err error) {
 	if r.set.Report != nil {
-		r.set.Report(name, p, state)
+		r.set.Report(name, p, applied, state, err)
 	}
 }
 
@@ -321,6 +323,7 @@ func (s *sink) Apply(ctx context.Context, b Batch) error {
 		ev.Imported, ev.ImportFrom = true, s.w.From
 		events[i] = ev
 	}
+	accepted := 0
 	next := s.p
 	next.Cursor, next.Done, next.Total = b.Cursor, b.Done, b.Total
 	for len(events) > 0 || next.Cursor != s.p.Cursor {
@@ -331,9 +334,11 @@ func (s *sink) Apply(ctx context.Context, b Batch) error {
 			next.Events = s.p.Events + len(part)
 			values = s.r.values(s.source, next)
 		}
-		if _, err := s.r.set.Apply(ctx, part, values); err != nil {
+		n, err := s.r.set.Apply(ctx, part, values)
+		if err != nil {
 			return fmt.Errorf("applying imported events: %w", err)
 		}
+		accepted += n
 		if values == nil {
 			s.p.Events += len(part)
 			continue
@@ -342,7 +347,7 @@ func (s *sink) Apply(ctx context.Context, b Batch) error {
 		break
 	}
 	s.p.Done, s.p.Total = b.Done, b.Total
-	s.r.report(s.source, s.p, StateRunning)
+	s.r.report(s.source, s.p, accepted, StateRunning, nil)
 	if time.Since(s.lastLog) >= s.r.set.LogEvery {
 		s.lastLog = time.Now()
 		took := time.Since(s.began)
