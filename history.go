@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/generic"
 	hist "github.com/otelcol-dora/dorareceiver/internal/history"
 	"github.com/otelcol-dora/dorareceiver/internal/ingest"
 	"github.com/otelcol-dora/dorareceiver/internal/pagerduty"
@@ -42,6 +43,16 @@ func (r *doraReceiver) historySources() []hist.Source {
 				zap.String("setting", prefix+"token_file"), zap.Error(err))
 		} else {
 			out = append(out, pagerduty.NewImporter(*pc, r.historyClient(event.SourcePagerDuty), token))
+		}
+	}
+	if gc := wc.Generic.Get(); gc != nil && gc.History.Enabled && gc.History.Endpoint != "" {
+		const prefix = "webhooks::generic::history::"
+		token, err := gc.History.ReadToken(prefix)
+		if err != nil {
+			r.logger.Error("History import of this source not started: fix the setting named", zap.String("source", event.SourceGeneric),
+				zap.String("setting", prefix+"token_file"), zap.Error(err))
+		} else {
+			out = append(out, generic.NewImporter(*gc, r.historyClient(event.SourceGeneric), token))
 		}
 	}
 	return out
