@@ -748,6 +748,11 @@ func (e *Engine) incidentOpened(ev event.Event) {
 	var d *deploymentState
 	if s.production {
 		d = s.causeOf(ev.Time, e.cfg.IncidentWindow)
+		if d == nil && e.imported {
+			// An imported incident may be older than the deployments the
+			// service remembers: the rolling history still has them.
+			d = s.causeInHistory(ev.Time, e.cfg.IncidentWindow)
+		}
 	}
 	inc.attributed = d != nil
 	count(e, e.incidents, reasonKey{ev.Service, strconv.FormatBool(inc.attributed)})

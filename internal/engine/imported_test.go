@@ -177,3 +177,33 @@ func TestImportTwiceCountedOnce(t *testing.T) {
 	assert.Equal(t, want, rollingAt(restored, api, t0), "resumed after a restart")
 	assert.Empty(t, restored.Snapshot().Deployments)
 }
+
+// TestImportedIncidentsAfterTheirDeployments: an import reads a source's
+// deployments before another source's incidents (history.Phased), so an
+// incident may be older than the deployments the service remembers; it
+// is attributed through the rolling history all the same, and a second
+// incident of the same deployment joins its failure.
+func TestImportedIncidentsAfterTheirDeployments(t *testing.T) {
+	var deployments, incidents []event.Event
+	for _, ev := range monthOfHistory() {
+		if ev.IncidentID == "" {
+			deployments = append(deployments, ev)
+		}
+	}
+	for _, i := range []int{0, 20} {
+		t := -30*24*time.Hour + 3*time.Hour + time.Duration(i)*18*time.Hour
+		for n, id := range []string{fmt.Sprintf("inc-%d", i), fmt.Sprintf("inc-%d-again", i)} {
+			incidents = append(incidents, incident(event.IncidentOpened, api, id, t+time.Hour+time.Duration(n)*time.Minute),
+				incident(event.IncidentResolved, api, id, t+4*time.Hour))
+		}
+	}
+	e, err := New(DefaultConfig(), t0)
+	require.NoError(t, err)
+	applyAll(t, e, importAll(deployments))
+	applyAll(t, e, importAll(incidents))
+	w := rollingAt(e, api, t0)["30d"]
+	assert.InDelta(t, 2.0/40, w.ChangeFailureRate.V, 1e-9, "both deployments failed, each once")
+	assert.True(t, w.RecoveryTimeMedian.OK)
+	assert.InDelta(t, 4*3600.0, w.RecoveryTimeMedian.V, 1e-9, "recovered when the last incident of each was resolved")
+	assert.Empty(t, e.Snapshot().Failures)
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -193,25 +194,54 @@ func (r *Runner) Stop(ctx context.Context) error {
 	}
 }
 
+// Phased is implemented by sources that must run after others: the
+// engine attributes an incident to a deployment it already knows, so the
+// sources that import only incidents (PagerDuty) return 1 and run once
+// the sources of phase 0 (every other one: deployments, changes) are
+// done. Sources of one phase run concurrently.
+type Phased interface {
+	Phase() int
+}
+
+func phaseOf(s Source) int {
+	if p, ok := s.(Phased); ok {
+		return p.Phase()
+	}
+	return 0
+}
+
 // Run imports in the caller's goroutine (Start runs it in the background)
 // and returns each source's outcome, nil for a source whose window was
-// read (or which had nothing to do).
+// read (or which had nothing to do). Phases run in order (Phased); a
+// later phase runs even when a source of an earlier one failed.
 func (r *Runner) Run(ctx context.Context, onlyUnfinished bool) map[string]error {
 	now := r.set.Now()
-	var wg sync.WaitGroup
 	var mu sync.Mutex
 	out := map[string]error{}
+	phases := map[int][]Source{}
+	var order []int
 	for _, s := range r.set.Sources {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := r.runSource(ctx, s, now, onlyUnfinished)
-			mu.Lock()
-			out[s.Name()] = err
-			mu.Unlock()
-		}()
+		p := phaseOf(s)
+		if _, ok := phases[p]; !ok {
+			order = append(order, p)
+		}
+		phases[p] = append(phases[p], s)
 	}
-	wg.Wait()
+	slices.Sort(order)
+	for _, p := range order {
+		var wg sync.WaitGroup
+		for _, s := range phases[p] {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := r.runSource(ctx, s, now, onlyUnfinished)
+				mu.Lock()
+				out[s.Name()] = err
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+	}
 	return out
 }
 

@@ -57,6 +57,10 @@ func NewImporter(cfg Config, client *http.Client, token string) *Importer {
 // Name is the source's name in logs, telemetry and saved progress.
 func (im *Importer) Name() string { return event.SourcePagerDuty }
 
+// Phase runs the import after the sources of deployments: an incident is
+// attributed to a deployment the engine already knows (history.Phased).
+func (im *Importer) Phase() int { return 1 }
+
 // apiIncident is the part of an incident of GET /incidents the importer
 // uses (testdata/api-incidents-list.json is PagerDuty's own example).
 type apiIncident struct {
