@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -218,9 +219,47 @@ func (r *Runner) Run(ctx context.Context, onlyUnfinished bool) map[string]error 
 	now := r.set.Now()
 	var mu sync.Mutex
 	out := map[string]error{}
+	// Each source's run: resumed, or a new window. The new windows are
+	// saved, unfinished, before any source reads: a crash before a later
+	// phase's source started resumes it too.
+	progress := map[string]*Progress{}
+	fresh := map[string][]byte{}
+	for _, s := range r.set.Sources {
+		name := s.Name()
+		log := r.set.Logger.With(zap.String("source", name))
+		saved, err := r.load(ctx, name)
+		if err != nil {
+			log.Error("History import not started: its saved progress cannot be read", zap.Error(err))
+			out[name] = err
+			continue
+		}
+		switch {
+		case saved != nil && !saved.Finished:
+			progress[name] = saved
+			log.Info("History import resumes where it stopped", zap.Time("from", saved.From), zap.Time("to", saved.To),
+				zap.Int("events_applied", saved.Events), zap.Int("done", saved.Done), zap.Int("total", saved.Total))
+		case onlyUnfinished:
+		default:
+			p := &Progress{From: now.Add(-r.set.Window), To: now}
+			progress[name] = p
+			maps.Copy(fresh, r.values(name, *p))
+		}
+	}
+	if len(fresh) > 0 {
+		if _, err := r.set.Apply(ctx, nil, fresh); err != nil {
+			r.set.Logger.Error("History import not started: saving its start failed", zap.Error(err))
+			for name := range progress {
+				out[name] = err
+			}
+			return out
+		}
+	}
 	phases := map[int][]Source{}
 	var order []int
 	for _, s := range r.set.Sources {
+		if progress[s.Name()] == nil {
+			continue
+		}
 		p := phaseOf(s)
 		if _, ok := phases[p]; !ok {
 			order = append(order, p)
@@ -229,12 +268,15 @@ func (r *Runner) Run(ctx context.Context, onlyUnfinished bool) map[string]error 
 	}
 	slices.Sort(order)
 	for _, p := range order {
+		if ctx.Err() != nil {
+			break // stopped: the later phases resume at the next start
+		}
 		var wg sync.WaitGroup
 		for _, s := range phases[p] {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				err := r.runSource(ctx, s, now, onlyUnfinished)
+				err := r.runSource(ctx, s, *progress[s.Name()])
 				mu.Lock()
 				out[s.Name()] = err
 				mu.Unlock()
@@ -256,30 +298,16 @@ func (r *Runner) load(ctx context.Context, name string) (*Progress, error) {
 	return DecodeProgress(b)
 }
 
-func (r *Runner) runSource(ctx context.Context, s Source, now time.Time, onlyUnfinished bool) error {
+func (r *Runner) runSource(ctx context.Context, s Source, p Progress) error {
 	name := s.Name()
 	log := r.set.Logger.With(zap.String("source", name))
-	saved, err := r.load(ctx, name)
-	if err != nil {
-		log.Error("History import not started: its saved progress cannot be read", zap.Error(err))
-		return err
-	}
-	var p Progress
-	switch {
-	case saved != nil && !saved.Finished:
-		p = *saved
-		log.Info("History import resumes where it stopped", zap.Time("from", p.From), zap.Time("to", p.To),
-			zap.Int("events_applied", p.Events), zap.Int("done", p.Done), zap.Int("total", p.Total))
-	case onlyUnfinished:
-		return nil
-	default:
-		p = Progress{From: now.Add(-r.set.Window), To: now}
+	if p.Cursor == "" && p.Events == 0 {
 		log.Info("History import started", zap.Time("from", p.From), zap.Time("to", p.To))
 	}
 	w := Window{From: p.From, To: p.To}
 	sk := &sink{r: r, source: name, w: w, p: p, log: log, began: time.Now(), startEvents: p.Events, startDone: p.Done, lastLog: time.Now()}
 	r.report(name, p, 0, StateRunning, nil)
-	err = s.Import(ctx, w, p.Cursor, sk)
+	err := s.Import(ctx, w, p.Cursor, sk)
 	p = sk.p
 	took := time.Since(sk.began)
 	var serr *SettingError

@@ -137,7 +137,7 @@ func TestRunnerAppliesBatchesMarkedWithProgress(t *testing.T) {
 		assert.True(t, ev.Imported)
 		assert.Equal(t, now.Add(-30*24*time.Hour), ev.ImportFrom)
 	}
-	assert.Equal(t, 3*2+1, st.writes, "4 events in parts of 3, per page, then the finish")
+	assert.Equal(t, 1+3*2+1, st.writes, "the start, 4 events in parts of 3 per page, then the finish")
 	p := st.progress(t, "pd")
 	assert.Equal(t, Progress{Version: 1, From: now.Add(-30 * 24 * time.Hour), To: now, Cursor: "3", Finished: true, Events: 12, Done: 3, Total: 3}, *p)
 	assert.Equal(t, []Window{{now.Add(-30 * 24 * time.Hour), now}}, src.windows)
@@ -223,4 +223,48 @@ func TestRunnerStopsOnCancel(t *testing.T) {
 	p := st.progress(t, "pd")
 	assert.False(t, p.Finished)
 	assert.Equal(t, "1", p.Cursor)
+}
+
+// phased is a fake source of a later phase (incidents).
+type phased struct{ *fake }
+
+func (phased) Phase() int { return 1 }
+
+// TestRunnerPhasesAndAStopBeforeALaterPhase: a later phase's source runs
+// once the earlier phase's are done (it sees their events applied); a run
+// stopped before it started resumes it at the next start too, since every
+// source's window is saved when the run begins.
+func TestRunnerPhasesAndAStopBeforeALaterPhase(t *testing.T) {
+	st := newStore()
+	deployments := &fake{name: "generic", pages: pages("generic", 3, 1), block: make(chan struct{})}
+	incidents := phased{&fake{name: "pagerduty", pages: pages("pagerduty", 1, 1)}}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		deployments.block <- struct{}{} // the first page, then stop
+		require.Eventually(t, func() bool { p := st.progress(t, "generic"); return p != nil && p.Cursor == "1" }, 5*time.Second, time.Millisecond)
+		cancel()
+	}()
+	out := newRunner(st, zap.NewNop(), deployments, incidents).Run(ctx, false)
+	require.ErrorIs(t, out["generic"], context.Canceled)
+	assert.Empty(t, incidents.cursors, "the later phase did not start")
+	require.NotNil(t, st.progress(t, "pagerduty"), "its window was saved at the start")
+	assert.False(t, st.progress(t, "pagerduty").Finished)
+
+	deployments.block = nil
+	appliedBefore := -1
+	r := newRunner(st, zap.NewNop(), deployments, incidents)
+	r.set.Apply = func(ctx context.Context, evs []event.Event, values map[string][]byte) (int, error) {
+		if len(evs) > 0 && evs[0].Source == "pagerduty" && appliedBefore < 0 {
+			appliedBefore = len(st.events)
+		}
+		return st.apply(ctx, evs, values)
+	}
+	out = r.Run(context.Background(), true)
+	require.NoError(t, out["generic"])
+	require.NoError(t, out["pagerduty"])
+	assert.Equal(t, 3, appliedBefore, "the incidents came after every deployment")
+	assert.Equal(t, []string{""}, incidents.cursors)
+	assert.Equal(t, []string{"", "1"}, deployments.cursors)
+	assert.Equal(t, incidents.windows[0], deployments.windows[0], "one window for the whole run")
+	assert.True(t, st.progress(t, "pagerduty").Finished)
 }
