@@ -27,9 +27,10 @@ const historyToken = "e2e-history-token"
 // month: historytest.Month), the trigger endpoint, and the Prometheus
 // exporter on promAddr (kept across restarts, so one Prometheus scrapes
 // every process).
-func historyCollector(t *testing.T, bin, dir, promAddr string, api *historytest.Server) (base string, p *collectorProcess) {
+func historyCollector(t *testing.T, bin, dir, promAddr string, api *historytest.Server) (base, ownURL string, p *collectorProcess) {
 	t.Helper()
 	webhookAddr, healthAddr := freeAddr(t), freeAddr(t)
+	ownPort := freePort(t)
 	config := filepath.Join(t.TempDir(), "otelcol-dora.yaml")
 	require.NoError(t, os.WriteFile(config, fmt.Appendf(nil, `receivers:
   dora:
@@ -68,14 +69,20 @@ service:
   extensions: [health_check, file_storage/dora]
   telemetry:
     metrics:
-      level: none
+      level: normal
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: %[9]d
   pipelines:
     metrics:
       receivers: [dora]
       exporters: [prometheus]
-`, webhookAddr, genericSecret, promAddr, healthAddr, dir, historyToken, api.URL, tokenFile(t)), 0o600))
+`, webhookAddr, genericSecret, promAddr, healthAddr, dir, historyToken, api.URL, tokenFile(t), ownPort), 0o600))
 	p = runCollector(t, bin, []string{"--config", config}, nil, healthAddr)
-	return "http://" + webhookAddr, p
+	return "http://" + webhookAddr, fmt.Sprintf("http://127.0.0.1:%d/metrics", ownPort), p
 }
 
 // tokenFile holds the PagerDuty token as a mounted Secret would, with a
@@ -179,7 +186,7 @@ func TestHistoryImportKill9AndNoJump(t *testing.T) {
 	dir := t.TempDir()
 	began := time.Now()
 
-	_, first := historyCollector(t, bin, dir, promAddr, api)
+	_, _, first := historyCollector(t, bin, dir, promAddr, api)
 	// 60 deployments in pages of 3: 20 requests. Killed after a few pages
 	// were applied (batch_size 4 splits none of them).
 	require.Eventually(t, func() bool { return api.Requests() >= 6 }, 30*time.Second, 10*time.Millisecond)
@@ -189,7 +196,7 @@ func TestHistoryImportKill9AndNoJump(t *testing.T) {
 	readBefore := api.Requests()
 
 	api.SetDelay(0)
-	base, second := historyCollector(t, bin, dir, promAddr, api)
+	base, own, second := historyCollector(t, bin, dir, promAddr, api)
 	freq := `platform_dora_deployment_frequency_per_day{deployment="api",window="30d"}`
 	cfr := `platform_dora_change_failure_rate_ratio{deployment="api",window="30d"}`
 	require.Eventually(t, func() bool {
@@ -202,6 +209,15 @@ func TestHistoryImportKill9AndNoJump(t *testing.T) {
 	assert.Contains(t, second.log(), "History import resumes where it stopped")
 	require.Eventually(t, func() bool { return strings.Count(second.log(), "History import finished") == 2 }, 30*time.Second, 100*time.Millisecond)
 	assert.Less(t, api.Requests()-readBefore, int64(20+1), "the resumed import did not read the window again from its start")
+	// The import's own telemetry: the second process applied what the
+	// first had not, and both sources finished.
+	imported := ownCounter(t, own, "otelcol_dora_history_imported_events", `source="generic"`)
+	assert.Greater(t, imported, 0.0)
+	assert.Less(t, imported, 60.0, "the resumed run applied only what was left")
+	assert.Equal(t, 24.0, ownCounter(t, own, "otelcol_dora_history_imported_events", `source="pagerduty"`), "12 incidents opened and resolved")
+	assert.Equal(t, 1.0, ownCounter(t, own, "otelcol_dora_history_progress", `source="generic"`))
+	assert.Equal(t, 1.0, ownCounter(t, own, "otelcol_dora_history_progress", `source="pagerduty"`))
+	assert.Positive(t, ownCounter(t, own, "otelcol_dora_history_requests", `source="pagerduty"`, `code="200"`))
 	assert.Empty(t, query(t, prom, `platform_deployments_total`), "imported deployments are in no counter")
 	assert.Empty(t, query(t, prom, `platform_incidents_total`), "nor imported incidents")
 
