@@ -150,3 +150,41 @@ func (c counters) withoutStart() counters {
 	c.start = 0
 	return c
 }
+
+// TestHistoryTriggerAnswers: the trigger endpoint refuses other methods
+// (405) and a wrong token (401), answers 409 while an import runs (here
+// the first start's, slowed down) and 202 with the sources once it is
+// done; an import is not started twice at once.
+func TestHistoryTriggerAnswers(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	events, incidents := historytest.Month(now, "shop", "api")
+	srv, err := historytest.New(historyToken, incidents, events, 7)
+	require.NoError(t, err)
+	defer srv.Close()
+	srv.SetDelay(300 * time.Millisecond)
+	host := extensionHost{storageID: persisttest.NewExtension()}
+	rcv := startStoredReceiver(t, host, withHistory(srv))
+	url := strings.TrimSuffix(rcv.url, "/events") + DefaultHistoryTriggerPath
+
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+	r := triggerImport(t, rcv, "wrong")
+	assert.Equal(t, http.StatusUnauthorized, r.status)
+	assert.NotContains(t, r.body["error"], historyToken)
+
+	r = triggerImport(t, rcv, historyToken)
+	require.Equal(t, http.StatusConflict, r.status, r.body)
+	assert.Equal(t, "running", r.body["status"])
+
+	srv.SetDelay(0)
+	require.Eventually(t, func() bool {
+		h := rcv.rcv.(*shared).imports.Load()
+		return h != nil && !h.runner.Running()
+	}, 30*time.Second, 10*time.Millisecond)
+	r = triggerImport(t, rcv, historyToken)
+	require.Equal(t, http.StatusAccepted, r.status, r.body)
+	assert.Equal(t, "started", r.body["status"])
+	assert.ElementsMatch(t, []any{"generic", "pagerduty"}, r.body["sources"])
+}
