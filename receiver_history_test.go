@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/otelcol-dora/dorareceiver/internal/generic"
@@ -187,4 +188,39 @@ func TestHistoryTriggerAnswers(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, r.status, r.body)
 	assert.Equal(t, "started", r.body["status"])
 	assert.ElementsMatch(t, []any{"generic", "pagerduty"}, r.body["sources"])
+}
+
+// TestHistoryImportStatus: the import reports StatusOK events whose
+// attributes say what it does, and a source refused for a setting (a
+// wrong PagerDuty token: 401) a recoverable error naming the setting; the
+// other source finishes.
+func TestHistoryImportStatus(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	events, incidents := historytest.Month(now, "shop", "api")
+	srv, err := historytest.New(historyToken, incidents, events, 20)
+	require.NoError(t, err)
+	defer srv.Close()
+	host := &statusHost{extensionHost: extensionHost{storageID: persisttest.NewExtension()}}
+	startStoredReceiver(t, host, func(cfg *Config) {
+		withHistory(srv)(cfg)
+		cfg.Webhooks.Get().PagerDuty.Get().History.Token = "not-the-token"
+	})
+	find := func(state, source string) *componentstatus.Event {
+		for _, ev := range host.since(0) {
+			s, _ := ev.Attributes().Get("history_import")
+			src, _ := ev.Attributes().Get("history_import.source")
+			if s.Str() == state && src.Str() == source {
+				return ev
+			}
+		}
+		return nil
+	}
+	require.Eventually(t, func() bool { return find("failed", "pagerduty") != nil && find("finished", "generic") != nil },
+		20*time.Second, 10*time.Millisecond)
+	failed := find("failed", "pagerduty")
+	assert.Equal(t, componentstatus.StatusRecoverableError, failed.Status())
+	assert.Contains(t, failed.Err().Error(), "webhooks::pagerduty::history::token")
+	assert.NotContains(t, failed.Err().Error(), "not-the-token")
+	assert.Equal(t, componentstatus.StatusOK, find("finished", "generic").Status())
+	assert.Equal(t, componentstatus.StatusOK, find("running", "generic").Status())
 }
