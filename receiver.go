@@ -236,8 +236,14 @@ func (r *doraReceiver) stepDown(ctx context.Context, final bool) error {
 	}
 	r.leading = false
 	r.isLeader.Store(false)
-	r.core.Deactivate()
+	// The history import stops first: its batch in flight is applied or
+	// not, and it ends as stopped rather than failing on a core that no
+	// longer applies.
 	var errs []error
+	if h := r.imports.Load(); h != nil {
+		errs = append(errs, h.Shutdown(ctx))
+	}
+	r.core.Deactivate()
 	for _, s := range r.sources {
 		errs = append(errs, s.Shutdown(ctx))
 	}

@@ -224,3 +224,37 @@ func TestHistoryImportStatus(t *testing.T) {
 	assert.Equal(t, componentstatus.StatusOK, find("finished", "generic").Status())
 	assert.Equal(t, componentstatus.StatusOK, find("running", "generic").Status())
 }
+
+// TestHistoryImportStopsOnShutdownAndResumes: a shutdown in the middle of
+// an import stops it (status "stopped", not a failure), its progress
+// saved; the next start resumes it and the month is counted once.
+func TestHistoryImportStopsOnShutdownAndResumes(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	events, incidents := historytest.Month(now, "shop", "api")
+	srv, err := historytest.New(historyToken, incidents, events, 3)
+	require.NoError(t, err)
+	defer srv.Close()
+	srv.SetDelay(50 * time.Millisecond)
+	ext := persisttest.NewExtension()
+	host := &statusHost{extensionHost: extensionHost{storageID: ext}}
+	first := startStoredReceiver(t, host, withHistory(srv))
+	require.Eventually(t, func() bool { return srv.Requests() >= 4 }, 20*time.Second, 5*time.Millisecond)
+	first.stop()
+	var states []string
+	for _, ev := range host.since(0) {
+		if s, ok := ev.Attributes().Get("history_import"); ok {
+			states = append(states, s.Str())
+		}
+	}
+	assert.Contains(t, states, "stopped")
+	assert.NotContains(t, states, "failed")
+	assert.NotContains(t, string(ext.Clients()[0].Value(persist.HistoryKey("generic"))), `"finished":true`)
+
+	srv.SetDelay(0)
+	second := startStoredReceiver(t, extensionHost{storageID: ext}, withHistory(srv))
+	require.Eventually(t, func() bool {
+		f, c, ok := rolling30d(second)
+		return ok && f == 60.0/30 && c == 12.0/60
+	}, 20*time.Second, 20*time.Millisecond, "the resumed import counts the month once")
+	assert.Equal(t, counters{}, second.counters().withoutStart())
+}
