@@ -3,7 +3,9 @@
 // answers shaped like PagerDuty's own example,
 // internal/pagerduty/testdata/api-incidents-list.json) and an in-house
 // platform's history endpoint in the generic form (GET /history). It
-// serves on 127.0.0.1 and can be slowed down to interrupt an import.
+// serves on 127.0.0.1 and can be slowed down to interrupt an import. Its
+// error answers are PagerDuty's documented error object
+// (internal/pagerduty/testdata/api-error.json).
 package historytest
 
 import (
@@ -40,6 +42,7 @@ type Server struct {
 
 	srv         *httptest.Server
 	example     map[string]any
+	errBody     []byte
 	incidents   []Incident
 	events      []generic.Payload
 	pageSize    int
@@ -61,7 +64,11 @@ func New(token string, incidents []Incident, events []generic.Payload, pageSize 
 	if err := json.Unmarshal(b, &page); err != nil {
 		return nil, err
 	}
-	s := &Server{Token: token, example: page["incidents"].([]any)[0].(map[string]any), incidents: incidents, events: events, pageSize: pageSize}
+	errBody, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "pagerduty", "testdata", "api-error.json"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Token: token, example: page["incidents"].([]any)[0].(map[string]any), errBody: errBody, incidents: incidents, events: events, pageSize: pageSize}
 	s.srv = httptest.NewServer(s)
 	s.URL = s.srv.URL
 	return s, nil
@@ -94,14 +101,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	until, err2 := time.Parse(time.RFC3339, q.Get("until"))
 	if err1 != nil || err2 != nil {
 		w.WriteHeader(http.StatusBadRequest)
-		_, _ = w.Write([]byte(`{"error":{"message":"Invalid Input Provided","code":2001}}`))
+		_, _ = w.Write(s.errBody)
 		return
 	}
 	switch r.URL.Path {
 	case "/incidents":
 		if r.Header.Get("Authorization") != "Token token="+s.Token {
 			w.WriteHeader(http.StatusUnauthorized)
-			_, _ = w.Write([]byte(`{"error":{"message":"Authentication failed","code":2006}}`))
+			_, _ = w.Write(s.errBody)
 			return
 		}
 		s.serveIncidents(w, q, since, until)
@@ -113,7 +120,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveEvents(w, q.Get("cursor"), since, until)
 	default:
 		w.WriteHeader(http.StatusNotFound)
-		_, _ = w.Write([]byte(`{"error":{"message":"Not Found","code":2100}}`))
+		_, _ = w.Write(s.errBody)
 	}
 }
 
