@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/component/componentstatus"
@@ -89,6 +90,10 @@ type historyImport struct {
 	sources []hist.Source
 	// fresh: the storage held nothing at the restore (or there is none).
 	fresh bool
+
+	// running are the sources whose start was reported (report).
+	mu      sync.Mutex
+	running map[string]bool
 }
 
 // newHistoryImport returns the import of this leadership, nil when no
@@ -98,7 +103,7 @@ func (r *doraReceiver) newHistoryImport() *historyImport {
 	if len(sources) == 0 {
 		return nil
 	}
-	h := &historyImport{r: r, sources: sources, fresh: true}
+	h := &historyImport{r: r, sources: sources, fresh: true, running: map[string]bool{}}
 	set := hist.Settings{
 		Logger:    r.logger.With(zap.String("component", "history_import")),
 		Sources:   sources,
@@ -154,8 +159,12 @@ func (h *historyImport) report(source string, p hist.Progress, applied int, stat
 	if h.r.host == nil {
 		return
 	}
-	if state == hist.StateRunning && applied == 0 && p.Done > 0 {
-		// Status events at the start and end of a run, not per batch.
+	// Status events at a source's start and end, not per batch.
+	h.mu.Lock()
+	first := h.running[source] != (state == hist.StateRunning)
+	h.running[source] = state == hist.StateRunning
+	h.mu.Unlock()
+	if !first {
 		return
 	}
 	attrs := pcommon.NewMap()
