@@ -336,6 +336,9 @@ func (cfg *Config) Validate() error {
 	if err := cfg.History.validate(cfg.RollingWindows); err != nil {
 		errs = append(errs, err)
 	}
+	if cfg.History.Trigger.HasValue() && !cfg.Webhooks.HasValue() {
+		errs = append(errs, errors.New("history::trigger: needs a webhooks section (the trigger is served on the webhook server)"))
+	}
 	return errors.Join(errs...)
 }
 

@@ -58,6 +58,9 @@ func TestHistoryConfig(t *testing.T) {
 	_, err = loadHistoryConfig(t, "window_too_long")
 	require.ErrorContains(t, err, "history::window: 1440h0m0s is longer than the longest rolling window (720h0m0s)")
 
+	_, err = loadHistoryConfig(t, "trigger_without_webhooks")
+	require.ErrorContains(t, err, "history::trigger: needs a webhooks section")
+
 	_, err = loadHistoryConfig(t, "bad_history")
 	require.Error(t, err)
 	for _, want := range []string{
