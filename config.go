@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strings"
 	"time"
 	"unicode"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/flagger"
 	"github.com/otelcol-dora/dorareceiver/internal/k8s"
 	"github.com/otelcol-dora/dorareceiver/internal/metadata"
+	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
 // Config is the dora receiver's configuration.
@@ -113,10 +115,77 @@ type Config struct {
 	// default, which keeps the Prometheus contract.
 	SemanticConventions SemanticConventionsConfig `mapstructure:"semantic_conventions"`
 
+	// History configures the history import (history.go, docs/history.md).
+	History HistoryConfig `mapstructure:"history"`
+
 	metadata.MetricsBuilderConfig `mapstructure:",squash"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
+}
+
+// HistoryConfig configures the import of the history that the configured
+// sources' systems hold (each source's own history block says whether
+// it imports and with which token).
+type HistoryConfig struct {
+	// Window is how far back an import reads; at most the longest rolling
+	// window (older history would be forgotten at once).
+	Window time.Duration `mapstructure:"window"`
+	// OnStart imports on a first start: when the storage holds no saved
+	// state (without storage: at every start). An interrupted import
+	// resumes at the next start whatever this says.
+	OnStart bool `mapstructure:"on_start"`
+	// BatchSize is the most imported events applied in one storage write.
+	BatchSize int `mapstructure:"batch_size"`
+	// Trigger, when present, serves an authenticated endpoint on the
+	// webhook server that starts an import on demand.
+	Trigger configoptional.Optional[HistoryTriggerConfig] `mapstructure:"trigger"`
+}
+
+// HistoryTriggerConfig is the import-on-demand endpoint: POST to Path with
+// the token (Authorization: Bearer <token>) answers 202 when an import
+// starts, 409 while one runs.
+type HistoryTriggerConfig struct {
+	Path                string `mapstructure:"path"`
+	webhook.TokenConfig `mapstructure:",squash"`
+}
+
+// DefaultHistoryTriggerPath is the trigger's default path.
+const DefaultHistoryTriggerPath = "/history/import"
+
+func defaultHistory() HistoryConfig {
+	return HistoryConfig{
+		Window:    30 * 24 * time.Hour,
+		OnStart:   true,
+		BatchSize: 500,
+		Trigger:   configoptional.Default(HistoryTriggerConfig{Path: DefaultHistoryTriggerPath}),
+	}
+}
+
+func (h *HistoryConfig) validate(rolling []time.Duration) error {
+	var errs []error
+	var longest time.Duration
+	for _, w := range rolling {
+		longest = max(longest, w)
+	}
+	switch {
+	case h.Window <= 0:
+		errs = append(errs, fmt.Errorf("history::window: must be positive, got %s", h.Window))
+	case longest > 0 && h.Window > longest:
+		errs = append(errs, fmt.Errorf("history::window: %s is longer than the longest rolling window (%s): the older history would be forgotten at once; lengthen rolling_windows or shorten the window", h.Window, longest))
+	}
+	if h.BatchSize <= 0 || h.BatchSize > 10000 {
+		errs = append(errs, fmt.Errorf("history::batch_size: must be between 1 and 10000, got %d", h.BatchSize))
+	}
+	if t := h.Trigger.Get(); t != nil {
+		if !strings.HasPrefix(t.Path, "/") {
+			errs = append(errs, fmt.Errorf("history::trigger::path: %q must start with /", t.Path))
+		}
+		if err := t.Check("Authorization: Bearer <token>"); err != nil {
+			errs = append(errs, fmt.Errorf("history::trigger::%w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // PerformanceLevelsConfig chooses the tier sets that classify the rolling
@@ -200,6 +269,7 @@ func createDefaultConfig() *Config {
 		Explain:                ExplainConfig{Traces: true, Logs: true},
 		SnapshotEvery:          1000,
 		Limits:                 defaultLimitsConfig(),
+		History:                defaultHistory(),
 		MetricsBuilderConfig:   metadata.NewDefaultMetricsBuilderConfig(),
 	}
 }
@@ -290,6 +360,12 @@ func (cfg *Config) Validate() error {
 	}
 	if err := cfg.Limits.validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := cfg.History.validate(cfg.RollingWindows); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.History.Trigger.HasValue() && !cfg.Webhooks.HasValue() {
+		errs = append(errs, errors.New("history::trigger: needs a webhooks section (the trigger is served on the webhook server)"))
 	}
 	return errors.Join(errs...)
 }

@@ -104,6 +104,10 @@ type doraReceiver struct {
 	leading        bool
 	led            bool
 
+	// imports is the history import of the current leadership (history.go),
+	// nil without one; the trigger endpoint reads it.
+	imports atomic.Pointer[historyImport]
+
 	// explanations carries deployment reports to the explain loop.
 	explanations chan []*engine.DeploymentReport
 	explainStop  chan struct{}
@@ -202,6 +206,11 @@ func (r *doraReceiver) startLeadingLocked(ctx context.Context) error {
 		}
 	}
 
+	// The history import starts last, once the core applies events.
+	if h := r.newHistoryImport(); h != nil {
+		r.sources = append(r.sources, h)
+		r.imports.Store(h)
+	}
 	r.core.Start()
 	r.isLeader.Store(true)
 	for _, s := range r.sources {
@@ -224,12 +233,19 @@ func (r *doraReceiver) stepDown(ctx context.Context, final bool) error {
 	}
 	r.leading = false
 	r.isLeader.Store(false)
-	r.core.Deactivate()
+	// The history import stops first: its batch in flight is applied or
+	// not, and it ends as stopped rather than failing on a core that no
+	// longer applies.
 	var errs []error
+	if h := r.imports.Load(); h != nil {
+		errs = append(errs, h.Shutdown(ctx))
+	}
+	r.core.Deactivate()
 	for _, s := range r.sources {
 		errs = append(errs, s.Shutdown(ctx))
 	}
 	r.sources, r.claimers = nil, nil
+	r.imports.Store(nil)
 	errs = append(errs, r.core.Stop(ctx, final))
 	return errors.Join(errs...)
 }
@@ -270,7 +286,12 @@ func (r *doraReceiver) startServer(ctx context.Context, host component.Host, wc 
 		// Counted apart: commit times that are a push's (bitbucket_dc).
 		Approximated: r.tel.approximateTimes,
 	})
-	authed, err := authenticatePaths(ctx, handler, srcs, host, r.logger)
+	var front http.Handler = handler
+	if tc := r.cfg.History.Trigger.Get(); tc != nil {
+		front = r.historyTrigger(tc, handler)
+		r.logger.Info("History import on demand enabled", zap.String("path", tc.Path))
+	}
+	authed, err := authenticatePaths(ctx, front, srcs, host, r.logger)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,14 @@ const (
 	// what they stand for (a Bitbucket Data Center push without commit
 	// times: the push's time for the commit's), by source.
 	metricApproximate = "otelcol_dora_approximate_times"
+	// The history import's progress (history.go, docs/history.md), by
+	// source: events new to the engine, the share of the window's items
+	// read (when the system tells how many there are), the items read, and
+	// the API requests made with their HTTP status code.
+	metricHistoryImported = "otelcol_dora_history_imported_events"
+	metricHistoryProgress = "otelcol_dora_history_progress"
+	metricHistoryItems    = "otelcol_dora_history_items"
+	metricHistoryRequests = "otelcol_dora_history_requests"
 )
 
 type telemetry struct {
@@ -39,6 +47,11 @@ type telemetry struct {
 	// noService counts incidents without a service.
 	noService metric.Int64Counter
 	approx    metric.Int64Counter
+
+	historyImported metric.Int64Counter
+	historyProgress metric.Float64Gauge
+	historyItems    metric.Int64Gauge
+	historyRequests metric.Int64Counter
 }
 
 func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
@@ -77,7 +90,48 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &telemetry{refused: refused, setAsid: setAside, folded: folded, noService: noService, approx: approx}, nil
+	t := &telemetry{refused: refused, setAsid: setAside, folded: folded, noService: noService, approx: approx}
+	if t.historyImported, err = m.Int64Counter(metricHistoryImported,
+		metric.WithDescription("Events the history import applied that were new to the engine, by source."),
+		metric.WithUnit("{events}")); err != nil {
+		return nil, err
+	}
+	if t.historyProgress, err = m.Float64Gauge(metricHistoryProgress,
+		metric.WithDescription("Share (0 to 1) of the history window's items (incidents, deployments, ...) the import has read, by source; 1 once finished. Absent while the system does not tell how many there are."),
+		metric.WithUnit("1")); err != nil {
+		return nil, err
+	}
+	if t.historyItems, err = m.Int64Gauge(metricHistoryItems,
+		metric.WithDescription("Items (incidents, deployments, ...) of the history window the import has read so far, by source."),
+		metric.WithUnit("{items}")); err != nil {
+		return nil, err
+	}
+	if t.historyRequests, err = m.Int64Counter(metricHistoryRequests,
+		metric.WithDescription("API requests the history import made, by source and HTTP status code (0: no answer)."),
+		metric.WithUnit("{requests}")); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// historyProgressed records a source's import progress.
+func (t *telemetry) historyProgressed(ctx context.Context, source string, done, total, applied int, finished bool) {
+	attrs := metric.WithAttributes(attribute.String("source", source))
+	if applied > 0 {
+		t.historyImported.Add(ctx, int64(applied), attrs)
+	}
+	t.historyItems.Record(ctx, int64(done), attrs)
+	switch {
+	case finished:
+		t.historyProgress.Record(ctx, 1, attrs)
+	case total > 0:
+		t.historyProgress.Record(ctx, min(1, float64(done)/float64(total)), attrs)
+	}
+}
+
+// historyRequest counts one API request of the history import.
+func (t *telemetry) historyRequest(ctx context.Context, source string, code int) {
+	t.historyRequests.Add(ctx, 1, metric.WithAttributes(attribute.String("source", source), attribute.Int("code", code)))
 }
 
 // incidentsWithoutService counts n incidents of source that name no service.

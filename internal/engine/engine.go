@@ -354,6 +354,18 @@ type Engine struct {
 	commits  commitGraph
 	changes  changeIndex
 
+	// importedSeen remembers the ids of imported events for the longest
+	// rolling window (an import reads at most that far back), so that an
+	// import resumed after a crash, or run again, applies nothing twice,
+	// even where the per-service memory (deployments, incidents) has
+	// forgotten the fact. Live ids only need the dedup window.
+	importedSeen dedup
+	// imported is set while an imported event is applied: it goes into the
+	// rolling history but not into the cumulative counters (count,
+	// observe); importFrom is its import window's start.
+	imported   bool
+	importFrom time.Time
+
 	deployments map[statusKey]uint64
 	failures    map[reasonKey]uint64
 	dropped     map[reasonKey]uint64
@@ -392,7 +404,7 @@ func New(cfg Config, start time.Time) (*Engine, error) {
 	for _, w := range cfg.RollingWindows {
 		retention = max(retention, w)
 	}
-	return &Engine{
+	e := &Engine{
 		cfg:         cfg,
 		start:       start,
 		retention:   retention,
@@ -410,7 +422,9 @@ func New(cfg Config, start time.Time) (*Engine, error) {
 		recovery:    map[event.Service]*Histogram{},
 		teams:       map[event.Service]teamInfo{},
 		filters:     newPathFilters(cfg.ServicePaths),
-	}, nil
+	}
+	e.importedSeen = newDedup()
+	return e, nil
 }
 
 // StartTime is the start of every cumulative series.
@@ -422,11 +436,20 @@ func (e *Engine) Apply(ev event.Event) (Outcome, error) {
 		return Outcome{}, err
 	}
 	if ev.ID != "" {
-		if e.seen.contains(ev.Source, ev.Service.Cluster, ev.ID) {
+		if e.seen.contains(ev.Source, ev.Service.Cluster, ev.ID) || e.importedSeen.contains(ev.Source, ev.Service.Cluster, ev.ID) {
 			return Outcome{Duplicate: true}, nil
 		}
-		e.seen.add(ev.Source, ev.Service.Cluster, ev.ID, ev.Time, e.cfg.DedupWindow)
+		if ev.Imported {
+			e.importedSeen.add(ev.Source, ev.Service.Cluster, ev.ID, ev.Time, e.retention)
+		} else {
+			e.seen.add(ev.Source, ev.Service.Cluster, ev.ID, ev.Time, e.cfg.DedupWindow)
+		}
 	}
+	e.imported, e.importFrom = ev.Imported, time.Time{}
+	if ev.Imported {
+		e.importFrom = ev.ImportFrom
+	}
+	defer func() { e.imported, e.importFrom = false, time.Time{} }()
 	if ev.Time.After(e.newest) {
 		e.newest = ev.Time
 		e.commits.expire(e.pendingCutoff())
@@ -491,14 +514,23 @@ func validate(ev event.Event) error {
 	return nil
 }
 
-// count increments a counter and notes the change.
+// count increments a counter and notes the change. An imported event
+// changes no counter (Event.Imported), only the rolling history: the
+// change is noted all the same, so that the rolling values are emitted.
 func count[K comparable](e *Engine, m map[K]uint64, k K) {
-	m[k]++
+	if !e.imported {
+		m[k]++
+	}
 	e.version++
 }
 
-// observe records v in the histogram of key k, creating it with bounds.
+// observe records v in the histogram of key k, creating it with bounds;
+// not for an imported event (see count).
 func observe[K comparable](e *Engine, m map[K]*Histogram, k K, bounds []float64, v float64) {
+	if e.imported {
+		e.version++
+		return
+	}
 	h, ok := m[k]
 	if !ok {
 		h = newHistogram(bounds)
@@ -558,6 +590,9 @@ func (e *Engine) service(svc event.Service, at time.Time) *serviceState {
 		e.services[svc] = s
 	}
 	s.noteObserved(at)
+	// An import observed the service since its window's start, whether or
+	// not it found an event that early.
+	s.noteObserved(e.importFrom)
 	return s
 }
 
@@ -713,6 +748,11 @@ func (e *Engine) incidentOpened(ev event.Event) {
 	var d *deploymentState
 	if s.production {
 		d = s.causeOf(ev.Time, e.cfg.IncidentWindow)
+		if d == nil && e.imported {
+			// An imported incident may be older than the deployments the
+			// service remembers: the rolling history still has them.
+			d = s.causeInHistory(ev.Time, e.cfg.IncidentWindow)
+		}
 	}
 	inc.attributed = d != nil
 	count(e, e.incidents, reasonKey{ev.Service, strconv.FormatBool(inc.attributed)})

@@ -49,7 +49,11 @@ type State struct {
 	// Newest is the newest event time applied.
 	Newest time.Time `json:"newest,omitzero"`
 
-	Dedup          DedupState           `json:"dedup"`
+	Dedup DedupState `json:"dedup"`
+	// ImportedDedup are the ids of the imported events of the longest
+	// rolling window (Engine.importedSeen). States written before the
+	// history import existed lack it: nothing was imported.
+	ImportedDedup  DedupState           `json:"imported_dedup,omitzero"`
 	Services       []ServiceState       `json:"services,omitempty"`
 	Commits        []CommitState        `json:"commits,omitempty"`
 	ChangeRequests []ChangeRequestState `json:"change_requests,omitempty"`
@@ -248,7 +252,7 @@ type HistogramState struct {
 // Seen reports whether Apply would take ev for a redelivery: its id was
 // applied within the dedup window.
 func (e *Engine) Seen(ev event.Event) bool {
-	return ev.ID != "" && e.seen.contains(ev.Source, ev.Service.Cluster, ev.ID)
+	return ev.ID != "" && (e.seen.contains(ev.Source, ev.Service.Cluster, ev.ID) || e.importedSeen.contains(ev.Source, ev.Service.Cluster, ev.ID))
 }
 
 // utc drops the location and the monotonic reading, so that a State is
@@ -268,11 +272,9 @@ func (e *Engine) Export() State {
 		Start:   utc(e.start),
 		Changes: e.version,
 		Newest:  utc(e.newest),
-		Dedup:   DedupState{Newest: utc(e.seen.newest)},
+		Dedup:   exportDedup(&e.seen),
 	}
-	for _, d := range e.seen.live() {
-		st.Dedup.IDs = append(st.Dedup.IDs, SeenState{Source: d.key.source, Cluster: d.key.cluster, ID: d.key.id, At: utc(d.at)})
-	}
+	st.ImportedDedup = exportDedup(&e.importedSeen)
 
 	svcs := make([]event.Service, 0, len(e.services))
 	for svc := range e.services {
@@ -449,20 +451,38 @@ func (e *Engine) Import(st State) error {
 	return nil
 }
 
+func exportDedup(d *dedup) DedupState {
+	st := DedupState{Newest: utc(d.newest)}
+	for _, e := range d.live() {
+		st.IDs = append(st.IDs, SeenState{Source: e.key.source, Cluster: e.key.cluster, ID: e.key.id, At: utc(e.at)})
+	}
+	return st
+}
+
+func loadDedup(d *dedup, st DedupState) error {
+	d.newest = st.Newest
+	d.ids = make(map[dedupKey]struct{}, len(st.IDs))
+	d.order = make([]dedupEntry, 0, len(st.IDs))
+	for i, s := range st.IDs {
+		k := dedupKey{s.Source, s.Cluster, s.ID}
+		if _, dup := d.ids[k]; dup {
+			return fmt.Errorf("ids[%d]: %s/%s listed twice", i, s.Source, s.ID)
+		}
+		d.ids[k] = struct{}{}
+		d.order = append(d.order, dedupEntry{k, s.At})
+	}
+	return nil
+}
+
 // load fills a new engine from st.
 func (e *Engine) load(st State) error {
 	e.version = st.Changes
 	e.newest = st.Newest
-	e.seen.newest = st.Dedup.Newest
-	e.seen.ids = make(map[dedupKey]struct{}, len(st.Dedup.IDs))
-	e.seen.order = make([]dedupEntry, 0, len(st.Dedup.IDs))
-	for i, s := range st.Dedup.IDs {
-		k := dedupKey{s.Source, s.Cluster, s.ID}
-		if _, dup := e.seen.ids[k]; dup {
-			return fmt.Errorf("dedup.ids[%d]: %s/%s listed twice", i, s.Source, s.ID)
-		}
-		e.seen.ids[k] = struct{}{}
-		e.seen.order = append(e.seen.order, dedupEntry{k, s.At})
+	if err := loadDedup(&e.seen, st.Dedup); err != nil {
+		return fmt.Errorf("dedup.%w", err)
+	}
+	if err := loadDedup(&e.importedSeen, st.ImportedDedup); err != nil {
+		return fmt.Errorf("imported_dedup.%w", err)
 	}
 
 	for i, ss := range st.Services {

@@ -229,9 +229,9 @@ func TestStateCoversEngine(t *testing.T) {
 		v    any
 		want []string
 	}{
-		// cfg, retention and filters come from the configuration; report
-		// is the event being applied.
-		{Engine{}, []string{"cfg", "start", "version", "newest", "retention", "seen", "services", "commits", "changes",
+		// cfg, retention and filters come from the configuration; report,
+		// imported and importFrom are about the event being applied.
+		{Engine{}, []string{"cfg", "start", "version", "newest", "retention", "seen", "services", "commits", "changes", "importedSeen", "imported", "importFrom",
 			"deployments", "failures", "dropped", "incidents", "rework", "leadTime", "stages", "recovery", "teams", "filters", "report"}},
 		// production comes from the configuration; rolling is a cache of
 		// values computed from history, leadTimes and recoveries.

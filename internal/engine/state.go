@@ -220,6 +220,39 @@ func (s *serviceState) causeOf(at time.Time, window time.Duration) *deploymentSt
 	return best
 }
 
+// causeInHistory is causeOf for an imported incident older than the
+// deployments s remembers (maxDeploymentsPerService; an import reads a
+// month of them before the incidents): the latest deployment of the
+// rolling history that finished at or before at, within window. It
+// returns the deployment of an open failure of that record, so a second
+// incident joins it, or else a stand-in for it that is not kept among the
+// deployments (a failure of it is exported as a deployment no longer
+// remembered). nil when there is none.
+func (s *serviceState) causeInHistory(at time.Time, window time.Duration) *deploymentState {
+	var best *deployRecord
+	for _, r := range s.history {
+		if r.at.After(at) || at.Sub(r.at) > window {
+			continue
+		}
+		if best == nil || !r.at.Before(best.at) {
+			best = r
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	for _, f := range s.failures {
+		if f.deployment.history == best {
+			return f.deployment
+		}
+	}
+	d := &deploymentState{started: best.at, finished: best.at, outcome: outcomeSucceeded, history: best, failureCounted: best.changeFailure}
+	if !best.success {
+		d.outcome = outcomeFailed
+	}
+	return d
+}
+
 // hotfixTarget returns the deployment a hotfix (except) follows: the latest
 // other deployment that started at or before at, whatever its outcome, as
 // for an incident (causeOf): after a failed rollout the hotfix fixes that

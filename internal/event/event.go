@@ -190,4 +190,16 @@ type Event struct {
 	// them; nil or empty means unknown. In a monorepo a commit belongs only
 	// to the services whose configured paths it touches.
 	Paths []string
+
+	// Imported marks an event read from a system's history by the history
+	// import (internal/history) rather than delivered live. The engine
+	// puts it in the rolling history (so rolling values and levels reflect
+	// the history at once) but not in the cumulative counters and
+	// histograms, whose rate() would otherwise show the whole history as a
+	// jump at the import's time (METRICS.md, "Imported history").
+	Imported bool
+	// ImportFrom is the start of the import window that read an imported
+	// event: the service it is about has been observed since then, even
+	// when its first event in the window came later.
+	ImportFrom time.Time
 }

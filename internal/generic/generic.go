@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/history"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
@@ -38,10 +39,13 @@ type Config struct {
 	// this when they arrive, and deliveries without a signed timestamp;
 	// 0 disables the check and accepts body-only signatures.
 	MaxAge time.Duration `mapstructure:"max_age"`
+	// History imports the window's events from the platform's history
+	// endpoint when history::endpoint is set (history.go).
+	History history.SourceConfig `mapstructure:"history"`
 }
 
 // DefaultConfig is the source's configuration when the user sets nothing.
-func DefaultConfig() Config { return Config{Path: "/events"} }
+func DefaultConfig() Config { return Config{Path: "/events", History: history.DefaultSourceConfig()} }
 
 // Validate checks the config; errors name the key.
 func (c *Config) Validate() error {
@@ -51,6 +55,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxAge < 0 {
 		errs = append(errs, fmt.Errorf("max_age: %s is negative (0 disables the check)", c.MaxAge))
+	}
+	if err := c.History.Validate("history::"); err != nil {
+		errs = append(errs, err)
 	}
 	if c.MaxAge > 0 && c.Secret == "" {
 		errs = append(errs, errors.New("max_age: needs a secret (only a signed timestamp can be trusted)"))

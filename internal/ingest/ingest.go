@@ -245,19 +245,33 @@ func (c *Core) settleFlush(target uint64, err error) {
 // pipeline, so the sender hears 503 when the pipeline refuses (and
 // retries; the redelivery is then recognized by its id).
 func (c *Core) Ingest(ctx context.Context, events []event.Event) (Result, error) {
-	res, seq, err := c.applyAll(ctx, events)
+	res, seq, err := c.applyAll(ctx, events, nil)
 	if err != nil || seq == 0 {
 		return res, err
 	}
 	return res, c.waitFlushed(ctx, seq)
 }
 
+// Import applies a batch of the history import (internal/history): like a
+// delivery, whole, logged before it is applied, but values (the import's
+// progress, persist.HistoryKey) are saved in the same storage write as the
+// batch's events, so that a crash keeps both or neither, and it does not
+// wait for an emission: the import does not answer anyone, and the next
+// emission carries its effect on the rolling values. Without a storage
+// the values are dropped: there is nothing to resume from. Imported
+// production deployments are not explained (no trace or log record per
+// deployment): a month of them would flood the pipeline.
+func (c *Core) Import(ctx context.Context, events []event.Event, values map[string][]byte) (Result, error) {
+	res, _, err := c.applyAll(ctx, events, values)
+	return res, err
+}
+
 // applyAll applies a delivery's events whole: all are checked first, so a
 // bad one leaves nothing half applied; with storage, those the engine has
-// not seen are logged, durably, before any is applied, and when that fails
-// none is (ErrStorageUnavailable). It returns the change number to wait
-// for, or 0 when no metric changed.
-func (c *Core) applyAll(ctx context.Context, events []event.Event) (Result, uint64, error) {
+// not seen are logged, durably, with values, before any is applied, and
+// when that fails none is (ErrStorageUnavailable). It returns the change
+// number to wait for, or 0 when no metric changed.
+func (c *Core) applyAll(ctx context.Context, events []event.Event, values map[string][]byte) (Result, uint64, error) {
 	now := time.Now()
 	for i := range events {
 		c.set.Resolve(&events[i])
@@ -275,7 +289,7 @@ func (c *Core) applyAll(ctx context.Context, events []event.Event) (Result, uint
 		return res, 0, ErrNotLeader
 	}
 	admitted := c.foldLocked(ctx, events)
-	if err := c.logEvents(ctx, events); err != nil {
+	if err := c.logEvents(ctx, events, values); err != nil {
 		c.mu.Unlock()
 		return res, 0, err
 	}
@@ -293,7 +307,7 @@ func (c *Core) applyAll(ctx context.Context, events []event.Event) (Result, uint
 		res.Accepted++
 		c.touched[ev.Service] = struct{}{}
 		changed = changed || out.Changed
-		if out.Deployment != nil {
+		if out.Deployment != nil && !ev.Imported {
 			reports = append(reports, out.Deployment)
 		}
 	}
@@ -367,7 +381,7 @@ func (c *Core) waitFlushed(ctx context.Context, seq uint64) error {
 func (c *Core) ApplyAsync(ev event.Event) error {
 	backoff := 100 * time.Millisecond
 	for {
-		_, _, err := c.applyAll(context.Background(), []event.Event{ev})
+		_, _, err := c.applyAll(context.Background(), []event.Event{ev}, nil)
 		switch {
 		case err == nil:
 			return nil

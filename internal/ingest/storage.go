@@ -91,9 +91,10 @@ func (c *Core) replay(ev event.Event) (err error) {
 }
 
 // logEvents makes the events of a delivery that the engine has not seen
-// durable before they are applied; c.mu is held. Redeliveries are not
-// logged again. It fails with ErrStorageUnavailable.
-func (c *Core) logEvents(ctx context.Context, events []event.Event) error {
+// durable before they are applied, with values in the same write; c.mu is
+// held. Redeliveries are not logged again. It fails with
+// ErrStorageUnavailable.
+func (c *Core) logEvents(ctx context.Context, events []event.Event, values map[string][]byte) error {
 	if c.store == nil {
 		return nil
 	}
@@ -103,10 +104,10 @@ func (c *Core) logEvents(ctx context.Context, events []event.Event) error {
 			fresh = append(fresh, ev)
 		}
 	}
-	if len(fresh) == 0 {
+	if len(fresh) == 0 && len(values) == 0 {
 		return nil
 	}
-	if _, err := c.store.Append(ctx, fresh); err != nil {
+	if _, err := c.store.AppendWith(ctx, fresh, values); err != nil {
 		return fmt.Errorf("%w: %v", ErrStorageUnavailable, err)
 	}
 	c.sinceSnapshot += len(fresh)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
+	"github.com/otelcol-dora/dorareceiver/internal/history"
 	"github.com/otelcol-dora/dorareceiver/internal/webhook"
 )
 
@@ -43,11 +44,14 @@ type Config struct {
 	// MaxAge refuses deliveries whose event occurred longer ago than this
 	// when they arrive (replay protection); 0 disables the check.
 	MaxAge time.Duration `mapstructure:"max_age"`
+	// History imports the incidents of the last history::window from
+	// PagerDuty's REST API when a token is set (history.go).
+	History history.SourceConfig `mapstructure:"history"`
 }
 
 // DefaultConfig is the source's configuration when the user sets nothing.
 func DefaultConfig() Config {
-	return Config{Path: DefaultPath, Environment: "production"}
+	return Config{Path: DefaultPath, Environment: "production", History: history.DefaultSourceConfig()}
 }
 
 // Validate checks the config; errors name the key.
@@ -64,6 +68,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxAge < 0 {
 		errs = append(errs, fmt.Errorf("max_age: %s is negative (0 disables the check)", c.MaxAge))
+	}
+	if err := c.History.Validate("history::"); err != nil {
+		errs = append(errs, err)
 	}
 	for k, v := range c.Services {
 		if strings.TrimSpace(k) == "" {

@@ -8,8 +8,12 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 )
 
-// eventVersion is the codec version of a logged event.
-const eventVersion = 1
+// eventVersion is the newest codec version of a logged event. Version 2
+// adds the import mark (imported, import_from); it is written only for
+// imported events, so that a build that knows only version 1 refuses them
+// (ErrNewerVersion) rather than counting imported history as live. Live
+// events are still written as version 1.
+const eventVersion = 2
 
 type loggedEventJSON struct {
 	Version int       `json:"version"`
@@ -45,19 +49,27 @@ type eventJSON struct {
 	Team                 string    `json:"team,omitempty"`
 	TeamFallback         bool      `json:"team_fallback,omitempty"`
 	Paths                []string  `json:"paths,omitempty"`
+	// Version 2.
+	Imported   bool      `json:"imported,omitempty"`
+	ImportFrom time.Time `json:"import_from,omitzero"`
 }
 
 func encodeEvent(ev event.Event) ([]byte, error) {
 	if !ev.Kind.Valid() {
 		return nil, fmt.Errorf("persist: event %s/%s of unknown kind %d", ev.Source, ev.ID, ev.Kind)
 	}
-	return json.Marshal(loggedEventJSON{Version: eventVersion, Event: eventJSON{
+	version := 1
+	if ev.Imported {
+		version = 2
+	}
+	return json.Marshal(loggedEventJSON{Version: version, Event: eventJSON{
 		Kind: ev.Kind.String(), Source: ev.Source, ID: ev.ID, Time: ev.Time,
 		Namespace: ev.Service.Namespace, Name: ev.Service.Name, Environment: ev.Service.Environment, Cluster: ev.Service.Cluster,
 		Repository: ev.Repository, ServiceHint: ev.ServiceHint, DeploymentID: ev.DeploymentID, PreviousDeploymentID: ev.PreviousDeploymentID,
 		Revision: ev.Revision, ParentRevision: ev.ParentRevision, CommitTime: ev.CommitTime, Reason: ev.Reason,
 		IncidentID: ev.IncidentID, Hotfix: ev.Hotfix, Reverts: ev.Reverts, RevertsChange: ev.RevertsChange, ChangeID: ev.ChangeID,
 		Team: ev.Team, TeamFallback: ev.TeamFallback, Paths: ev.Paths,
+		Imported: ev.Imported, ImportFrom: ev.ImportFrom,
 	}})
 }
 
@@ -81,5 +93,6 @@ func decodeEvent(b []byte) (event.Event, error) {
 		Revision: e.Revision, ParentRevision: e.ParentRevision, CommitTime: e.CommitTime, Reason: e.Reason,
 		IncidentID: e.IncidentID, Hotfix: e.Hotfix, Reverts: e.Reverts, RevertsChange: e.RevertsChange, ChangeID: e.ChangeID,
 		Team: e.Team, TeamFallback: e.TeamFallback, Paths: e.Paths,
+		Imported: e.Imported, ImportFrom: e.ImportFrom,
 	}, nil
 }

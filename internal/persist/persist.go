@@ -22,9 +22,12 @@
 //	v1/snapshot                     {"version":2,"seq":S,"commits":N,"state":{engine.State without commits}}
 //	                                then a newline and the N commits in binary (commits.go);
 //	                                version 1 was {"version":1,"seq":S,"state":{engine.State}}
-//	v1/events/<seq, 20 digits>      {"version":1,"event":{...}}, for S < seq <= v1/seq
+//	v1/events/<seq, 20 digits>      {"version":1,"event":{...}}, for S < seq <= v1/seq; version 2 for
+//	                                imported events (it adds "imported" and "import_from")
 //	v1/set-aside/<seq, 20 digits>   {"version":1,"error":"...","value":"<the logged event's value>"}:
 //	                                an event of the log that replay could not use (LoadChecked)
+//	v1/history/<source>             {"version":1,...}: the history import's progress of one source
+//	                                (internal/history), written in the Batch that logs its batch's events
 //	v1/k8s/meta                     {"version":1,"since":...,"deployments":["ns/name",...]}
 //	v1/k8s/deployments/<ns>/<name>  {"version":1,...}: one tracked Deployment
 //	v1/k8s/clusters/<cluster>/meta  as v1/k8s/meta, for one of the clusters of kubernetes::clusters
@@ -44,6 +47,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -91,6 +95,8 @@ type Store struct {
 	seq, snapSeq uint64
 	// formatSaved is set once the format key holds FormatVersion.
 	formatSaved bool
+	// fresh is set when Load found nothing saved: a first start.
+	fresh bool
 
 	// k8s is what was last saved of each tracker, by its meta key.
 	k8s map[string]*k8sIndex
@@ -276,6 +282,8 @@ func (s *Store) load(ctx context.Context, check func(event.Event) error) (snapsh
 		}
 		s.formatSaved = f.Version == FormatVersion
 	}
+	// Everything written here writes the format key first (formatOp).
+	s.fresh = format == nil
 
 	seqOp, snapOp := storage.GetOperation(KeySeq), storage.GetOperation(KeySnapshot)
 	if err := s.client.Batch(ctx, seqOp, snapOp); err != nil {
@@ -354,15 +362,28 @@ func (s *Store) formatOp() []*storage.Operation {
 // the storage extension makes them), otherwise none is logged. It returns
 // the sequence number of the last event.
 func (s *Store) Append(ctx context.Context, events []event.Event) (uint64, error) {
+	return s.AppendWith(ctx, events, nil)
+}
+
+// HistoryKey is the key of the history import's progress of one source.
+func HistoryKey(source string) string { return "v1/history/" + source }
+
+// AppendWith is Append that also sets the keys of values in the same
+// Batch: the history import saves a source's progress with the events of
+// the batch it read, so that a crash keeps both or neither.
+func (s *Store) AppendWith(ctx context.Context, events []event.Event, values map[string][]byte) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.loaded {
 		return 0, errors.New("persist: Append before Load")
 	}
-	if len(events) == 0 {
+	if len(events) == 0 && len(values) == 0 {
 		return s.seq, nil
 	}
 	ops := s.formatOp()
+	for _, k := range slices.Sorted(maps.Keys(values)) {
+		ops = append(ops, storage.SetOperation(k, values[k]))
+	}
 	seq := s.seq
 	for _, ev := range events {
 		b, err := encodeEvent(ev)
@@ -405,6 +426,19 @@ func (s *Store) Snapshot(ctx context.Context, st engine.State, seq uint64) (int,
 	}
 	s.snapSeq, s.formatSaved = seq, true
 	return len(b), nil
+}
+
+// Fresh reports whether Load found nothing saved: the receiver's first
+// start on this storage (the history import runs then).
+func (s *Store) Fresh() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fresh
+}
+
+// Get reads one key (nil when absent): the history import's progress.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	return s.client.Get(ctx, key)
 }
 
 // Seq returns the sequence number of the last event appended and of the

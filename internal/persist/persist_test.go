@@ -171,6 +171,7 @@ func fullEvent() event.Event {
 		Revision: "r2", ParentRevision: "r1", CommitTime: t0.Add(-time.Hour), Reason: "Degraded",
 		IncidentID: "inc-1", Hotfix: true, Reverts: "r0", RevertsChange: "github/acme/api/pull/0", ChangeID: "github/acme/api/pull/1",
 		Team: "payments", TeamFallback: true, Paths: []string{"a.go", "b/c.go"},
+		Imported: true, ImportFrom: t0.Add(-30 * 24 * time.Hour),
 	}
 }
 
@@ -516,4 +517,37 @@ func TestK8sStatePerCluster(t *testing.T) {
 	savedSingle, err := fresh.LoadDeployments(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, savedSingle.Deployments)
+}
+
+// TestAppendWithSavesValuesInTheSameBatch: the history import's progress
+// is written with the events of its batch, atomically (a failing storage
+// keeps neither); imported events are logged as version 2, live ones still
+// as version 1; Fresh tells a first start.
+func TestAppendWithSavesValuesInTheSameBatch(t *testing.T) {
+	x := persisttest.NewExtension()
+	c := x.Client("dora")
+	s := newStore(t, c)
+	assert.True(t, s.Fresh())
+	imp := commit("a", 0)
+	imp.Imported, imp.ImportFrom = true, t0.Add(-time.Hour)
+
+	x.Fail(errors.New("disk full"))
+	_, err := s.AppendWith(context.Background(), []event.Event{imp}, map[string][]byte{HistoryKey("pagerduty"): []byte(`{"cursor":"1"}`)})
+	require.Error(t, err)
+	x.Fail(nil)
+	assert.Nil(t, c.Value(HistoryKey("pagerduty")))
+
+	_, err = s.AppendWith(context.Background(), []event.Event{imp, commit("b", 1)}, map[string][]byte{HistoryKey("pagerduty"): []byte(`{"cursor":"1"}`)})
+	require.NoError(t, err)
+	got, err := s.Get(context.Background(), HistoryKey("pagerduty"))
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"cursor":"1"}`, string(got))
+	assert.JSONEq(t, `{"version":2,"event":{"kind":"change_committed","source":"github","id":"push-a","time":"2026-11-02T09:00:00Z","revision":"a","imported":true,"import_from":"2026-11-02T08:00:00Z"}}`, string(c.Value(EventKey(1))))
+	assert.Contains(t, string(c.Value(EventKey(2))), `"version":1,`)
+
+	again := New(c)
+	_, evs, _, err := again.Load(context.Background())
+	require.NoError(t, err)
+	assert.False(t, again.Fresh())
+	assert.Equal(t, []event.Event{imp, commit("b", 1)}, evs)
 }
