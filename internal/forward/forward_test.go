@@ -101,19 +101,22 @@ func TestBadRecords(t *testing.T) {
 		field string
 		msg   string
 	}{
-		"no version":         {func(lr plog.LogRecord) { lr.Attributes().Remove(AttrSchemaVersion) }, AttrSchemaVersion, "missing"},
-		"version as string":  {func(lr plog.LogRecord) { lr.Attributes().PutStr(AttrSchemaVersion, "1") }, AttrSchemaVersion, "must be an integer"},
-		"unknown version":    {func(lr plog.LogRecord) { lr.Attributes().PutInt(AttrSchemaVersion, 2) }, AttrSchemaVersion, "unknown schema version 2"},
-		"no kind":            {func(lr plog.LogRecord) { lr.Attributes().Remove(AttrKind) }, AttrKind, "missing"},
-		"unknown kind":       {func(lr plog.LogRecord) { lr.Attributes().PutStr(AttrKind, "deployment_exploded") }, AttrKind, "unknown event kind"},
-		"no source":          {func(lr plog.LogRecord) { lr.Attributes().Remove(AttrSource) }, AttrSource, "missing"},
-		"no time":            {func(lr plog.LogRecord) { lr.SetTimestamp(0) }, "time_unix_nano", "missing"},
-		"unknown dora key":   {func(lr plog.LogRecord) { lr.Attributes().PutStr("dora.flavour", "x") }, "dora.flavour", "unknown attribute"},
-		"wrong type":         {func(lr plog.LogRecord) { lr.Attributes().PutInt(AttrRevision, 7) }, AttrRevision, "must be a str"},
-		"hotfix as string":   {func(lr plog.LogRecord) { lr.Attributes().PutStr(AttrHotfix, "true") }, AttrHotfix, "must be a bool"},
-		"bad commit time":    {func(lr plog.LogRecord) { lr.Attributes().PutStr(AttrCommitTime, "yesterday") }, AttrCommitTime, "RFC 3339"},
-		"value too long":     {func(lr plog.LogRecord) { lr.Attributes().PutStr(AttrID, strings.Repeat("x", 4097)) }, AttrID, "above the limit of 4096"},
-		"path too long":      {func(lr plog.LogRecord) { ps, _ := lr.Attributes().Get(AttrPaths); ps.Slice().At(1).SetStr(strings.Repeat("p", 4097)) }, AttrPaths + "[1]", "above the limit"},
+		"no version":        {func(lr plog.LogRecord) { lr.Attributes().Remove(AttrSchemaVersion) }, AttrSchemaVersion, "missing"},
+		"version as string": {func(lr plog.LogRecord) { lr.Attributes().PutStr(AttrSchemaVersion, "1") }, AttrSchemaVersion, "must be an integer"},
+		"unknown version":   {func(lr plog.LogRecord) { lr.Attributes().PutInt(AttrSchemaVersion, 2) }, AttrSchemaVersion, "unknown schema version 2"},
+		"no kind":           {func(lr plog.LogRecord) { lr.Attributes().Remove(AttrKind) }, AttrKind, "missing"},
+		"unknown kind":      {func(lr plog.LogRecord) { lr.Attributes().PutStr(AttrKind, "deployment_exploded") }, AttrKind, "unknown event kind"},
+		"no source":         {func(lr plog.LogRecord) { lr.Attributes().Remove(AttrSource) }, AttrSource, "missing"},
+		"no time":           {func(lr plog.LogRecord) { lr.SetTimestamp(0) }, "time_unix_nano", "missing"},
+		"unknown dora key":  {func(lr plog.LogRecord) { lr.Attributes().PutStr("dora.flavour", "x") }, "dora.flavour", "unknown attribute"},
+		"wrong type":        {func(lr plog.LogRecord) { lr.Attributes().PutInt(AttrRevision, 7) }, AttrRevision, "must be a str"},
+		"hotfix as string":  {func(lr plog.LogRecord) { lr.Attributes().PutStr(AttrHotfix, "true") }, AttrHotfix, "must be a bool"},
+		"bad commit time":   {func(lr plog.LogRecord) { lr.Attributes().PutStr(AttrCommitTime, "yesterday") }, AttrCommitTime, "RFC 3339"},
+		"value too long":    {func(lr plog.LogRecord) { lr.Attributes().PutStr(AttrID, strings.Repeat("x", 4097)) }, AttrID, "above the limit of 4096"},
+		"path too long": {func(lr plog.LogRecord) {
+			ps, _ := lr.Attributes().Get(AttrPaths)
+			ps.Slice().At(1).SetStr(strings.Repeat("p", 4097))
+		}, AttrPaths + "[1]", "above the limit"},
 		"path not a string":  {func(lr plog.LogRecord) { ps, _ := lr.Attributes().Get(AttrPaths); ps.Slice().At(0).SetInt(3) }, AttrPaths + "[0]", "must be a string"},
 		"too many paths":     {func(lr plog.LogRecord) { lr.Attributes().PutEmptySlice(AttrPaths).FromRaw(make([]any, 11)) }, AttrPaths, "11 paths"},
 		"cluster not string": {func(lr plog.LogRecord) { lr.Attributes().PutBool(AttrCluster, true) }, AttrCluster, "must be a str"},
