@@ -78,8 +78,12 @@ func (r *doraReceiver) applyKubernetes(ev event.Event) error {
 
 // applyOwn is the sink of the receiver's own cluster sources (Kubernetes,
 // Argo Rollouts, Flagger): their events are about the cluster the
-// receiver watches, named by the cluster setting (empty: none).
+// receiver watches, named by the cluster setting (empty: none). An agent
+// forwards them to its logs pipeline instead (agent.go).
 func (r *doraReceiver) applyOwn(ev event.Event) error {
 	ev.Service.Cluster = r.cfg.Cluster
+	if r.agent() {
+		return r.forward(ev)
+	}
 	return r.applyAsync(ev)
 }

@@ -291,7 +291,12 @@ func (c *Core) applyAll(ctx context.Context, events []event.Event) (Result, uint
 			continue
 		}
 		res.Accepted++
-		c.touched[ev.Service] = struct{}{}
+		svc := ev.Service
+		if out.Moved != (event.Service{}) {
+			// An incident naming no cluster, counted in a cluster's.
+			svc = out.Moved
+		}
+		c.touched[svc] = struct{}{}
 		changed = changed || out.Changed
 		if out.Deployment != nil {
 			reports = append(reports, out.Deployment)
