@@ -554,7 +554,9 @@ func manifestFilesIn(t *testing.T, kubernetesDir string) []string {
 }
 
 // decodeManifests decodes every document of the listed files.
-func decodeManifests(t *testing.T) []*unstructured.Unstructured { return decodeManifestsIn(t, kubernetesDir) }
+func decodeManifests(t *testing.T) []*unstructured.Unstructured {
+	return decodeManifestsIn(t, kubernetesDir)
+}
 
 // decodeManifestsIn decodes every document of the files dir's
 // kustomization.yaml lists.
