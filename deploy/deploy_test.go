@@ -525,9 +525,6 @@ func TestPrometheusExampleConfig(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Kubernetes manifests.
 
-// manifestFiles returns the resources listed in kustomization.yaml.
-func manifestFiles(t *testing.T) []string { return manifestFilesIn(t, kubernetesDir) }
-
 // manifestFilesIn returns the resources listed in dir's kustomization.yaml.
 func manifestFilesIn(t *testing.T, kubernetesDir string) []string {
 	t.Helper()
