@@ -49,12 +49,17 @@ func (g gatewayEnv) start(t *testing.T, bin string) *collectorProcess {
 // startAgent runs config/agent.yaml for cluster name on kubeconfig,
 // sending to the gateway's OTLP/HTTP endpoint.
 func startAgent(t *testing.T, bin, name, kubeconfig, gatewayURL string) *collectorProcess {
+	return startAgentOn(t, bin, name, kubeconfig, gatewayURL, filepath.Join(t.TempDir(), "agent-"+name))
+}
+
+// startAgentOn is startAgent with its state and queue in storage.
+func startAgentOn(t *testing.T, bin, name, kubeconfig, gatewayURL, storage string) *collectorProcess {
 	health := freeAddr(t)
 	return runCollector(t, bin, []string{"--config", filepath.Join("..", "config", "agent.yaml")}, []string{
 		"DORA_CLUSTER=" + name, "DORA_K8S_AUTH=kubeConfig", "DORA_KUBECONFIG=" + kubeconfig,
 		"DORA_GATEWAY_ENDPOINT=" + gatewayURL, "DORA_GATEWAY_TOKEN=" + agentToken,
 		"DORA_HEALTH_ENDPOINT=" + health, "DORA_TELEMETRY_PORT=" + strconv.Itoa(freePort(t)),
-		"DORA_STORAGE_DIR=" + filepath.Join(t.TempDir(), "agent-"+name),
+		"DORA_STORAGE_DIR=" + storage,
 	}, health)
 }
 
@@ -180,4 +185,63 @@ func TestAgentsAndGateway(t *testing.T) {
 		assert.Zero(t, m.sum("platform_deployments_total", with(success(c), "status", "failure")), c)
 	}
 	assert.Equal(t, 1.0, m.sum("platform_incidents_total", nil), "the incident still once")
+}
+
+// TestAgentKilledDuringRollouts: an agent killed with SIGKILL (by PID) in
+// the middle of a mass rollout of its cluster and started again on its
+// storage: every rollout is counted once at the gateway. What it had
+// queued on file_storage is delivered, what it had not acknowledged is
+// derived again from the cluster, and the gateway drops what arrives twice.
+func TestAgentKilledDuringRollouts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the built binary and the control plane; run through make test")
+	}
+	const services, rounds = 8, 3
+	bin := collectorBinary(t)
+	cp := localcluster.StartForTest(t, localcluster.Options{FakeKubelet: true})
+	client := cp.Client()
+	_, err := client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	gw := newGatewayEnv(t)
+	gw.start(t, bin)
+	metricsURL := "http://" + gw.promAddr + "/metrics"
+	storage := filepath.Join(t.TempDir(), "agent")
+	agent := startAgentOn(t, bin, "eu-1", cp.Kubeconfig, "http://"+gw.webhookAddr, storage)
+
+	name := func(i int) string { return fmt.Sprintf("svc-%d", i) }
+	for i := range services {
+		createDeployment(t, client, "shop", name(i), "registry.local/svc:1")
+	}
+	for i := range services {
+		waitRolledOut(t, client, "shop", name(i))
+	}
+	// The mass rollout: every Deployment, rounds times; the agent is killed
+	// once the first round's updates are written, and started again at
+	// once (as Kubernetes restarts a pod), while they roll out.
+	for r := 2; r < 2+rounds; r++ {
+		for i := range services {
+			updateDeployment(t, client, "shop", name(i), func(d *appsv1.Deployment) {
+				d.Spec.Template.Spec.Containers[0].Image = fmt.Sprintf("registry.local/svc:%d", r)
+			})
+		}
+		if r == 2 {
+			agent.kill(t)
+			startAgentOn(t, bin, "eu-1", cp.Kubeconfig, "http://"+gw.webhookAddr, storage)
+		}
+		for i := range services {
+			waitRolledOut(t, client, "shop", name(i))
+		}
+	}
+	want := float64(1 + rounds)
+	for i := range services {
+		waitMetric(t, metricsURL, "platform_deployments_total",
+			map[string]string{"deployment": name(i), "cluster": "eu-1", "status": "success"}, want)
+	}
+	time.Sleep(5 * time.Second)
+	m := scrape(t, metricsURL)
+	for i := range services {
+		assert.Equal(t, want, m.sum("platform_deployments_total", map[string]string{"deployment": name(i), "cluster": "eu-1", "status": "success"}),
+			"%s: every rollout once (lost 0, duplicated 0)", name(i))
+	}
+	assert.Equal(t, want*services, m.sum("platform_deployments_total", nil))
 }
