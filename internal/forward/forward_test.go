@@ -2,6 +2,7 @@ package forward
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -191,4 +192,43 @@ func FuzzDecode(f *testing.F) {
 			assert.Equal(t, evs[i], evs2[i])
 		}
 	})
+}
+
+// BenchmarkDecode: the gateway's decoding of an agent's export of 1,000
+// rollout records, from the protobuf body as the OTLP receiver would
+// unmarshal it (proto) to events (proto+decode); ns/record per record.
+func BenchmarkDecode(b *testing.B) {
+	events := make([]event.Event, 1000)
+	for i := range events {
+		events[i] = event.Event{Kind: event.DeploymentSucceeded, Source: event.SourceKubernetes, ID: fmt.Sprintf("shop/api-%d/deployment_succeeded", i),
+			Time: t0.Add(time.Duration(i) * time.Second), Service: event.Service{Namespace: "shop", Name: fmt.Sprint("api-", i), Environment: "production", Cluster: "eu-1"},
+			DeploymentID: fmt.Sprintf("shop/api-%d/7", i), Revision: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"}
+	}
+	ld := plog.NewLogs()
+	Append(ld, events, t0)
+	body, err := plogotlp.NewExportRequestFromLogs(ld).MarshalProto()
+	require.NoError(b, err)
+	lim := limits
+	lim.MaxRecords = len(events)
+	for _, decode := range []bool{false, true} {
+		name := "proto"
+		if decode {
+			name = "proto+decode"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				req := plogotlp.NewExportRequest()
+				if err := req.UnmarshalProto(body); err != nil {
+					b.Fatal(err)
+				}
+				if decode {
+					if _, err := Decode(req.Logs(), lim); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(events)), "ns/record")
+		})
+	}
 }
