@@ -119,9 +119,12 @@ bench: tools build
 ## plane, under a steady mix of rollouts and webhooks, one of them stopped
 ## (SIGKILL or SIGTERM) and restarted every 90 s; then the counters are
 ## checked against what was sent. SOAK_DURATION of load (default 10m).
+## SOAK_AGENT=1: the agent/gateway topology (the replicas are a gateway, an
+## agent forwards the cluster's rollouts to the ready one).
 SOAK_DURATION ?= 10m
+SOAK_AGENT ?=
 soak: build tools
-	$(GO) run ./cmd/soak -duration $(SOAK_DURATION)
+	$(GO) run ./cmd/soak -duration $(SOAK_DURATION) $(if $(SOAK_AGENT),-agent)
 
 ## fuzz: every parser's fuzz target, longer.
 fuzz:

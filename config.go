@@ -35,6 +35,11 @@ type Config struct {
 	// Kubernetes and emits (leader.go).
 	LeaderElection configoptional.Optional[LeaderElectionConfig] `mapstructure:"leader_election"`
 
+	// Mode is standalone (the default: compute the DORA metrics) or agent
+	// (forward the cluster's events to a gateway through the logs
+	// pipeline; agent.go, docs/agent-gateway.md).
+	Mode string `mapstructure:"mode"`
+
 	// Cluster names the Kubernetes cluster this receiver watches: the
 	// events of its kubernetes, argo_rollouts and flagger sources carry it
 	// and their series get the cluster attribute (and, with
@@ -252,6 +257,7 @@ func createDefaultConfig() *Config {
 		Kubernetes:             configoptional.Default(k8s.DefaultConfig()),
 		ArgoRollouts:           configoptional.Default(argorollouts.Config{}),
 		Flagger:                configoptional.Default(flagger.Config{}),
+		Mode:                   ModeStandalone,
 		Webhooks:               configoptional.Default(defaultWebhooksConfig()),
 		LeaderElection:         configoptional.Default(defaultLeaderElectionConfig()),
 		ProductionEnvironments: ec.Production,
@@ -294,6 +300,9 @@ func (cfg *Config) Validate() error {
 		if _, err := path.Match(p, ""); err != nil || p == "" {
 			errs = append(errs, fmt.Errorf("production_environments[%d]: %q is not a valid glob pattern", i, p))
 		}
+	}
+	if err := cfg.validateMode(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := validClusterName(cfg.Cluster); err != nil {
 		errs = append(errs, fmt.Errorf("cluster: %w", err))

@@ -67,13 +67,18 @@ func (r *doraReceiver) startKubernetesLocked(kc *k8s.Config) error {
 
 // clusterSink is the sink of the sources of the named cluster: their
 // events carry the cluster's name. The single-cluster form's ("") carry the
-// cluster setting (empty: none).
+// cluster setting (empty: none). An agent forwards them to its logs
+// pipeline instead of applying them (agent.go).
 func (r *doraReceiver) clusterSink(cluster string) k8s.Sink {
 	if cluster == "" {
 		cluster = r.cfg.Cluster
 	}
 	return func(ev event.Event) error {
 		ev.Service.Cluster = cluster
+		if r.agent() {
+			// An agent forwards them to its logs pipeline (agent.go).
+			return r.forward(ev)
+		}
 		return r.applyAsync(ev)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/engine"
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 	"github.com/otelcol-dora/dorareceiver/internal/gitlab"
+	"github.com/otelcol-dora/dorareceiver/internal/forward"
 	"github.com/otelcol-dora/dorareceiver/internal/ingest"
 	"github.com/otelcol-dora/dorareceiver/internal/k8s"
 	"github.com/otelcol-dora/dorareceiver/internal/leader"
@@ -83,7 +84,10 @@ type doraReceiver struct {
 	// pushCompleters fetch the commits GitLab's push hooks leave out
 	// (pushcompletion.go).
 	pushCompleters []*gitlab.PushCompleter
-	serveWG        sync.WaitGroup
+	// forwardProvider decodes agents' event records (gateway.go), on the
+	// HTTP path and the gRPC logs service.
+	forwardProvider *forward.Provider
+	serveWG         sync.WaitGroup
 	// closing is closed when Shutdown begins: retries stop.
 	closing chan struct{}
 
@@ -151,7 +155,13 @@ func (r *doraReceiver) Start(ctx context.Context, host component.Host) error {
 	r.host = host
 	r.closing = make(chan struct{})
 	r.core = r.newCore(eng)
-	r.startExplain()
+	if r.agent() {
+		if err := r.checkAgentPipelines(); err != nil {
+			return err
+		}
+	} else {
+		r.startExplain()
+	}
 
 	le := r.cfg.LeaderElection.Get()
 	if r.cfg.Kubernetes.Get() != nil || le != nil {
@@ -260,6 +270,10 @@ func (r *doraReceiver) startServer(ctx context.Context, host component.Host, wc 
 		}
 		if gp, ok := p.(*gitlab.Provider); ok {
 			r.startPushCompletion(gp, *wc.GitLab.Get())
+		}
+		if fp, ok := p.(*forward.Provider); ok {
+			fp.SetMaxRecords(r.cfg.Limits.MaxEventsPerDelivery)
+			r.forwardProvider = fp
 		}
 		routes = append(routes, webhook.Route{Path: s.path, Provider: p})
 		r.logger.Info("Webhook source enabled", zap.String("source", p.Name()), zap.String("path", s.path))

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/config/configauth"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
@@ -92,6 +93,10 @@ func (r *doraReceiver) startSpansGRPC(ctx context.Context, host component.Host, 
 		return fmt.Errorf("webhooks::otlp::grpc: %w", err)
 	}
 	ptraceotlp.RegisterGRPCServer(srv, &spansGRPC{r: r, provider: p, obs: obs})
+	if r.forwardProvider != nil {
+		// Agents' event records (gateway.go), on the same server and auth.
+		plogotlp.RegisterGRPCServer(srv, &logsGRPC{r: r, provider: r.forwardProvider, obs: obs})
+	}
 	ln, err := sc.NetAddr.Listen(ctx)
 	if err != nil {
 		return fmt.Errorf("webhooks::otlp::grpc: listening on %s: %w", sc.NetAddr.Endpoint, err)

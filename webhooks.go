@@ -25,6 +25,7 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/cdevents"
 	"github.com/otelcol-dora/dorareceiver/internal/cicdspans"
 	"github.com/otelcol-dora/dorareceiver/internal/flux"
+	"github.com/otelcol-dora/dorareceiver/internal/forward"
 	"github.com/otelcol-dora/dorareceiver/internal/generic"
 	"github.com/otelcol-dora/dorareceiver/internal/github"
 	"github.com/otelcol-dora/dorareceiver/internal/gitlab"
@@ -188,6 +189,11 @@ func (c *WebhooksConfig) sources() []webhookSource {
 		// its senders (otlp::auth, or the server's auth or mutual TLS).
 		add("otlp", cfg.Path, cfg.InsecureSkipVerify && !cfg.Auth.HasValue() && !c.serverAuthenticates(), cicdspans.New(*cfg), "")
 		out[len(out)-1].auth = cfg.Auth.Get()
+		if cfg.LogsPath != "" {
+			// Agents' event records (gateway.go), authenticated as spans.
+			add("otlp", cfg.LogsPath, cfg.InsecureSkipVerify && !cfg.Auth.HasValue() && !c.serverAuthenticates(), forward.NewProvider(forward.Limits{MaxValueLen: MaxPathLen, MaxPaths: MaxPaths}), "")
+			out[len(out)-1].auth = cfg.Auth.Get()
+		}
 	}
 	return out
 }

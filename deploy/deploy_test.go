@@ -561,8 +561,8 @@ func TestPrometheusExampleConfig(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Kubernetes manifests.
 
-// manifestFiles returns the resources listed in kustomization.yaml.
-func manifestFiles(t *testing.T) []string {
+// manifestFilesIn returns the resources listed in dir's kustomization.yaml.
+func manifestFilesIn(t *testing.T, kubernetesDir string) []string {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(kubernetesDir, "kustomization.yaml"))
 	require.NoError(t, err)
@@ -588,9 +588,15 @@ func manifestFiles(t *testing.T) []string {
 
 // decodeManifests decodes every document of the listed files.
 func decodeManifests(t *testing.T) []*unstructured.Unstructured {
+	return decodeManifestsIn(t, kubernetesDir)
+}
+
+// decodeManifestsIn decodes every document of the files dir's
+// kustomization.yaml lists.
+func decodeManifestsIn(t *testing.T, kubernetesDir string) []*unstructured.Unstructured {
 	t.Helper()
 	var objs []*unstructured.Unstructured
-	for _, name := range manifestFiles(t) {
+	for _, name := range manifestFilesIn(t, kubernetesDir) {
 		f, err := os.Open(filepath.Join(kubernetesDir, name))
 		require.NoError(t, err)
 		docs := utilyaml.NewYAMLReader(bufio.NewReader(f))

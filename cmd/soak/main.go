@@ -36,6 +36,8 @@ type options struct {
 	bin          string
 	dir          string
 	keep         bool
+	// agent: the replicas are a gateway, an agent watches the cluster.
+	agent bool
 }
 
 func main() {
@@ -49,6 +51,7 @@ func main() {
 	flag.StringVar(&o.bin, "bin", "bin/otelcol-dora", "the otelcol-dora binary")
 	flag.StringVar(&o.dir, "dir", "", "working directory (default: a temporary one, removed at the end)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the working directory (logs, state) at the end")
+	flag.BoolVar(&o.agent, "agent", false, "the agent/gateway topology: the replicas are a gateway, an agent (mode: agent) watches the cluster and forwards its rollouts to the ready replica")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		flag.Usage()

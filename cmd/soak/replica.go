@@ -16,6 +16,7 @@ import (
 )
 
 const (
+	agentToken    = "soak-agent-token-0123456789"
 	webhookSecret = "soak-webhook-secret"
 	leaseName     = "otelcol-dora-soak"
 	leaseDuration = 4 * time.Second
@@ -38,7 +39,7 @@ type replica struct {
 	peakRSS int64 // bytes, the highest VmHWM/VmRSS seen over all its processes
 }
 
-func newReplica(name, dir, bin, kubeconfig, stateDir string) (*replica, error) {
+func newReplica(name, dir, bin, kubeconfig, stateDir string, agent bool) (*replica, error) {
 	ports := make([]int, 3)
 	for i := range ports {
 		p, err := localcluster.FreePort()
@@ -56,17 +57,35 @@ func newReplica(name, dir, bin, kubeconfig, stateDir string) (*replica, error) {
 		health:     fmt.Sprintf("http://127.0.0.1:%d/", ports[2]),
 	}
 	// Short lease timings keep a failover within a few seconds; the rest is
-	// what a user's configuration has.
-	config := fmt.Sprintf(`receivers:
-  dora:
-    production_environments: [production]
-    kubernetes:
+	// what a user's configuration has. With -agent the replicas are the
+	// gateway: the agent watches the cluster and forwards its rollouts
+	// (agent.go), the replicas take them on the otlp source.
+	source := `    kubernetes:
       auth_type: kubeConfig
-      kubeconfig: %s
+      kubeconfig: ` + kubeconfig + `
       namespaces: [soak]
       environment:
         default: production
-    leader_election:
+`
+	gateway, authExt, leAuth := "", "", ""
+	if agent {
+		source = ""
+		leAuth = `      auth_type: kubeConfig
+      kubeconfig: ` + kubeconfig + `
+`
+		gateway = `      otlp:
+        auth:
+          authenticator: bearertokenauth/agents
+`
+		authExt = `  bearertokenauth/agents:
+    token: ` + agentToken + `
+`
+	}
+	config := fmt.Sprintf(`receivers:
+  dora:
+    production_environments: [production]
+`+source+`    leader_election:
+`+leAuth+`
       lease_name: %s
       lease_namespace: default
       identity: %s
@@ -78,7 +97,7 @@ func newReplica(name, dir, bin, kubeconfig, stateDir string) (*replica, error) {
       endpoint: 127.0.0.1:%d
       generic:
         secret: %s
-exporters:
+`+gateway+`exporters:
   prometheus:
     endpoint: 127.0.0.1:%d
     without_scope_info: true
@@ -90,8 +109,8 @@ extensions:
     create_directory: true
     # A replica that becomes leader waits for the old leader's file lock.
     timeout: 30s
-service:
-  extensions: [health_check, file_storage/dora]
+`+authExt+`service:
+  extensions: [health_check, file_storage/dora`+map[bool]string{true: ", bearertokenauth/agents", false: ""}[agent]+`]
   telemetry:
     metrics:
       level: none
@@ -99,7 +118,7 @@ service:
     metrics:
       receivers: [dora]
       exporters: [prometheus]
-`, kubeconfig, leaseName, name, leaseDuration, ports[0], webhookSecret, ports[1], ports[2], stateDir)
+`, leaseName, name, leaseDuration, ports[0], webhookSecret, ports[1], ports[2], stateDir)
 	if err := os.WriteFile(r.configPath, []byte(config), 0o600); err != nil {
 		return nil, err
 	}
@@ -205,4 +224,69 @@ func (r *replica) sampleRSS() {
 			}
 		}
 	}
+}
+
+// newAgent is the agent of -agent (config/agent.yaml's settings): mode
+// agent on the cluster, its exporter's sending_queue on file_storage,
+// sending to gatewayURL (the proxy to the ready replica).
+func newAgent(dir, kubeconfig, gatewayURL string) (*replica, error) {
+	health, err := localcluster.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	r := &replica{
+		name:       "agent",
+		configPath: filepath.Join(dir, "agent.yaml"),
+		logPath:    filepath.Join(dir, "agent.log"),
+		health:     fmt.Sprintf("http://127.0.0.1:%d/", health),
+	}
+	config := fmt.Sprintf(`receivers:
+  dora:
+    mode: agent
+    cluster: soak
+    kubernetes:
+      auth_type: kubeConfig
+      kubeconfig: %s
+      namespaces: [soak]
+      environment:
+        default: production
+    storage: file_storage/dora
+exporters:
+  otlp_http/gateway:
+    endpoint: %s
+    auth:
+      authenticator: bearertokenauth/gateway
+    retry_on_failure:
+      enabled: true
+      initial_interval: 200ms
+      max_interval: 2s
+      max_elapsed_time: 0
+    sending_queue:
+      enabled: true
+      storage: file_storage/queue
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:%d
+  bearertokenauth/gateway:
+    token: %s
+  file_storage/dora:
+    directory: %s
+    create_directory: true
+  file_storage/queue:
+    directory: %s
+    create_directory: true
+service:
+  extensions: [health_check, bearertokenauth/gateway, file_storage/dora, file_storage/queue]
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    logs:
+      receivers: [dora]
+      exporters: [otlp_http/gateway]
+`, kubeconfig, gatewayURL, health, agentToken, filepath.Join(dir, "agent", "state"), filepath.Join(dir, "agent", "queue"))
+	if err := os.WriteFile(r.configPath, []byte(config), 0o600); err != nil {
+		return nil, err
+	}
+	return r, nil
 }

@@ -12,6 +12,9 @@ import (
 	"log"
 	mrand "math/rand/v2"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -56,6 +59,33 @@ type soak struct {
 	terminated    int
 	leaderChanges atomic.Int64
 	leader        atomic.Value // string: name of the replica answering ready
+
+	// With -agent: the agent, and the proxy to the ready replica it sends
+	// to (as a Service with the ready_path readinessProbe).
+	dir, kubeconfig string
+	agent           *replica
+	proxy           *httptest.Server
+}
+
+// startAgent starts the proxy and the agent of -agent.
+func (s *soak) startAgent() error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	s.proxy = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, rep := range s.replicas {
+			if rep.ready(client) {
+				u, _ := url.Parse(rep.webhook)
+				httputil.NewSingleHostReverseProxy(u).ServeHTTP(w, r)
+				return
+			}
+		}
+		http.Error(w, "no ready replica", http.StatusServiceUnavailable)
+	}))
+	a, err := newAgent(s.dir, s.kubeconfig, s.proxy.URL)
+	if err != nil {
+		return err
+	}
+	s.agent = a
+	return a.start(s.bin)
 }
 
 func newSoak(o options, bin, dir string, cp *localcluster.Cluster) (*soak, error) {
@@ -67,9 +97,10 @@ func newSoak(o options, bin, dir string, cp *localcluster.Cluster) (*soak, error
 		hookCommits: map[string]int{},
 	}
 	s.leader.Store("")
+	s.dir, s.kubeconfig = dir, cp.Kubeconfig
 	stateDir := filepath.Join(dir, "state")
 	for i := range 2 {
-		r, err := newReplica(fmt.Sprintf("replica-%d", i), dir, bin, cp.Kubeconfig, stateDir)
+		r, err := newReplica(fmt.Sprintf("replica-%d", i), dir, bin, cp.Kubeconfig, stateDir, o.agent)
 		if err != nil {
 			return nil, err
 		}
@@ -79,8 +110,14 @@ func newSoak(o options, bin, dir string, cp *localcluster.Cluster) (*soak, error
 }
 
 func (s *soak) stopReplicas() {
+	if s.agent != nil {
+		s.agent.stop(syscall.SIGTERM)
+	}
 	for _, r := range s.replicas {
 		r.stop(syscall.SIGTERM)
+	}
+	if s.proxy != nil {
+		s.proxy.Close()
 	}
 }
 
@@ -95,6 +132,12 @@ func (s *soak) run(ctx context.Context) (*result, error) {
 	}
 	if _, err := s.waitLeader(ctx, 60*time.Second); err != nil {
 		return nil, err
+	}
+	if s.o.agent {
+		if err := s.startAgent(); err != nil {
+			return nil, err
+		}
+		log.Printf("soak: agent/gateway topology: the agent forwards the rollouts to the ready replica")
 	}
 	began := time.Now()
 	log.Printf("soak: %s of load on 2 replicas (leader %s)", s.o.duration, s.leader.Load())
@@ -163,7 +206,11 @@ func (s *soak) run(ctx context.Context) (*result, error) {
 	res.redeliveries, res.retries = s.redeliveries, s.retries
 	res.restarts, res.killed, res.terminated = s.restarts, s.killed, s.terminated
 	res.leaderChanges = int(s.leaderChanges.Load())
-	for _, r := range s.replicas {
+	procs := s.replicas
+	if s.agent != nil {
+		procs = append(procs[:len(procs):len(procs)], s.agent)
+	}
+	for _, r := range procs {
 		r.sampleRSS()
 		res.peaks = append(res.peaks, peak{r.name, r.peakRSS, r.starts})
 	}
@@ -495,6 +542,9 @@ func (s *soak) sampleMemory(ctx context.Context) {
 	for ctx.Err() == nil {
 		for _, r := range s.replicas {
 			r.sampleRSS()
+		}
+		if s.agent != nil {
+			s.agent.sampleRSS()
 		}
 		time.Sleep(time.Second)
 	}

@@ -96,6 +96,10 @@ const (
 type Config struct {
 	// Path is the URL path OTLP/HTTP exporters post traces to.
 	Path string `mapstructure:"path"`
+	// LogsPath is the URL path where dora agents' OTLP/HTTP exporters post
+	// their event records (docs/agent-gateway.md), authenticated like
+	// Path; the gRPC server serves the logs service too. Empty: off.
+	LogsPath string `mapstructure:"logs_path"`
 	// DeploymentPipelines are pipeline names (globs: * and ?, case
 	// insensitive) whose runs are deployments (GitHub: workflow names).
 	DeploymentPipelines []string `mapstructure:"deployment_pipelines"`
@@ -140,7 +144,7 @@ func DefaultGRPCConfig() configgrpc.ServerConfig {
 
 // DefaultConfig is the source's configuration when the user sets nothing.
 func DefaultConfig() Config {
-	return Config{Path: "/v1/traces", DefaultEnvironment: defaultEnvironmentValue, GRPC: configoptional.Default(DefaultGRPCConfig())}
+	return Config{Path: "/v1/traces", LogsPath: "/v1/logs", DefaultEnvironment: defaultEnvironmentValue, GRPC: configoptional.Default(DefaultGRPCConfig())}
 }
 
 // Validate checks the config; errors name the key.
@@ -296,6 +300,12 @@ func (p *Provider) WriteSuccess(w http.ResponseWriter, req *webhook.Request, _ i
 // the collector's OTLP receiver does. The webhook handler calls it for
 // every refused delivery on this source's path.
 func (p *Provider) WriteError(w http.ResponseWriter, header http.Header, status int, message string) {
+	WriteOTLPError(w, header, status, message)
+}
+
+// WriteOTLPError answers a refused OTLP/HTTP export (of any signal): the
+// status with a google.rpc.Status body in the request's encoding.
+func WriteOTLPError(w http.ResponseWriter, header http.Header, status int, message string) {
 	code := grpcCode(status)
 	var body []byte
 	ct := ContentTypeProtobuf

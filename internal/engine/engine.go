@@ -334,6 +334,10 @@ type Outcome struct {
 	// Deployment explains the production deployment that the event
 	// finished (succeeded, or its rollout failed); nil otherwise.
 	Deployment *DeploymentReport
+	// Moved is the service whose series the event changed when it is not
+	// the event's own: an incident naming no cluster that the engine
+	// counted in a cluster (cluster.go); the zero Service otherwise.
+	Moved event.Service
 }
 
 // Engine holds the cumulative metric state and what it needs to correlate
@@ -382,6 +386,9 @@ type Engine struct {
 
 	// report is the report of the event being applied, if any.
 	report *DeploymentReport
+	// clusters lists, by service without its cluster, the clusters the
+	// service runs in (cluster.go): derived from services.
+	clusters map[event.Service][]string
 }
 
 type statusKey struct {
@@ -422,6 +429,7 @@ func New(cfg Config, start time.Time) (*Engine, error) {
 		recovery:    map[event.Service]*Histogram{},
 		teams:       map[event.Service]teamInfo{},
 		filters:     newPathFilters(cfg.ServicePaths),
+		clusters:    map[event.Service][]string{},
 	}
 	e.importedSeen = newDedup()
 	return e, nil
@@ -455,6 +463,15 @@ func (e *Engine) Apply(ev event.Event) (Outcome, error) {
 		e.commits.expire(e.pendingCutoff())
 	}
 	before := e.version
+	var moved event.Service
+	if ev.Kind == event.IncidentOpened || ev.Kind == event.IncidentResolved {
+		// An incident naming no cluster, of a service in clusters: to
+		// the cluster of its likely cause (cluster.go). After the
+		// dedup check: its id stays the one it was delivered with.
+		if svc := e.incidentCluster(ev); svc != ev.Service {
+			ev.Service, moved = svc, svc
+		}
+	}
 	e.noteTeam(ev)
 	switch ev.Kind {
 	case event.DeploymentStarted:
@@ -480,7 +497,7 @@ func (e *Engine) Apply(ev event.Event) (Outcome, error) {
 	}
 	report := e.report
 	e.report = nil
-	return Outcome{Changed: e.version != before, Deployment: report}, nil
+	return Outcome{Changed: e.version != before, Deployment: report, Moved: moved}, nil
 }
 
 func validate(ev event.Event) error {
@@ -588,6 +605,7 @@ func (e *Engine) service(svc event.Service, at time.Time) *serviceState {
 	if !ok {
 		s = &serviceState{production: e.production(svc.Environment)}
 		e.services[svc] = s
+		e.noteCluster(svc)
 	}
 	s.noteObserved(at)
 	// An import observed the service since its window's start, whether or

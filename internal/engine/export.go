@@ -495,6 +495,7 @@ func (e *Engine) load(st State) error {
 			return fmt.Errorf("services[%d] (%s/%s/%s): %w", i, svc.Namespace, svc.Name, svc.Environment, err)
 		}
 		e.services[svc] = s
+		e.noteCluster(svc)
 	}
 
 	// Commits name path filters by index in the exporting engine's list;

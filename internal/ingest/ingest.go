@@ -305,7 +305,12 @@ func (c *Core) applyAll(ctx context.Context, events []event.Event, values map[st
 			continue
 		}
 		res.Accepted++
-		c.touched[ev.Service] = struct{}{}
+		svc := ev.Service
+		if out.Moved != (event.Service{}) {
+			// An incident naming no cluster, counted in a cluster's.
+			svc = out.Moved
+		}
+		c.touched[svc] = struct{}{}
 		changed = changed || out.Changed
 		if out.Deployment != nil && !ev.Imported {
 			reports = append(reports, out.Deployment)
