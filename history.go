@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,8 +13,13 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.uber.org/zap"
 
+	"github.com/otelcol-dora/dorareceiver/internal/apiclient"
+	"github.com/otelcol-dora/dorareceiver/internal/argocd"
+	"github.com/otelcol-dora/dorareceiver/internal/crdwatch"
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 	"github.com/otelcol-dora/dorareceiver/internal/generic"
+	"github.com/otelcol-dora/dorareceiver/internal/github"
+	"github.com/otelcol-dora/dorareceiver/internal/gitlab"
 	hist "github.com/otelcol-dora/dorareceiver/internal/history"
 	"github.com/otelcol-dora/dorareceiver/internal/ingest"
 	"github.com/otelcol-dora/dorareceiver/internal/pagerduty"
@@ -28,13 +34,23 @@ import (
 // start. It is one of the leadership's sources: it starts after the
 // ingest core and stops with the leadership.
 
-// historySources are the configured sources that import their history.
-// Each importing source adds itself here.
+// historySources are the configured sources that import their history:
+// the watched clusters' (built with their live sources), then each
+// webhook source whose history block is enabled.
 func (r *doraReceiver) historySources() []hist.Source {
-	var out []hist.Source
+	out := slices.Clone(r.clusterHistory)
+	if ac := r.argoCDHistory(); ac != nil {
+		out = append(out, ac)
+	}
 	wc := r.cfg.Webhooks.Get()
 	if wc == nil {
-		return nil
+		return out
+	}
+	if gc := wc.GitHub.Get(); gc != nil && gc.History.Enabled {
+		out = append(out, github.NewHistorySource(r.historyClient(event.SourceGitHub, 0), *gc))
+	}
+	if gc := wc.GitLab.Get(); gc != nil && gc.History.Enabled {
+		out = append(out, gitlab.NewHistory(*gc, r.historyClient(event.SourceGitLab, 0)))
 	}
 	if pc := wc.PagerDuty.Get(); pc != nil && pc.History.Enabled && pc.History.HasToken() {
 		const prefix = "webhooks::pagerduty::history::"
@@ -43,7 +59,7 @@ func (r *doraReceiver) historySources() []hist.Source {
 			r.logger.Error("History import of this source not started: fix the setting named", zap.String("source", event.SourcePagerDuty),
 				zap.String("setting", prefix+"token_file"), zap.Error(err))
 		} else {
-			out = append(out, pagerduty.NewImporter(*pc, r.historyClient(event.SourcePagerDuty), token))
+			out = append(out, pagerduty.NewImporter(*pc, r.historyClient(event.SourcePagerDuty, pc.History.RequestBudget), token))
 		}
 	}
 	if gc := wc.Generic.Get(); gc != nil && gc.History.Enabled && gc.History.Endpoint != "" {
@@ -53,19 +69,55 @@ func (r *doraReceiver) historySources() []hist.Source {
 			r.logger.Error("History import of this source not started: fix the setting named", zap.String("source", event.SourceGeneric),
 				zap.String("setting", prefix+"token_file"), zap.Error(err))
 		} else {
-			out = append(out, generic.NewImporter(*gc, r.historyClient(event.SourceGeneric), token))
+			out = append(out, generic.NewImporter(*gc, r.historyClient(event.SourceGeneric, gc.History.RequestBudget), token))
 		}
 	}
 	return out
 }
 
-// historyClient is the HTTP client of a source's importer; it counts the
-// requests in the receiver's telemetry.
-func (r *doraReceiver) historyClient(source string) *http.Client {
-	return &http.Client{
-		Timeout:   2 * time.Minute,
-		Transport: countingTransport{next: http.DefaultTransport, count: func(code int) { r.tel.historyRequest(context.Background(), source, code) }},
+// argoCDHistory is the Argo CD import: the Applications' status.history
+// read through the kubernetes section's connection (the single-cluster
+// form's; with kubernetes::clusters it is not built, and a warning says
+// so).
+func (r *doraReceiver) argoCDHistory() hist.Source {
+	wc := r.cfg.Webhooks.Get()
+	if wc == nil || r.agent() {
+		return nil
 	}
+	ac := wc.ArgoCD.Get()
+	if ac == nil || !ac.History.Enabled {
+		return nil
+	}
+	kc := r.cfg.Kubernetes.Get()
+	logger := r.logger.With(zap.String("source", event.SourceArgoCD))
+	switch {
+	case kc == nil:
+		logger.Error("Argo CD history import not started: it reads the Applications through the kubernetes section's connection; add a kubernetes section or set webhooks::argocd::history::enabled: false")
+		return nil
+	case len(kc.Clusters) > 0:
+		logger.Warn("Argo CD history import not started: with kubernetes::clusters it cannot tell which cluster runs Argo CD; it needs the single-cluster kubernetes section")
+		return nil
+	}
+	client, err := crdwatch.NewClient(kc)
+	if err != nil {
+		logger.Error("Argo CD history import not started", zap.Error(err))
+		return nil
+	}
+	return argocd.NewHistorySource(client, *ac, logger)
+}
+
+// historyClient is the HTTP client of a source's importer: the polite
+// client (rate limits, Retry-After, 5xx retries, the request budget,
+// conditional requests; internal/apiclient), each request counted in the
+// receiver's telemetry.
+func (r *doraReceiver) historyClient(source string, budget int) *http.Client {
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.ResponseHeaderTimeout = time.Minute
+	return apiclient.New(apiclient.Options{
+		Name:          source,
+		RequestBudget: budget,
+		Base:          countingTransport{next: base, count: func(code int) { r.tel.historyRequest(context.Background(), source, code) }},
+	})
 }
 
 type countingTransport struct {

@@ -1,6 +1,7 @@
 package dorareceiver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
+	hist "github.com/otelcol-dora/dorareceiver/internal/history"
 	"github.com/otelcol-dora/dorareceiver/internal/k8s"
 )
 
@@ -60,9 +62,58 @@ func (r *doraReceiver) startKubernetesLocked(kc *k8s.Config) error {
 		if store := r.core.Store(); store != nil {
 			opts = append(opts, k8s.WithStore(store.ClusterStore(w.Name)))
 		}
-		r.sources = append(r.sources, k8s.New(w.Config, client, logger.With(zap.String("source", event.SourceKubernetes)), r.kubernetesSink(claimers, sink), opts...))
+		live := k8s.New(w.Config, client, logger.With(zap.String("source", event.SourceKubernetes)), r.kubernetesSink(claimers, sink), opts...)
+		r.sources = append(r.sources, live)
+		if w.Config.ImportHistory && !r.agent() {
+			// The live source is asked which rollouts it counts itself, so
+			// the import and the first list count each once.
+			hc, err := k8s.NewHistoryClient(w.Config)
+			if err != nil {
+				return clusterError(w.Name, err)
+			}
+			imp := k8s.NewHistorySource(hc, w.Config, logger.With(zap.String("source", event.SourceKubernetes)), k8s.WithLiveSource(live))
+			r.clusterHistory = append(r.clusterHistory, clusterHistory{Source: imp, cluster: w.Name, setting: r.cfg.Cluster})
+		}
 	}
 	return nil
+}
+
+// clusterHistory is the history import of one watched cluster: its events
+// carry the cluster's name as clusterSink's do (the cluster setting for
+// the single-cluster form), and its saved progress is the cluster's own.
+type clusterHistory struct {
+	hist.Source
+	// cluster is the entry's name in kubernetes::clusters, "" for the
+	// single-cluster form, whose events carry setting (the cluster
+	// setting).
+	cluster, setting string
+}
+
+func (c clusterHistory) Name() string {
+	if c.cluster == "" {
+		return c.Source.Name()
+	}
+	return c.Source.Name() + "/" + c.cluster
+}
+
+func (c clusterHistory) Import(ctx context.Context, w hist.Window, cursor string, sink hist.Sink) error {
+	name := c.cluster
+	if name == "" {
+		name = c.setting
+	}
+	return c.Source.Import(ctx, w, cursor, clusterBatches{next: sink, cluster: name})
+}
+
+type clusterBatches struct {
+	next    hist.Sink
+	cluster string
+}
+
+func (s clusterBatches) Apply(ctx context.Context, b hist.Batch) error {
+	for i := range b.Events {
+		b.Events[i].Service.Cluster = s.cluster
+	}
+	return s.next.Apply(ctx, b)
 }
 
 // clusterSink is the sink of the sources of the named cluster: their

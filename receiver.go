@@ -26,6 +26,7 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 	"github.com/otelcol-dora/dorareceiver/internal/forward"
 	"github.com/otelcol-dora/dorareceiver/internal/gitlab"
+	hist "github.com/otelcol-dora/dorareceiver/internal/history"
 	"github.com/otelcol-dora/dorareceiver/internal/ingest"
 	"github.com/otelcol-dora/dorareceiver/internal/k8s"
 	"github.com/otelcol-dora/dorareceiver/internal/leader"
@@ -75,6 +76,9 @@ type doraReceiver struct {
 	// clusterStatus reports the watched clusters' API servers
 	// (multicluster.go).
 	clusterStatus *clusterStatus
+	// clusterHistory are the watched clusters' history imports, built
+	// with their live sources (multicluster.go); under leadMu.
+	clusterHistory []hist.Source
 	server        *http.Server
 	// grpcServer serves OTLP/gRPC spans (webhooks::otlp::grpc,
 	// spans_grpc.go); spansProvider is the otlp source's, which the HTTP
@@ -254,7 +258,7 @@ func (r *doraReceiver) stepDown(ctx context.Context, final bool) error {
 	for _, s := range r.sources {
 		errs = append(errs, s.Shutdown(ctx))
 	}
-	r.sources, r.claimers = nil, nil
+	r.sources, r.claimers, r.clusterHistory = nil, nil, nil
 	r.imports.Store(nil)
 	errs = append(errs, r.core.Stop(ctx, final))
 	return errors.Join(errs...)

@@ -61,6 +61,10 @@ type Config struct {
 	// annotations, labels, then its pod template's); empty disables it.
 	// The receiver's services and teams::static settings take precedence.
 	TeamKey string `mapstructure:"team_key"`
+	// ImportHistory imports the watched Deployments' past rollouts from
+	// their ReplicaSets when the receiver imports history (history.go,
+	// docs/history.md); on by default: it needs no token.
+	ImportHistory bool `mapstructure:"import_history"`
 }
 
 // EnvironmentConfig maps Deployments to environments. The first that
@@ -104,7 +108,8 @@ func DefaultConfig() Config {
 			TimeKeys:         append([]string(nil), DefaultCommitTimeKeys...),
 			ImageTagFallback: true,
 		},
-		TeamKey: DefaultTeamKey,
+		TeamKey:       DefaultTeamKey,
+		ImportHistory: true,
 	}
 }
 
