@@ -5,7 +5,8 @@
 #                  short fuzz run of every parser
 #   make fuzz      a longer fuzz run of every parser
 #   make bench     benchmarks, written to BENCHMARKS.md
-#   make soak      two replicas under load with restarts (SOAK_DURATION, 10m)
+#   make soak      two replicas under load with restarts (SOAK_DURATION, 10m;
+#                  SOAK_TOPOLOGY=agent-gateway: agents and a gateway)
 #   make demo      the whole loop on a local control plane, with a summary
 #   make build     the otelcol-dora binary (ocb on builder-config.yaml)
 #   make tools     etcd, kube-apiserver, kube-controller-manager, ocb
@@ -119,9 +120,13 @@ bench: tools build
 ## plane, under a steady mix of rollouts and webhooks, one of them stopped
 ## (SIGKILL or SIGTERM) and restarted every 90 s; then the counters are
 ## checked against what was sent. SOAK_DURATION of load (default 10m).
+## SOAK_TOPOLOGY=agent-gateway runs issue 16's topology instead: three
+## control planes with an agent each, forwarding to two gateway replicas
+## (agents and gateway replicas restarted in turn; checked per cluster).
 SOAK_DURATION ?= 10m
+SOAK_TOPOLOGY ?= single
 soak: build tools
-	$(GO) run ./cmd/soak -duration $(SOAK_DURATION)
+	$(GO) run ./cmd/soak -duration $(SOAK_DURATION) -topology $(SOAK_TOPOLOGY)
 
 ## fuzz: every parser's fuzz target, longer.
 fuzz:

@@ -17,6 +17,7 @@ import (
 
 const (
 	webhookSecret = "soak-webhook-secret"
+	agentToken    = "soak-agent-token"
 	leaseName     = "otelcol-dora-soak"
 	leaseDuration = 4 * time.Second
 )
@@ -38,8 +39,10 @@ type replica struct {
 	peakRSS int64 // bytes, the highest VmHWM/VmRSS seen over all its processes
 }
 
-func newReplica(name, dir, bin, kubeconfig, stateDir string) (*replica, error) {
-	ports := make([]int, 3)
+// newReplica reserves the replica's ports and writes the configuration
+// config gives for them (webhook server, Prometheus endpoint, health check).
+func newReplica(name, dir string, config func(ports [3]int) string) (*replica, error) {
+	var ports [3]int
 	for i := range ports {
 		p, err := localcluster.FreePort()
 		if err != nil {
@@ -55,9 +58,19 @@ func newReplica(name, dir, bin, kubeconfig, stateDir string) (*replica, error) {
 		metrics:    fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[1]),
 		health:     fmt.Sprintf("http://127.0.0.1:%d/", ports[2]),
 	}
+	if err := os.WriteFile(r.configPath, []byte(config(ports)), 0o600); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// standaloneConfig is a replica of the single-cluster topology: it watches
+// the cluster, takes webhooks and computes the metrics.
+func standaloneConfig(name, kubeconfig, stateDir string) func([3]int) string {
 	// Short lease timings keep a failover within a few seconds; the rest is
 	// what a user's configuration has.
-	config := fmt.Sprintf(`receivers:
+	return func(ports [3]int) string {
+		return fmt.Sprintf(`receivers:
   dora:
     production_environments: [production]
     kubernetes:
@@ -100,10 +113,111 @@ service:
       receivers: [dora]
       exporters: [prometheus]
 `, kubeconfig, leaseName, name, leaseDuration, ports[0], webhookSecret, ports[1], ports[2], stateDir)
-	if err := os.WriteFile(r.configPath, []byte(config), 0o600); err != nil {
-		return nil, err
 	}
-	return r, nil
+}
+
+// gatewayConfig is a gateway replica: no cluster of its own, webhooks and
+// the agents' records (the otlp source's logs path, authenticated with a
+// bearer token), its Lease on leaseKubeconfig's API server.
+func gatewayConfig(name, leaseKubeconfig, stateDir string) func([3]int) string {
+	return func(ports [3]int) string {
+		return fmt.Sprintf(`receivers:
+  dora:
+    production_environments: [production]
+    leader_election:
+      auth_type: kubeConfig
+      kubeconfig: %s
+      lease_name: %s
+      lease_namespace: default
+      identity: %s
+      lease_duration: %s
+      renew_deadline: 3s
+      retry_period: 500ms
+    storage: file_storage/dora
+    webhooks:
+      endpoint: 127.0.0.1:%d
+      generic:
+        secret: %s
+      otlp:
+        logs_path: /v1/logs
+        auth:
+          authenticator: bearertokenauth/agents
+exporters:
+  prometheus:
+    endpoint: 127.0.0.1:%d
+    without_scope_info: true
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:%d
+  bearertokenauth/agents:
+    token: %s
+  file_storage/dora:
+    directory: %s
+    create_directory: true
+    timeout: 30s
+service:
+  extensions: [health_check, bearertokenauth/agents, file_storage/dora]
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    metrics:
+      receivers: [dora]
+      exporters: [prometheus]
+`, leaseKubeconfig, leaseName, name, leaseDuration, ports[0], webhookSecret, ports[1], ports[2], agentToken, stateDir)
+	}
+}
+
+// agentConfig is the agent of one cluster: mode agent, forwarding through
+// otlp_http to the gateway's address (the soak's stand-in for a Service),
+// with the sending queue on file_storage and retries without a time limit,
+// so that a gateway down or restarting loses nothing. Its own state (the
+// source's) is on the same file_storage.
+func agentConfig(cluster, kubeconfig, gatewayURL, stateDir string) func([3]int) string {
+	return func(ports [3]int) string {
+		return fmt.Sprintf(`receivers:
+  dora:
+    mode: agent
+    cluster: %s
+    kubernetes:
+      auth_type: kubeConfig
+      kubeconfig: %s
+      namespaces: [soak]
+      environment:
+        default: production
+    storage: file_storage/agent
+exporters:
+  otlp_http:
+    endpoint: %s
+    auth:
+      authenticator: bearertokenauth/gateway
+    sending_queue:
+      enabled: true
+      storage: file_storage/agent
+    retry_on_failure:
+      enabled: true
+      initial_interval: 200ms
+      max_interval: 2s
+      max_elapsed_time: 0
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:%d
+  bearertokenauth/gateway:
+    token: %s
+  file_storage/agent:
+    directory: %s
+    create_directory: true
+service:
+  extensions: [health_check, bearertokenauth/gateway, file_storage/agent]
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    logs:
+      receivers: [dora]
+      exporters: [otlp_http]
+`, cluster, kubeconfig, gatewayURL, ports[2], agentToken, stateDir)
+	}
 }
 
 // start runs the process (its output appended to the replica's log) and
