@@ -111,8 +111,10 @@ test: tools build
 ## bench: the Go benchmarks (engine, emitter, webhook parsing against the
 ## floor), then the load of the built binary (cmd/doraload: webhooks and
 ## spans against a net/http floor and the otlp receiver, freshness on a local
-## kube-apiserver), the Kubernetes scale run (cmd/k8sscale); writes
-## BENCHMARKS.md. About 12 minutes on 2 cores.
+## kube-apiserver), the Kubernetes scale run (cmd/k8sscale), the gateway's
+## ingest of agents' records (doraload -mode forwarded) and agents on three
+## API servers forwarding to a gateway (k8sscale -clusters 3); writes
+## BENCHMARKS.md. About 17 minutes on 2 cores.
 bench: tools build
 	bash scripts/bench.sh
 

@@ -175,7 +175,7 @@ func reportForwarded(w io.Writer, o options, r forwardedResults, profiles []stri
 	p("```")
 	p("")
 	p("Machine: %d cores (GOMAXPROCS %d), shared by the load generator and both servers (each its own process on 127.0.0.1).", runtime.NumCPU(), runtime.GOMAXPROCS(0))
-	p("Payload: OTLP/HTTP protobuf logs exports as an agent's `otlp_http` exporter sends them (internal/forward, schema version %d), %d record(s) per export (%d bytes), each a completed Kubernetes rollout never seen before, from %d clusters. The same bytes go to dora's logs path (`webhooks::otlp::logs_path`: decode, apply each record, emit to the prometheus exporter) and to the collector's otlp receiver (HTTP, logs → nop exporter). Closed loop, %d keep-alive connections, %d exports per target after %d unmeasured, in %d interleaved rounds.",
+	p("Payload: OTLP/HTTP protobuf logs exports as an agent's `otlp_http` exporter sends them (internal/forward, schema version %d), %d record(s) per export (%d bytes), each a completed Kubernetes rollout never seen before, from %d clusters of 100 Deployments each (so each record changes the series of one of 300 services; the gateway answers once the change reached the metrics pipeline). The same bytes go to dora's logs path (`webhooks::otlp::logs_path`: decode, apply each record, emit to the prometheus exporter) and to the collector's otlp receiver (HTTP, logs → nop exporter). Closed loop, %d keep-alive connections, %d exports per target after %d unmeasured, in %d interleaved rounds.",
 		forward.SchemaVersion, r.records, r.size, forwardClusters, o.conns, o.forwarded, o.warmup, o.rounds)
 	p("")
 	p("| target | what it does | exports/s | records/s | p50 / p99 | errors |")
