@@ -153,6 +153,22 @@ func (p *collectorProc) liveHeap() (uint64, error) {
 	return heapAllocOf(resp.Body)
 }
 
+func saveHeapProfile(p *collectorProc, path string) error {
+	resp, err := http.Get("http://" + p.pprof + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
 func heapAllocOf(r io.Reader) (uint64, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), 4<<20)
@@ -380,6 +396,12 @@ func runGateway(o options) (*gatewayResults, error) {
 		heapSum += float64(h) - float64(res.BaselineHeap)
 	}
 	res.HeapPerDeployment = heapSum / float64(len(agents)) / float64(o.deployments)
+	if o.profileDir != "" {
+		// The first agent's heap profile after sync (pprof's sampling rate).
+		if err := saveHeapProfile(agents[0], filepath.Join(o.profileDir, "agent.heap.pprof")); err != nil {
+			log.Printf("heap profile: %v", err)
+		}
+	}
 	log.Printf("agents synced: live heap %v bytes (baseline %d): %.0f B per Deployment", res.AgentHeap, res.BaselineHeap, res.HeapPerDeployment)
 
 	// The mass rollout, in every cluster at once.
