@@ -202,12 +202,16 @@ func (p *collectorProc) steadyHeap() (uint64, error) {
 	return last, nil
 }
 
-func gatewayYAML(ports [3]int, maxServices int) string {
+func gatewayYAML(ports [3]int, maxServices int, maxStateBytes int64) string {
 	return fmt.Sprintf(`receivers:
   dora:
     production_environments: [production]
     limits:
+      # A gateway of tens of thousands of services needs more than the
+      # defaults, sized for one installation: max_services 2,000 and the
+      # memory guard's 512 MiB (which 30,000 services pass).
       max_services: %d
+      max_state_bytes: %d
     webhooks:
       endpoint: 127.0.0.1:%d
       otlp:
@@ -230,7 +234,7 @@ service:
     metrics:
       receivers: [dora]
       exporters: [prometheus]
-`, maxServices, ports[0], ports[1], ports[2])
+`, maxServices, maxStateBytes, ports[0], ports[1], ports[2])
 }
 
 // agentYAML is an agent as docs/agent-gateway.md configures it; namespace
@@ -256,6 +260,10 @@ exporters:
     sending_queue:
       enabled: true
       storage: file_storage/agent
+      # A mass rollout of 10,000 Deployments is 20,000 records: the
+      # default queue (1,000 requests) fills while the gateway catches up,
+      # and the agent then backs off (nothing lost, but later).
+      queue_size: 50000
     retry_on_failure:
       enabled: true
       max_elapsed_time: 0
@@ -342,7 +350,7 @@ func runGateway(o options) (*gatewayResults, error) {
 	if err != nil {
 		return nil, err
 	}
-	gw, err := startCollector(dir, "gateway", bin, gatewayYAML(gp, o.clusters*o.deployments+1000), fmt.Sprintf("http://127.0.0.1:%d/", gp[2]))
+	gw, err := startCollector(dir, "gateway", bin, gatewayYAML(gp, o.clusters*o.deployments+1000, int64(o.clusters*o.deployments+1000)<<17), fmt.Sprintf("http://127.0.0.1:%d/", gp[2]))
 	if err != nil {
 		return nil, err
 	}
@@ -433,17 +441,22 @@ func runGateway(o options) (*gatewayResults, error) {
 	want := o.clusters * o.deployments
 	deadline := lastStatus.Add(o.rolloutTimeout)
 	var tally gatewayTally
+	// The endpoint of tens of thousands of services is large: scrapes a
+	// little apart, so that the scraping does not slow the gateway down;
+	// the lag is the scrape's start, when the counts were already there.
 	for {
+		at := time.Now()
 		tally, err = scrapeGateway(gw.metrics)
 		if err == nil && tally.total >= want {
-			res.LagSeconds = time.Since(lastStatus).Seconds()
+			res.LagSeconds = at.Sub(lastStatus).Seconds()
 			break
 		}
 		if time.Now().After(deadline) {
 			log.Printf("gateway counted %d of %d within %s (%v)", tally.total, want, o.rolloutTimeout, err)
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		log.Printf("gateway: %d of %d counted", tally.total, want)
+		time.Sleep(time.Duration(max(100, o.clusters*o.deployments/100)) * time.Millisecond)
 	}
 	// A little longer, so that a rollout counted twice would show.
 	time.Sleep(3 * time.Second)
@@ -485,8 +498,10 @@ type gatewayTally struct {
 	byCluster                 map[string]int
 }
 
+var scrapeClient = &http.Client{Timeout: 2 * time.Minute}
+
 func scrapeGateway(url string) (gatewayTally, error) {
-	resp, err := http.Get(url)
+	resp, err := scrapeClient.Get(url)
 	if err != nil {
 		return gatewayTally{}, err
 	}
