@@ -114,7 +114,7 @@ test: tools build
 ## kube-apiserver), the Kubernetes scale run (cmd/k8sscale), the gateway's
 ## ingest of agents' records (doraload -mode forwarded) and agents on three
 ## API servers forwarding to a gateway (k8sscale -clusters 3); writes
-## BENCHMARKS.md. About 17 minutes on 2 cores.
+## BENCHMARKS.md. About 25 minutes on 2 cores.
 bench: tools build
 	bash scripts/bench.sh
 
