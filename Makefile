@@ -5,7 +5,8 @@
 #                  short fuzz run of every parser
 #   make fuzz      a longer fuzz run of every parser
 #   make bench     benchmarks, written to BENCHMARKS.md
-#   make soak      two replicas under load with restarts (SOAK_DURATION, 10m)
+#   make soak      two replicas under load with restarts (SOAK_DURATION, 10m;
+#                  SOAK_TOPOLOGY=agent-gateway: agents and a gateway)
 #   make demo      the whole loop on a local control plane, with a summary
 #   make build     the otelcol-dora binary (ocb on builder-config.yaml)
 #   make tools     etcd, kube-apiserver, kube-controller-manager, ocb
@@ -110,8 +111,10 @@ test: tools build
 ## bench: the Go benchmarks (engine, emitter, webhook parsing against the
 ## floor), then the load of the built binary (cmd/doraload: webhooks and
 ## spans against a net/http floor and the otlp receiver, freshness on a local
-## kube-apiserver), the Kubernetes scale run (cmd/k8sscale); writes
-## BENCHMARKS.md. About 12 minutes on 2 cores.
+## kube-apiserver), the Kubernetes scale run (cmd/k8sscale), the gateway's
+## ingest of agents' records (doraload -mode forwarded) and agents on three
+## API servers forwarding to a gateway (k8sscale -clusters 3); writes
+## BENCHMARKS.md. About 25 minutes on 2 cores.
 bench: tools build
 	bash scripts/bench.sh
 
@@ -119,12 +122,13 @@ bench: tools build
 ## plane, under a steady mix of rollouts and webhooks, one of them stopped
 ## (SIGKILL or SIGTERM) and restarted every 90 s; then the counters are
 ## checked against what was sent. SOAK_DURATION of load (default 10m).
-## SOAK_AGENT=1: the agent/gateway topology (the replicas are a gateway, an
-## agent forwards the cluster's rollouts to the ready one).
+## SOAK_TOPOLOGY=agent-gateway runs issue 16's topology instead: three
+## control planes with an agent each, forwarding to two gateway replicas
+## (agents and gateway replicas restarted in turn; checked per cluster).
 SOAK_DURATION ?= 10m
-SOAK_AGENT ?=
+SOAK_TOPOLOGY ?= single
 soak: build tools
-	$(GO) run ./cmd/soak -duration $(SOAK_DURATION) $(if $(SOAK_AGENT),-agent)
+	$(GO) run ./cmd/soak -duration $(SOAK_DURATION) -topology $(SOAK_TOPOLOGY)
 
 ## fuzz: every parser's fuzz target, longer.
 fuzz:

@@ -154,6 +154,27 @@ if [[ "${DORA_BENCH_LOAD:-1}" != 0 ]]; then
   echo "appended the load section (cmd/doraload) to BENCHMARKS.md" >&2
 fi
 
+# The gateway's ingest of agents' records (issue 16): the same OTLP/HTTP logs
+# exports into the dora receiver's logs path and into the otlp receiver, then
+# the count checked once after redeliveries. About 1 minute; its own section.
+# DORA_BENCH_FORWARDED=0 skips it; DORA_FORWARDED_FLAGS passes flags.
+if [[ "${DORA_BENCH_FORWARDED:-1}" != 0 ]]; then
+  fwddir=$(mktemp -d)
+  go build -o "$fwddir/doraload" ./cmd/doraload
+  echo "+ doraload -mode forwarded ${DORA_FORWARDED_FLAGS:-}" >&2
+  # shellcheck disable=SC2086
+  if section=$("$fwddir/doraload" -mode forwarded ${DORA_FORWARDED_FLAGS:-}); then
+    printf '\n%s\n' "$section" >> BENCHMARKS.md
+  else
+    # It prints its section before failing on a wrong count: keep it.
+    printf '\n%s\n\n**The forwarded-events run failed** (see the make bench output).\n' "$section" >> BENCHMARKS.md
+    rm -rf "$fwddir"
+    exit 1
+  fi
+  rm -rf "$fwddir"
+  echo "appended the gateway ingest section (doraload -mode forwarded) to BENCHMARKS.md" >&2
+fi
+
 # --- Kubernetes scale (issue 7, item 4) -------------------------------------
 # 10,000 Deployments in 100 namespaces on a real etcd + kube-apiserver; a plain
 # client-go informer and the receiver's source, each in its own process, then
@@ -179,3 +200,27 @@ else
   exit 1
 fi
 rm -rf "$k8s_tmp"
+
+# --- Agents and a gateway at scale (issue 16) ---------------------------------
+# Three real API servers with DORA_BENCH_GW_DEPLOYMENTS Deployments each (the
+# issue's 10,000 by default: about 10 minutes on 2 cores, most of it writing
+# the Deployments; DORA_BENCH_GW_DEPLOYMENTS=2000 takes about 2.5), an
+# otelcol-dora agent per cluster forwarding to one otelcol-dora gateway, a
+# mass rollout in all three. DORA_BENCH_GW=0 skips it.
+if [[ "${DORA_BENCH_GW:-1}" != 0 ]]; then
+  gw_tmp=$(mktemp -d)
+  gw_n="${DORA_BENCH_GW_DEPLOYMENTS:-10000}"
+  gw_c="${DORA_BENCH_GW_CLUSTERS:-3}"
+  gw_ns=$(( gw_n < 100 ? gw_n : 100 ))
+  go build -o "$gw_tmp/k8sscale" ./cmd/k8sscale
+  echo "+ go run ./cmd/k8sscale -clusters $gw_c -deployments $gw_n -namespaces $gw_ns -bin bin/otelcol-dora -rollout-timeout 6m -markdown" >&2
+  if "$gw_tmp/k8sscale" -clusters "$gw_c" -deployments "$gw_n" -namespaces "$gw_ns" -bin bin/otelcol-dora -rollout-timeout 6m -markdown >"$gw_tmp/section.md"; then
+    cat "$gw_tmp/section.md" >>BENCHMARKS.md
+    echo "appended the agent/gateway scale section to BENCHMARKS.md" >&2
+  else
+    { cat "$gw_tmp/section.md"; printf '\n**The agent/gateway scale run failed** (see the make bench output).\n'; } >>BENCHMARKS.md
+    rm -rf "$gw_tmp"
+    exit 1
+  fi
+  rm -rf "$gw_tmp"
+fi

@@ -34,23 +34,26 @@ const (
 )
 
 type options struct {
-	bin         string
-	secret      string
-	conns       int
-	requests    int
-	rounds      int
-	warmup      int
-	rate        float64
-	rateFor     time.Duration
-	senders     int
-	spans       int
-	vcsRequests int
-	samples     int
-	kubernetes  bool
-	profileDir  string
-	profileFor  time.Duration
-	keep        bool
-	timeout     time.Duration
+	mode         string
+	forwarded    int
+	forwardBatch int
+	bin          string
+	secret       string
+	conns        int
+	requests     int
+	rounds       int
+	warmup       int
+	rate         float64
+	rateFor      time.Duration
+	senders      int
+	spans        int
+	vcsRequests  int
+	samples      int
+	kubernetes   bool
+	profileDir   string
+	profileFor   time.Duration
+	keep         bool
+	timeout      time.Duration
 }
 
 func main() {
@@ -58,6 +61,9 @@ func main() {
 		os.Exit(runFloor(os.Args[2:]))
 	}
 	var o options
+	flag.StringVar(&o.mode, "mode", modeAll, "all (webhooks, spans, freshness) or forwarded (the gateway's ingest of agents' records against the otlp receiver, issue 16)")
+	flag.IntVar(&o.forwarded, "forwarded", 20000, "forwarded-event exports per target at saturation (-mode forwarded)")
+	flag.IntVar(&o.forwardBatch, "forward-batch", 1, "records per forwarded-event export (an agent sends one per event)")
 	flag.StringVar(&o.bin, "bin", "", "otelcol-dora binary (default $OTELCOL_DORA_BIN, else bin/otelcol-dora)")
 	flag.StringVar(&o.secret, "secret", "doraload-secret", "GitHub webhook secret")
 	flag.IntVar(&o.conns, "conns", 16, "concurrent keep-alive connections at saturation")
@@ -79,7 +85,15 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	err := runAll(ctx, o, os.Stdout)
+	var err error
+	switch o.mode {
+	case modeAll:
+		err = runAll(ctx, o, os.Stdout)
+	case modeForwarded:
+		err = runForwarded(ctx, o, os.Stdout)
+	default:
+		err = fmt.Errorf("-mode: %q is neither %s nor %s", o.mode, modeAll, modeForwarded)
+	}
 	cancel()
 	stop()
 	if err != nil {

@@ -16,10 +16,18 @@
 //
 //	go run ./cmd/k8sscale [-deployments 10000] [-namespaces 100] [-markdown]
 //
+// With -clusters N (N > 1) it measures issue 16's topology instead
+// (gateway.go): N API servers of -deployments each, an otelcol-dora agent
+// per cluster forwarding to one otelcol-dora gateway (-bin), a mass
+// rollout in every cluster, counted once per Deployment at the gateway.
+//
+//	go run ./cmd/k8sscale -clusters 3 -deployments 10000 -markdown
+//
 // The children are this binary run as `k8sscale watch -variant source|plain`.
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
@@ -44,10 +52,28 @@ func main() {
 	flag.StringVar(&o.dir, "dir", "", "directory for the control plane (default: a new one under /dev/shm when it exists, else the temp dir; removed at the end)")
 	flag.DurationVar(&o.rolloutTimeout, "rollout-timeout", defaultRolloutTimeout, "how long the source may take to count every rollout after the last status write")
 	flag.StringVar(&o.profileDir, "heap-profiles", "", "write each variant's heap profile after sync to DIR/VARIANT.heap.pprof")
+	flag.IntVar(&o.clusters, "clusters", 1, "API servers; above 1, agents (one per cluster) forwarding to a gateway, all otelcol-dora processes (-bin)")
+	flag.StringVar(&o.bin, "bin", "bin/otelcol-dora", "the otelcol-dora binary (with -clusters)")
 	flag.Parse()
-	if flag.NArg() > 0 || o.deployments < 1 || o.namespaces < 1 || o.namespaces > o.deployments || o.workers < 1 {
+	if flag.NArg() > 0 || o.deployments < 1 || o.namespaces < 1 || o.namespaces > o.deployments || o.workers < 1 || o.clusters < 1 || o.clusters > 5 {
 		flag.Usage()
 		os.Exit(2)
+	}
+	if o.clusters > 1 {
+		res, err := runGateway(o)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if o.markdown {
+			fmt.Print(res.markdown())
+		} else {
+			b, _ := json.MarshalIndent(res, "", "  ")
+			fmt.Println(string(b))
+		}
+		if !res.Exact {
+			log.Fatalf("the gateway counted %v (%d duplicated, %d missing), want exactly %d per cluster", res.Counted, res.Duplicated, res.Missing, res.Deployments)
+		}
+		return
 	}
 	res, err := run(o)
 	if err != nil {

@@ -29,10 +29,13 @@ const defaultRolloutTimeout = 2 * time.Minute
 
 type options struct {
 	deployments, namespaces, workers int
-	markdown                         bool
-	dir                              string
-	rolloutTimeout                   time.Duration
-	profileDir                       string
+	// clusters above 1 is the agent/gateway run (gateway.go) with bin.
+	clusters       int
+	bin            string
+	markdown       bool
+	dir            string
+	rolloutTimeout time.Duration
+	profileDir     string
 }
 
 // results is everything one run measured.

@@ -5,11 +5,21 @@
 // Kubernetes rollouts and signed webhooks, with replicas killed (SIGKILL or
 // SIGTERM) and restarted periodically. At the end it compares the counters
 // on the leader's Prometheus endpoint with what was sent and acknowledged,
-// and prints events sent, counted, lost, duplicated and peak memory. It
+// and prints events sent, counted, lost, duplicated and peak memory.
+//
+// With -topology agent-gateway it runs the topology of issue 16 instead:
+// -clusters real control planes, an agent (mode: agent) in each forwarding
+// its cluster's events through otlp_http with a sending_queue on
+// file_storage, and two gateway replicas with leader election behind one
+// address (a proxy to the ready replica, as a Service); webhooks go to the
+// gateway; agents and gateway replicas are killed and restarted in turn;
+// the gateway's endpoint is compared with what was done, per cluster. It
 // exits 1 when anything was lost or duplicated, or (for runs of 10 minutes
 // or more) when fewer than 5 restarts or no leader change happened.
 //
 //	go run ./cmd/soak -duration 10m        (make soak)
+//	go run ./cmd/soak -topology agent-gateway -duration 10m
+//	                                       (make soak SOAK_TOPOLOGY=agent-gateway)
 package main
 
 import (
@@ -26,7 +36,15 @@ import (
 	"github.com/otelcol-dora/dorareceiver/internal/localcluster"
 )
 
+// Topologies (-topology).
+const (
+	topologySingle       = "single"
+	topologyAgentGateway = "agent-gateway"
+)
+
 type options struct {
+	topology     string
+	clusters     int
 	duration     time.Duration
 	restartEvery time.Duration
 	rolloutEvery time.Duration
@@ -36,12 +54,12 @@ type options struct {
 	bin          string
 	dir          string
 	keep         bool
-	// agent: the replicas are a gateway, an agent watches the cluster.
-	agent bool
 }
 
 func main() {
 	var o options
+	flag.StringVar(&o.topology, "topology", topologySingle, "single (two replicas on one cluster) or agent-gateway (an agent per cluster, two gateway replicas)")
+	flag.IntVar(&o.clusters, "clusters", 3, "clusters of the agent-gateway topology")
 	flag.DurationVar(&o.duration, "duration", 10*time.Minute, "how long to send load")
 	flag.DurationVar(&o.restartEvery, "restart-every", 90*time.Second, "pause between replica restarts")
 	flag.DurationVar(&o.rolloutEvery, "rollout-every", 4*time.Second, "pause between rollouts (round robin over the Deployments)")
@@ -51,10 +69,13 @@ func main() {
 	flag.StringVar(&o.bin, "bin", "bin/otelcol-dora", "the otelcol-dora binary")
 	flag.StringVar(&o.dir, "dir", "", "working directory (default: a temporary one, removed at the end)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the working directory (logs, state) at the end")
-	flag.BoolVar(&o.agent, "agent", false, "the agent/gateway topology: the replicas are a gateway, an agent (mode: agent) watches the cluster and forwards its rollouts to the ready replica")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		flag.Usage()
+		os.Exit(2)
+	}
+	if err := o.check(); err != nil {
+		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(2)
 	}
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
@@ -65,6 +86,25 @@ func main() {
 	if !ok {
 		os.Exit(1)
 	}
+}
+
+// check refuses options the soak cannot run.
+func (o *options) check() error {
+	switch o.topology {
+	case topologySingle, "":
+		o.topology = topologySingle
+		o.clusters = 1
+	case topologyAgentGateway:
+		if o.clusters < 1 || o.clusters > 5 {
+			return fmt.Errorf("-clusters: %d, want 1 to 5 (each is a control plane of its own)", o.clusters)
+		}
+	default:
+		return fmt.Errorf("-topology: %q is neither %s nor %s", o.topology, topologySingle, topologyAgentGateway)
+	}
+	if o.deployments < 1 || o.services < 1 || o.webhookRate <= 0 || o.duration <= 0 || o.restartEvery <= 0 || o.rolloutEvery <= 0 {
+		return fmt.Errorf("-deployments, -services, -webhook-rate, -duration, -restart-every and -rollout-every must be positive")
+	}
+	return nil
 }
 
 func run(o options) (bool, error) {
@@ -89,21 +129,27 @@ func run(o options) (bool, error) {
 	}
 	log.Printf("working directory %s", dir)
 
-	cp, err := localcluster.Start(ctx, localcluster.Options{
-		Dir:         filepath.Join(dir, "cluster"),
-		FakeKubelet: true,
-		Logf:        log.Printf,
-	})
-	if err != nil {
-		return false, fmt.Errorf("starting the control plane: %w", err)
-	}
+	var cps []*localcluster.Cluster
 	defer func() {
-		if err := cp.Stop(); err != nil {
-			log.Printf("stopping the control plane: %v", err)
+		for _, cp := range cps {
+			if err := cp.Stop(); err != nil {
+				log.Printf("stopping a control plane: %v", err)
+			}
 		}
 	}()
+	for i := range o.clusters {
+		cp, err := localcluster.Start(ctx, localcluster.Options{
+			Dir:         filepath.Join(dir, fmt.Sprintf("cluster-%d", i)),
+			FakeKubelet: true,
+			Logf:        log.Printf,
+		})
+		if err != nil {
+			return false, fmt.Errorf("starting control plane %d: %w", i, err)
+		}
+		cps = append(cps, cp)
+	}
 
-	s, err := newSoak(o, bin, dir, cp)
+	s, err := newSoak(o, bin, dir, cps)
 	if err != nil {
 		return false, err
 	}

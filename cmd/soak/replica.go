@@ -16,8 +16,8 @@ import (
 )
 
 const (
-	agentToken    = "soak-agent-token-0123456789"
 	webhookSecret = "soak-webhook-secret"
+	agentToken    = "soak-agent-token"
 	leaseName     = "otelcol-dora-soak"
 	leaseDuration = 4 * time.Second
 )
@@ -39,8 +39,10 @@ type replica struct {
 	peakRSS int64 // bytes, the highest VmHWM/VmRSS seen over all its processes
 }
 
-func newReplica(name, dir, bin, kubeconfig, stateDir string, agent bool) (*replica, error) {
-	ports := make([]int, 3)
+// newReplica reserves the replica's ports and writes the configuration
+// config gives for them (webhook server, Prometheus endpoint, health check).
+func newReplica(name, dir string, config func(ports [3]int) string) (*replica, error) {
+	var ports [3]int
 	for i := range ports {
 		p, err := localcluster.FreePort()
 		if err != nil {
@@ -56,36 +58,28 @@ func newReplica(name, dir, bin, kubeconfig, stateDir string, agent bool) (*repli
 		metrics:    fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[1]),
 		health:     fmt.Sprintf("http://127.0.0.1:%d/", ports[2]),
 	}
+	if err := os.WriteFile(r.configPath, []byte(config(ports)), 0o600); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// standaloneConfig is a replica of the single-cluster topology: it watches
+// the cluster, takes webhooks and computes the metrics.
+func standaloneConfig(name, kubeconfig, stateDir string) func([3]int) string {
 	// Short lease timings keep a failover within a few seconds; the rest is
-	// what a user's configuration has. With -agent the replicas are the
-	// gateway: the agent watches the cluster and forwards its rollouts
-	// (agent.go), the replicas take them on the otlp source.
-	source := `    kubernetes:
+	// what a user's configuration has.
+	return func(ports [3]int) string {
+		return fmt.Sprintf(`receivers:
+  dora:
+    production_environments: [production]
+    kubernetes:
       auth_type: kubeConfig
-      kubeconfig: ` + kubeconfig + `
+      kubeconfig: %s
       namespaces: [soak]
       environment:
         default: production
-`
-	gateway, authExt, leAuth := "", "", ""
-	if agent {
-		source = ""
-		leAuth = `      auth_type: kubeConfig
-      kubeconfig: ` + kubeconfig + `
-`
-		gateway = `      otlp:
-        auth:
-          authenticator: bearertokenauth/agents
-`
-		authExt = `  bearertokenauth/agents:
-    token: ` + agentToken + `
-`
-	}
-	config := fmt.Sprintf(`receivers:
-  dora:
-    production_environments: [production]
-`+source+`    leader_election:
-`+leAuth+`
+    leader_election:
       lease_name: %s
       lease_namespace: default
       identity: %s
@@ -97,7 +91,7 @@ func newReplica(name, dir, bin, kubeconfig, stateDir string, agent bool) (*repli
       endpoint: 127.0.0.1:%d
       generic:
         secret: %s
-`+gateway+`exporters:
+exporters:
   prometheus:
     endpoint: 127.0.0.1:%d
     without_scope_info: true
@@ -109,8 +103,8 @@ extensions:
     create_directory: true
     # A replica that becomes leader waits for the old leader's file lock.
     timeout: 30s
-`+authExt+`service:
-  extensions: [health_check, file_storage/dora`+map[bool]string{true: ", bearertokenauth/agents", false: ""}[agent]+`]
+service:
+  extensions: [health_check, file_storage/dora]
   telemetry:
     metrics:
       level: none
@@ -118,11 +112,112 @@ extensions:
     metrics:
       receivers: [dora]
       exporters: [prometheus]
-`, leaseName, name, leaseDuration, ports[0], webhookSecret, ports[1], ports[2], stateDir)
-	if err := os.WriteFile(r.configPath, []byte(config), 0o600); err != nil {
-		return nil, err
+`, kubeconfig, leaseName, name, leaseDuration, ports[0], webhookSecret, ports[1], ports[2], stateDir)
 	}
-	return r, nil
+}
+
+// gatewayConfig is a gateway replica: no cluster of its own, webhooks and
+// the agents' records (the otlp source's logs path, authenticated with a
+// bearer token), its Lease on leaseKubeconfig's API server.
+func gatewayConfig(name, leaseKubeconfig, stateDir string) func([3]int) string {
+	return func(ports [3]int) string {
+		return fmt.Sprintf(`receivers:
+  dora:
+    production_environments: [production]
+    leader_election:
+      auth_type: kubeConfig
+      kubeconfig: %s
+      lease_name: %s
+      lease_namespace: default
+      identity: %s
+      lease_duration: %s
+      renew_deadline: 3s
+      retry_period: 500ms
+    storage: file_storage/dora
+    webhooks:
+      endpoint: 127.0.0.1:%d
+      generic:
+        secret: %s
+      otlp:
+        logs_path: /v1/logs
+        auth:
+          authenticator: bearertokenauth/agents
+exporters:
+  prometheus:
+    endpoint: 127.0.0.1:%d
+    without_scope_info: true
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:%d
+  bearertokenauth/agents:
+    token: %s
+  file_storage/dora:
+    directory: %s
+    create_directory: true
+    timeout: 30s
+service:
+  extensions: [health_check, bearertokenauth/agents, file_storage/dora]
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    metrics:
+      receivers: [dora]
+      exporters: [prometheus]
+`, leaseKubeconfig, leaseName, name, leaseDuration, ports[0], webhookSecret, ports[1], ports[2], agentToken, stateDir)
+	}
+}
+
+// agentConfig is the agent of one cluster: mode agent, forwarding through
+// otlp_http to the gateway's address (the soak's stand-in for a Service),
+// with the sending queue on file_storage and retries without a time limit,
+// so that a gateway down or restarting loses nothing. Its own state (the
+// source's) is on the same file_storage.
+func agentConfig(cluster, kubeconfig, gatewayURL, stateDir string) func([3]int) string {
+	return func(ports [3]int) string {
+		return fmt.Sprintf(`receivers:
+  dora:
+    mode: agent
+    cluster: %s
+    kubernetes:
+      auth_type: kubeConfig
+      kubeconfig: %s
+      namespaces: [soak]
+      environment:
+        default: production
+    storage: file_storage/agent
+exporters:
+  otlp_http:
+    endpoint: %s
+    auth:
+      authenticator: bearertokenauth/gateway
+    sending_queue:
+      enabled: true
+      storage: file_storage/agent
+    retry_on_failure:
+      enabled: true
+      initial_interval: 200ms
+      max_interval: 2s
+      max_elapsed_time: 0
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:%d
+  bearertokenauth/gateway:
+    token: %s
+  file_storage/agent:
+    directory: %s
+    create_directory: true
+service:
+  extensions: [health_check, bearertokenauth/gateway, file_storage/agent]
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    logs:
+      receivers: [dora]
+      exporters: [otlp_http]
+`, cluster, kubeconfig, gatewayURL, ports[2], agentToken, stateDir)
+	}
 }
 
 // start runs the process (its output appended to the replica's log) and
@@ -224,69 +319,4 @@ func (r *replica) sampleRSS() {
 			}
 		}
 	}
-}
-
-// newAgent is the agent of -agent (config/agent.yaml's settings): mode
-// agent on the cluster, its exporter's sending_queue on file_storage,
-// sending to gatewayURL (the proxy to the ready replica).
-func newAgent(dir, kubeconfig, gatewayURL string) (*replica, error) {
-	health, err := localcluster.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	r := &replica{
-		name:       "agent",
-		configPath: filepath.Join(dir, "agent.yaml"),
-		logPath:    filepath.Join(dir, "agent.log"),
-		health:     fmt.Sprintf("http://127.0.0.1:%d/", health),
-	}
-	config := fmt.Sprintf(`receivers:
-  dora:
-    mode: agent
-    cluster: soak
-    kubernetes:
-      auth_type: kubeConfig
-      kubeconfig: %s
-      namespaces: [soak]
-      environment:
-        default: production
-    storage: file_storage/dora
-exporters:
-  otlp_http/gateway:
-    endpoint: %s
-    auth:
-      authenticator: bearertokenauth/gateway
-    retry_on_failure:
-      enabled: true
-      initial_interval: 200ms
-      max_interval: 2s
-      max_elapsed_time: 0
-    sending_queue:
-      enabled: true
-      storage: file_storage/queue
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:%d
-  bearertokenauth/gateway:
-    token: %s
-  file_storage/dora:
-    directory: %s
-    create_directory: true
-  file_storage/queue:
-    directory: %s
-    create_directory: true
-service:
-  extensions: [health_check, bearertokenauth/gateway, file_storage/dora, file_storage/queue]
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    logs:
-      receivers: [dora]
-      exporters: [otlp_http/gateway]
-`, kubeconfig, gatewayURL, health, agentToken, filepath.Join(dir, "agent", "state"), filepath.Join(dir, "agent", "queue"))
-	if err := os.WriteFile(r.configPath, []byte(config), 0o600); err != nil {
-		return nil, err
-	}
-	return r, nil
 }

@@ -17,11 +17,13 @@ const (
 )
 
 // seriesKey names one counter series the soak checks: successful
-// deployments or lead times, by namespace and deployment.
+// deployments or lead times, by namespace and deployment, and by cluster
+// (empty for a single cluster and for webhook series, which name none).
 type seriesKey struct {
 	family     string
 	namespace  string
 	deployment string
+	cluster    string
 }
 
 // scrape reads the checked families from a Prometheus text endpoint,
@@ -68,7 +70,7 @@ func parseCounters(r io.Reader) (map[seriesKey]float64, error) {
 		if err != nil {
 			return nil, fmt.Errorf("value of %q: %w", line, err)
 		}
-		out[seriesKey{name, labels["namespace"], labels["deployment"]}] += v
+		out[seriesKey{name, labels["namespace"], labels["deployment"], labels["cluster"]}] += v
 	}
 	return out, sc.Err()
 }
@@ -95,7 +97,17 @@ type peak struct {
 	starts  int
 }
 
+// clusterTally is what one cluster's series (or the series naming no
+// cluster: "") were sent and counted.
+type clusterTally struct {
+	sent, counted, lost, duplicated int
+}
+
 type result struct {
+	topology                           string // "" (one cluster, two replicas) or topologyAgentGateway
+	clusters                           int
+	agentRestarts, gatewayRestarts     int
+	byCluster                          map[string]*clusterTally
 	duration                           time.Duration
 	rollouts, hookDeploys, hookCommits int
 	redeliveries, retries              int
@@ -115,18 +127,28 @@ func (r *result) compare(want, got map[seriesKey]float64) {
 	for k := range got {
 		keys[k] = true
 	}
+	r.byCluster = map[string]*clusterTally{}
 	for k := range keys {
 		w, g := int(want[k]), int(got[k])
+		c := r.byCluster[k.cluster]
+		if c == nil {
+			c = &clusterTally{}
+			r.byCluster[k.cluster] = c
+		}
 		r.sent += w
 		r.counted += g
+		c.sent += w
+		c.counted += g
 		switch {
 		case g < w:
 			r.lost += w - g
+			c.lost += w - g
 		case g > w:
 			r.duplicated += g - w
+			c.duplicated += g - w
 		}
 		if g != w {
-			r.mismatches = append(r.mismatches, fmt.Sprintf("%s{namespace=%q,deployment=%q}: sent %d, counted %d", k.family, k.namespace, k.deployment, w, g))
+			r.mismatches = append(r.mismatches, fmt.Sprintf("%s{cluster=%q,namespace=%q,deployment=%q}: sent %d, counted %d", k.family, k.cluster, k.namespace, k.deployment, w, g))
 		}
 	}
 	sort.Strings(r.mismatches)
@@ -145,8 +167,15 @@ func (r *result) ok(asked time.Duration) bool {
 }
 
 func (r *result) print(w io.Writer) {
-	fmt.Fprintf(w, "\nsoak: %s of load, 2 replicas with leader election, real kube-apiserver\n", r.duration.Round(time.Second))
+	if r.topology == topologyAgentGateway {
+		fmt.Fprintf(w, "\nsoak: %s of load, agent/gateway: %d clusters (real kube-apiservers), one agent each forwarding through otlp_http with a sending_queue on file_storage, 2 gateway replicas with leader election\n", r.duration.Round(time.Second), r.clusters)
+	} else {
+		fmt.Fprintf(w, "\nsoak: %s of load, 2 replicas with leader election, real kube-apiserver\n", r.duration.Round(time.Second))
+	}
 	fmt.Fprintf(w, "restarts:        %d (%d SIGKILL, %d SIGTERM)\n", r.restarts, r.killed, r.terminated)
+	if r.topology == topologyAgentGateway {
+		fmt.Fprintf(w, "                 %d of agents, %d of gateway replicas\n", r.agentRestarts, r.gatewayRestarts)
+	}
 	fmt.Fprintf(w, "leader changes:  %d\n", r.leaderChanges)
 	fmt.Fprintf(w, "events sent:     %d acknowledged (%d Kubernetes rollouts, %d webhook deployments, %d webhook commits)\n",
 		r.rollouts+r.hookDeploys+r.hookCommits, r.rollouts, r.hookDeploys, r.hookCommits)
@@ -154,6 +183,21 @@ func (r *result) print(w io.Writer) {
 	fmt.Fprintf(w, "counted:         %d (expected %d: deployments and lead times, by series)\n", r.counted, r.sent)
 	fmt.Fprintf(w, "lost:            %d\n", r.lost)
 	fmt.Fprintf(w, "duplicated:      %d\n", r.duplicated)
+	if r.topology == topologyAgentGateway {
+		names := make([]string, 0, len(r.byCluster))
+		for c := range r.byCluster {
+			names = append(names, c)
+		}
+		sort.Strings(names)
+		for _, c := range names {
+			t := r.byCluster[c]
+			label := c
+			if label == "" {
+				label = "(none: webhooks)"
+			}
+			fmt.Fprintf(w, "cluster %-16s sent %d, counted %d, lost %d, duplicated %d\n", label+":", t.sent, t.counted, t.lost, t.duplicated)
+		}
+	}
 	for _, p := range r.peaks {
 		fmt.Fprintf(w, "peak memory:     %s %.1f MiB RSS (high-water mark over %d processes)\n", p.replica, float64(p.rss)/(1<<20), p.starts)
 	}

@@ -12,9 +12,6 @@ import (
 	"log"
 	mrand "math/rand/v2"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -38,86 +35,104 @@ const (
 	redeliverShare = 0.05
 )
 
+// k8sCluster is one API server the soak rolls out on; name is the
+// cluster's name in the series ("" in the single-cluster topology).
+type k8sCluster struct {
+	name   string
+	client kubernetes.Interface
+}
+
+// rolloutKey is one Deployment of one cluster.
+type rolloutKey struct {
+	cluster, deployment string
+}
+
 type soak struct {
 	o        options
 	bin      string
-	client   kubernetes.Interface
+	clusters []k8sCluster
+	// replicas are the leader-elected processes that compute the metrics
+	// and take webhooks: the two replicas, or the two gateway replicas.
 	replicas []*replica
-	http     *http.Client
+	// agents forward their cluster's events to the gateway (agent-gateway
+	// topology only), through gatewayURL: a proxy to the leader.
+	agents     []*replica
+	gatewayURL string
+	http       *http.Client
 
 	mu sync.Mutex
 	// What was sent and acknowledged, by series (deployment name).
-	rollouts     map[string]int // completed rollouts per Deployment
-	hookDeploys  map[string]int // acknowledged deployment deliveries per service
-	hookCommits  map[string]int // commits acknowledged whose deployment was acknowledged too
-	acked        [][]byte       // bodies acknowledged, for redeliveries
+	rollouts     map[rolloutKey]int // completed rollouts per Deployment
+	hookDeploys  map[string]int     // acknowledged deployment deliveries per service
+	hookCommits  map[string]int     // commits acknowledged whose deployment was acknowledged too
+	acked        [][]byte           // bodies acknowledged, for redeliveries
 	redeliveries int
 	retries      int // deliveries answered 503 or not at all, then sent again
 
-	restarts      int
-	killed        int
-	terminated    int
-	leaderChanges atomic.Int64
-	leader        atomic.Value // string: name of the replica answering ready
-
-	// With -agent: the agent, and the proxy to the ready replica it sends
-	// to (as a Service with the ready_path readinessProbe).
-	dir, kubeconfig string
-	agent           *replica
-	proxy           *httptest.Server
+	restarts        int
+	killed          int
+	terminated      int
+	agentRestarts   int
+	gatewayRestarts int
+	leaderChanges   atomic.Int64
+	leader          atomic.Value // string: name of the replica answering ready
 }
 
-// startAgent starts the proxy and the agent of -agent.
-func (s *soak) startAgent() error {
-	client := &http.Client{Timeout: 2 * time.Second}
-	s.proxy = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for _, rep := range s.replicas {
-			if rep.ready(client) {
-				u, _ := url.Parse(rep.webhook)
-				httputil.NewSingleHostReverseProxy(u).ServeHTTP(w, r)
-				return
-			}
-		}
-		http.Error(w, "no ready replica", http.StatusServiceUnavailable)
-	}))
-	a, err := newAgent(s.dir, s.kubeconfig, s.proxy.URL)
-	if err != nil {
-		return err
-	}
-	s.agent = a
-	return a.start(s.bin)
-}
-
-func newSoak(o options, bin, dir string, cp *localcluster.Cluster) (*soak, error) {
+func newSoak(o options, bin, dir string, cps []*localcluster.Cluster) (*soak, error) {
 	s := &soak{
-		o: o, bin: bin, client: cp.Client(),
+		o: o, bin: bin,
 		http:        &http.Client{Timeout: 30 * time.Second},
-		rollouts:    map[string]int{},
+		rollouts:    map[rolloutKey]int{},
 		hookDeploys: map[string]int{},
 		hookCommits: map[string]int{},
 	}
 	s.leader.Store("")
-	s.dir, s.kubeconfig = dir, cp.Kubeconfig
 	stateDir := filepath.Join(dir, "state")
+	if o.topology != topologyAgentGateway {
+		s.clusters = []k8sCluster{{"", cps[0].Client()}}
+		for i := range 2 {
+			name := fmt.Sprintf("replica-%d", i)
+			r, err := newReplica(name, dir, standaloneConfig(name, cps[0].Kubeconfig, stateDir))
+			if err != nil {
+				return nil, err
+			}
+			s.replicas = append(s.replicas, r)
+		}
+		return s, nil
+	}
+	// The gateway replicas hold their Lease on the first cluster's API
+	// server (the gateway runs in one of the clusters).
 	for i := range 2 {
-		r, err := newReplica(fmt.Sprintf("replica-%d", i), dir, bin, cp.Kubeconfig, stateDir, o.agent)
+		name := fmt.Sprintf("gateway-%d", i)
+		r, err := newReplica(name, dir, gatewayConfig(name, cps[0].Kubeconfig, stateDir))
 		if err != nil {
 			return nil, err
 		}
 		s.replicas = append(s.replicas, r)
 	}
+	port, err := localcluster.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	s.gatewayURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	for i, cp := range cps {
+		name := fmt.Sprintf("cluster-%d", i)
+		s.clusters = append(s.clusters, k8sCluster{name, cp.Client()})
+		r, err := newReplica("agent-"+name, dir, agentConfig(name, cp.Kubeconfig, s.gatewayURL, filepath.Join(dir, "agent-"+name+"-state")))
+		if err != nil {
+			return nil, err
+		}
+		s.agents = append(s.agents, r)
+	}
 	return s, nil
 }
 
 func (s *soak) stopReplicas() {
-	if s.agent != nil {
-		s.agent.stop(syscall.SIGTERM)
+	for _, r := range s.agents {
+		r.stop(syscall.SIGTERM)
 	}
 	for _, r := range s.replicas {
 		r.stop(syscall.SIGTERM)
-	}
-	if s.proxy != nil {
-		s.proxy.Close()
 	}
 }
 
@@ -133,14 +148,20 @@ func (s *soak) run(ctx context.Context) (*result, error) {
 	if _, err := s.waitLeader(ctx, 60*time.Second); err != nil {
 		return nil, err
 	}
-	if s.o.agent {
-		if err := s.startAgent(); err != nil {
+	if s.gatewayURL != "" {
+		stopProxy, err := s.serveGatewayProxy()
+		if err != nil {
 			return nil, err
 		}
-		log.Printf("soak: agent/gateway topology: the agent forwards the rollouts to the ready replica")
+		defer stopProxy()
+		for _, a := range s.agents {
+			if err := a.start(s.bin); err != nil {
+				return nil, err
+			}
+		}
 	}
 	began := time.Now()
-	log.Printf("soak: %s of load on 2 replicas (leader %s)", s.o.duration, s.leader.Load())
+	log.Printf("soak: %s of load on 2 replicas (leader %s), %d agents", s.o.duration, s.leader.Load(), len(s.agents))
 
 	loadCtx, stopLoad := context.WithTimeout(ctx, s.o.duration)
 	defer stopLoad()
@@ -190,7 +211,7 @@ func (s *soak) run(ctx context.Context) (*result, error) {
 	}
 	log.Printf("soak: load stopped after %s; waiting for the counters", time.Since(began).Round(time.Second))
 
-	res := &result{duration: time.Since(began)}
+	res := &result{duration: time.Since(began), topology: s.o.topology, clusters: len(s.agents)}
 	// Every replica is up again at the end; the leader's endpoint must
 	// converge on what was sent.
 	counted, err := s.converge(ctx, 90*time.Second)
@@ -205,57 +226,59 @@ func (s *soak) run(ctx context.Context) (*result, error) {
 	res.hookCommits = sum(s.hookCommits)
 	res.redeliveries, res.retries = s.redeliveries, s.retries
 	res.restarts, res.killed, res.terminated = s.restarts, s.killed, s.terminated
+	res.agentRestarts, res.gatewayRestarts = s.agentRestarts, s.gatewayRestarts
 	res.leaderChanges = int(s.leaderChanges.Load())
-	procs := s.replicas
-	if s.agent != nil {
-		procs = append(procs[:len(procs):len(procs)], s.agent)
-	}
-	for _, r := range procs {
+	for _, r := range append(append([]*replica{}, s.replicas...), s.agents...) {
 		r.sampleRSS()
 		res.peaks = append(res.peaks, peak{r.name, r.peakRSS, r.starts})
 	}
 	return res, nil
 }
 
-// createDeployments creates the Deployments and waits until each is rolled
-// out, before any collector starts: their first rollout is history, not a
-// deployment to count.
+// createDeployments creates the Deployments in every cluster and waits
+// until each is rolled out, before any collector starts: their first
+// rollout is history, not a deployment to count.
 func (s *soak) createDeployments(ctx context.Context) error {
-	if _, err := s.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: k8sNamespace}}, metav1.CreateOptions{}); err != nil {
-		return err
-	}
-	for i := range s.o.deployments {
-		name := fmt.Sprintf("app-%d", i)
-		one := int32(1)
-		d := &appsv1.Deployment{
-			ObjectMeta: metav1.ObjectMeta{Name: name},
-			Spec: appsv1.DeploymentSpec{
-				Replicas: &one,
-				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
-				Template: corev1.PodTemplateSpec{
-					ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}},
-					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.local/" + name + ":0"}}},
+	for _, c := range s.clusters {
+		if _, err := c.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: k8sNamespace}}, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+		for i := range s.o.deployments {
+			name := fmt.Sprintf("app-%d", i)
+			one := int32(1)
+			d := &appsv1.Deployment{
+				ObjectMeta: metav1.ObjectMeta{Name: name},
+				Spec: appsv1.DeploymentSpec{
+					Replicas: &one,
+					Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+					Template: corev1.PodTemplateSpec{
+						ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}},
+						Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.local/" + name + ":0"}}},
+					},
 				},
-			},
+			}
+			if _, err := c.client.AppsV1().Deployments(k8sNamespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+				return err
+			}
+			s.rollouts[rolloutKey{c.name, name}] = 0
 		}
-		if _, err := s.client.AppsV1().Deployments(k8sNamespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
-			return err
-		}
-		s.rollouts[name] = 0
 	}
-	for name := range s.rollouts {
-		if err := s.waitRolledOut(ctx, name, 2*time.Minute); err != nil {
-			return err
+	for _, c := range s.clusters {
+		for i := range s.o.deployments {
+			if err := waitRolledOut(ctx, c.client, fmt.Sprintf("app-%d", i), 2*time.Minute); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// rollOut changes one Deployment's image every rolloutEvery, in turn, and
-// counts each rollout once the Deployment reports it complete. A
-// Deployment is not changed again while its rollout is in flight.
+// rollOut changes one Deployment's image every rolloutEvery, in turn over
+// the clusters and their Deployments, and counts each rollout once the
+// Deployment reports it complete. A Deployment is not changed again while
+// its rollout is in flight.
 func (s *soak) rollOut(ctx context.Context, wg *sync.WaitGroup) error {
-	inFlight := map[string]bool{}
+	inFlight := map[rolloutKey]bool{}
 	var mu sync.Mutex
 	version := 0
 	tick := time.NewTicker(s.o.rolloutEvery)
@@ -266,9 +289,11 @@ func (s *soak) rollOut(ctx context.Context, wg *sync.WaitGroup) error {
 			return nil
 		case <-tick.C:
 		}
-		name := fmt.Sprintf("app-%d", i%s.o.deployments)
+		c := s.clusters[i%len(s.clusters)]
+		name := fmt.Sprintf("app-%d", (i/len(s.clusters))%s.o.deployments)
+		key := rolloutKey{c.name, name}
 		mu.Lock()
-		busy := inFlight[name]
+		busy := inFlight[key]
 		mu.Unlock()
 		if busy {
 			continue
@@ -276,40 +301,40 @@ func (s *soak) rollOut(ctx context.Context, wg *sync.WaitGroup) error {
 		version++
 		image := fmt.Sprintf("registry.local/%s:%d", name, version)
 		uctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		d, err := s.client.AppsV1().Deployments(k8sNamespace).Get(uctx, name, metav1.GetOptions{})
+		d, err := c.client.AppsV1().Deployments(k8sNamespace).Get(uctx, name, metav1.GetOptions{})
 		if err == nil {
 			d.Spec.Template.Spec.Containers[0].Image = image
-			_, err = s.client.AppsV1().Deployments(k8sNamespace).Update(uctx, d, metav1.UpdateOptions{})
+			_, err = c.client.AppsV1().Deployments(k8sNamespace).Update(uctx, d, metav1.UpdateOptions{})
 		}
 		cancel()
 		if err != nil {
-			return fmt.Errorf("rolling out %s: %w", name, err)
+			return fmt.Errorf("rolling out %s %s: %w", c.name, name, err)
 		}
 		mu.Lock()
-		inFlight[name] = true
+		inFlight[key] = true
 		mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			// The rollout is followed to its end even after the load stops.
-			if err := s.waitRolledOut(context.Background(), name, 3*time.Minute); err != nil {
-				log.Printf("soak: %v", err)
+			if err := waitRolledOut(context.Background(), c.client, name, 3*time.Minute); err != nil {
+				log.Printf("soak: %s: %v", c.name, err)
 				return
 			}
 			s.mu.Lock()
-			s.rollouts[name]++
+			s.rollouts[key]++
 			s.mu.Unlock()
 			mu.Lock()
-			delete(inFlight, name)
+			delete(inFlight, key)
 			mu.Unlock()
 		}()
 	}
 }
 
-func (s *soak) waitRolledOut(ctx context.Context, name string, timeout time.Duration) error {
+func waitRolledOut(ctx context.Context, client kubernetes.Interface, name string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		d, err := s.client.AppsV1().Deployments(k8sNamespace).Get(ctx, name, metav1.GetOptions{})
+		d, err := client.AppsV1().Deployments(k8sNamespace).Get(ctx, name, metav1.GetOptions{})
 		if err == nil && rolledOut(d) {
 			return nil
 		}
@@ -459,9 +484,10 @@ func (s *soak) leaderIndex() int {
 	return 0
 }
 
-// restartReplicas stops a replica every restartEvery and starts it again:
+// restartReplicas stops a process every restartEvery and starts it again:
 // the leader and the follower in turn (a leader stopped is a leader
-// change), with SIGKILL twice for every SIGTERM.
+// change), with SIGKILL twice for every SIGTERM. With agents, every other
+// restart is an agent's, in turn over the clusters.
 func (s *soak) restartReplicas(ctx context.Context) error {
 	tick := time.NewTicker(s.o.restartEvery)
 	defer tick.Stop()
@@ -471,17 +497,7 @@ func (s *soak) restartReplicas(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		}
-		li := s.leaderIndex()
-		target := s.replicas[li]
-		role := "leader"
-		if n%2 == 1 {
-			target = s.replicas[(li+1)%len(s.replicas)]
-			role = "follower"
-		}
-		sig := syscall.SIGKILL
-		if n%3 == 2 {
-			sig = syscall.SIGTERM
-		}
+		target, role, sig := s.restartTarget(n)
 		log.Printf("soak: restart %d: %s to %s (%s)", n+1, sig, target.name, role)
 		target.stop(sig)
 		s.mu.Lock()
@@ -491,19 +507,49 @@ func (s *soak) restartReplicas(ctx context.Context) error {
 		} else {
 			s.terminated++
 		}
+		if role == "agent" {
+			s.agentRestarts++
+		} else {
+			s.gatewayRestarts++
+		}
 		s.mu.Unlock()
 		// A stopped leader stays down longer than its lease, so that the
 		// follower takes over (a leader back within its lease renews it
-		// under the same identity); a follower comes back at once.
+		// under the same identity); a follower comes back at once; an
+		// agent stays down a few seconds, while rollouts go on.
 		pause := time.Second
-		if role == "leader" {
+		switch role {
+		case "leader":
 			pause = leaseDuration + 2*time.Second
+		case "agent":
+			pause = 3 * time.Second
 		}
 		time.Sleep(pause)
 		if err := target.start(s.bin); err != nil {
 			return err
 		}
 	}
+}
+
+// restartTarget is the n-th restart's process, its role (leader, follower
+// or agent) and signal.
+func (s *soak) restartTarget(n int) (*replica, string, syscall.Signal) {
+	sig := syscall.SIGKILL
+	if n%3 == 2 {
+		sig = syscall.SIGTERM
+	}
+	m := n
+	if len(s.agents) > 0 {
+		if n%2 == 0 {
+			return s.agents[(n/2)%len(s.agents)], "agent", sig
+		}
+		m = n / 2
+	}
+	li := s.leaderIndex()
+	if m%2 == 1 {
+		return s.replicas[(li+1)%len(s.replicas)], "follower", sig
+	}
+	return s.replicas[li], "leader", sig
 }
 
 // watchLeader follows which replica answers ready and counts the changes.
@@ -543,9 +589,6 @@ func (s *soak) sampleMemory(ctx context.Context) {
 		for _, r := range s.replicas {
 			r.sampleRSS()
 		}
-		if s.agent != nil {
-			s.agent.sampleRSS()
-		}
 		time.Sleep(time.Second)
 	}
 }
@@ -553,17 +596,17 @@ func (s *soak) sampleMemory(ctx context.Context) {
 // expected is what the leader's endpoint must show, by series key.
 func (s *soak) expected() map[seriesKey]float64 {
 	want := map[seriesKey]float64{}
-	for name, n := range s.rollouts {
-		want[seriesKey{deploymentsTotal, k8sNamespace, name}] = float64(n)
+	for k, n := range s.rollouts {
+		want[seriesKey{deploymentsTotal, k8sNamespace, k.deployment, k.cluster}] = float64(n)
 	}
 	for name, n := range s.hookDeploys {
-		want[seriesKey{deploymentsTotal, hookNamespace, name}] = float64(n)
+		want[seriesKey{deploymentsTotal, hookNamespace, name, ""}] = float64(n)
 	}
 	// Every pair's commit was pushed before its deployment, so each records
 	// a lead time, the service's first deployment's too (METRICS.md).
 	for name, n := range s.hookCommits {
 		if n > 0 {
-			want[seriesKey{leadTimeCount, hookNamespace, name}] = float64(n)
+			want[seriesKey{leadTimeCount, hookNamespace, name, ""}] = float64(n)
 		}
 	}
 	return want
@@ -620,7 +663,7 @@ func randomSHA() string {
 	return hex.EncodeToString(b)
 }
 
-func sum(m map[string]int) int {
+func sum[K comparable](m map[K]int) int {
 	n := 0
 	for _, v := range m {
 		n += v
