@@ -65,8 +65,9 @@ func TestLoadConfig(t *testing.T) {
 				Namespaces: []k8s.NamespaceRule{{Pattern: "*-staging", Environment: "staging"}},
 				Default:    "prod",
 			},
-			Commit:  k8s.CommitConfig{SHAKeys: []string{"example.com/sha"}, TimeKeys: []string{"example.com/time"}},
-			TeamKey: k8s.DefaultTeamKey,
+			Commit:        k8s.CommitConfig{SHAKeys: []string{"example.com/sha"}, TimeKeys: []string{"example.com/time"}},
+			TeamKey:       k8s.DefaultTeamKey,
+			ImportHistory: true,
 		}, *kc)
 		assert.Equal(t, 30*time.Second, cfg.EmitInterval)
 		assert.Equal(t, []time.Duration{10 * time.Minute, time.Hour, 24 * time.Hour}, cfg.LeadTimeBuckets)

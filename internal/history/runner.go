@@ -387,8 +387,10 @@ func (s *sink) Apply(ctx context.Context, b Batch) error {
 	for len(events) > 0 || next.Cursor != s.p.Cursor {
 		part := events[:min(len(events), s.r.set.BatchSize)]
 		events = events[len(part):]
+		// The last part carries the progress (none without a storage).
+		last := len(events) == 0
 		var values map[string][]byte
-		if len(events) == 0 {
+		if last {
 			next.Events = s.p.Events + len(part)
 			values = s.r.values(s.source, next)
 		}
@@ -397,7 +399,7 @@ func (s *sink) Apply(ctx context.Context, b Batch) error {
 			return fmt.Errorf("applying imported events: %w", err)
 		}
 		accepted += n
-		if values == nil {
+		if !last {
 			s.p.Events += len(part)
 			continue
 		}

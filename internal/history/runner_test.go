@@ -268,3 +268,23 @@ func TestRunnerPhasesAndAStopBeforeALaterPhase(t *testing.T) {
 	assert.Equal(t, incidents.windows[0], deployments.windows[0], "one window for the whole run")
 	assert.True(t, st.progress(t, "pagerduty").Finished)
 }
+
+// TestRunnerWithoutStorage: without a storage (no Key, no Load) batches,
+// empty ones with a new cursor included (a Deployment without a rollout
+// in the window), are applied and the run ends; it looped forever on an
+// empty batch before.
+func TestRunnerWithoutStorage(t *testing.T) {
+	st := newStore()
+	src := &fake{name: "kubernetes", pages: [][]event.Event{nil, pages("kubernetes", 1, 4)[0], nil}}
+	r := NewRunner(Settings{Sources: []Source{src}, Window: 30 * 24 * time.Hour, BatchSize: 3, Apply: st.apply, Now: func() time.Time { return now }})
+	done := make(chan map[string]error, 1)
+	go func() { done <- r.Run(context.Background(), false) }()
+	select {
+	case out := <-done:
+		assert.NoError(t, out["kubernetes"])
+	case <-time.After(10 * time.Second):
+		t.Fatal("the run did not end")
+	}
+	assert.Len(t, st.events, 4)
+	assert.Empty(t, st.values, "nothing saved without a storage")
+}
