@@ -20,9 +20,12 @@ import (
 // (forward.Provider, through the webhook handler like every source) and as
 // OTLP/gRPC on the otlp gRPC server's LogsService (below), authenticated as
 // spans are. Both decode with internal/forward and apply through the
-// ingest core, answering only once the metrics they change reached the
-// pipeline; an agent's retried export is recognized by its events' ids
-// (scoped by cluster) and counted once.
+// ingest core, answering once the events are applied and logged to the
+// storage (ingest.Core.Apply; not after the emission, as webhooks are:
+// they are the agents' cluster events, taken as the local Kubernetes
+// source's are, and waiting for an emission per export halved the
+// gateway's ingest, BENCHMARKS.md); an agent's retried export is
+// recognized by its events' ids (scoped by cluster) and counted once.
 
 // logsGRPC serves the OTLP LogsService for agents.
 type logsGRPC struct {

@@ -363,9 +363,13 @@ func (r *doraReceiver) Shutdown(ctx context.Context) error {
 
 // ingest is the sink of webhook deliveries: the core applies the events
 // and answers once the pipeline has the change (ingest.Core.Ingest).
-func (r *doraReceiver) ingest(ctx context.Context, _ string, events []event.Event) (webhook.SinkResult, error) {
+func (r *doraReceiver) ingest(ctx context.Context, source string, events []event.Event) (webhook.SinkResult, error) {
 	if err := r.cfg.Limits.checkCount(len(events)); err != nil {
 		return webhook.SinkResult{}, err
+	}
+	if source == forward.SourceName {
+		// Agents' records: answered once applied and logged (gateway.go).
+		return r.core.Apply(ctx, events)
 	}
 	return r.core.Ingest(ctx, events)
 }

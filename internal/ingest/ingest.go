@@ -143,8 +143,11 @@ type Core struct {
 	flushErr error
 	flushCh  chan struct{}
 
-	// changed wakes the emit loop; its buffer of one coalesces bursts.
+	// changed wakes the emit loop for a delivery waiting for its emission;
+	// later for a change nobody waits for (Apply, ApplyAsync, Import),
+	// which is gathered longer. Their buffers of one coalesce bursts.
 	changed chan struct{}
+	later   chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
 }
@@ -156,6 +159,7 @@ func New(set Settings) *Core {
 		engine:   set.Engine,
 		emitter:  set.Emitter,
 		changed:  make(chan struct{}, 1),
+		later:    make(chan struct{}, 1),
 		flushCh:  make(chan struct{}),
 		touched:  map[event.Service]struct{}{},
 		fullNext: true,
@@ -266,6 +270,17 @@ func (c *Core) Import(ctx context.Context, events []event.Event, values map[stri
 	return res, err
 }
 
+// Apply applies a delivery's events as Ingest does, and answers once they
+// are applied (and, with storage, logged) without waiting for the emission
+// that carries them: for the gateway's agents' records, which are the
+// agents' cluster events and are taken as the local Kubernetes source's
+// are (ApplyAsync). Durable once logged, they reach the pipeline with the
+// next emission, which a refused one does not skip (fullNext).
+func (c *Core) Apply(ctx context.Context, events []event.Event) (Result, error) {
+	res, _, err := c.applyAll(ctx, events, nil)
+	return res, err
+}
+
 // applyAll applies a delivery's events whole: all are checked first, so a
 // bad one leaves nothing half applied; with storage, those the engine has
 // not seen are logged, durably, with values, before any is applied, and
@@ -333,7 +348,9 @@ func (c *Core) applyAll(ctx context.Context, events []event.Event, values map[st
 	c.maybeSnapshot(ctx)
 	c.mu.Unlock()
 	if changed {
-		c.notify()
+		// A delivery that waits (Ingest) wakes the loop at once itself
+		// (waitFlushed).
+		c.notifyLater()
 	}
 	if len(reports) > 0 && c.set.Explain != nil {
 		c.set.Explain(reports)
@@ -350,6 +367,13 @@ func (c *Core) lastFlushFailed() bool {
 func (c *Core) notify() {
 	select {
 	case c.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Core) notifyLater() {
+	select {
+	case c.later <- struct{}{}:
 	default:
 	}
 }
@@ -416,6 +440,11 @@ func (c *Core) ApplyAsync(ev event.Event) error {
 // deliveries that a burst's senders have in flight.
 const changeGather = 100 * time.Microsecond
 
+// asyncGather is how long a change nobody waits for (a rollout, an agent's
+// record, an imported batch) waits for others before it is emitted: far
+// below a scrape interval.
+const asyncGather = 50 * time.Millisecond
+
 // emitLoop sends the series of the services that changed when a change
 // comes, and the whole state every EmitInterval, so that every series is
 // refreshed (an exporter's expiration never drops one, rolling values
@@ -435,6 +464,18 @@ func (c *Core) emitLoop() {
 			// a burst and carries only it, and every other delivery of the
 			// burst waits for the next one (figures in BENCHMARKS.md).
 			time.Sleep(changeGather)
+		case <-c.later:
+			// Nobody waits for this change: it is gathered with the others
+			// of the next asyncGather, unless a waiting delivery comes
+			// first (an emission per forwarded record halved the
+			// gateway's ingest; BENCHMARKS.md).
+			select {
+			case <-c.stop:
+				return
+			case <-c.changed:
+				time.Sleep(changeGather)
+			case <-time.After(asyncGather):
+			}
 		case <-ticker.C:
 			full = true
 		}
