@@ -79,7 +79,7 @@ type doraReceiver struct {
 	// clusterHistory are the watched clusters' history imports, built
 	// with their live sources (multicluster.go); under leadMu.
 	clusterHistory []hist.Source
-	server        *http.Server
+	server         *http.Server
 	// grpcServer serves OTLP/gRPC spans (webhooks::otlp::grpc,
 	// spans_grpc.go); spansProvider is the otlp source's, which the HTTP
 	// path and the gRPC server share.
