@@ -19,6 +19,7 @@ import (
 
 	"github.com/otelcol-dora/dorareceiver/internal/event"
 	"github.com/otelcol-dora/dorareceiver/internal/history"
+	"github.com/otelcol-dora/dorareceiver/internal/k8s"
 )
 
 // ApplicationsResource is Argo CD's Application custom resource.
@@ -174,40 +175,11 @@ func (h *HistorySource) Import(ctx context.Context, w history.Window, cursor str
 	return nil
 }
 
-// historyRetries is how many times a failing list is tried again (5xx,
-// 429, timeouts, the connection) before this run gives up; the next one
-// resumes from the cursor.
-const historyRetries = 4
-
-// retry runs list until it succeeds, fails for a reason retrying does not
-// mend, or has failed historyRetries more times, waiting longer each time.
+// retry runs list with the Kubernetes importer's retries (5xx, 429,
+// timeouts, the connection; k8s.RetryList); the next run resumes from the
+// cursor after the last failure.
 func (h *HistorySource) retry(ctx context.Context, list func() error) error {
-	wait := h.backoff
-	for attempt := 0; ; attempt++ {
-		err := list()
-		if err == nil || attempt == historyRetries || !retriable(err) {
-			return err
-		}
-		h.logger.Warn("Listing Argo CD Applications failed; retrying", zap.Duration("in", wait), zap.Error(err))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		wait *= 2
-	}
-}
-
-func retriable(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	var status apierrors.APIStatus
-	if !errors.As(err, &status) {
-		return true // the connection: refused, reset, timed out
-	}
-	return apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
-		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsUnexpectedServerError(err)
+	return k8s.RetryList(ctx, h.logger, h.backoff, "Listing Argo CD Applications", list)
 }
 
 // listError names the setting to fix when the API server refuses the

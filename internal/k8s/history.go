@@ -196,17 +196,23 @@ func cursorBefore(after, key types.NamespacedName) bool {
 	return after.Name < key.Name
 }
 
-// retry runs list until it succeeds, fails for a reason that retrying does
-// not mend, or has failed historyRetries more times, waiting longer each
-// time.
 func (h *HistorySource) retry(ctx context.Context, list func() error) error {
-	wait := h.backoff
+	return RetryList(ctx, h.logger, h.backoff, "Kubernetes list", list)
+}
+
+// RetryList runs list, a history import's request to the API server, until
+// it succeeds, fails for a reason that retrying does not mend, or has
+// failed historyRetries more times, waiting longer each time from first;
+// what names the request in the warning. The Kubernetes and the Argo CD
+// importers share it.
+func RetryList(ctx context.Context, logger *zap.Logger, first time.Duration, what string, list func() error) error {
+	wait := first
 	for attempt := 0; ; attempt++ {
 		err := list()
 		if err == nil || attempt == historyRetries || !retriable(err) {
 			return err
 		}
-		h.logger.Warn("Kubernetes list failed; retrying", zap.Duration("in", wait), zap.Error(err))
+		logger.Warn(what+" failed; retrying", zap.Duration("in", wait), zap.Error(err))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
