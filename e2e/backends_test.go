@@ -102,6 +102,10 @@ service:
 	// incident on api and its recovery.
 	stack.errorRatio.Store(0.2)
 	stack.waitQuery(t, `ALERTS{alertname="HighErrorRate",alertstate="firing"}`, map[string]string{"service": "api"}, 1)
+	// The incident is counted before the application recovers: an alert
+	// that resolves within Alertmanager's group_wait is never sent, and
+	// there would be no incident to recover from.
+	stack.waitQuery(t, `platform_deployment_failures_total`, map[string]string{"deployment": "api", "reason": "incident"}, 1)
 	stack.errorRatio.Store(0.0)
 	for name, b := range backends {
 		t.Logf("waiting for the incident's recovery through %s", name)
