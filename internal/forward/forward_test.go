@@ -35,6 +35,12 @@ func full() event.Event {
 	}
 }
 
+// notForwarded are the fields of event.Event the schema does not carry:
+// the history import's marks (Imported, ImportFrom), because an agent does
+// not import history (the import runs where the engine is: docs/history.md),
+// so every record is a live event.
+var notForwarded = map[string]bool{"Imported": true, "ImportFrom": true}
+
 // encoded is the OTLP/HTTP protobuf body of events, decoded again as the
 // gateway does.
 func roundTrip(t *testing.T, events []event.Event) []event.Event {
@@ -56,7 +62,11 @@ func TestRoundTripKeepsEveryField(t *testing.T) {
 	ev := full()
 	v := reflect.ValueOf(ev)
 	for i := range v.NumField() {
-		require.False(t, v.Field(i).IsZero(), "full leaves %s unset: set it, and carry it in the schema", v.Type().Field(i).Name)
+		name := v.Type().Field(i).Name
+		if notForwarded[name] {
+			continue
+		}
+		require.False(t, v.Field(i).IsZero(), "full leaves %s unset: set it, and carry it in the schema", name)
 	}
 	sv := reflect.ValueOf(ev.Service)
 	for i := range sv.NumField() {
