@@ -101,11 +101,17 @@ func TestRestartTargets(t *testing.T) {
 }
 
 // The configurations the soak writes are valid for the built binary
-// (skipped without OTELCOL_DORA_BIN).
+// (OTELCOL_DORA_BIN, which make test sets; else bin/otelcol-dora).
 func TestConfigsValidate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the built binary; run through make test")
+	}
 	bin := os.Getenv("OTELCOL_DORA_BIN")
 	if bin == "" {
-		t.Skip("OTELCOL_DORA_BIN not set")
+		bin = filepath.Join("..", "..", "bin", "otelcol-dora")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("otelcol-dora binary not found at %s (run `make build`, or `make test` which builds it): %v", bin, err)
 	}
 	dir := t.TempDir()
 	kc := filepath.Join(dir, "kubeconfig")
